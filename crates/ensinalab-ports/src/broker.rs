@@ -1,0 +1,47 @@
+//! The task broker port: Celery over Redis in production, an in-process runner by default.
+
+use std::future::Future;
+
+use ensinalab_domain::TaskId;
+
+use crate::error::BrokerError;
+use crate::model::{RevokeReport, TaskRequest, TaskSnapshot};
+
+/// Dispatches, observes and stops generation tasks. Batch-shaped on purpose: listing N tasks
+/// and cancelling N tasks each cost one round trip, not N.
+pub trait TaskBroker: Send + Sync {
+    /// Enqueues the task under `task.id`. MUST validate the message before sending it (a
+    /// malformed Celery message can crash every worker that pops it).
+    ///
+    /// # Errors
+    /// `Unavailable` when the broker cannot be reached; `Protocol` when the message is refused.
+    fn publish(&self, task: &TaskRequest) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// The states of `ids`, in the same order and of the same length, in one round trip.
+    /// An id the backend does not know is `PENDING`.
+    ///
+    /// # Errors
+    /// `Unavailable` when the broker cannot be reached. An undecodable entry is NOT an error
+    /// for the batch: it is reported as that task's state with an `error`.
+    fn states(
+        &self,
+        ids: &[TaskId],
+    ) -> impl Future<Output = Result<Vec<TaskSnapshot>, BrokerError>> + Send;
+
+    /// Stops `ids` for good: removes still-queued messages (recording them as revoked) and
+    /// sends ONE terminate-with-SIGKILL broadcast for the rest. Returns one report per id, in
+    /// order, saying what really happened.
+    ///
+    /// # Errors
+    /// `Unavailable` when the broker cannot be reached (nothing was revoked).
+    fn revoke(
+        &self,
+        ids: &[TaskId],
+    ) -> impl Future<Output = Result<Vec<RevokeReport>, BrokerError>> + Send;
+
+    /// Whether the broker answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    fn ping(&self) -> impl Future<Output = Result<(), BrokerError>> + Send;
+}

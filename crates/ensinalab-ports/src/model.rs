@@ -1,0 +1,310 @@
+//! Records that cross the ports. Plain data: storage and wire formats live in the adapters and
+//! the api crate.
+
+use ensinalab_domain::{
+    BriefingId, BriefingStatus, CeleryState, GeneratedOption, OptionId, ResourceKind, TaskId,
+    UserId, VideoId, VideoStatus,
+};
+use time::OffsetDateTime;
+
+/// Who is asking, as established by authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's subject.
+    pub user_id: UserId,
+    /// Admins also see tracebacks; ownership rules apply to them like to anyone.
+    pub is_admin: bool,
+    /// For the security trail.
+    pub client_ip: Option<String>,
+}
+
+/// A briefing row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Briefing {
+    pub id: BriefingId,
+    pub user_id: UserId,
+    pub title: String,
+    pub description: String,
+    pub duration_minutes: u32,
+    pub status: BriefingStatus,
+    /// The `generate_options` task; `None` only for rows made before tasks were tracked.
+    pub task_id: Option<TaskId>,
+    pub error_message: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An option generated for a briefing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BriefingOption {
+    pub id: OptionId,
+    pub briefing_id: BriefingId,
+    pub title: String,
+    pub description: String,
+    pub generator_type: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A video row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Video {
+    pub id: VideoId,
+    pub user_id: UserId,
+    pub briefing_id: BriefingId,
+    pub option_id: OptionId,
+    pub title: String,
+    pub generator_type: String,
+    pub status: VideoStatus,
+    /// `0.0..=1.0`.
+    pub progress: f64,
+    pub task_id: Option<TaskId>,
+    pub error_message: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A video to insert (status `queued`, progress 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVideo {
+    pub user_id: UserId,
+    pub briefing_id: BriefingId,
+    pub option_id: OptionId,
+    pub title: String,
+    pub generator_type: String,
+    pub task_id: TaskId,
+}
+
+/// The status of either kind of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyStatus {
+    Briefing(BriefingStatus),
+    Video(VideoStatus),
+}
+
+impl AnyStatus {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Briefing(s) => s.as_str(),
+            Self::Video(s) => s.as_str(),
+        }
+    }
+
+    /// Whether the owner may cancel it now.
+    pub fn is_cancellable(self) -> bool {
+        match self {
+            Self::Briefing(s) => s.is_cancellable(),
+            Self::Video(s) => s.is_cancellable(),
+        }
+    }
+
+    /// Which kind of resource has it.
+    pub fn kind(self) -> ResourceKind {
+        match self {
+            Self::Briefing(_) => ResourceKind::Briefing,
+            Self::Video(_) => ResourceKind::Video,
+        }
+    }
+}
+
+/// One row of a user's active list (a cancellable briefing or video).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveResource {
+    /// Briefing or video key (the kind is in `status`).
+    pub id: i64,
+    pub title: String,
+    pub status: AnyStatus,
+    /// Videos only.
+    pub progress: Option<f64>,
+    /// Videos only.
+    pub generator_type: Option<String>,
+    pub task_id: Option<TaskId>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Which resource a task belongs to, for ownership checks and the reconciler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceRef {
+    pub kind: ResourceKind,
+    pub id: i64,
+    pub user_id: UserId,
+}
+
+/// A task whose resource is still in flight, for the reconciler's sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InFlightTask {
+    pub resource: ResourceRef,
+    pub task_id: TaskId,
+    pub status: AnyStatus,
+    /// Videos only.
+    pub progress: Option<f64>,
+}
+
+/// The outcome of a guarded transition on one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition<T, S> {
+    /// The row moved; here it is after the change.
+    Done(T),
+    /// No such row.
+    NotFound,
+    /// The row exists but belongs to someone else (reported to the user as `NotFound`; kept
+    /// apart only for the security trail).
+    NotOwned,
+    /// The row is in a status the transition may not leave.
+    Refused(S),
+}
+
+/// What cancel-all changed, in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CancelledAll {
+    pub briefings: Vec<(BriefingId, Option<TaskId>)>,
+    pub videos: Vec<(VideoId, Option<TaskId>)>,
+}
+
+/// A task report the reconciler applies to a briefing (only while it is in flight).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BriefingUpdate {
+    /// The task started: `pending` becomes `processing`.
+    Running,
+    /// The options arrived: stored with the briefing, which becomes `options_ready`.
+    OptionsReady(Vec<GeneratedOption>),
+    /// The task failed: `failed` with the message.
+    Failed(String),
+    /// The task was revoked: `cancelled`.
+    Revoked,
+}
+
+/// A task report the reconciler applies to a video (only while it is in flight).
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoUpdate {
+    /// Running: `processing` with this progress.
+    Running { progress: f64 },
+    /// Finished: `completed` or `pending_approval`, progress 1.
+    Finished(VideoStatus),
+    /// The task failed: `failed` with the message.
+    Failed(String),
+    /// The task was revoked: `cancelled`.
+    Revoked,
+}
+
+/// A generation task to dispatch (see `docs/celery-contract.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    /// Chosen by the service before the row is written, so the row and the message agree.
+    pub id: TaskId,
+    pub kind: TaskKind,
+}
+
+/// The two tasks of the contract, with their kwargs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskKind {
+    /// `ensinalab.generate_options`.
+    GenerateOptions {
+        briefing_id: BriefingId,
+        title: String,
+        description: String,
+        duration_minutes: u32,
+    },
+    /// `ensinalab.generate_video`.
+    GenerateVideo {
+        video_id: VideoId,
+        briefing_id: BriefingId,
+        option_id: OptionId,
+        title: String,
+        generator_type: String,
+        duration_minutes: u32,
+    },
+}
+
+impl TaskKind {
+    /// The Celery task name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::GenerateOptions { .. } => "ensinalab.generate_options",
+            Self::GenerateVideo { .. } => "ensinalab.generate_video",
+        }
+    }
+}
+
+/// A task's state as the broker's result backend knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSnapshot {
+    pub task_id: TaskId,
+    pub state: CeleryState,
+    /// The backend's `result`: the meta of a custom state (`{current, total}`), the return value
+    /// of a SUCCESS, the worker's `{pid, hostname}` of a STARTED; `None` when absent or an
+    /// exception (see `error`).
+    pub info: Option<serde_json::Value>,
+    /// `"ValueError: boom"` for FAILURE/RETRY; the revoke reason for REVOKED (`"terminated"`).
+    pub error: Option<String>,
+    /// Python traceback of a FAILURE/RETRY. Shown to admins only.
+    pub traceback: Option<String>,
+    /// From a `{current, total}` meta, already clamped to `0.0..=1.0`.
+    pub progress: Option<f64>,
+}
+
+impl TaskSnapshot {
+    /// What the backend says of an id it has no key for.
+    pub fn pending(task_id: TaskId) -> Self {
+        Self {
+            task_id,
+            state: CeleryState::Pending,
+            info: None,
+            error: None,
+            traceback: None,
+            progress: None,
+        }
+    }
+}
+
+/// What revoking one task achieved. Never claims more than happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The message was still waiting in the queue and was removed: it will never run.
+    RemovedFromQueue,
+    /// The kill broadcast reached at least one worker.
+    Signalled,
+    /// Nobody heard the broadcast (no worker subscribed); the task may still run later.
+    NoWorkerListening,
+    /// The task had already finished; nothing to stop.
+    AlreadyFinished,
+}
+
+impl RevokeOutcome {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RemovedFromQueue => "removed_from_queue",
+            Self::Signalled => "signalled",
+            Self::NoWorkerListening => "no_worker_listening",
+            Self::AlreadyFinished => "already_finished",
+        }
+    }
+
+    /// The seed's `task_revoked`: true only when the task is known to be stopped or stopping.
+    pub fn revoked(self) -> bool {
+        matches!(self, Self::RemovedFromQueue | Self::Signalled)
+    }
+}
+
+/// What happened to one task of a revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeReport {
+    pub task_id: TaskId,
+    pub outcome: RevokeOutcome,
+}
+
+/// A row of the security trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityEvent {
+    /// e.g. `video_cancelled`, `cancel_refused`, `auth_failed`, `rate_limited`.
+    pub event: String,
+    /// `None` for failed authentication.
+    pub user_id: Option<UserId>,
+    pub resource: Option<(ResourceKind, i64)>,
+    pub task_id: Option<TaskId>,
+    /// e.g. `cancelled`, `not_found`, `not_owner`, `not_cancellable`.
+    pub outcome: String,
+    pub client_ip: Option<String>,
+    pub details: serde_json::Value,
+}

@@ -1,0 +1,177 @@
+//! Repository ports. One adapter (`ensinalab-store`) implements them all on one database, so a
+//! use case that needs several of them takes one `S: Store`.
+
+use std::future::Future;
+
+use ensinalab_domain::{
+    BriefingDraft, BriefingId, BriefingStatus, OptionId, TaskId, UserId, VideoId, VideoStatus,
+};
+
+use crate::error::StoreError;
+use crate::model::{
+    ActiveResource, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll, InFlightTask,
+    NewVideo, ResourceRef, SecurityEvent, Transition, Video, VideoUpdate,
+};
+
+/// Text written to a video's `error_message` when its owner cancels it (seed contract).
+pub const CANCELLED_BY_USER: &str = "Cancelado pelo usuário";
+
+/// Briefings and their options.
+pub trait Briefings: Send + Sync {
+    /// Inserts a briefing in `processing` with its `generate_options` task id already set, so a
+    /// worker's report can never arrive before the row knows its task.
+    ///
+    /// # Errors
+    /// `StoreError` when the insert fails.
+    fn create_briefing(
+        &self,
+        user: UserId,
+        draft: &BriefingDraft,
+        task_id: &TaskId,
+    ) -> impl Future<Output = Result<Briefing, StoreError>> + Send;
+
+    /// The briefing and its options (oldest first) if it exists AND belongs to `user`; `None`
+    /// otherwise (a missing row and someone else's row MUST look the same).
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn briefing(
+        &self,
+        user: UserId,
+        id: BriefingId,
+    ) -> impl Future<Output = Result<Option<(Briefing, Vec<BriefingOption>)>, StoreError>> + Send;
+
+    /// The option and its briefing, if the briefing belongs to `user`.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn option(
+        &self,
+        user: UserId,
+        id: OptionId,
+    ) -> impl Future<Output = Result<Option<(Briefing, BriefingOption)>, StoreError>> + Send;
+
+    /// Atomically moves the briefing to `cancelled` if it belongs to `user` and is in
+    /// [`BriefingStatus::CANCELLABLE`] (one conditional update: a cancel racing a completion ends
+    /// in exactly one terminal state). Otherwise MUST say why: `NotFound`, `NotOwned`, or
+    /// `Refused(current)`, changing nothing.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn cancel_briefing(
+        &self,
+        user: UserId,
+        id: BriefingId,
+    ) -> impl Future<Output = Result<Transition<Briefing, BriefingStatus>, StoreError>> + Send;
+
+    /// Applies a task report if, and only if, the briefing is still in
+    /// [`BriefingStatus::IN_FLIGHT`]; options are stored in the same transaction. Returns
+    /// whether the row changed.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn apply_briefing_update(
+        &self,
+        id: BriefingId,
+        update: &BriefingUpdate,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Videos.
+pub trait Videos: Send + Sync {
+    /// Inserts a video in `queued`, progress 0, with its task id.
+    ///
+    /// # Errors
+    /// `StoreError` when the insert fails.
+    fn create_video(
+        &self,
+        new: &NewVideo,
+    ) -> impl Future<Output = Result<Video, StoreError>> + Send;
+
+    /// The video if it exists AND belongs to `user`.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn video(
+        &self,
+        user: UserId,
+        id: VideoId,
+    ) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
+
+    /// Like [`Briefings::cancel_briefing`], for [`VideoStatus::CANCELLABLE`]; also sets
+    /// `error_message` to [`CANCELLED_BY_USER`] and `progress` to 0.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn cancel_video(
+        &self,
+        user: UserId,
+        id: VideoId,
+    ) -> impl Future<Output = Result<Transition<Video, VideoStatus>, StoreError>> + Send;
+
+    /// Like [`Briefings::apply_briefing_update`], guarded by [`VideoStatus::IN_FLIGHT`].
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn apply_video_update(
+        &self,
+        id: VideoId,
+        update: &VideoUpdate,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Queries and transitions across briefings and videos.
+pub trait Tasks: Send + Sync {
+    /// The user's cancellable briefings and videos, newest first, in a constant number of
+    /// queries whatever their number.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn active(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<ActiveResource>, StoreError>> + Send;
+
+    /// The resource whose current task is `task_id`, whoever owns it.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn resource_for_task(
+        &self,
+        task_id: &TaskId,
+    ) -> impl Future<Output = Result<Option<ResourceRef>, StoreError>> + Send;
+
+    /// In one transaction: cancels every cancellable briefing and video of the caller (the same
+    /// guarded updates as the single cancels, videos also get [`CANCELLED_BY_USER`] and progress
+    /// 0) and records one `tasks_cancelled_all` security event with the counts. Returns what
+    /// moved, with the task ids to revoke.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure; nothing is changed then.
+    fn cancel_all(
+        &self,
+        caller: &Caller,
+    ) -> impl Future<Output = Result<CancelledAll, StoreError>> + Send;
+
+    /// Up to `limit` resources in flight with a task id, oldest first (the reconciler's sweep).
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn in_flight(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<InFlightTask>, StoreError>> + Send;
+}
+
+/// The security trail.
+pub trait SecurityLog: Send + Sync {
+    /// Appends one event.
+    ///
+    /// # Errors
+    /// `StoreError` when it cannot be written.
+    fn record(&self, event: &SecurityEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything a use case may need from storage.
+pub trait Store: Briefings + Videos + Tasks + SecurityLog {}
+impl<T: Briefings + Videos + Tasks + SecurityLog> Store for T {}

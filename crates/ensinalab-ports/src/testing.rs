@@ -1,0 +1,637 @@
+//! In-memory fakes of the ports, for use-case tests (here and in other crates' unit tests).
+//! They follow the ports' contracts, guards included, but prove nothing about a real adapter.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use ensinalab_domain::{
+    BriefingDraft, BriefingId, BriefingStatus, OptionId, ResourceKind, TaskId, UserId, VideoId,
+    VideoStatus,
+};
+use time::OffsetDateTime;
+
+use crate::broker::TaskBroker;
+use crate::error::{BrokerError, StoreError};
+use crate::model::{
+    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll,
+    InFlightTask, NewVideo, ResourceRef, RevokeOutcome, RevokeReport, SecurityEvent, TaskRequest,
+    TaskSnapshot, Transition, Video, VideoUpdate,
+};
+use crate::repo::{Briefings, CANCELLED_BY_USER, SecurityLog, Tasks, Videos};
+
+#[derive(Default)]
+struct Tables {
+    next_id: i64,
+    briefings: Vec<Briefing>,
+    options: Vec<BriefingOption>,
+    videos: Vec<Video>,
+    events: Vec<SecurityEvent>,
+}
+
+impl Tables {
+    fn next(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// All repositories over vectors behind one mutex (never held across an await).
+#[derive(Default)]
+pub struct InMemoryStore {
+    tables: Mutex<Tables>,
+    /// When set, every call fails with `Unavailable`.
+    pub down: AtomicBool,
+}
+
+fn down_error() -> StoreError {
+    StoreError::Unavailable("in-memory store is down".into())
+}
+
+impl InMemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> Result<T, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(down_error());
+        }
+        let mut tables = self.tables.lock().map_err(|_| down_error())?;
+        Ok(f(&mut tables))
+    }
+
+    /// Inserts a briefing directly, in any status (test setup).
+    pub fn insert_briefing(
+        &self,
+        user: UserId,
+        status: BriefingStatus,
+        task_id: Option<TaskId>,
+    ) -> Briefing {
+        self.with(|t| {
+            let now = OffsetDateTime::now_utc();
+            let b = Briefing {
+                id: BriefingId(t.next()),
+                user_id: user,
+                title: "Gestão de Sala de Aula".into(),
+                description: String::new(),
+                duration_minutes: 10,
+                status,
+                task_id,
+                error_message: None,
+                created_at: now,
+                updated_at: now,
+            };
+            t.briefings.push(b.clone());
+            b
+        })
+        .expect("fake store is up during setup")
+    }
+
+    /// Adds an option to a briefing (test setup).
+    pub fn insert_option(&self, briefing: BriefingId) -> BriefingOption {
+        self.with(|t| {
+            let o = BriefingOption {
+                id: OptionId(t.next()),
+                briefing_id: briefing,
+                title: "Como usar Google Classroom".into(),
+                description: String::new(),
+                generator_type: "simple".into(),
+                created_at: OffsetDateTime::now_utc(),
+            };
+            t.options.push(o.clone());
+            o
+        })
+        .expect("fake store is up during setup")
+    }
+
+    /// Inserts a video directly, in any status (test setup).
+    pub fn insert_video(
+        &self,
+        user: UserId,
+        status: VideoStatus,
+        task_id: Option<TaskId>,
+    ) -> Video {
+        self.with(|t| {
+            let now = OffsetDateTime::now_utc();
+            let v = Video {
+                id: VideoId(t.next()),
+                user_id: user,
+                briefing_id: BriefingId(0),
+                option_id: OptionId(0),
+                title: "Como usar Google Classroom".into(),
+                generator_type: "simple".into(),
+                status,
+                progress: 0.4,
+                task_id,
+                error_message: None,
+                created_at: now,
+                updated_at: now,
+            };
+            t.videos.push(v.clone());
+            v
+        })
+        .expect("fake store is up during setup")
+    }
+
+    /// The security events recorded so far.
+    pub fn events(&self) -> Vec<SecurityEvent> {
+        self.with(|t| t.events.clone()).unwrap_or_default()
+    }
+
+    /// A video by id, whoever owns it.
+    pub fn video_row(&self, id: VideoId) -> Option<Video> {
+        self.with(|t| t.videos.iter().find(|v| v.id == id).cloned())
+            .ok()
+            .flatten()
+    }
+
+    /// A briefing by id, whoever owns it.
+    pub fn briefing_row(&self, id: BriefingId) -> Option<Briefing> {
+        self.with(|t| t.briefings.iter().find(|b| b.id == id).cloned())
+            .ok()
+            .flatten()
+    }
+
+    /// The options of a briefing.
+    pub fn options_of(&self, id: BriefingId) -> Vec<BriefingOption> {
+        self.with(|t| {
+            t.options
+                .iter()
+                .filter(|o| o.briefing_id == id)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn transition<T: Clone, S: Copy>(
+    row: Option<&mut T>,
+    user: UserId,
+    owner: impl Fn(&T) -> UserId,
+    status: impl Fn(&T) -> S,
+    allowed: impl Fn(S) -> bool,
+    change: impl FnOnce(&mut T),
+) -> Transition<T, S> {
+    match row {
+        None => Transition::NotFound,
+        Some(r) if owner(r) != user => Transition::NotOwned,
+        Some(r) if !allowed(status(r)) => Transition::Refused(status(r)),
+        Some(r) => {
+            change(r);
+            Transition::Done(r.clone())
+        }
+    }
+}
+
+fn cancel_video_row(v: &mut Video) {
+    v.status = VideoStatus::Cancelled;
+    v.error_message = Some(CANCELLED_BY_USER.to_owned());
+    v.progress = 0.0;
+    v.updated_at = OffsetDateTime::now_utc();
+}
+
+fn cancel_briefing_row(b: &mut Briefing) {
+    b.status = BriefingStatus::Cancelled;
+    b.updated_at = OffsetDateTime::now_utc();
+}
+
+impl Briefings for InMemoryStore {
+    async fn create_briefing(
+        &self,
+        user: UserId,
+        draft: &BriefingDraft,
+        task_id: &TaskId,
+    ) -> Result<Briefing, StoreError> {
+        self.with(|t| {
+            let now = OffsetDateTime::now_utc();
+            let b = Briefing {
+                id: BriefingId(t.next()),
+                user_id: user,
+                title: draft.title().to_owned(),
+                description: draft.description().to_owned(),
+                duration_minutes: draft.duration_minutes(),
+                status: BriefingStatus::Processing,
+                task_id: Some(task_id.clone()),
+                error_message: None,
+                created_at: now,
+                updated_at: now,
+            };
+            t.briefings.push(b.clone());
+            b
+        })
+    }
+
+    async fn briefing(
+        &self,
+        user: UserId,
+        id: BriefingId,
+    ) -> Result<Option<(Briefing, Vec<BriefingOption>)>, StoreError> {
+        self.with(|t| {
+            let b = t
+                .briefings
+                .iter()
+                .find(|b| b.id == id && b.user_id == user)?
+                .clone();
+            let options = t
+                .options
+                .iter()
+                .filter(|o| o.briefing_id == id)
+                .cloned()
+                .collect();
+            Some((b, options))
+        })
+    }
+
+    async fn option(
+        &self,
+        user: UserId,
+        id: OptionId,
+    ) -> Result<Option<(Briefing, BriefingOption)>, StoreError> {
+        self.with(|t| {
+            let o = t.options.iter().find(|o| o.id == id)?.clone();
+            let b = t
+                .briefings
+                .iter()
+                .find(|b| b.id == o.briefing_id && b.user_id == user)?
+                .clone();
+            Some((b, o))
+        })
+    }
+
+    async fn cancel_briefing(
+        &self,
+        user: UserId,
+        id: BriefingId,
+    ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
+        self.with(|t| {
+            let row = t.briefings.iter_mut().find(|b| b.id == id);
+            transition(
+                row,
+                user,
+                |b| b.user_id,
+                |b| b.status,
+                BriefingStatus::is_cancellable,
+                cancel_briefing_row,
+            )
+        })
+    }
+
+    async fn apply_briefing_update(
+        &self,
+        id: BriefingId,
+        update: &BriefingUpdate,
+    ) -> Result<bool, StoreError> {
+        self.with(|t| {
+            let Some(b) = t
+                .briefings
+                .iter_mut()
+                .find(|b| b.id == id && b.status.is_in_flight())
+            else {
+                return false;
+            };
+            b.updated_at = OffsetDateTime::now_utc();
+            let mut new_options = Vec::new();
+            match update {
+                BriefingUpdate::Running => b.status = BriefingStatus::Processing,
+                BriefingUpdate::OptionsReady(options) => {
+                    b.status = BriefingStatus::OptionsReady;
+                    new_options.clone_from(options);
+                }
+                BriefingUpdate::Failed(msg) => {
+                    b.status = BriefingStatus::Failed;
+                    b.error_message = Some(msg.clone());
+                }
+                BriefingUpdate::Revoked => b.status = BriefingStatus::Cancelled,
+            }
+            for o in new_options {
+                let option = BriefingOption {
+                    id: OptionId(t.next()),
+                    briefing_id: id,
+                    title: o.title,
+                    description: o.description,
+                    generator_type: o.generator_type,
+                    created_at: OffsetDateTime::now_utc(),
+                };
+                t.options.push(option);
+            }
+            true
+        })
+    }
+}
+
+impl Videos for InMemoryStore {
+    async fn create_video(&self, new: &NewVideo) -> Result<Video, StoreError> {
+        self.with(|t| {
+            let now = OffsetDateTime::now_utc();
+            let v = Video {
+                id: VideoId(t.next()),
+                user_id: new.user_id,
+                briefing_id: new.briefing_id,
+                option_id: new.option_id,
+                title: new.title.clone(),
+                generator_type: new.generator_type.clone(),
+                status: VideoStatus::Queued,
+                progress: 0.0,
+                task_id: Some(new.task_id.clone()),
+                error_message: None,
+                created_at: now,
+                updated_at: now,
+            };
+            t.videos.push(v.clone());
+            v
+        })
+    }
+
+    async fn video(&self, user: UserId, id: VideoId) -> Result<Option<Video>, StoreError> {
+        self.with(|t| {
+            t.videos
+                .iter()
+                .find(|v| v.id == id && v.user_id == user)
+                .cloned()
+        })
+    }
+
+    async fn cancel_video(
+        &self,
+        user: UserId,
+        id: VideoId,
+    ) -> Result<Transition<Video, VideoStatus>, StoreError> {
+        self.with(|t| {
+            let row = t.videos.iter_mut().find(|v| v.id == id);
+            transition(
+                row,
+                user,
+                |v| v.user_id,
+                |v| v.status,
+                VideoStatus::is_cancellable,
+                cancel_video_row,
+            )
+        })
+    }
+
+    async fn apply_video_update(
+        &self,
+        id: VideoId,
+        update: &VideoUpdate,
+    ) -> Result<bool, StoreError> {
+        self.with(|t| {
+            let Some(v) = t
+                .videos
+                .iter_mut()
+                .find(|v| v.id == id && v.status.is_in_flight())
+            else {
+                return false;
+            };
+            v.updated_at = OffsetDateTime::now_utc();
+            match update {
+                VideoUpdate::Running { progress } => {
+                    v.status = VideoStatus::Processing;
+                    v.progress = *progress;
+                }
+                VideoUpdate::Finished(status) => {
+                    v.status = *status;
+                    v.progress = 1.0;
+                }
+                VideoUpdate::Failed(msg) => {
+                    v.status = VideoStatus::Failed;
+                    v.error_message = Some(msg.clone());
+                }
+                VideoUpdate::Revoked => v.status = VideoStatus::Cancelled,
+            }
+            true
+        })
+    }
+}
+
+impl Tasks for InMemoryStore {
+    async fn active(&self, user: UserId) -> Result<Vec<ActiveResource>, StoreError> {
+        self.with(|t| {
+            let briefings = t
+                .briefings
+                .iter()
+                .filter(|b| b.user_id == user && b.status.is_cancellable())
+                .map(|b| ActiveResource {
+                    id: b.id.get(),
+                    title: b.title.clone(),
+                    status: AnyStatus::Briefing(b.status),
+                    progress: None,
+                    generator_type: None,
+                    task_id: b.task_id.clone(),
+                    created_at: b.created_at,
+                });
+            let videos = t
+                .videos
+                .iter()
+                .filter(|v| v.user_id == user && v.status.is_cancellable())
+                .map(|v| ActiveResource {
+                    id: v.id.get(),
+                    title: v.title.clone(),
+                    status: AnyStatus::Video(v.status),
+                    progress: Some(v.progress),
+                    generator_type: Some(v.generator_type.clone()),
+                    task_id: v.task_id.clone(),
+                    created_at: v.created_at,
+                });
+            let mut all: Vec<ActiveResource> = briefings.chain(videos).collect();
+            all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+            all
+        })
+    }
+
+    async fn resource_for_task(&self, task_id: &TaskId) -> Result<Option<ResourceRef>, StoreError> {
+        self.with(|t| {
+            let b = t
+                .briefings
+                .iter()
+                .find(|b| b.task_id.as_ref() == Some(task_id))
+                .map(|b| ResourceRef {
+                    kind: ResourceKind::Briefing,
+                    id: b.id.get(),
+                    user_id: b.user_id,
+                });
+            b.or_else(|| {
+                t.videos
+                    .iter()
+                    .find(|v| v.task_id.as_ref() == Some(task_id))
+                    .map(|v| ResourceRef {
+                        kind: ResourceKind::Video,
+                        id: v.id.get(),
+                        user_id: v.user_id,
+                    })
+            })
+        })
+    }
+
+    async fn cancel_all(&self, caller: &Caller) -> Result<CancelledAll, StoreError> {
+        self.with(|t| {
+            let mut out = CancelledAll::default();
+            for b in t
+                .briefings
+                .iter_mut()
+                .filter(|b| b.user_id == caller.user_id && b.status.is_cancellable())
+            {
+                cancel_briefing_row(b);
+                out.briefings.push((b.id, b.task_id.clone()));
+            }
+            for v in t
+                .videos
+                .iter_mut()
+                .filter(|v| v.user_id == caller.user_id && v.status.is_cancellable())
+            {
+                cancel_video_row(v);
+                out.videos.push((v.id, v.task_id.clone()));
+            }
+            t.events.push(SecurityEvent {
+                event: "tasks_cancelled_all".into(),
+                user_id: Some(caller.user_id),
+                resource: None,
+                task_id: None,
+                outcome: "cancelled".into(),
+                client_ip: caller.client_ip.clone(),
+                details: serde_json::json!({
+                    "briefings": out.briefings.len(),
+                    "videos": out.videos.len(),
+                }),
+            });
+            out
+        })
+    }
+
+    async fn in_flight(&self, limit: u32) -> Result<Vec<InFlightTask>, StoreError> {
+        self.with(|t| {
+            let briefings = t
+                .briefings
+                .iter()
+                .filter(|b| b.status.is_in_flight())
+                .filter_map(|b| {
+                    Some(InFlightTask {
+                        resource: ResourceRef {
+                            kind: ResourceKind::Briefing,
+                            id: b.id.get(),
+                            user_id: b.user_id,
+                        },
+                        task_id: b.task_id.clone()?,
+                        status: AnyStatus::Briefing(b.status),
+                        progress: None,
+                    })
+                });
+            let videos = t
+                .videos
+                .iter()
+                .filter(|v| v.status.is_in_flight())
+                .filter_map(|v| {
+                    Some(InFlightTask {
+                        resource: ResourceRef {
+                            kind: ResourceKind::Video,
+                            id: v.id.get(),
+                            user_id: v.user_id,
+                        },
+                        task_id: v.task_id.clone()?,
+                        status: AnyStatus::Video(v.status),
+                        progress: Some(v.progress),
+                    })
+                });
+            briefings.chain(videos).take(limit as usize).collect()
+        })
+    }
+}
+
+impl SecurityLog for InMemoryStore {
+    async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
+        self.with(|t| t.events.push(event.clone()))
+    }
+}
+
+/// A broker that records what it was asked and answers from a table of states.
+#[derive(Default)]
+pub struct RecordingBroker {
+    published: Mutex<Vec<TaskRequest>>,
+    revoked: Mutex<Vec<Vec<TaskId>>>,
+    states: Mutex<HashMap<TaskId, TaskSnapshot>>,
+    /// Calls still to fail with `Unavailable` (any method).
+    pub fail_next: AtomicUsize,
+    /// What every revoke reports.
+    pub revoke_outcome: Mutex<Option<RevokeOutcome>>,
+    /// How many `states` calls were made (to check batch shapes).
+    pub state_calls: AtomicUsize,
+}
+
+impl RecordingBroker {
+    fn failing(&self) -> Result<(), BrokerError> {
+        let left = self.fail_next.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail_next.store(left - 1, Ordering::SeqCst);
+            return Err(BrokerError::Unavailable(
+                "recording broker told to fail".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets what `states` reports for a task.
+    pub fn set_state(&self, snapshot: TaskSnapshot) {
+        if let Ok(mut s) = self.states.lock() {
+            s.insert(snapshot.task_id.clone(), snapshot);
+        }
+    }
+
+    /// Tasks published so far.
+    pub fn published(&self) -> Vec<TaskRequest> {
+        self.published.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Revoke calls so far, each with its ids.
+    pub fn revoke_calls(&self) -> Vec<Vec<TaskId>> {
+        self.revoked.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl TaskBroker for RecordingBroker {
+    async fn publish(&self, task: &TaskRequest) -> Result<(), BrokerError> {
+        self.failing()?;
+        if let Ok(mut p) = self.published.lock() {
+            p.push(task.clone());
+        }
+        Ok(())
+    }
+
+    async fn states(&self, ids: &[TaskId]) -> Result<Vec<TaskSnapshot>, BrokerError> {
+        self.state_calls.fetch_add(1, Ordering::SeqCst);
+        self.failing()?;
+        let states = self
+            .states
+            .lock()
+            .map_err(|_| BrokerError::Protocol("poisoned".into()))?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                states
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| TaskSnapshot::pending(id.clone()))
+            })
+            .collect())
+    }
+
+    async fn revoke(&self, ids: &[TaskId]) -> Result<Vec<RevokeReport>, BrokerError> {
+        self.failing()?;
+        if let Ok(mut r) = self.revoked.lock() {
+            r.push(ids.to_vec());
+        }
+        let outcome = self
+            .revoke_outcome
+            .lock()
+            .ok()
+            .and_then(|o| *o)
+            .unwrap_or(RevokeOutcome::Signalled);
+        Ok(ids
+            .iter()
+            .map(|id| RevokeReport {
+                task_id: id.clone(),
+                outcome,
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        self.failing()
+    }
+}

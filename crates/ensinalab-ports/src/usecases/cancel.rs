@@ -1,0 +1,278 @@
+//! Cancelling a video, a briefing's option generation, or everything a user has running.
+//!
+//! Order of a cancel: ownership, status, then the database transition, then the revoke, then
+//! the security event. The database moves first, in one guarded update, so the user's intent
+//! is recorded even when the broker is down or slow, and a cancel racing a completion ends in
+//! exactly one terminal state. If the revoke then fails, the cancel still stands: the response
+//! says `task_revoked: false` with the revoke status `failed`, the security event records it,
+//! and the reconciler never moves the row out of `cancelled` whatever the worker reports later.
+
+use ensinalab_domain::{BriefingId, BriefingStatus, ResourceKind, TaskId, VideoId, VideoStatus};
+use serde_json::json;
+
+use super::Service;
+use crate::broker::TaskBroker;
+use crate::error::StoreError;
+use crate::model::{
+    Briefing, Caller, RevokeOutcome, RevokeReport, SecurityEvent, Transition, Video,
+};
+use crate::repo::Store;
+
+/// What became of the revoke that follows a cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeStatus {
+    /// The broker did this.
+    Done(RevokeOutcome),
+    /// The resource had no task id: nothing to revoke.
+    NoTask,
+    /// The broker could not be reached; the database still says `cancelled`.
+    Failed,
+}
+
+impl RevokeStatus {
+    /// The seed's `task_revoked`.
+    pub fn revoked(self) -> bool {
+        matches!(self, Self::Done(o) if o.revoked())
+    }
+
+    /// The wire string of the added `revoke` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done(o) => o.as_str(),
+            Self::NoTask => "no_task",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A successful cancel: the row after the change and what the revoke achieved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cancelled<T> {
+    pub resource: T,
+    pub revoke: RevokeStatus,
+}
+
+/// Why a video could not be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelVideoError {
+    /// Missing, or someone else's (the same answer, so ids cannot be probed).
+    #[error("video not found")]
+    NotFound,
+    /// Its status does not allow cancelling.
+    #[error("video cannot be cancelled in status {status}")]
+    NotCancellable { status: VideoStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a briefing's generation could not be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelBriefingError {
+    /// Missing, or someone else's.
+    #[error("briefing not found")]
+    NotFound,
+    /// Its status does not allow cancelling.
+    #[error("briefing cannot be cancelled in status {status}")]
+    NotCancellable { status: BriefingStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why cancel-all failed (nothing was changed then).
+#[derive(Debug, thiserror::Error)]
+pub enum CancelAllError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What cancel-all did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelledAllReport {
+    pub briefings: Vec<BriefingId>,
+    pub videos: Vec<VideoId>,
+    /// One report per revoked task id; `None` when the broker could not be reached.
+    pub revokes: Option<Vec<RevokeReport>>,
+}
+
+impl CancelledAllReport {
+    /// How many resources were cancelled.
+    pub fn total(&self) -> usize {
+        self.briefings.len() + self.videos.len()
+    }
+}
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Cancels a video of the caller.
+    ///
+    /// # Errors
+    /// [`CancelVideoError`]; every refusal is also written to the security trail.
+    pub async fn cancel_video(
+        &self,
+        caller: &Caller,
+        id: VideoId,
+    ) -> Result<Cancelled<Video>, CancelVideoError> {
+        let resource = (ResourceKind::Video, id.get());
+        match self.store.cancel_video(caller.user_id, id).await? {
+            Transition::Done(video) => {
+                let revoke = self.revoke_one(video.task_id.as_ref()).await;
+                self.audit(
+                    caller,
+                    "video_cancelled",
+                    resource,
+                    video.task_id.clone(),
+                    revoke,
+                )
+                .await?;
+                Ok(Cancelled {
+                    resource: video,
+                    revoke,
+                })
+            }
+            Transition::Refused(status) => {
+                self.audit_refusal(caller, resource, "not_cancellable", Some(status.as_str()))
+                    .await?;
+                Err(CancelVideoError::NotCancellable { status })
+            }
+            refusal => {
+                self.audit_refusal(caller, resource, missing(&refusal), None)
+                    .await?;
+                Err(CancelVideoError::NotFound)
+            }
+        }
+    }
+
+    /// Cancels the option generation of a briefing of the caller.
+    ///
+    /// # Errors
+    /// [`CancelBriefingError`]; every refusal is also written to the security trail.
+    pub async fn cancel_briefing(
+        &self,
+        caller: &Caller,
+        id: BriefingId,
+    ) -> Result<Cancelled<Briefing>, CancelBriefingError> {
+        let resource = (ResourceKind::Briefing, id.get());
+        match self.store.cancel_briefing(caller.user_id, id).await? {
+            Transition::Done(briefing) => {
+                let revoke = self.revoke_one(briefing.task_id.as_ref()).await;
+                self.audit(
+                    caller,
+                    "briefing_cancelled",
+                    resource,
+                    briefing.task_id.clone(),
+                    revoke,
+                )
+                .await?;
+                Ok(Cancelled {
+                    resource: briefing,
+                    revoke,
+                })
+            }
+            Transition::Refused(status) => {
+                self.audit_refusal(caller, resource, "not_cancellable", Some(status.as_str()))
+                    .await?;
+                Err(CancelBriefingError::NotCancellable { status })
+            }
+            refusal => {
+                self.audit_refusal(caller, resource, missing(&refusal), None)
+                    .await?;
+                Err(CancelBriefingError::NotFound)
+            }
+        }
+    }
+
+    /// Cancels every active briefing and video of the caller: one transaction (which also
+    /// writes the security event), then one revoke call for all their tasks.
+    ///
+    /// # Errors
+    /// [`CancelAllError`] when the transaction fails; nothing changed then.
+    pub async fn cancel_all(&self, caller: &Caller) -> Result<CancelledAllReport, CancelAllError> {
+        let cancelled = self.store.cancel_all(caller).await?;
+        let task_ids: Vec<TaskId> = cancelled
+            .briefings
+            .iter()
+            .filter_map(|(_, t)| t.clone())
+            .chain(cancelled.videos.iter().filter_map(|(_, t)| t.clone()))
+            .collect();
+        let revokes = if task_ids.is_empty() {
+            Some(Vec::new())
+        } else {
+            match self.broker.revoke(&task_ids).await {
+                Ok(reports) => Some(reports),
+                Err(err) => {
+                    tracing::warn!(error = %err, tasks = task_ids.len(), "revoke failed; the cancel stands");
+                    None
+                }
+            }
+        };
+        Ok(CancelledAllReport {
+            briefings: cancelled.briefings.into_iter().map(|(id, _)| id).collect(),
+            videos: cancelled.videos.into_iter().map(|(id, _)| id).collect(),
+            revokes,
+        })
+    }
+
+    async fn revoke_one(&self, task_id: Option<&TaskId>) -> RevokeStatus {
+        let Some(task_id) = task_id else {
+            return RevokeStatus::NoTask;
+        };
+        match self.broker.revoke(std::slice::from_ref(task_id)).await {
+            Ok(reports) => reports
+                .into_iter()
+                .find(|r| &r.task_id == task_id)
+                .map_or(RevokeStatus::Failed, |r| RevokeStatus::Done(r.outcome)),
+            Err(err) => {
+                tracing::warn!(error = %err, %task_id, "revoke failed; the cancel stands");
+                RevokeStatus::Failed
+            }
+        }
+    }
+
+    async fn audit(
+        &self,
+        caller: &Caller,
+        event: &str,
+        resource: (ResourceKind, i64),
+        task_id: Option<TaskId>,
+        revoke: RevokeStatus,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record(&SecurityEvent {
+                event: event.to_owned(),
+                user_id: Some(caller.user_id),
+                resource: Some(resource),
+                task_id,
+                outcome: "cancelled".to_owned(),
+                client_ip: caller.client_ip.clone(),
+                details: json!({ "revoked": revoke.revoked(), "revoke": revoke.as_str() }),
+            })
+            .await
+    }
+
+    async fn audit_refusal(
+        &self,
+        caller: &Caller,
+        resource: (ResourceKind, i64),
+        outcome: &str,
+        status: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record(&SecurityEvent {
+                event: "cancel_refused".to_owned(),
+                user_id: Some(caller.user_id),
+                resource: Some(resource),
+                task_id: None,
+                outcome: outcome.to_owned(),
+                client_ip: caller.client_ip.clone(),
+                details: status.map_or_else(|| json!({}), |s| json!({ "status": s })),
+            })
+            .await
+    }
+}
+
+/// `not_owner` for someone else's resource (an attempt worth flagging), `not_found` otherwise.
+fn missing<T, S>(refusal: &Transition<T, S>) -> &'static str {
+    match refusal {
+        Transition::NotOwned => "not_owner",
+        _ => "not_found",
+    }
+}

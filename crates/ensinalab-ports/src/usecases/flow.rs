@@ -1,0 +1,185 @@
+//! The generation flow the cancel routes act on: briefing -> options -> video.
+//!
+//! Each task id is chosen before its row is written, and the row is written before the task is
+//! published, so no worker report can arrive for a row that does not know its task yet. If the
+//! publish fails, the row is marked `failed` (it will never run) and the caller gets the error.
+
+use ensinalab_domain::{BriefingDraft, BriefingId, BriefingStatus, OptionId, VideoId};
+
+use super::{Service, new_task_id};
+use crate::broker::TaskBroker;
+use crate::error::{BrokerError, StoreError};
+use crate::model::{
+    Briefing, BriefingOption, BriefingUpdate, Caller, NewVideo, TaskKind, TaskRequest, Video,
+    VideoUpdate,
+};
+use crate::repo::Store;
+
+/// Message stored on a row whose task could not be dispatched.
+pub(crate) const DISPATCH_FAILED: &str = "Falha ao enviar a tarefa para a fila";
+
+/// Why a briefing could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateBriefingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The row exists (as `failed`) but its task could not be dispatched.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// Why a briefing could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BriefingError {
+    /// Missing or someone else's.
+    #[error("briefing not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an option could not be selected.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectOptionError {
+    /// Missing, or of someone else's briefing.
+    #[error("option not found")]
+    NotFound,
+    /// The briefing's options are not ready (or it was cancelled or failed).
+    #[error("briefing is not ready for a video in status {status}")]
+    BriefingNotReady { status: BriefingStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The video exists (as `failed`) but its task could not be dispatched.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// Why a video could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoStatusError {
+    /// Missing or someone else's.
+    #[error("video not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Stores a briefing in `processing` and dispatches `ensinalab.generate_options` for it.
+    ///
+    /// # Errors
+    /// [`CreateBriefingError`].
+    pub async fn create_briefing(
+        &self,
+        caller: &Caller,
+        draft: &BriefingDraft,
+    ) -> Result<Briefing, CreateBriefingError> {
+        let task_id = new_task_id();
+        let briefing = self
+            .store
+            .create_briefing(caller.user_id, draft, &task_id)
+            .await?;
+        let task = TaskRequest {
+            id: task_id,
+            kind: TaskKind::GenerateOptions {
+                briefing_id: briefing.id,
+                title: briefing.title.clone(),
+                description: briefing.description.clone(),
+                duration_minutes: briefing.duration_minutes,
+            },
+        };
+        if let Err(err) = self.broker.publish(&task).await {
+            let failed = BriefingUpdate::Failed(DISPATCH_FAILED.to_owned());
+            self.store
+                .apply_briefing_update(briefing.id, &failed)
+                .await?;
+            return Err(err.into());
+        }
+        Ok(briefing)
+    }
+
+    /// A briefing of the caller with its options.
+    ///
+    /// # Errors
+    /// [`BriefingError`].
+    pub async fn briefing(
+        &self,
+        caller: &Caller,
+        id: BriefingId,
+    ) -> Result<(Briefing, Vec<BriefingOption>), BriefingError> {
+        self.store
+            .briefing(caller.user_id, id)
+            .await?
+            .ok_or(BriefingError::NotFound)
+    }
+
+    /// Creates a `queued` video from an option of the caller's briefing and dispatches
+    /// `ensinalab.generate_video`. Selecting again after a cancel is the seed's way to retry,
+    /// so a briefing that already made a video may make another.
+    ///
+    /// # Errors
+    /// [`SelectOptionError`].
+    pub async fn select_option(
+        &self,
+        caller: &Caller,
+        id: OptionId,
+    ) -> Result<Video, SelectOptionError> {
+        let (briefing, option) = self
+            .store
+            .option(caller.user_id, id)
+            .await?
+            .ok_or(SelectOptionError::NotFound)?;
+        if !matches!(
+            briefing.status,
+            BriefingStatus::OptionsReady | BriefingStatus::Completed
+        ) {
+            return Err(SelectOptionError::BriefingNotReady {
+                status: briefing.status,
+            });
+        }
+        let task_id = new_task_id();
+        let video = self
+            .store
+            .create_video(&NewVideo {
+                user_id: caller.user_id,
+                briefing_id: briefing.id,
+                option_id: option.id,
+                title: option.title.clone(),
+                generator_type: option.generator_type.clone(),
+                task_id: task_id.clone(),
+            })
+            .await?;
+        let task = TaskRequest {
+            id: task_id,
+            kind: TaskKind::GenerateVideo {
+                video_id: video.id,
+                briefing_id: briefing.id,
+                option_id: option.id,
+                title: video.title.clone(),
+                generator_type: video.generator_type.clone(),
+                duration_minutes: briefing.duration_minutes,
+            },
+        };
+        if let Err(err) = self.broker.publish(&task).await {
+            let failed = VideoUpdate::Failed(DISPATCH_FAILED.to_owned());
+            self.store.apply_video_update(video.id, &failed).await?;
+            return Err(err.into());
+        }
+        Ok(video)
+    }
+
+    /// A video of the caller.
+    ///
+    /// # Errors
+    /// [`VideoStatusError`].
+    pub async fn video_status(
+        &self,
+        caller: &Caller,
+        id: VideoId,
+    ) -> Result<Video, VideoStatusError> {
+        self.store
+            .video(caller.user_id, id)
+            .await?
+            .ok_or(VideoStatusError::NotFound)
+    }
+}

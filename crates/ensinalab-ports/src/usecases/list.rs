@@ -1,0 +1,132 @@
+//! Watching jobs: the active list and the status of one task.
+
+use ensinalab_domain::{Elapsed, TaskId};
+use time::OffsetDateTime;
+
+use super::Service;
+use crate::broker::TaskBroker;
+use crate::error::{BrokerError, StoreError};
+use crate::model::{ActiveResource, Caller, TaskSnapshot};
+use crate::repo::Store;
+
+/// One row of the active list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveTask {
+    pub resource: ActiveResource,
+    /// `None` when the row has no task id, or the broker could not be asked.
+    pub celery: Option<TaskSnapshot>,
+    pub elapsed: Elapsed,
+    pub is_stuck: bool,
+    pub can_cancel: bool,
+}
+
+/// The caller's active list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveList {
+    /// Newest first.
+    pub tasks: Vec<ActiveTask>,
+    pub briefings: usize,
+    pub videos: usize,
+    /// The broker could not be reached: states are unknown, the list is still the database's.
+    pub celery_unavailable: bool,
+}
+
+/// Why the active list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ListActiveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a task's status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskStatusError {
+    /// Not a task of one of the caller's briefings or videos (or no such task).
+    #[error("task not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// The caller's cancellable briefings and videos with their Celery states: one store query
+    /// and one broker call, whatever the number of tasks. If the broker is down the list still
+    /// answers, with the states unknown.
+    ///
+    /// # Errors
+    /// [`ListActiveError`] when the database fails.
+    pub async fn list_active(
+        &self,
+        caller: &Caller,
+        now: OffsetDateTime,
+    ) -> Result<ActiveList, ListActiveError> {
+        let rows = self.store.active(caller.user_id).await?;
+        let ids: Vec<TaskId> = rows.iter().filter_map(|r| r.task_id.clone()).collect();
+        let (mut states, celery_unavailable) = if ids.is_empty() {
+            (Vec::new().into_iter(), false)
+        } else {
+            match self.broker.states(&ids).await {
+                Ok(states) => (states.into_iter(), false),
+                Err(err) => {
+                    tracing::warn!(error = %err, "task states unavailable; listing without them");
+                    (Vec::new().into_iter(), true)
+                }
+            }
+        };
+        let limit = self.config.task_time_limit_secs;
+        let tasks: Vec<ActiveTask> = rows
+            .into_iter()
+            .map(|resource| {
+                // `states` is in the order of `ids`, which skipped rows without a task id.
+                let celery = resource.task_id.as_ref().and_then(|_| states.next());
+                let elapsed = Elapsed::between(resource.created_at, now);
+                ActiveTask {
+                    can_cancel: resource.status.is_cancellable(),
+                    is_stuck: elapsed.is_stuck(limit),
+                    elapsed,
+                    celery,
+                    resource,
+                }
+            })
+            .collect();
+        let briefings = tasks
+            .iter()
+            .filter(|t| t.resource.status.kind() == ensinalab_domain::ResourceKind::Briefing)
+            .count();
+        Ok(ActiveList {
+            videos: tasks.len() - briefings,
+            briefings,
+            tasks,
+            celery_unavailable,
+        })
+    }
+
+    /// The Celery state of one task, if it belongs to one of the caller's briefings or videos
+    /// (anyone else's task is `NotFound`, so results and tracebacks never leak). The traceback
+    /// is kept for admins only.
+    ///
+    /// # Errors
+    /// [`TaskStatusError`].
+    pub async fn task_status(
+        &self,
+        caller: &Caller,
+        task_id: &TaskId,
+    ) -> Result<TaskSnapshot, TaskStatusError> {
+        match self.store.resource_for_task(task_id).await? {
+            Some(owner) if owner.user_id == caller.user_id => {}
+            _ => return Err(TaskStatusError::NotFound),
+        }
+        let mut snapshot = self
+            .broker
+            .states(std::slice::from_ref(task_id))
+            .await?
+            .pop()
+            .ok_or_else(|| BrokerError::Protocol("no state returned for one id".into()))?;
+        if !caller.is_admin {
+            snapshot.traceback = None;
+        }
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the project. On a fresh Debian machine (as root) it first makes sure that
+# what the tests talk to is there: each scripts/ensure-*.sh installs or starts one dependency
+# (PostgreSQL, Redis, the Celery venv, ...) and is a no-op when it is already up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install a Rust toolchain >= $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) first" >&2
+  exit 1
+fi
+
+for ensure in scripts/ensure-*.sh; do
+  [ -e "$ensure" ] || continue
+  echo "== $ensure"
+  bash "$ensure"
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
