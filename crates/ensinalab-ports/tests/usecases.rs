@@ -26,7 +26,7 @@ fn caller(user: UserId) -> Caller {
 }
 
 fn task(n: u32) -> TaskId {
-    TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).unwrap()
+    TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).expect("a valid uuid")
 }
 
 fn service() -> Service<InMemoryStore, RecordingBroker> {
