@@ -1,1 +1,25 @@
-//! Placeholder: filled in by its issue.
+//! EnsinaLab's database schema, as sea-orm migrations that run unchanged on PostgreSQL
+//! (production) and SQLite (the embedded default).
+//!
+//! This crate owns the tables (`briefings`, `options`, `videos`, `security_events`) and their
+//! indexes; `docs/schema.md` describes them. It imports none of our crates, so the schema can be
+//! applied or inspected by the `ensinalab-migration` binary alone. Migrations are append-only:
+//! a shipped migration is never edited, a change is a new one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_tables;
+mod m20261128_000002_briefing_task_id;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_create_tables::Migration),
+            Box::new(m20261128_000002_briefing_task_id::Migration),
+        ]
+    }
+}
