@@ -40,7 +40,10 @@ fn video_task(title: &str) -> TaskRequest {
 }
 
 async fn state(b: &LocalBroker, id: &TaskId) -> ensinalab_ports::TaskSnapshot {
-    b.states(std::slice::from_ref(id)).await.unwrap().remove(0)
+    b.states(std::slice::from_ref(id))
+        .await
+        .expect("local states never fail")
+        .remove(0)
 }
 
 #[tokio::test(start_paused = true)]
