@@ -1,2 +1,1 @@
-//! Placeholder: filled in by its issue.
 fn main() {}

@@ -1,0 +1,247 @@
+//! Bearer-token authentication: HS256 JWTs whose `sub` is the user id.
+//!
+//! Every failure is the same 401 (`ApiError::Unauthorized`): the client learns nothing about
+//! which check failed; the log says it.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use ensinalab_domain::UserId;
+use ensinalab_ports::Caller;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::JwtConfig;
+use crate::error::ApiError;
+
+/// Tokens longer than this are refused before parsing (a bound on work per request).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The `role` claim value that makes a caller an admin.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Why a token was refused (logged, never shown).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("token over {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("`sub` is not a positive integer")]
+    BadSubject,
+}
+
+/// The claims we read.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    /// A JSON number or a decimal string.
+    sub: serde_json::Value,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// The claims we write when minting.
+#[derive(Debug, Serialize)]
+struct MintedClaims<'a> {
+    sub: String,
+    exp: u64,
+    iat: u64,
+    nbf: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+/// An authenticated identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub is_admin: bool,
+}
+
+/// Verifies and mints tokens with one secret.
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// From the configuration.
+    pub fn new(config: &JwtConfig) -> Self {
+        // Algorithm pinned: a token claiming any other `alg` (none, HS512, RS256...) is refused.
+        let mut validation = Validation::new(Algorithm::HS256);
+        let mut required = vec!["exp"];
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway_secs;
+        match &config.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &config.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        Self {
+            decoding: DecodingKey::from_secret(config.secret.as_bytes()),
+            encoding: EncodingKey::from_secret(config.secret.as_bytes()),
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        }
+    }
+
+    /// Checks a bearer token.
+    ///
+    /// # Errors
+    /// [`AuthError`] saying which check failed.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLong);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
+        let user = match &data.claims.sub {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s)
+                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                s.parse().ok()
+            }
+            _ => None,
+        }
+        .filter(|id| *id > 0)
+        .ok_or(AuthError::BadSubject)?;
+        Ok(Identity {
+            user_id: UserId(user),
+            is_admin: data.claims.role.as_deref() == Some(ADMIN_ROLE),
+        })
+    }
+
+    /// Mints a token for `user`, valid `ttl_secs` from now, with the configured `iss`/`aud`.
+    ///
+    /// # Errors
+    /// When signing fails (it does not with an HMAC key).
+    pub fn mint(
+        &self,
+        user: i64,
+        admin: bool,
+        ttl_secs: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+        let claims = MintedClaims {
+            sub: user.to_string(),
+            exp: now.saturating_add(ttl_secs),
+            iat: now,
+            nbf: now,
+            role: admin.then_some(ADMIN_ROLE),
+            iss: self.issuer.as_deref(),
+            aud: self.audience.as_deref(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+}
+
+/// The caller of a route, authenticated. Extracting it is the authentication.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Caller);
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
+    let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
+        return Err(ApiError::Internal("no authenticator registered".into()));
+    };
+    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or(AuthError::Missing);
+    match token.and_then(|t| auth.verify(t)) {
+        Ok(identity) => Ok(Auth(Caller {
+            user_id: identity.user_id,
+            is_admin: identity.is_admin,
+            client_ip,
+        })),
+        Err(err) => {
+            tracing::warn!(error = %err, client_ip = client_ip.as_deref().unwrap_or("-"), "authentication failed");
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JwtSecret;
+
+    fn auth(issuer: Option<&str>, audience: Option<&str>) -> Authenticator {
+        Authenticator::new(&JwtConfig {
+            secret: JwtSecret::Configured("k".repeat(32)),
+            issuer: issuer.map(str::to_owned),
+            audience: audience.map(str::to_owned),
+            leeway_secs: 0,
+        })
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_user_and_role() {
+        let a = auth(Some("ensinalab"), Some("api"));
+        let t = a.mint(7, true, 60).unwrap();
+        assert_eq!(
+            a.verify(&t).unwrap(),
+            Identity {
+                user_id: UserId(7),
+                is_admin: true
+            }
+        );
+        let t = a.mint(8, false, 60).unwrap();
+        assert!(!a.verify(&t).unwrap().is_admin);
+    }
+
+    #[test]
+    fn a_token_for_another_issuer_or_audience_is_refused() {
+        let minted = auth(Some("other"), Some("api")).mint(7, false, 60).unwrap();
+        assert!(
+            auth(Some("ensinalab"), Some("api"))
+                .verify(&minted)
+                .is_err()
+        );
+        let minted = auth(None, Some("other")).mint(7, false, 60).unwrap();
+        assert!(auth(None, Some("api")).verify(&minted).is_err());
+        let minted = auth(None, None).mint(7, false, 60).unwrap();
+        assert!(auth(Some("ensinalab"), None).verify(&minted).is_err());
+    }
+}

@@ -1,0 +1,310 @@
+//! Configuration, read once from the environment at start. A bad value stops startup with a
+//! message naming the variable: a typo in production must not become a silent default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// Which task broker runs the generation tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerChoice {
+    /// Celery over Redis (`REDIS_URL` set).
+    Celery {
+        redis_url: String,
+        /// `CELERY_QUEUE`, default `celery`.
+        queue: String,
+    },
+    /// The in-process broker (the zero-setup default): simulated work of these durations.
+    Local { options_secs: u64, video_secs: u64 },
+}
+
+/// Where the JWT secret came from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwtSecret {
+    /// `JWT_SECRET`.
+    Configured(String),
+    /// No `JWT_SECRET`: a random secret for this process only (dev mode, announced loudly).
+    Dev(String),
+}
+
+impl JwtSecret {
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Configured(s) | Self::Dev(s) => s.as_bytes(),
+        }
+    }
+
+    /// Whether the server runs in dev mode.
+    pub fn is_dev(&self) -> bool {
+        matches!(self, Self::Dev(_))
+    }
+}
+
+impl std::fmt::Debug for JwtSecret {
+    // Never print a secret, even in a debug dump of the config.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Configured(_) => f.write_str("Configured(***)"),
+            Self::Dev(_) => f.write_str("Dev(***)"),
+        }
+    }
+}
+
+/// Token checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    pub secret: JwtSecret,
+    /// Checked against `iss` when set.
+    pub issuer: Option<String>,
+    /// Checked against `aud` when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+}
+
+/// Hashids settings; must match every other service that shows these ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashidsConfig {
+    pub salt: String,
+    pub min_length: usize,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line (`LOG_FORMAT=json`).
+    Json,
+}
+
+/// Everything the server needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `BIND_ADDR`; port 0 picks a free port (tests).
+    pub bind_addr: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    pub broker: BrokerChoice,
+    pub jwt: JwtConfig,
+    pub hashids: HashidsConfig,
+    /// `TASK_TIME_LIMIT_SECS`: a job running longer is flagged `is_stuck`.
+    pub task_time_limit_secs: u64,
+    pub log_format: LogFormat,
+    /// `AUTO_MIGRATE`: run migrations at start.
+    pub auto_migrate: bool,
+    /// `RECONCILE_INTERVAL_SECS`: period of the safety-net sweep.
+    pub reconcile_interval: Duration,
+    /// Largest JSON body accepted (413 above).
+    pub json_limit_bytes: usize,
+}
+
+/// Default `DATABASE_URL`: a SQLite file next to where the server starts.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ensinalab.db?mode=rwc";
+/// Secrets shorter than this are refused outside dev mode (RFC 8725: HS256 wants 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable with a bad value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a table in tests). Empty values
+    /// count as unset.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable with a bad value.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        let bind_addr = parse(&get, "BIND_ADDR", "127.0.0.1:8080".parse().ok())?;
+        let broker = match get("REDIS_URL") {
+            Some(redis_url) => BrokerChoice::Celery {
+                redis_url,
+                queue: get("CELERY_QUEUE").unwrap_or_else(|| "celery".to_owned()),
+            },
+            None => BrokerChoice::Local {
+                options_secs: parse(&get, "LOCAL_OPTIONS_SECS", Some(3))?,
+                video_secs: parse(&get, "LOCAL_VIDEO_SECS", Some(30))?,
+            },
+        };
+        let secret = match get("JWT_SECRET") {
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    message: format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                });
+            }
+            Some(s) => JwtSecret::Configured(s),
+            None => JwtSecret::Dev(random_secret()),
+        };
+        let interval: u64 = parse(&get, "RECONCILE_INTERVAL_SECS", Some(2))?;
+        if interval == 0 {
+            return Err(ConfigError {
+                var: "RECONCILE_INTERVAL_SECS",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(Self {
+            bind_addr,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            broker,
+            jwt: JwtConfig {
+                secret,
+                issuer: get("JWT_ISSUER"),
+                audience: get("JWT_AUDIENCE"),
+                leeway_secs: parse(&get, "JWT_LEEWAY_SECS", Some(5))?,
+            },
+            hashids: HashidsConfig {
+                salt: get("HASHIDS_SALT").unwrap_or_default(),
+                min_length: parse(&get, "HASHIDS_MIN_LENGTH", Some(6))?,
+            },
+            task_time_limit_secs: parse(
+                &get,
+                "TASK_TIME_LIMIT_SECS",
+                Some(ensinalab_domain::DEFAULT_TASK_TIME_LIMIT_SECS),
+            )?,
+            log_format: match get("LOG_FORMAT").as_deref() {
+                None | Some("pretty" | "text") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(_) => {
+                    return Err(ConfigError {
+                        var: "LOG_FORMAT",
+                        message: "must be `json` or `pretty`".to_owned(),
+                    });
+                }
+            },
+            auto_migrate: parse_bool(&get, "AUTO_MIGRATE", true)?,
+            reconcile_interval: Duration::from_secs(interval),
+            json_limit_bytes: parse(&get, "JSON_LIMIT_BYTES", Some(64 * 1024))?,
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Option<T>,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match (get(var), default) {
+        (Some(raw), _) => raw.trim().parse().map_err(|e| ConfigError {
+            var,
+            message: format!("invalid value {raw:?}: {e}"),
+        }),
+        (None, Some(d)) => Ok(d),
+        (None, None) => Err(ConfigError {
+            var,
+            message: "is required".to_owned(),
+        }),
+    }
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError {
+            var,
+            message: format!("invalid value {other:?}: expected true or false"),
+        }),
+    }
+}
+
+/// 256 random bits from the OS (two v4 uuids carry 244 of them; plenty for a dev key).
+fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_zero_setup_defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.broker,
+            BrokerChoice::Local {
+                options_secs: 3,
+                video_secs: 30
+            }
+        );
+        assert!(c.jwt.secret.is_dev());
+        assert_eq!(c.hashids.min_length, 6);
+        assert_eq!(c.task_time_limit_secs, 300);
+        assert!(c.auto_migrate);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn a_redis_url_selects_celery() {
+        let c = config(&[("REDIS_URL", "redis://127.0.0.1:6379/0")]).unwrap();
+        assert_eq!(
+            c.broker,
+            BrokerChoice::Celery {
+                redis_url: "redis://127.0.0.1:6379/0".into(),
+                queue: "celery".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let table = [
+            ("BIND_ADDR", "localhost"),
+            ("HASHIDS_MIN_LENGTH", "-1"),
+            ("TASK_TIME_LIMIT_SECS", "five"),
+            ("AUTO_MIGRATE", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("LOCAL_VIDEO_SECS", "1.5"),
+            ("JWT_SECRET", "short"),
+            ("RECONCILE_INTERVAL_SECS", "0"),
+        ];
+        for (var, value) in table {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_configured_secret_is_never_printed() {
+        let c = config(&[("JWT_SECRET", &"s".repeat(40))]).unwrap();
+        assert!(!format!("{c:?}").contains("ssss"));
+    }
+}

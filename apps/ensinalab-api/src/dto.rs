@@ -1,0 +1,451 @@
+//! The JSON wire shapes. Field names, nesting and order follow the seed contract; fields the
+//! seed does not have are additions only. Each converts by hand from a use-case result, with
+//! keys turned into hashids here and nowhere else.
+
+use ensinalab_domain::CeleryState;
+use ensinalab_ports::{
+    ActiveList, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport, RevokeStatus,
+    TaskSnapshot, Video,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use crate::ids::Hashids;
+
+/// RFC 3339 in UTC to the second, like the seed (`2025-11-13T10:30:00Z`).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `GET /tasks/active`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActiveTasksResponse {
+    pub total: usize,
+    pub tasks: Vec<ActiveTaskItem>,
+    pub summary: Summary,
+    /// Added: `true` when the task broker could not be asked; every `celery_status.state` is
+    /// then `UNKNOWN` and the list is the database's alone.
+    pub celery_unavailable: bool,
+}
+
+/// Counts by kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub briefings: usize,
+    pub videos: usize,
+}
+
+/// One running briefing or video.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActiveTaskItem {
+    /// `briefing` or `video`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Same as `type`.
+    pub resource_type: &'static str,
+    /// The resource's hash.
+    pub resource_id: String,
+    pub title: String,
+    /// Status in the database.
+    pub status: &'static str,
+    /// `0.0..=1.0`, videos only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    pub created_at: String,
+    pub elapsed_time: ElapsedTime,
+    /// `null` for rows made before tasks were tracked.
+    pub task_id: Option<String>,
+    pub celery_status: CeleryStatus,
+    /// Videos only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_type: Option<String>,
+    pub can_cancel: bool,
+}
+
+/// Time since creation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElapsedTime {
+    pub seconds: u64,
+    /// `45s`, `2m 25s`, `1h 2m 5s`.
+    pub formatted: String,
+    /// Over `TASK_TIME_LIMIT_SECS` (flag only: nothing is killed).
+    pub is_stuck: bool,
+}
+
+/// A task's state in Celery's terms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CeleryStatus {
+    /// `PENDING`, `STARTED`, `PROGRESS`, `SUCCESS`, `FAILURE`, `RETRY`, `REVOKED`, or `UNKNOWN`
+    /// (added: the broker could not be asked, or the row has no task).
+    pub state: String,
+    pub ready: bool,
+    pub successful: Option<bool>,
+    pub failed: Option<bool>,
+}
+
+/// The state reported when it cannot be known.
+pub const UNKNOWN_STATE: &str = "UNKNOWN";
+
+impl CeleryStatus {
+    fn of(state: &CeleryState) -> Self {
+        Self {
+            state: state.as_str().to_owned(),
+            ready: state.ready(),
+            successful: state.successful(),
+            failed: state.failed(),
+        }
+    }
+
+    fn unknown() -> Self {
+        Self {
+            state: UNKNOWN_STATE.to_owned(),
+            ready: false,
+            successful: None,
+            failed: None,
+        }
+    }
+}
+
+impl ActiveTasksResponse {
+    /// From the use case's list.
+    pub fn new(list: ActiveList, ids: &Hashids) -> Self {
+        Self {
+            total: list.tasks.len(),
+            tasks: list
+                .tasks
+                .into_iter()
+                .map(|t| ActiveTaskItem::new(t, ids))
+                .collect(),
+            summary: Summary {
+                briefings: list.briefings,
+                videos: list.videos,
+            },
+            celery_unavailable: list.celery_unavailable,
+        }
+    }
+}
+
+impl ActiveTaskItem {
+    fn new(task: ActiveTask, ids: &Hashids) -> Self {
+        let r = task.resource;
+        let kind = r.status.kind().as_str();
+        Self {
+            kind,
+            resource_type: kind,
+            resource_id: ids.encode(r.id),
+            title: r.title,
+            status: r.status.as_str(),
+            progress: r.progress,
+            created_at: rfc3339(r.created_at),
+            elapsed_time: ElapsedTime {
+                seconds: task.elapsed.seconds,
+                formatted: task.elapsed.formatted(),
+                is_stuck: task.is_stuck,
+            },
+            task_id: r.task_id.map(|t| t.to_string()),
+            celery_status: task
+                .celery
+                .map_or_else(CeleryStatus::unknown, |s| CeleryStatus::of(&s.state)),
+            generator_type: r.generator_type,
+            can_cancel: task.can_cancel,
+        }
+    }
+}
+
+/// `GET /tasks/{task_id}/status`. Which of `info`, `result`, `error`, `traceback` appear
+/// depends on the state, as in the seed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskStatusResponse {
+    pub task_id: String,
+    pub state: String,
+    pub ready: bool,
+    pub successful: Option<bool>,
+    pub failed: Option<bool>,
+    /// Running states: the task's meta (e.g. `{"current": 50, "total": 100}`, or `null`);
+    /// REVOKED: `"Task foi cancelada"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub info: Option<serde_json::Value>,
+    /// SUCCESS: the task's return value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// FAILURE and RETRY: `"ConnectionError: Failed to connect to OpenAI API"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// FAILURE and RETRY, tokens with `"role": "admin"` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<String>,
+}
+
+/// What the seed says of a revoked task.
+pub const REVOKED_INFO: &str = "Task foi cancelada";
+
+impl From<TaskSnapshot> for TaskStatusResponse {
+    fn from(s: TaskSnapshot) -> Self {
+        let status = CeleryStatus::of(&s.state);
+        let (info, result, error, traceback) = match s.state {
+            CeleryState::Success => (None, Some(s.info.unwrap_or_default()), None, None),
+            CeleryState::Failure | CeleryState::Retry => (None, None, s.error, s.traceback),
+            CeleryState::Revoked => (Some(REVOKED_INFO.into()), None, None, None),
+            CeleryState::Pending
+            | CeleryState::Received
+            | CeleryState::Started
+            | CeleryState::Rejected
+            | CeleryState::Custom(_) => (Some(s.info.unwrap_or_default()), None, None, None),
+        };
+        Self {
+            task_id: s.task_id.to_string(),
+            state: status.state,
+            ready: status.ready,
+            successful: status.successful,
+            failed: status.failed,
+            info,
+            result,
+            error,
+            traceback,
+        }
+    }
+}
+
+/// `POST /videos/{video_hash}/cancel`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelVideoResponse {
+    pub video_id: String,
+    /// `Vídeo cancelado com sucesso`.
+    pub message: &'static str,
+    /// Whether the task is known to be stopped or stopping.
+    pub task_revoked: bool,
+    /// `cancelled`.
+    pub status: &'static str,
+    /// Added: what the revoke achieved: `removed_from_queue`, `signalled`,
+    /// `no_worker_listening`, `already_finished`, `no_task` or `failed` (the broker could not be
+    /// reached; the cancel stands).
+    pub revoke: &'static str,
+}
+
+impl CancelVideoResponse {
+    /// From the use case's result.
+    pub fn new(c: &Cancelled<Video>, ids: &Hashids) -> Self {
+        Self {
+            video_id: ids.encode(c.resource.id.get()),
+            message: "Vídeo cancelado com sucesso",
+            task_revoked: c.revoke.revoked(),
+            status: c.resource.status.as_str(),
+            revoke: c.revoke.as_str(),
+        }
+    }
+}
+
+/// `POST /briefings/{briefing_hash}/cancel-generation`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelBriefingResponse {
+    pub briefing_id: String,
+    /// `Geração de opções cancelada com sucesso`.
+    pub message: &'static str,
+    pub task_revoked: bool,
+    pub status: &'static str,
+    /// Added: as in [`CancelVideoResponse::revoke`].
+    pub revoke: &'static str,
+}
+
+impl CancelBriefingResponse {
+    /// From the use case's result.
+    pub fn new(c: &Cancelled<Briefing>, ids: &Hashids) -> Self {
+        Self {
+            briefing_id: ids.encode(c.resource.id.get()),
+            message: "Geração de opções cancelada com sucesso",
+            task_revoked: c.revoke.revoked(),
+            status: c.resource.status.as_str(),
+            revoke: c.revoke.as_str(),
+        }
+    }
+}
+
+/// `POST /tasks/cancel-all`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelAllResponse {
+    /// `5 tasks canceladas com sucesso`.
+    pub message: String,
+    pub cancelled: CancelledLists,
+    /// Added: one entry per revoked task id; `null` when the broker could not be reached (the
+    /// cancels stand).
+    pub revokes: Option<Vec<RevokeItem>>,
+}
+
+/// What cancel-all moved to `cancelled`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelledLists {
+    pub briefings: Vec<String>,
+    pub videos: Vec<String>,
+    pub total: usize,
+}
+
+/// The outcome of revoking one task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeItem {
+    pub task_id: String,
+    pub revoke: &'static str,
+    pub task_revoked: bool,
+}
+
+impl CancelAllResponse {
+    /// From the use case's report.
+    pub fn new(r: &CancelledAllReport, ids: &Hashids) -> Self {
+        let total = r.total();
+        Self {
+            message: format!("{total} tasks canceladas com sucesso"),
+            cancelled: CancelledLists {
+                briefings: r.briefings.iter().map(|b| ids.encode(b.get())).collect(),
+                videos: r.videos.iter().map(|v| ids.encode(v.get())).collect(),
+                total,
+            },
+            revokes: r.revokes.as_ref().map(|reports| {
+                reports
+                    .iter()
+                    .map(|rep| {
+                        let status = RevokeStatus::Done(rep.outcome);
+                        RevokeItem {
+                            task_id: rep.task_id.to_string(),
+                            revoke: status.as_str(),
+                            task_revoked: status.revoked(),
+                        }
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// `POST /briefings`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateBriefingRequest {
+    /// 1 to 200 characters (trimmed).
+    pub title: String,
+    /// Up to 5000 characters.
+    #[serde(default)]
+    pub description: String,
+    /// 1 to 180.
+    pub duration_minutes: i64,
+}
+
+/// A briefing with its options (`POST /briefings`, `GET /briefings/{briefing_hash}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BriefingResponse {
+    pub briefing_id: String,
+    pub title: String,
+    pub description: String,
+    pub duration_minutes: u32,
+    /// `processing`, `generating_options`, `options_ready`, `completed`, `failed`, `cancelled`.
+    pub status: &'static str,
+    /// The option-generation task.
+    pub task_id: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Empty until `options_ready`.
+    pub options: Vec<OptionItem>,
+}
+
+/// A generated option.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OptionItem {
+    /// Hash to pass to `POST /options/{option_hash}/select`.
+    pub option_id: String,
+    pub title: String,
+    pub description: String,
+    pub generator_type: String,
+    pub created_at: String,
+}
+
+impl BriefingResponse {
+    /// From a briefing and its options.
+    pub fn new(b: &Briefing, options: &[BriefingOption], ids: &Hashids) -> Self {
+        Self {
+            briefing_id: ids.encode(b.id.get()),
+            title: b.title.clone(),
+            description: b.description.clone(),
+            duration_minutes: b.duration_minutes,
+            status: b.status.as_str(),
+            task_id: b.task_id.as_ref().map(ToString::to_string),
+            error_message: b.error_message.clone(),
+            created_at: rfc3339(b.created_at),
+            updated_at: rfc3339(b.updated_at),
+            options: options
+                .iter()
+                .map(|o| OptionItem {
+                    option_id: ids.encode(o.id.get()),
+                    title: o.title.clone(),
+                    description: o.description.clone(),
+                    generator_type: o.generator_type.clone(),
+                    created_at: rfc3339(o.created_at),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A video (`POST /options/{option_hash}/select`, `GET /videos/{video_hash}/status`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoResponse {
+    pub video_id: String,
+    pub briefing_id: String,
+    pub option_id: String,
+    pub title: String,
+    pub generator_type: String,
+    /// `queued`, `processing`, `pending_approval`, `completed`, `failed`, `cancelled`.
+    pub status: &'static str,
+    /// `0.0..=1.0`.
+    pub progress: f64,
+    /// `Cancelado pelo usuário` after a cancel.
+    pub error_message: Option<String>,
+    pub task_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl VideoResponse {
+    /// From a video row.
+    pub fn new(v: &Video, ids: &Hashids) -> Self {
+        Self {
+            video_id: ids.encode(v.id.get()),
+            briefing_id: ids.encode(v.briefing_id.get()),
+            option_id: ids.encode(v.option_id.get()),
+            title: v.title.clone(),
+            generator_type: v.generator_type.clone(),
+            status: v.status.as_str(),
+            progress: v.progress,
+            error_message: v.error_message.clone(),
+            task_id: v.task_id.as_ref().map(ToString::to_string),
+            created_at: rfc3339(v.created_at),
+            updated_at: rfc3339(v.updated_at),
+        }
+    }
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ok`, or `unavailable` (503).
+    pub status: &'static str,
+    /// `ok` or `unavailable`.
+    pub database: &'static str,
+    /// `ok` or `unavailable`.
+    pub broker: &'static str,
+    /// Present on 503: which dependency is down, in Portuguese.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

@@ -1,0 +1,229 @@
+//! The one error type of the HTTP layer. Every use-case error converts into it with an
+//! exhaustive match, and it renders as the seed's `{"detail": "..."}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use ensinalab_ports::{
+    BoxError, BriefingError, BrokerError, CancelAllError, CancelBriefingError, CancelVideoError,
+    CreateBriefingError, ListActiveError, SelectOptionError, StoreError, TaskStatusError,
+    VideoStatusError,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::ids::{BRIEFING_NOT_FOUND, OPTION_NOT_FOUND, TASK_NOT_FOUND, VIDEO_NOT_FOUND};
+
+/// Every error body: `{"detail": "..."}`, as the seed shows them.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"detail": "Vídeo não encontrado"}))]
+pub struct ErrorBody {
+    /// What went wrong, in Portuguese, for the user.
+    pub detail: String,
+}
+
+/// Detail of every 401 (the same for a missing, malformed, expired or forged token, so a
+/// prober learns nothing about why).
+pub const UNAUTHORIZED: &str = "Não foi possível validar as credenciais";
+const DB_DOWN: &str = "Banco de dados indisponível. Tente novamente em instantes";
+const BROKER_DOWN: &str = "Fila de tarefas indisponível. Tente novamente em instantes";
+const BROKER_PROTOCOL: &str = "Resposta inválida da fila de tarefas";
+const INTERNAL: &str = "Erro interno do servidor";
+
+/// What a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or invalid credentials (401 with `WWW-Authenticate: Bearer`).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Missing, someone else's, or an undecodable id: one body per kind of resource.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// A request the rules refuse, e.g. cancelling a finished video (400).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Well-formed JSON whose fields are missing, of the wrong type or out of range (422).
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    /// Body over the JSON limit (413).
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    /// A known route with another method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The database cannot be reached (503).
+    #[error("database unavailable")]
+    StoreUnavailable(#[source] BoxError),
+    /// The task broker cannot be reached (503).
+    #[error("task broker unavailable")]
+    BrokerUnavailable(#[source] BoxError),
+    /// The task broker answered nonsense (502).
+    #[error("task broker protocol error: {0}")]
+    BrokerProtocol(String),
+    /// A bug or corrupt data (500, generic body; the cause is logged).
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::StoreUnavailable(_) | Self::BrokerUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::BrokerProtocol(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let detail = match self {
+            Self::Unauthorized => UNAUTHORIZED.to_owned(),
+            Self::NotFound(detail) => (*detail).to_owned(),
+            Self::BadRequest(detail) | Self::Unprocessable(detail) => detail.clone(),
+            Self::PayloadTooLarge { limit } => {
+                format!("Corpo da requisição grande demais (limite: {limit} bytes)")
+            }
+            Self::MethodNotAllowed => "Método não permitido".to_owned(),
+            Self::StoreUnavailable(_) => DB_DOWN.to_owned(),
+            Self::BrokerUnavailable(_) => BROKER_DOWN.to_owned(),
+            Self::BrokerProtocol(_) => BROKER_PROTOCOL.to_owned(),
+            Self::Internal(_) => INTERNAL.to_owned(),
+        };
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, cause = %chain(self), "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(ErrorBody { detail })
+    }
+}
+
+/// The error and its sources, `a: b: c`.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(source) => Self::StoreUnavailable(source),
+            err @ (StoreError::Corrupt(_) | StoreError::Other(_)) => Self::Internal(err.into()),
+        }
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(err: BrokerError) -> Self {
+        match err {
+            BrokerError::Unavailable(source) => Self::BrokerUnavailable(source),
+            BrokerError::Protocol(message) => Self::BrokerProtocol(message),
+        }
+    }
+}
+
+impl From<CancelVideoError> for ApiError {
+    fn from(err: CancelVideoError) -> Self {
+        match err {
+            CancelVideoError::NotFound => Self::NotFound(VIDEO_NOT_FOUND),
+            CancelVideoError::NotCancellable { status } => Self::BadRequest(format!(
+                "Vídeo não pode ser cancelado. Status atual: {status}"
+            )),
+            CancelVideoError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CancelBriefingError> for ApiError {
+    fn from(err: CancelBriefingError) -> Self {
+        match err {
+            CancelBriefingError::NotFound => Self::NotFound(BRIEFING_NOT_FOUND),
+            CancelBriefingError::NotCancellable { status } => Self::BadRequest(format!(
+                "Briefing não está sendo processado. Status atual: {status}"
+            )),
+            CancelBriefingError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CancelAllError> for ApiError {
+    fn from(err: CancelAllError) -> Self {
+        match err {
+            CancelAllError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListActiveError> for ApiError {
+    fn from(err: ListActiveError) -> Self {
+        match err {
+            ListActiveError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TaskStatusError> for ApiError {
+    fn from(err: TaskStatusError) -> Self {
+        match err {
+            TaskStatusError::NotFound => Self::NotFound(TASK_NOT_FOUND),
+            TaskStatusError::Store(e) => e.into(),
+            TaskStatusError::Broker(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateBriefingError> for ApiError {
+    fn from(err: CreateBriefingError) -> Self {
+        match err {
+            CreateBriefingError::Store(e) => e.into(),
+            CreateBriefingError::Broker(e) => e.into(),
+        }
+    }
+}
+
+impl From<BriefingError> for ApiError {
+    fn from(err: BriefingError) -> Self {
+        match err {
+            BriefingError::NotFound => Self::NotFound(BRIEFING_NOT_FOUND),
+            BriefingError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SelectOptionError> for ApiError {
+    fn from(err: SelectOptionError) -> Self {
+        match err {
+            SelectOptionError::NotFound => Self::NotFound(OPTION_NOT_FOUND),
+            SelectOptionError::BriefingNotReady { status } => Self::BadRequest(format!(
+                "Briefing não está pronto para gerar vídeo. Status atual: {status}"
+            )),
+            SelectOptionError::Store(e) => e.into(),
+            SelectOptionError::Broker(e) => e.into(),
+        }
+    }
+}
+
+impl From<VideoStatusError> for ApiError {
+    fn from(err: VideoStatusError) -> Self {
+        match err {
+            VideoStatusError::NotFound => Self::NotFound(VIDEO_NOT_FOUND),
+            VideoStatusError::Store(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Routes. Each handler parses, calls one use case and maps the result; errors become
+//! [`ApiError`] through `?`.
+
+mod briefings;
+mod health;
+mod tasks;
+mod videos;
+
+pub use briefings::*;
+pub use health::*;
+pub use tasks::*;
+pub use videos::*;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::{HttpRequest, web};
+use ensinalab_domain::DraftError;
+use ensinalab_ports::{Service, Store, TaskBroker};
+
+use crate::error::ApiError;
+use crate::probe::Probe;
+
+/// The service as handlers receive it.
+pub type Svc<S, B> = web::Data<Service<S, B>>;
+
+/// Registers every route. Each resource answers other methods with a JSON 405.
+pub fn configure<S, B>(cfg: &mut web::ServiceConfig)
+where
+    S: Store + Probe + 'static,
+    B: TaskBroker + 'static,
+{
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz::<S, B>)))
+        .service(resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)))
+        .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
+        .service(resource("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
+        .service(resource("/tasks/{task_id}/status").route(web::get().to(task_status::<S, B>)))
+        .service(resource("/briefings").route(web::post().to(create_briefing::<S, B>)))
+        .service(resource("/briefings/{briefing_hash}").route(web::get().to(briefing::<S, B>)))
+        .service(
+            resource("/briefings/{briefing_hash}/cancel-generation")
+                .route(web::post().to(cancel_briefing::<S, B>)),
+        )
+        .service(
+            resource("/options/{option_hash}/select").route(web::post().to(select_option::<S, B>)),
+        )
+        .service(resource("/videos/{video_hash}/status").route(web::get().to(video_status::<S, B>)))
+        .service(
+            resource("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)),
+        );
+}
+
+/// Any route that does not exist.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Rota não encontrada"))
+}
+
+/// A route that exists, with another method.
+pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// JSON bodies: any content type (the seed's own `curl -d` example sends none), a size limit,
+/// and every failure as a JSON 4xx.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(false)
+        .error_handler(|err, _req: &HttpRequest| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Unprocessable(format!("Corpo da requisição inválido: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("JSON malformado: {e}")),
+        JsonPayloadError::ContentType => ApiError::BadRequest("Content-Type inválido".to_owned()),
+        // `JsonPayloadError` is non-exhaustive: a payload read error or anything newer.
+        other => ApiError::BadRequest(format!("Corpo da requisição inválido: {other}")),
+    }
+}
+
+impl From<DraftError> for ApiError {
+    fn from(err: DraftError) -> Self {
+        Self::Unprocessable(match err {
+            DraftError::EmptyTitle => "O título não pode ser vazio".to_owned(),
+            DraftError::TitleTooLong { max } => {
+                format!("O título deve ter no máximo {max} caracteres")
+            }
+            DraftError::DescriptionTooLong { max } => {
+                format!("A descrição deve ter no máximo {max} caracteres")
+            }
+            DraftError::DurationOutOfRange { max } => {
+                format!("duration_minutes deve estar entre 1 e {max}")
+            }
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The seed's task routes: the active list, one task's status, cancel-all.
+
+use actix_web::{HttpResponse, web};
+use ensinalab_domain::TaskId;
+use ensinalab_ports::{Store, TaskBroker};
+
+use super::Svc;
+use crate::auth::Auth;
+use crate::dto::{ActiveTasksResponse, CancelAllResponse, TaskStatusResponse};
+use crate::error::{ApiError, ErrorBody};
+use crate::ids::{Hashids, TASK_NOT_FOUND};
+
+/// The caller's running briefings and videos with their Celery states.
+#[utoipa::path(
+    get, path = "/tasks/active", tag = "tasks", security(("bearer" = [])),
+    responses(
+        (status = 200, body = ActiveTasksResponse),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+pub async fn list_active<S: Store, B: TaskBroker>(
+    auth: Auth,
+    svc: Svc<S, B>,
+    ids: web::Data<Hashids>,
+) -> Result<HttpResponse, ApiError> {
+    let list = svc
+        .list_active(&auth.0, time::OffsetDateTime::now_utc())
+        .await?;
+    Ok(HttpResponse::Ok().json(ActiveTasksResponse::new(list, &ids)))
+}
+
+/// One task's Celery state; only for a task of one of the caller's briefings or videos.
+#[utoipa::path(
+    get, path = "/tasks/{task_id}/status", tag = "tasks", security(("bearer" = [])),
+    params(("task_id" = String, Path, description = "Celery task id (UUID)")),
+    responses(
+        (status = 200, body = TaskStatusResponse),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "Task não encontrada (also someone else's task)", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+pub async fn task_status<S: Store, B: TaskBroker>(
+    auth: Auth,
+    path: web::Path<String>,
+    svc: Svc<S, B>,
+) -> Result<HttpResponse, ApiError> {
+    let task_id = TaskId::parse(&path).map_err(|_| ApiError::NotFound(TASK_NOT_FOUND))?;
+    let snapshot = svc.task_status(&auth.0, &task_id).await?;
+    Ok(HttpResponse::Ok().json(TaskStatusResponse::from(snapshot)))
+}
+
+/// Cancels every running briefing and video of the caller.
+#[utoipa::path(
+    post, path = "/tasks/cancel-all", tag = "tasks", security(("bearer" = [])),
+    responses(
+        (status = 200, body = CancelAllResponse),
+        (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+pub async fn cancel_all<S: Store, B: TaskBroker>(
+    auth: Auth,
+    svc: Svc<S, B>,
+    ids: web::Data<Hashids>,
+) -> Result<HttpResponse, ApiError> {
+    let report = svc.cancel_all(&auth.0).await?;
+    Ok(HttpResponse::Ok().json(CancelAllResponse::new(&report, &ids)))
+}
