@@ -1,0 +1,619 @@
+//! [`CeleryBroker`]: the adapter itself.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_redis::{Manager, Pool, Runtime};
+use ensinalab_domain::TaskId;
+use ensinalab_ports::{
+    BrokerError, RevokeOutcome, RevokeReport, TaskBroker, TaskRequest, TaskSnapshot,
+};
+use futures_util::StreamExt as _;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Script};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::config::CeleryConfig;
+use crate::error::{classify, pool_error, timed_out};
+use crate::message::{
+    SEP, control_envelope, envelope_body, queue_keys, task_envelope, validate_task_message,
+};
+use crate::result::{META_PREFIX, decode, meta_key};
+
+/// Kombu's names for the worker's reserved messages (default transport options).
+const UNACKED: &str = "unacked";
+const UNACKED_INDEX: &str = "unacked_index";
+/// The reply exchange's routing table: without our member in it, replies are dropped.
+const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
+
+/// Celery over Redis. Cheap to clone: clones share connections.
+#[derive(Clone)]
+pub struct CeleryBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CeleryConfig,
+    client: Client,
+    /// Scripts, broadcasts and blocking reads.
+    pool: Pool,
+    /// The hot path's one multiplexed connection, (re)made on demand after a failure.
+    /// deadpool's `get()` would cost an UNWATCH+PING round trip per call.
+    shared: Mutex<Option<MultiplexedConnection>>,
+    /// `/<db>.celery.pidbox`: PUB/SUB ignores SELECT, so kombu puts the DB in the name.
+    pidbox_channel: String,
+    queue_keys: [String; 4],
+    revoke_script: Script,
+}
+
+/// One task a worker is executing, from `inspect active`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveTask {
+    pub task_id: TaskId,
+    /// Celery task name, e.g. `ensinalab.generate_video`.
+    pub name: String,
+    /// The pool child running it.
+    pub worker_pid: Option<u32>,
+    /// Epoch seconds.
+    pub time_start: Option<f64>,
+}
+
+/// One worker's answer to `inspect active`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerActivity {
+    /// Node name, e.g. `celery@host`.
+    pub worker: String,
+    /// Its running tasks (ids that are not UUIDs, from other producers, are left out).
+    pub active: Vec<ActiveTask>,
+}
+
+impl std::fmt::Debug for CeleryBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CeleryBroker")
+            .field("queue", &self.inner.config.queue)
+            .field("pidbox_channel", &self.inner.pidbox_channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CeleryBroker {
+    /// Builds the adapter without touching the network (connections are made on first use).
+    ///
+    /// # Errors
+    /// `Protocol` when the URL or the queue name is invalid, or the pool cannot be built.
+    pub fn new(config: CeleryConfig) -> Result<Self, BrokerError> {
+        if config.queue.is_empty() || config.queue.chars().any(|c| c.is_control()) {
+            return Err(BrokerError::Protocol(format!(
+                "invalid queue name {:?}",
+                config.queue
+            )));
+        }
+        let client = Client::open(config.redis_url.as_str())
+            .map_err(|e| BrokerError::Protocol(format!("invalid redis url: {e}")))?;
+        let db = client.get_connection_info().redis_settings().db();
+        // No response timeout on pooled connections: BRPOP blocks by design. Every pooled
+        // call is bounded by tokio::time::timeout instead.
+        let manager = Manager::new_with_config(
+            config.redis_url.as_str(),
+            AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.command_timeout))
+                .set_response_timeout(None),
+        )
+        .map_err(|e| BrokerError::Protocol(format!("invalid redis url: {e}")))?;
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.command_timeout))
+            .create_timeout(Some(config.command_timeout))
+            .recycle_timeout(Some(config.command_timeout))
+            .build()
+            .map_err(|e| BrokerError::Protocol(format!("redis pool: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pidbox_channel: format!("/{db}.celery.pidbox"),
+                queue_keys: queue_keys(&config.queue),
+                revoke_script: Script::new(include_str!("revoke.lua")),
+                client,
+                pool,
+                shared: Mutex::new(None),
+                config,
+            }),
+        })
+    }
+
+    /// [`Self::new`], then a PING.
+    ///
+    /// # Errors
+    /// `Protocol` for an invalid configuration; `Unavailable` when Redis does not answer.
+    pub async fn connect(config: CeleryConfig) -> Result<Self, BrokerError> {
+        let broker = Self::new(config)?;
+        broker.ping().await?;
+        Ok(broker)
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &CeleryConfig {
+        &self.inner.config
+    }
+
+    /// The pidbox channel control messages go to (`/<db>.celery.pidbox`).
+    pub fn pidbox_channel(&self) -> &str {
+        &self.inner.pidbox_channel
+    }
+
+    /// Runs `f` on the shared multiplexed connection within the command timeout; a failed
+    /// connection is dropped so the next call makes a new one.
+    async fn on_shared<T, F, Fut>(&self, f: F) -> Result<T, BrokerError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let limit = self.inner.config.command_timeout;
+        let outcome = tokio::time::timeout(limit, async {
+            let conn = self.shared_connection().await?;
+            f(conn).await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                if err.is_unrecoverable_error() || err.is_connection_dropped() || err.is_io_error()
+                {
+                    *self.inner.shared.lock().await = None;
+                }
+                Err(classify(err))
+            }
+            Err(_) => {
+                *self.inner.shared.lock().await = None;
+                Err(timed_out(limit))
+            }
+        }
+    }
+
+    async fn shared_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut slot = self.inner.shared.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let limit = self.inner.config.command_timeout;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(limit))
+            .set_response_timeout(Some(limit));
+        let conn = self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// A pooled connection, within the command timeout.
+    async fn pooled(&self) -> Result<deadpool_redis::Connection, BrokerError> {
+        self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// Bounds one pooled call.
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BrokerError> {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(timed_out(limit)),
+        }
+    }
+
+    /// Asks every worker for its running tasks and collects the replies for at most
+    /// `timeout` (returning earlier once every worker that heard the request has answered).
+    /// For health checks and the reconciler; too slow for a user request.
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis cannot be reached.
+    pub async fn inspect_active(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<WorkerActivity>, BrokerError> {
+        let oid = uuid::Uuid::new_v4().to_string();
+        let ticket = uuid::Uuid::new_v4().to_string();
+        let reply_queue = format!("{oid}.reply.celery.pidbox");
+        let reply_keys = queue_keys(&reply_queue);
+        let member = format!("{oid}{SEP}{SEP}{reply_queue}");
+        let limit = self.inner.config.command_timeout;
+        let mut conn = self.pooled().await?;
+
+        self.bounded(
+            limit,
+            redis::cmd("SADD")
+                .arg(REPLY_BINDING)
+                .arg(&member)
+                .exec_async(&mut conn),
+        )
+        .await?;
+        let collected = self
+            .collect_active(&mut conn, &oid, &ticket, &reply_keys, timeout)
+            .await;
+        // Reply lists get no TTL: always clean up. A connection that timed out may still be
+        // blocked in BRPOP, so it is not given back to the pool.
+        let cleanup = self
+            .bounded(limit, async {
+                redis::pipe()
+                    .cmd("SREM")
+                    .arg(REPLY_BINDING)
+                    .arg(&member)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(&reply_keys[..])
+                    .ignore()
+                    .exec_async(&mut conn)
+                    .await
+            })
+            .await;
+        if collected.is_err() || cleanup.is_err() {
+            drop(deadpool_redis::Connection::take(conn));
+        }
+        if let Err(err) = &cleanup {
+            tracing::warn!(error = %err, "could not clean up an inspect reply queue");
+        }
+        collected
+    }
+
+    async fn collect_active(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        oid: &str,
+        ticket: &str,
+        reply_keys: &[String; 4],
+        timeout: Duration,
+    ) -> Result<Vec<WorkerActivity>, BrokerError> {
+        let limit = self.inner.config.command_timeout;
+        let request = control_envelope(
+            "active",
+            json!({"safe": null}),
+            Some((ticket, oid)),
+            epoch_secs() + timeout.as_secs_f64(),
+            &uuid::Uuid::new_v4().to_string(),
+        );
+        let listeners: usize = self
+            .bounded(
+                limit,
+                redis::cmd("PUBLISH")
+                    .arg(&self.inner.pidbox_channel)
+                    .arg(request.to_string())
+                    .query_async(conn),
+            )
+            .await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut workers = Vec::new();
+        while workers.len() < listeners {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let popped: Option<(String, String)> = self
+                .bounded(
+                    left + limit,
+                    redis::cmd("BRPOP")
+                        .arg(&reply_keys[..])
+                        .arg(left.as_secs_f64().max(0.01))
+                        .query_async(conn),
+                )
+                .await?;
+            let Some((_, raw)) = popped else { break };
+            let Ok(envelope) = serde_json::from_str::<Value>(&raw) else {
+                continue;
+            };
+            if envelope["headers"]["ticket"].as_str() != Some(ticket) {
+                continue;
+            }
+            if let Some(Value::Object(body)) = envelope_body(&envelope) {
+                workers.extend(body.into_iter().map(|(worker, reply)| WorkerActivity {
+                    worker,
+                    active: active_tasks(&reply),
+                }));
+            }
+        }
+        Ok(workers)
+    }
+
+    /// A feed of task ids whose backend value changed (the result backend PUBLISHes every
+    /// write on `celery-task-meta-<id>`; this PSUBSCRIBEs `celery-task-meta-*`). Reconnects
+    /// by itself; transitions made while disconnected are not replayed, so pair it with a
+    /// periodic sweep. PUB/SUB is server-wide: ids of other DBs or services on the same Redis
+    /// show up too. The feed stops when the receiver is dropped. Needs a tokio runtime.
+    pub fn watch(&self) -> mpsc::Receiver<TaskId> {
+        let (tx, rx) = mpsc::channel(1024);
+        let broker = self.clone();
+        tokio::spawn(async move { broker.run_watch(tx).await });
+        rx
+    }
+
+    async fn run_watch(self, tx: mpsc::Sender<TaskId>) {
+        let pattern = format!("{META_PREFIX}*");
+        let limit = self.inner.config.command_timeout;
+        let mut backoff = Duration::from_millis(100);
+        while !tx.is_closed() {
+            let subscribed = tokio::time::timeout(limit, async {
+                let mut pubsub = self.inner.client.get_async_pubsub().await?;
+                pubsub.psubscribe(&pattern).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            })
+            .await;
+            let pubsub = match subscribed {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "celery change feed: cannot subscribe");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("celery change feed: subscribe timed out");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            let (mut sink, mut stream) = pubsub.split();
+            let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+            keepalive.tick().await;
+            loop {
+                tokio::select! {
+                    msg = stream.next() => {
+                        let Some(msg) = msg else { break };
+                        let channel = msg.get_channel_name();
+                        let Some(Ok(id)) = channel.strip_prefix(META_PREFIX).map(TaskId::parse)
+                        else {
+                            continue;
+                        };
+                        if tx.send(id).await.is_err() {
+                            return;
+                        }
+                    }
+                    () = tx.closed() => return,
+                    _ = keepalive.tick() => {
+                        // a half-open connection shows up here, not in the stream
+                        let alive = tokio::time::timeout(limit, sink.ping::<String>()).await;
+                        if !matches!(alive, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
+                }
+            }
+            tracing::warn!("celery change feed: connection lost, resubscribing");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+impl TaskBroker for CeleryBroker {
+    async fn publish(&self, task: &TaskRequest) -> Result<(), BrokerError> {
+        let cfg = &self.inner.config;
+        let tag = uuid::Uuid::new_v4().to_string();
+        let envelope = task_envelope(task, &cfg.queue, &cfg.origin, &tag);
+        validate_task_message(&envelope).map_err(BrokerError::Protocol)?;
+        let payload = envelope.to_string();
+        let key = self.inner.queue_keys[0].clone();
+        self.on_shared(|mut conn| async move {
+            redis::cmd("LPUSH")
+                .arg(key)
+                .arg(payload)
+                .exec_async(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    async fn states(&self, ids: &[TaskId]) -> Result<Vec<TaskSnapshot>, BrokerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(meta_key).collect();
+        // MGET even for one id: one round trip whatever the count, and always an array back.
+        let values: Vec<Option<Vec<u8>>> = self
+            .on_shared(|mut conn| async move {
+                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
+            })
+            .await?;
+        if values.len() != ids.len() {
+            return Err(BrokerError::Protocol(format!(
+                "MGET of {} keys returned {} values",
+                ids.len(),
+                values.len()
+            )));
+        }
+        Ok(ids
+            .iter()
+            .zip(values)
+            .map(|(id, raw)| decode(id.clone(), raw.as_deref()))
+            .collect())
+    }
+
+    async fn revoke(&self, ids: &[TaskId]) -> Result<Vec<RevokeReport>, BrokerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cfg = &self.inner.config;
+        let limit = cfg.command_timeout;
+        let mut unique: Vec<&TaskId> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !unique.contains(&id) {
+                unique.push(id);
+            }
+        }
+        let mut conn = self.pooled().await?;
+
+        let mut invocation = self.inner.revoke_script.prepare_invoke();
+        for key in &self.inner.queue_keys {
+            invocation.key(key);
+        }
+        invocation
+            .key(UNACKED)
+            .key(UNACKED_INDEX)
+            .arg(cfg.result_expires.as_secs())
+            .arg(utc_iso8601_now())
+            .arg(META_PREFIX);
+        for id in &unique {
+            invocation.arg(id.as_str());
+        }
+        let codes: Vec<i64> = self
+            .bounded(limit, invocation.invoke_async(&mut conn))
+            .await?;
+        if codes.len() != unique.len() {
+            return Err(BrokerError::Protocol(format!(
+                "revoke script returned {} codes for {} ids",
+                codes.len(),
+                unique.len()
+            )));
+        }
+        let code_of: HashMap<&str, i64> = unique
+            .iter()
+            .map(|id| id.as_str())
+            .zip(codes.iter().copied())
+            .collect();
+
+        // ONE broadcast for every id not already final; removed ones are included too, so a
+        // worker that somehow holds a copy (a duplicate, a restore) discards it.
+        let to_signal: Vec<&str> = unique
+            .iter()
+            .map(|id| id.as_str())
+            .filter(|id| code_of.get(id) != Some(&0))
+            .collect();
+        let listeners: i64 = if to_signal.is_empty() {
+            0
+        } else {
+            let request = control_envelope(
+                "revoke",
+                json!({"task_id": to_signal, "terminate": true, "signal": "SIGKILL"}),
+                None,
+                epoch_secs() + 10.0,
+                &uuid::Uuid::new_v4().to_string(),
+            );
+            self.bounded(
+                limit,
+                redis::cmd("PUBLISH")
+                    .arg(&self.inner.pidbox_channel)
+                    .arg(request.to_string())
+                    .query_async(&mut conn),
+            )
+            .await?
+        };
+
+        Ok(ids
+            .iter()
+            .map(|id| RevokeReport {
+                task_id: id.clone(),
+                outcome: match code_of.get(id.as_str()) {
+                    Some(0) => RevokeOutcome::AlreadyFinished,
+                    Some(1) => RevokeOutcome::RemovedFromQueue,
+                    _ if listeners > 0 => RevokeOutcome::Signalled,
+                    _ => RevokeOutcome::NoWorkerListening,
+                },
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        let pong: String = self
+            .on_shared(|mut conn| async move { redis::cmd("PING").query_async(&mut conn).await })
+            .await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(BrokerError::Protocol(format!("PING answered {pong:?}")))
+        }
+    }
+}
+
+/// The tasks of one worker's `active` reply.
+fn active_tasks(reply: &Value) -> Vec<ActiveTask> {
+    let Some(list) = reply.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|t| {
+            Some(ActiveTask {
+                task_id: TaskId::parse(t.get("id")?.as_str()?).ok()?,
+                name: t
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                worker_pid: t
+                    .get("worker_pid")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u32::try_from(p).ok()),
+                time_start: t.get("time_start").and_then(Value::as_f64),
+            })
+        })
+        .collect()
+}
+
+fn epoch_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `2026-11-28T14:27:54.198313+00:00`, the form Celery writes `date_done` in.
+fn utc_iso8601_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inspect_active_reply_lists_the_running_tasks() {
+        let path = format!(
+            "{}/tests/fixtures/inspect-active-reply.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let body = envelope_body(&file["element"]).unwrap();
+        let tasks = active_tasks(&body["w1@lab"]);
+        assert_eq!(
+            tasks,
+            vec![ActiveTask {
+                task_id: TaskId::parse("1c6e7fe4-d636-474b-a4cd-c016667198bf").unwrap(),
+                name: "labapp.progress".into(),
+                worker_pid: Some(11362),
+                time_start: Some(1_795_876_074.222_211_1),
+            }]
+        );
+    }
+
+    #[test]
+    fn date_done_has_celerys_shape() {
+        let s = utc_iso8601_now();
+        assert_eq!(s.len(), "2026-11-28T14:27:54.198313+00:00".len(), "{s}");
+        assert!(s.ends_with("+00:00"));
+    }
+
+    #[test]
+    fn an_invalid_configuration_is_refused_without_io() {
+        assert!(CeleryBroker::new(CeleryConfig::new("not a url")).is_err());
+        assert!(
+            CeleryBroker::new(CeleryConfig::new("redis://127.0.0.1:6379/3").with_queue(""))
+                .is_err()
+        );
+        let broker = CeleryBroker::new(CeleryConfig::new("redis://127.0.0.1:6379/3")).unwrap();
+        assert_eq!(broker.pidbox_channel(), "/3.celery.pidbox");
+    }
+}
