@@ -10,6 +10,7 @@
 mod broker;
 mod error;
 mod model;
+mod ratelimit;
 mod repo;
 mod usecases;
 
@@ -19,5 +20,6 @@ pub mod testing;
 pub use broker::TaskBroker;
 pub use error::{BoxError, BrokerError, StoreError};
 pub use model::*;
+pub use ratelimit::{RateDecision, RateLimitError, RateLimiter, RatePolicy};
 pub use repo::{Briefings, CANCELLED_BY_USER, SecurityLog, Store, Tasks, Videos};
 pub use usecases::*;
