@@ -1,4 +1,5 @@
 //! Both adapters pass the same behaviour tests; the Redis one against the real server.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::time::Duration;
 
