@@ -1,0 +1,460 @@
+//! The adapter against a real, stock Celery 5.7 worker (apps/worker, prefork, concurrency 2).
+//! Each test starts its own worker on its OWN Redis DB number and a unique queue, so tests run
+//! in parallel without hearing each other's broadcasts (the pidbox channel carries the DB).
+//!
+//! DBs: 9 run, 10 cancel running, 11 cancel queued, 12 no worker, 13 cancel-all, 14 failure,
+//! 15 captured values.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_domain::CeleryState;
+use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker};
+use futures_util::StreamExt as _;
+use serde_json::Value;
+use support::*;
+
+const QUICK: Durations = Durations {
+    options_secs: 0.3,
+    video_secs: 3.0,
+    video_steps: 6,
+};
+const SLOW: Durations = Durations {
+    options_secs: 0.2,
+    video_secs: 120.0,
+    video_steps: 120,
+};
+
+fn is_running(s: &ensinalab_ports::TaskSnapshot) -> bool {
+    running_pid(s).is_some()
+}
+
+#[tokio::test]
+async fn published_tasks_run_on_the_worker_and_report_progress_then_success() {
+    let (db, queue) = (9, unique_queue("run"));
+    let _worker = Worker::start(db, &queue, QUICK).await;
+    let broker = broker(db, &queue);
+    let mut feed = broker.watch();
+    // let the feed subscribe before anything is published
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let opts = options("Fotossíntese");
+    let vid = video("Fotossíntese", "simple");
+    let avatar = video("Fotossíntese", "avatar");
+    for task in [&opts, &vid, &avatar] {
+        broker.publish(task).await.unwrap();
+    }
+
+    let mut saw_progress = None;
+    let started = Instant::now();
+    loop {
+        let ids = [opts.id.clone(), vid.id.clone(), avatar.id.clone(), new_id()];
+        let states = broker.states(&ids).await.unwrap();
+        assert_eq!(states.len(), 4);
+        assert_eq!(states[3].state, CeleryState::Pending, "unknown id");
+        if states[1].state == CeleryState::Custom("PROGRESS".into()) {
+            let p = states[1].progress.expect("PROGRESS carries a progress");
+            assert!((0.0..=1.0).contains(&p));
+            if p > 0.0 {
+                saw_progress = Some(p);
+            }
+        }
+        if states[..3].iter().all(|s| s.state == CeleryState::Success) {
+            let options = states[0].info.as_ref().unwrap()["options"]
+                .as_array()
+                .unwrap()
+                .clone();
+            assert_eq!(options.len(), 3);
+            for o in &options {
+                for field in ["title", "description", "generator_type"] {
+                    assert!(o[field].is_string(), "{field} in {o}");
+                }
+            }
+            let done = states[1].info.as_ref().unwrap();
+            assert_eq!(done["status"], "completed");
+            assert_eq!(done["video_id"], 41);
+            assert!(done["url"].is_string());
+            assert_eq!(
+                states[2].info.as_ref().unwrap()["status"],
+                "pending_approval"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "tasks did not finish: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = saw_progress.expect("the video reported PROGRESS between 0 and 1");
+    println!("saw PROGRESS at {p:.2}");
+
+    // the change feed told us about every task
+    let mut heard = HashSet::new();
+    let wanted: HashSet<_> = [opts.id, vid.id, avatar.id].into_iter().collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !wanted.is_subset(&heard) {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Ok(Some(id)) => {
+                heard.insert(id);
+            }
+            other => panic!("feed stopped before hearing every task: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_completes() {
+    let (db, queue) = (10, unique_queue("kill"));
+    let worker = Worker::start(db, &queue, SLOW).await;
+    let broker = broker(db, &queue);
+    let task = video("Longo", "simple");
+    broker.publish(&task).await.unwrap();
+    let running = wait_for(
+        &broker,
+        &task.id,
+        Duration::from_secs(30),
+        "running",
+        is_running,
+    )
+    .await;
+    let pid = running_pid(&running).unwrap();
+    assert!(!process_is_dead(pid), "pool child {pid} alive before");
+
+    let t0 = Instant::now();
+    let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
+    assert_eq!(report[0].outcome, RevokeOutcome::Signalled);
+    while !process_is_dead(pid) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "pool child {pid} still alive"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!(
+        "revoke -> pool child {pid} killed in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+
+    let revoked = wait_for(&broker, &task.id, Duration::from_secs(5), "revoked", |s| {
+        s.state == CeleryState::Revoked
+    })
+    .await;
+    assert_eq!(revoked.error.as_deref(), Some("terminated"));
+    // it never completes: nothing overwrites REVOKED and no worker runs it any more
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = broker.states(std::slice::from_ref(&task.id)).await.unwrap();
+    assert_eq!(later[0].state, CeleryState::Revoked);
+    let active = broker.inspect_active(Duration::from_secs(2)).await.unwrap();
+    let mine = active.iter().find(|w| w.worker == worker.node).unwrap();
+    assert!(
+        mine.active.iter().all(|t| t.task_id != task.id),
+        "{active:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_every_slot_busy_a_cancelled_queued_video_is_removed_from_the_queue_and_never_runs() {
+    let (db, queue) = (11, unique_queue("queued"));
+    let worker = Worker::start(db, &queue, SLOW).await;
+    let broker = broker(db, &queue);
+    let mut redis = raw_connection(db).await;
+    let (a, b) = (video("A", "simple"), video("B", "simple"));
+    broker.publish(&a).await.unwrap();
+    broker.publish(&b).await.unwrap();
+    for t in [&a, &b] {
+        wait_for(
+            &broker,
+            &t.id,
+            Duration::from_secs(30),
+            "running",
+            is_running,
+        )
+        .await;
+    }
+    let queued = video("C", "simple");
+    broker.publish(&queued).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let len: usize = redis::cmd("LLEN")
+        .arg(&queue)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "both slots busy: C waits in the list");
+
+    let report = broker
+        .revoke(std::slice::from_ref(&queued.id))
+        .await
+        .unwrap();
+    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+    let len: usize = redis::cmd("LLEN")
+        .arg(&queue)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+    let s = broker
+        .states(std::slice::from_ref(&queued.id))
+        .await
+        .unwrap();
+    assert_eq!(s[0].state, CeleryState::Revoked);
+    assert_eq!(s[0].error.as_deref(), Some("revoked"));
+
+    // free both slots: C must still not run
+    let report = broker.revoke(&[a.id.clone(), b.id.clone()]).await.unwrap();
+    assert!(
+        report.iter().all(|r| r.outcome == RevokeOutcome::Signalled),
+        "{report:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = broker
+        .states(std::slice::from_ref(&queued.id))
+        .await
+        .unwrap();
+    assert_eq!(s[0].state, CeleryState::Revoked);
+    assert!(!worker.received(&queued.id), "the worker received C");
+    assert!(worker.received(&a.id), "the log records received tasks");
+}
+
+#[tokio::test]
+async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_one_starts() {
+    let (db, queue) = (12, unique_queue("noworker"));
+    let broker = broker(db, &queue);
+    let cancelled = video("Cancelado", "simple");
+    let control = options("Controle");
+    broker.publish(&cancelled).await.unwrap();
+    broker.publish(&control).await.unwrap();
+    let never_published = new_id();
+
+    let report = broker
+        .revoke(&[cancelled.id.clone(), never_published.clone()])
+        .await
+        .unwrap();
+    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+    assert_eq!(report[1].outcome, RevokeOutcome::NoWorkerListening);
+    assert!(!report[1].outcome.revoked());
+
+    let worker = Worker::start(db, &queue, QUICK).await;
+    wait_for(&broker, &control.id, Duration::from_secs(30), "done", |s| {
+        s.state == CeleryState::Success
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = broker
+        .states(std::slice::from_ref(&cancelled.id))
+        .await
+        .unwrap();
+    assert_eq!(s[0].state, CeleryState::Revoked);
+    assert!(
+        !worker.received(&cancelled.id),
+        "the worker received the cancelled task"
+    );
+}
+
+#[tokio::test]
+async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
+    let (db, queue) = (13, unique_queue("all"));
+    let worker = Worker::start(db, &queue, SLOW).await;
+    let broker = broker(db, &queue);
+
+    let finished = options("Pronto");
+    broker.publish(&finished).await.unwrap();
+    wait_for(
+        &broker,
+        &finished.id,
+        Duration::from_secs(30),
+        "done",
+        |s| s.state == CeleryState::Success,
+    )
+    .await;
+    let videos: Vec<_> = (0..6).map(|i| video(&format!("V{i}"), "simple")).collect();
+    for v in &videos {
+        broker.publish(v).await.unwrap();
+    }
+    let mut pids = Vec::new();
+    for v in &videos[..2] {
+        let s = wait_for(
+            &broker,
+            &v.id,
+            Duration::from_secs(30),
+            "running",
+            is_running,
+        )
+        .await;
+        pids.push(running_pid(&s).unwrap());
+    }
+
+    // count revoke broadcasts the way a worker hears them
+    let client = redis::Client::open(format!("{REDIS}/{db}")).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.psubscribe(broker.pidbox_channel()).await.unwrap();
+    let counter = tokio::spawn(async move {
+        let mut revokes = Vec::new();
+        let mut stream = pubsub.on_message();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, stream.next()).await {
+            let env: Value = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(env["body"].as_str().unwrap())
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            if body["method"] == "revoke" {
+                revokes.push(body["arguments"].clone());
+            }
+        }
+        revokes
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut ids = vec![finished.id.clone()];
+    ids.extend(videos.iter().map(|v| v.id.clone()));
+    let report = broker.revoke(&ids).await.unwrap();
+    let outcomes: Vec<_> = report.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes[0], RevokeOutcome::AlreadyFinished);
+    assert_eq!(&outcomes[1..3], [RevokeOutcome::Signalled; 2]);
+    assert_eq!(&outcomes[3..], [RevokeOutcome::RemovedFromQueue; 4]);
+
+    let revokes = counter.await.unwrap();
+    assert_eq!(revokes.len(), 1, "one broadcast: {revokes:?}");
+    assert_eq!(revokes[0]["terminate"], true);
+    assert_eq!(revokes[0]["signal"], "SIGKILL");
+    let listed: HashSet<&str> = revokes[0]["task_id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected: HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(listed, expected);
+
+    for pid in pids {
+        assert!(process_is_dead(pid), "pool child {pid} survived");
+    }
+    let states = broker.states(&ids[1..]).await.unwrap();
+    assert!(
+        states.iter().all(|s| s.state == CeleryState::Revoked),
+        "{states:?}"
+    );
+    let active = broker.inspect_active(Duration::from_secs(2)).await.unwrap();
+    let mine = active.iter().find(|w| w.worker == worker.node).unwrap();
+    assert!(mine.active.is_empty(), "still running: {:?}", mine.active);
+    for v in &videos[2..] {
+        assert!(
+            !worker.received(&v.id),
+            "a removed video reached the worker"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failing_task_reads_as_failure_with_its_error_and_traceback() {
+    let (db, queue) = (14, unique_queue("fail"));
+    let _worker = Worker::start(db, &queue, QUICK).await;
+    let broker = broker(db, &queue);
+    let task = video("[fail] Fotossíntese", "simple");
+    broker.publish(&task).await.unwrap();
+    let s = wait_for(&broker, &task.id, Duration::from_secs(30), "failed", |s| {
+        s.state == CeleryState::Failure
+    })
+    .await;
+    assert_eq!(
+        s.error.as_deref(),
+        Some("ConnectionError: Failed to connect to OpenAI API")
+    );
+    let tb = s.traceback.unwrap();
+    assert!(tb.starts_with("Traceback (most recent call last)"), "{tb}");
+    assert!(
+        tb.contains("ConnectionError: Failed to connect to OpenAI API"),
+        "{tb}"
+    );
+    // revoking a finished task claims nothing
+    let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
+    assert_eq!(report[0].outcome, RevokeOutcome::AlreadyFinished);
+}
+
+#[tokio::test]
+async fn captured_backend_values_decode_through_one_mget() {
+    let db = 15;
+    let broker = broker(db, "celery");
+    let mut redis = raw_connection(db).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut ids = Vec::new();
+    let mut expected = Vec::new();
+    for (file, state, error) in [
+        ("result-started.json", "STARTED", None),
+        ("result-progress.json", "PROGRESS", None),
+        (
+            "result-failure-valueerror.json",
+            "FAILURE",
+            Some("ValueError: boom"),
+        ),
+        (
+            "result-revoked-terminated.json",
+            "REVOKED",
+            Some("terminated"),
+        ),
+        (
+            "result-revoked-queued-first-write.json",
+            "REVOKED",
+            Some("revoked"),
+        ),
+    ] {
+        let sample: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let id = new_id(); // fresh key: samples share ids and the DB may be reused
+        let value = serde_json::to_string(&sample["value"]).unwrap();
+        let _: () = redis::cmd("SETEX")
+            .arg(format!("celery-task-meta-{id}"))
+            .arg(60)
+            .arg(value)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        ids.push(id);
+        expected.push((state, error));
+    }
+    let bz2 = new_id();
+    let _: () = redis::cmd("SETEX")
+        .arg(format!("celery-task-meta-{bz2}"))
+        .arg(60)
+        .arg(b"\x00celery-compressed\x00application/x-bz2\x00BZh9".as_slice())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    ids.push(bz2);
+    ids.push(new_id());
+
+    let states = broker.states(&ids).await.unwrap();
+    for (s, (state, error)) in states.iter().zip(&expected) {
+        assert_eq!(s.state.as_str(), *state);
+        assert_eq!(s.error.as_deref(), *error);
+    }
+    assert_eq!(states[1].progress, Some(0.0));
+    assert_eq!(states[5].state, CeleryState::Pending);
+    assert!(states[5].error.as_deref().unwrap().contains("x-bz2"));
+    assert_eq!(
+        states[6],
+        ensinalab_ports::TaskSnapshot::pending(ids[6].clone())
+    );
+}
+
+#[tokio::test]
+async fn a_dead_redis_is_a_fast_unavailable_error() {
+    let mut config = CeleryConfig::new("redis://127.0.0.1:1/0");
+    config.command_timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = CeleryBroker::connect(config.clone()).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+    let broker = CeleryBroker::new(config).unwrap();
+    let err = broker.states(&[new_id()]).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+    let err = broker.revoke(&[new_id()]).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+    let err = broker.publish(&video("x", "simple")).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

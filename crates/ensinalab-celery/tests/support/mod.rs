@@ -1,0 +1,232 @@
+//! A real Celery worker per test: the reference worker from `apps/worker`, run from the
+//! `.venv/worker` that `scripts/ensure-celery-venv.sh` installs, on the test's own Redis DB and
+//! queue, killed (whole process group) when the guard drops, panics included.
+
+// Test support: a failed setup step should panic with its cause, like in a #[test].
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_domain::{BriefingId, OptionId, TaskId, VideoId};
+use ensinalab_ports::{TaskBroker, TaskKind, TaskRequest, TaskSnapshot};
+
+/// Redis the tests talk to (scripts/ensure-redis.sh starts it).
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A unique queue name, so reruns and parallel tests never share messages.
+pub fn unique_queue(test: &str) -> String {
+    format!("ensinalab-test-{test}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn broker(db: u8, queue: &str) -> CeleryBroker {
+    let mut config = CeleryConfig::new(format!("{REDIS}/{db}")).with_queue(queue);
+    config.command_timeout = Duration::from_secs(5);
+    CeleryBroker::new(config).unwrap()
+}
+
+pub async fn raw_connection(db: u8) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("{REDIS}/{db}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Simulated durations of the worker's tasks.
+#[derive(Clone, Copy)]
+pub struct Durations {
+    pub options_secs: f64,
+    pub video_secs: f64,
+    pub video_steps: u32,
+}
+
+pub struct Worker {
+    child: Child,
+    pub node: String,
+    pub log: PathBuf,
+    db: u8,
+    queue: String,
+}
+
+impl Worker {
+    /// Starts `celery worker -P prefork -c 2` on DB `db`, queue `queue`; returns once it
+    /// answers `inspect active`.
+    pub async fn start(db: u8, queue: &str, durations: Durations) -> Self {
+        let root = repo_root();
+        let celery = root.join(".venv/worker/bin/celery");
+        assert!(
+            celery.exists(),
+            "{} missing: run scripts/ensure-celery-venv.sh (scripts/test.sh does)",
+            celery.display()
+        );
+        let node = format!("t{}@ensinalab-test", uuid::Uuid::new_v4().simple());
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("worker-{queue}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(celery)
+            .arg("--workdir")
+            .arg(root.join("apps/worker"))
+            .args([
+                "-A",
+                "ensinalab_worker",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                "2",
+            ])
+            .args(["-l", "INFO", "--without-mingle", "--without-gossip", "-n"])
+            .arg(&node)
+            .env("REDIS_URL", format!("{REDIS}/{db}"))
+            .env("CELERY_QUEUE", queue)
+            .env("ENSINALAB_OPTIONS_SECS", durations.options_secs.to_string())
+            .env("ENSINALAB_VIDEO_SECS", durations.video_secs.to_string())
+            .env("ENSINALAB_VIDEO_STEPS", durations.video_steps.to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            // its own process group, so the guard kills the pool children too
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let worker = Self {
+            child,
+            node,
+            log,
+            db,
+            queue: queue.to_owned(),
+        };
+        let broker = broker(db, queue);
+        let started = Instant::now();
+        loop {
+            let replies = broker
+                .inspect_active(Duration::from_millis(500))
+                .await
+                .unwrap();
+            if replies.iter().any(|r| r.worker == worker.node) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "worker {} did not answer within 60 s; log:\n{}",
+                worker.node,
+                worker.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        worker
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the worker's log shows it ever received `id`.
+    pub fn received(&self, id: &TaskId) -> bool {
+        self.log_text().contains(id.as_str())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        // the queue is unique to this test: leave nothing behind in the shared Redis
+        if let Ok(client) = redis::Client::open(format!("{REDIS}/{}", self.db))
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let keys: Vec<String> = ["", "\x06\x163", "\x06\x166", "\x06\x169"]
+                .iter()
+                .map(|s| format!("{}{s}", self.queue))
+                .collect();
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+/// Whether process `pid` is gone (absent, or a zombie waiting to be reaped).
+pub fn process_is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+pub fn new_id() -> TaskId {
+    TaskId::parse(&uuid::Uuid::new_v4().to_string()).unwrap()
+}
+
+pub fn video(title: &str, generator_type: &str) -> TaskRequest {
+    TaskRequest {
+        id: new_id(),
+        kind: TaskKind::GenerateVideo {
+            video_id: VideoId(41),
+            briefing_id: BriefingId(7),
+            option_id: OptionId(3),
+            title: title.to_owned(),
+            generator_type: generator_type.to_owned(),
+            duration_minutes: 5,
+        },
+    }
+}
+
+pub fn options(title: &str) -> TaskRequest {
+    TaskRequest {
+        id: new_id(),
+        kind: TaskKind::GenerateOptions {
+            briefing_id: BriefingId(7),
+            title: title.to_owned(),
+            description: "Fotossíntese para o 6º ano".to_owned(),
+            duration_minutes: 5,
+        },
+    }
+}
+
+/// Polls `states` until `done` holds for the snapshot of `id` (panics after `within`).
+pub async fn wait_for(
+    broker: &CeleryBroker,
+    id: &TaskId,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&TaskSnapshot) -> bool,
+) -> TaskSnapshot {
+    let started = Instant::now();
+    loop {
+        let snapshot = broker
+            .states(std::slice::from_ref(id))
+            .await
+            .unwrap()
+            .remove(0);
+        if done(&snapshot) {
+            return snapshot;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{id} not {what} within {within:?}; last: {snapshot:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pool child's pid a running task reports (STARTED `{pid, hostname}`, PROGRESS `{.., pid}`).
+pub fn running_pid(s: &TaskSnapshot) -> Option<u32> {
+    if !s.state.is_running() {
+        return None;
+    }
+    s.info
+        .as_ref()?
+        .get("pid")?
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+}
