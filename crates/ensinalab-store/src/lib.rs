@@ -1,1 +1,110 @@
-//! Placeholder: filled in by its issue.
+//! The repository ports of `ensinalab-ports` on sea-orm, for PostgreSQL (production) and SQLite
+//! (the embedded default), from the same code and the same migrations (`ensinalab-migration`).
+//!
+//! This crate owns how rows become domain records and how status transitions are made safe
+//! against races: every transition is one conditional `UPDATE ... WHERE status IN (allowed)
+//! RETURNING ...`, so a user's cancel racing a worker's completion ends in exactly one terminal
+//! state and the loser is told. `docs/schema.md` describes the tables, indexes and guards.
+//! Database errors are classified here: connection trouble is `StoreError::Unavailable`,
+//! everything else `StoreError::Other`, an impossible stored value `StoreError::Corrupt`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ensinalab_ports::StoreError> {
+//! let store = ensinalab_store::Store::connect("sqlite://ensinalab.db?mode=rwc").await?;
+//! store.migrate().await?;
+//! store.ping().await?;
+//! # Ok(()) }
+//! ```
+
+mod convert;
+mod entity;
+mod error;
+mod repo;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::time::Duration;
+
+use ensinalab_migration::{Migrator, MigratorTrait};
+use ensinalab_ports::StoreError;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::error::classify;
+
+/// How long a request waits for a connection (or for a new one to open) before the store
+/// reports `Unavailable`: a dead database must give a fast 503, not a hung request.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pool size on PostgreSQL and SQLite files; each connection is one backend process.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// All repositories on one connection pool. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url`: `postgres://user@host:port/db`, `sqlite://path.db?mode=rwc`, or
+    /// `sqlite::memory:`. An in-memory SQLite database lives as long as its connection, so the
+    /// store then keeps exactly one connection for its whole life (and callers share it).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached within about 5 s;
+    /// [`StoreError::Other`] for an unusable URL.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_timeout(ACQUIRE_TIMEOUT)
+            .sqlx_logging(false);
+        if is_sqlite_memory(url) {
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            options.max_connections(MAX_CONNECTIONS).min_connections(0);
+        }
+        let db = Database::connect(options).await.map_err(classify)?;
+        Ok(Self { db })
+    }
+
+    /// Applies every pending migration of `ensinalab-migration`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a migration fails or the database is unreachable.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await.map_err(classify)
+    }
+
+    /// Checks that the database answers (readiness probe).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(classify)
+    }
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_in_memory_sqlite_urls_are_treated_as_in_memory() {
+        for (url, memory) in [
+            ("sqlite::memory:", true),
+            ("sqlite://file:x?mode=memory&cache=shared", true),
+            ("sqlite://ensinalab.db?mode=rwc", false),
+            ("postgres://postgres@127.0.0.1:5432/postgres", false),
+        ] {
+            assert_eq!(is_sqlite_memory(url), memory, "{url}");
+        }
+    }
+}

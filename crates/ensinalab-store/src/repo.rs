@@ -1,0 +1,617 @@
+//! The port implementations. Every status change is a single conditional statement whose
+//! `WHERE` carries the guard (`status IN (...)`), so concurrent writers cannot both win: the
+//! database, not a read-then-write in Rust, decides the order.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use ensinalab_domain::{
+    BriefingDraft, BriefingId, BriefingStatus, OptionId, ResourceKind, TaskId, UserId, VideoId,
+    VideoStatus,
+};
+use ensinalab_ports::{
+    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, Briefings,
+    CANCELLED_BY_USER, Caller, CancelledAll, InFlightTask, NewVideo, ResourceRef, SecurityEvent,
+    SecurityLog, StoreError, Tasks, Transition, Video, VideoUpdate, Videos,
+};
+use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use time::OffsetDateTime;
+
+use crate::Store;
+use crate::convert::{self, now};
+use crate::entity::{briefing, option, security_event, video};
+use crate::error::classify;
+
+/// A cancel whose update matched nothing reads the row once to say why. If that read finds the
+/// row cancellable after all (a briefing moved from `pending` to `processing` in between), the
+/// cancel is tried again, at most this many times in all.
+const CANCEL_ATTEMPTS: usize = 3;
+
+fn wire<S: Copy + Display>(statuses: &[S]) -> Vec<String> {
+    statuses.iter().map(ToString::to_string).collect()
+}
+
+fn duration_column(minutes: u32) -> Result<i32, StoreError> {
+    i32::try_from(minutes)
+        .map_err(|_| StoreError::Other(format!("duration_minutes {minutes} out of range").into()))
+}
+
+/// Why a guarded cancel changed nothing, from one read of the row's owner and status. `None`
+/// when the row is cancellable now: it moved between the update and the read, try again.
+fn refusal<T, S>(
+    table: &str,
+    id: i64,
+    user: UserId,
+    row: Option<(i64, String)>,
+    cancellable: fn(S) -> bool,
+) -> Result<Option<Transition<T, S>>, StoreError>
+where
+    S: FromStr + Copy,
+    S::Err: Display,
+{
+    let Some((owner, raw)) = row else {
+        return Ok(Some(Transition::NotFound));
+    };
+    if owner != user.get() {
+        return Ok(Some(Transition::NotOwned));
+    }
+    let status: S = convert::status(table, id, &raw)?;
+    Ok((!cancellable(status)).then_some(Transition::Refused(status)))
+}
+
+fn restless(table: &str, id: i64) -> StoreError {
+    StoreError::Other(format!("{table} {id} kept changing status during a cancel").into())
+}
+
+impl Briefings for Store {
+    #[tracing::instrument(skip(self, draft), err)]
+    async fn create_briefing(
+        &self,
+        user: UserId,
+        draft: &BriefingDraft,
+        task_id: &TaskId,
+    ) -> Result<Briefing, StoreError> {
+        let now = now();
+        let row = briefing::ActiveModel {
+            id: NotSet,
+            user_id: Set(user.get()),
+            title: Set(draft.title().to_owned()),
+            description: Set(draft.description().to_owned()),
+            duration_minutes: Set(duration_column(draft.duration_minutes())?),
+            status: Set(BriefingStatus::Processing.as_str().to_owned()),
+            task_id: Set(Some(task_id.as_str().to_owned())),
+            error_message: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(classify)?;
+        convert::briefing(row)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn briefing(
+        &self,
+        user: UserId,
+        id: BriefingId,
+    ) -> Result<Option<(Briefing, Vec<BriefingOption>)>, StoreError> {
+        let Some(row) = briefing::Entity::find_by_id(id.get())
+            .filter(briefing::Column::UserId.eq(user.get()))
+            .one(&self.db)
+            .await
+            .map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let options = option::Entity::find()
+            .filter(option::Column::BriefingId.eq(row.id))
+            .order_by_asc(option::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(Some((
+            convert::briefing(row)?,
+            options.into_iter().map(convert::option).collect(),
+        )))
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn option(
+        &self,
+        user: UserId,
+        id: OptionId,
+    ) -> Result<Option<(Briefing, BriefingOption)>, StoreError> {
+        let row = option::Entity::find_by_id(id.get())
+            .find_also_related(briefing::Entity)
+            .filter(briefing::Column::UserId.eq(user.get()))
+            .one(&self.db)
+            .await
+            .map_err(classify)?;
+        match row {
+            Some((option, Some(briefing))) => Ok(Some((
+                convert::briefing(briefing)?,
+                convert::option(option),
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn cancel_briefing(
+        &self,
+        user: UserId,
+        id: BriefingId,
+    ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
+        for _ in 0..CANCEL_ATTEMPTS {
+            let moved = briefing::Entity::update_many()
+                .col_expr(
+                    briefing::Column::Status,
+                    Expr::value(BriefingStatus::Cancelled.as_str()),
+                )
+                .col_expr(briefing::Column::UpdatedAt, Expr::value(now()))
+                .filter(briefing::Column::Id.eq(id.get()))
+                .filter(briefing::Column::UserId.eq(user.get()))
+                .filter(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE)))
+                .exec_with_returning(&self.db)
+                .await
+                .map_err(classify)?;
+            if let Some(row) = moved.into_iter().next() {
+                return Ok(Transition::Done(convert::briefing(row)?));
+            }
+            let current = briefing::Entity::find_by_id(id.get())
+                .select_only()
+                .column(briefing::Column::UserId)
+                .column(briefing::Column::Status)
+                .into_tuple::<(i64, String)>()
+                .one(&self.db)
+                .await
+                .map_err(classify)?;
+            if let Some(why) = refusal(
+                "briefings",
+                id.get(),
+                user,
+                current,
+                BriefingStatus::is_cancellable,
+            )? {
+                return Ok(why);
+            }
+        }
+        Err(restless("briefings", id.get()))
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn apply_briefing_update(
+        &self,
+        id: BriefingId,
+        update: &BriefingUpdate,
+    ) -> Result<bool, StoreError> {
+        let guarded = |status: BriefingStatus| {
+            briefing::Entity::update_many()
+                .col_expr(briefing::Column::Status, Expr::value(status.as_str()))
+                .col_expr(briefing::Column::UpdatedAt, Expr::value(now()))
+                .filter(briefing::Column::Id.eq(id.get()))
+                .filter(briefing::Column::Status.is_in(wire(BriefingStatus::IN_FLIGHT)))
+        };
+        let update = match update {
+            BriefingUpdate::Running => guarded(BriefingStatus::Processing),
+            BriefingUpdate::Failed(message) => guarded(BriefingStatus::Failed)
+                .col_expr(briefing::Column::ErrorMessage, Expr::value(message.clone())),
+            BriefingUpdate::Revoked => guarded(BriefingStatus::Cancelled),
+            BriefingUpdate::OptionsReady(options) => {
+                // The status and the options land together or not at all.
+                let txn = self.db.begin().await.map_err(classify)?;
+                let changed = guarded(BriefingStatus::OptionsReady)
+                    .exec(&txn)
+                    .await
+                    .map_err(classify)?
+                    .rows_affected
+                    == 1;
+                if changed && !options.is_empty() {
+                    let created_at = now();
+                    let rows = options.iter().map(|o| option::ActiveModel {
+                        id: NotSet,
+                        briefing_id: Set(id.get()),
+                        title: Set(o.title.clone()),
+                        description: Set(o.description.clone()),
+                        generator_type: Set(o.generator_type.clone()),
+                        created_at: Set(created_at),
+                    });
+                    option::Entity::insert_many(rows)
+                        .exec(&txn)
+                        .await
+                        .map_err(classify)?;
+                }
+                txn.commit().await.map_err(classify)?;
+                return Ok(changed);
+            }
+        };
+        let result = update.exec(&self.db).await.map_err(classify)?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+impl Videos for Store {
+    #[tracing::instrument(skip(self), err)]
+    async fn create_video(&self, new: &NewVideo) -> Result<Video, StoreError> {
+        let now = now();
+        let row = video::ActiveModel {
+            id: NotSet,
+            user_id: Set(new.user_id.get()),
+            briefing_id: Set(new.briefing_id.get()),
+            option_id: Set(new.option_id.get()),
+            title: Set(new.title.clone()),
+            generator_type: Set(new.generator_type.clone()),
+            status: Set(VideoStatus::Queued.as_str().to_owned()),
+            progress: Set(0.0),
+            task_id: Set(Some(new.task_id.as_str().to_owned())),
+            error_message: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(classify)?;
+        convert::video(row)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn video(&self, user: UserId, id: VideoId) -> Result<Option<Video>, StoreError> {
+        video::Entity::find_by_id(id.get())
+            .filter(video::Column::UserId.eq(user.get()))
+            .one(&self.db)
+            .await
+            .map_err(classify)?
+            .map(convert::video)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn cancel_video(
+        &self,
+        user: UserId,
+        id: VideoId,
+    ) -> Result<Transition<Video, VideoStatus>, StoreError> {
+        for _ in 0..CANCEL_ATTEMPTS {
+            let moved = cancel_videos()
+                .filter(video::Column::Id.eq(id.get()))
+                .filter(video::Column::UserId.eq(user.get()))
+                .exec_with_returning(&self.db)
+                .await
+                .map_err(classify)?;
+            if let Some(row) = moved.into_iter().next() {
+                return Ok(Transition::Done(convert::video(row)?));
+            }
+            let current = video::Entity::find_by_id(id.get())
+                .select_only()
+                .column(video::Column::UserId)
+                .column(video::Column::Status)
+                .into_tuple::<(i64, String)>()
+                .one(&self.db)
+                .await
+                .map_err(classify)?;
+            if let Some(why) = refusal(
+                "videos",
+                id.get(),
+                user,
+                current,
+                VideoStatus::is_cancellable,
+            )? {
+                return Ok(why);
+            }
+        }
+        Err(restless("videos", id.get()))
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn apply_video_update(
+        &self,
+        id: VideoId,
+        update: &VideoUpdate,
+    ) -> Result<bool, StoreError> {
+        let guarded = |status: VideoStatus| {
+            video::Entity::update_many()
+                .col_expr(video::Column::Status, Expr::value(status.as_str()))
+                .col_expr(video::Column::UpdatedAt, Expr::value(now()))
+                .filter(video::Column::Id.eq(id.get()))
+                .filter(video::Column::Status.is_in(wire(VideoStatus::IN_FLIGHT)))
+        };
+        let update = match update {
+            VideoUpdate::Running { progress } => guarded(VideoStatus::Processing)
+                .col_expr(video::Column::Progress, Expr::value(*progress)),
+            VideoUpdate::Finished(status) => {
+                guarded(*status).col_expr(video::Column::Progress, Expr::value(1.0))
+            }
+            VideoUpdate::Failed(message) => guarded(VideoStatus::Failed)
+                .col_expr(video::Column::ErrorMessage, Expr::value(message.clone())),
+            VideoUpdate::Revoked => guarded(VideoStatus::Cancelled),
+        };
+        let result = update.exec(&self.db).await.map_err(classify)?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+/// The owner's cancel of videos, guarded by [`VideoStatus::CANCELLABLE`]; callers narrow it.
+fn cancel_videos() -> sea_orm::UpdateMany<video::Entity> {
+    video::Entity::update_many()
+        .col_expr(
+            video::Column::Status,
+            Expr::value(VideoStatus::Cancelled.as_str()),
+        )
+        .col_expr(video::Column::ErrorMessage, Expr::value(CANCELLED_BY_USER))
+        .col_expr(video::Column::Progress, Expr::value(0.0))
+        .col_expr(video::Column::UpdatedAt, Expr::value(now()))
+        .filter(video::Column::Status.is_in(wire(VideoStatus::CANCELLABLE)))
+}
+
+/// The owner's cancel of briefings, guarded by [`BriefingStatus::CANCELLABLE`].
+fn cancel_briefings() -> sea_orm::UpdateMany<briefing::Entity> {
+    briefing::Entity::update_many()
+        .col_expr(
+            briefing::Column::Status,
+            Expr::value(BriefingStatus::Cancelled.as_str()),
+        )
+        .col_expr(briefing::Column::UpdatedAt, Expr::value(now()))
+        .filter(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE)))
+}
+
+/// One row of the briefings-and-videos union behind the cross-table reads.
+#[derive(Debug, FromQueryResult)]
+struct TaskRow {
+    kind: String,
+    id: i64,
+    user_id: i64,
+    title: String,
+    status: String,
+    progress: Option<f64>,
+    generator_type: Option<String>,
+    task_id: Option<String>,
+    created_at: OffsetDateTime,
+}
+
+impl TaskRow {
+    fn status(&self) -> Result<AnyStatus, StoreError> {
+        match self.kind.as_str() {
+            "briefing" => Ok(AnyStatus::Briefing(convert::status(
+                "briefings",
+                self.id,
+                &self.status,
+            )?)),
+            "video" => Ok(AnyStatus::Video(convert::status(
+                "videos",
+                self.id,
+                &self.status,
+            )?)),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown resource kind {other:?}"
+            ))),
+        }
+    }
+
+    fn task_id(&self) -> Result<Option<TaskId>, StoreError> {
+        let table = if self.kind == "briefing" {
+            "briefings"
+        } else {
+            "videos"
+        };
+        convert::task_id(table, self.id, self.task_id.as_deref())
+    }
+
+    fn resource(&self, status: AnyStatus) -> ResourceRef {
+        ResourceRef {
+            kind: status.kind(),
+            id: self.id,
+            user_id: UserId(self.user_id),
+        }
+    }
+}
+
+/// `SELECT` briefings `UNION ALL` videos in the shape of [`TaskRow`], each side filtered by its
+/// own condition; the caller orders and limits the whole.
+fn task_rows(briefings: Condition, videos: Condition) -> SelectStatement {
+    let mut b = Query::select();
+    b.expr_as(Expr::val(ResourceKind::Briefing.as_str()), "kind")
+        .column(briefing::Column::Id)
+        .column(briefing::Column::UserId)
+        .column(briefing::Column::Title)
+        .column(briefing::Column::Status)
+        .expr_as(Expr::val(Option::<f64>::None), "progress")
+        .expr_as(Expr::val(Option::<String>::None), "generator_type")
+        .column(briefing::Column::TaskId)
+        .column(briefing::Column::CreatedAt)
+        .from(briefing::Entity)
+        .cond_where(briefings);
+    let mut v = Query::select();
+    v.expr_as(Expr::val(ResourceKind::Video.as_str()), "kind")
+        .column(video::Column::Id)
+        .column(video::Column::UserId)
+        .column(video::Column::Title)
+        .column(video::Column::Status)
+        .column(video::Column::Progress)
+        .column(video::Column::GeneratorType)
+        .column(video::Column::TaskId)
+        .column(video::Column::CreatedAt)
+        .from(video::Entity)
+        .cond_where(videos);
+    b.union(UnionType::All, v);
+    b
+}
+
+impl Store {
+    async fn task_rows(&self, query: &SelectStatement) -> Result<Vec<TaskRow>, StoreError> {
+        let statement = self.db.get_database_backend().build(query);
+        TaskRow::find_by_statement(statement)
+            .all(&self.db)
+            .await
+            .map_err(classify)
+    }
+}
+
+impl Tasks for Store {
+    #[tracing::instrument(skip(self), err)]
+    async fn active(&self, user: UserId) -> Result<Vec<ActiveResource>, StoreError> {
+        let mut query = task_rows(
+            Condition::all()
+                .add(briefing::Column::UserId.eq(user.get()))
+                .add(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE))),
+            Condition::all()
+                .add(video::Column::UserId.eq(user.get()))
+                .add(video::Column::Status.is_in(wire(VideoStatus::CANCELLABLE))),
+        );
+        query
+            .order_by("created_at", Order::Desc)
+            .order_by("id", Order::Desc);
+        let mut active = self
+            .task_rows(&query)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(ActiveResource {
+                    status: row.status()?,
+                    task_id: row.task_id()?,
+                    id: row.id,
+                    title: row.title,
+                    progress: row.progress,
+                    generator_type: row.generator_type,
+                    created_at: convert::utc(row.created_at),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // SQLite compares its RFC 3339 text, which misorders rows within one second (`05Z`
+        // sorts after `05.5Z`); the list is one user's active rows, so sort it again here.
+        active.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(active)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn resource_for_task(&self, task_id: &TaskId) -> Result<Option<ResourceRef>, StoreError> {
+        let mut query = task_rows(
+            Condition::all().add(briefing::Column::TaskId.eq(task_id.as_str())),
+            Condition::all().add(video::Column::TaskId.eq(task_id.as_str())),
+        );
+        query.order_by("kind", Order::Asc).limit(1);
+        match self.task_rows(&query).await?.into_iter().next() {
+            Some(row) => Ok(Some(row.resource(row.status()?))),
+            None => Ok(None),
+        }
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn cancel_all(&self, caller: &Caller) -> Result<CancelledAll, StoreError> {
+        let user = caller.user_id.get();
+        let txn = self.db.begin().await.map_err(classify)?;
+        let briefings = cancel_briefings()
+            .filter(briefing::Column::UserId.eq(user))
+            .exec_with_returning(&txn)
+            .await
+            .map_err(classify)?;
+        let videos = cancel_videos()
+            .filter(video::Column::UserId.eq(user))
+            .exec_with_returning(&txn)
+            .await
+            .map_err(classify)?;
+        let mut out = CancelledAll {
+            briefings: briefings
+                .into_iter()
+                .map(|b| {
+                    Ok((
+                        BriefingId(b.id),
+                        convert::task_id("briefings", b.id, b.task_id.as_deref())?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?,
+            videos: videos
+                .into_iter()
+                .map(|v| {
+                    Ok((
+                        VideoId(v.id),
+                        convert::task_id("videos", v.id, v.task_id.as_deref())?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?,
+        };
+        out.briefings.sort_by_key(|(id, _)| *id);
+        out.videos.sort_by_key(|(id, _)| *id);
+        let event = SecurityEvent {
+            event: "tasks_cancelled_all".into(),
+            user_id: Some(caller.user_id),
+            resource: None,
+            task_id: None,
+            outcome: "cancelled".into(),
+            client_ip: caller.client_ip.clone(),
+            details: serde_json::json!({
+                "briefings": out.briefings.len(),
+                "videos": out.videos.len(),
+            }),
+        };
+        insert_event(&txn, &event).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn in_flight(&self, limit: u32) -> Result<Vec<InFlightTask>, StoreError> {
+        let mut query = task_rows(
+            Condition::all()
+                .add(briefing::Column::Status.is_in(wire(BriefingStatus::IN_FLIGHT)))
+                .add(briefing::Column::TaskId.is_not_null()),
+            Condition::all()
+                .add(video::Column::Status.is_in(wire(VideoStatus::IN_FLIGHT)))
+                .add(video::Column::TaskId.is_not_null()),
+        );
+        query
+            .order_by("created_at", Order::Asc)
+            .order_by("id", Order::Asc)
+            .limit(u64::from(limit));
+        self.task_rows(&query)
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let status = match row.status() {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(e)),
+                };
+                let task_id = match row.task_id() {
+                    Ok(t) => t?,
+                    Err(e) => return Some(Err(e)),
+                };
+                Some(Ok(InFlightTask {
+                    resource: row.resource(status),
+                    task_id,
+                    status,
+                    progress: row.progress,
+                }))
+            })
+            .collect()
+    }
+}
+
+async fn insert_event<C: ConnectionTrait>(db: &C, event: &SecurityEvent) -> Result<(), StoreError> {
+    security_event::ActiveModel {
+        id: NotSet,
+        event: Set(event.event.clone()),
+        user_id: Set(event.user_id.map(UserId::get)),
+        resource_kind: Set(event.resource.map(|(kind, _)| kind.as_str().to_owned())),
+        resource_id: Set(event.resource.map(|(_, id)| id)),
+        task_id: Set(event.task_id.as_ref().map(|t| t.as_str().to_owned())),
+        outcome: Set(event.outcome.clone()),
+        client_ip: Set(event.client_ip.clone()),
+        details: Set(event.details.clone()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+impl SecurityLog for Store {
+    #[tracing::instrument(skip(self), err)]
+    async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
+        insert_event(&self.db, event).await
+    }
+}

@@ -1,0 +1,216 @@
+use ensinalab_domain::{BriefingStatus, ResourceKind, VideoStatus};
+use ensinalab_ports::{
+    AnyStatus, Briefings, CANCELLED_BY_USER, Caller, ResourceRef, SecurityEvent, SecurityLog,
+    StoreError, Tasks, Videos,
+};
+use ensinalab_store::testing;
+
+use crate::support::*;
+
+on_both_backends! {
+    async fn active_lists_the_callers_cancellable_rows_newest_first(store: Store) {
+        let b_old = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        let v_mid = video_in(&store, ALICE, VideoStatus::PendingApproval).await;
+        let b_new = briefing_in(&store, ALICE, BriefingStatus::GeneratingOptions).await;
+        let v_new = video_in(&store, ALICE, VideoStatus::Queued).await;
+        set_created(&store, "briefings", b_old.id.get(), 1).await;
+        set_created(&store, "videos", v_mid.id.get(), 2).await;
+        set_created(&store, "briefings", b_new.id.get(), 3).await;
+        // Same instant as b_new: the larger id comes first.
+        set_created(&store, "videos", v_new.id.get(), 3).await;
+        // Not listed: finished, not cancellable, or someone else's.
+        video_in(&store, ALICE, VideoStatus::Completed).await;
+        briefing_in(&store, ALICE, BriefingStatus::Pending).await;
+        briefing_in(&store, ALICE, BriefingStatus::OptionsReady).await;
+        briefing_in(&store, BOB, BriefingStatus::Processing).await;
+        video_in(&store, BOB, VideoStatus::Processing).await;
+
+        let active = store.active(ALICE).await.unwrap();
+        let listed: Vec<_> = active.iter().map(|a| (a.status.kind(), a.id)).collect();
+        let mut expected_tail = vec![
+            (ResourceKind::Video, v_mid.id.get()),
+            (ResourceKind::Briefing, b_old.id.get()),
+        ];
+        let mut same_instant = vec![
+            (ResourceKind::Briefing, b_new.id.get()),
+            (ResourceKind::Video, v_new.id.get()),
+        ];
+        same_instant.sort_by_key(|k| std::cmp::Reverse(k.1));
+        same_instant.append(&mut expected_tail);
+        assert_eq!(listed, same_instant);
+
+        let video = active.iter().find(|a| a.status.kind() == ResourceKind::Video && a.id == v_new.id.get()).unwrap();
+        assert_eq!(video.status, AnyStatus::Video(VideoStatus::Queued));
+        assert_eq!(video.progress, Some(0.0));
+        assert_eq!(video.generator_type.as_deref(), Some("simple"));
+        assert_eq!(video.task_id, v_new.task_id);
+        assert_eq!(video.title, v_new.title);
+        let briefing = active.iter().find(|a| a.status.kind() == ResourceKind::Briefing && a.id == b_old.id.get()).unwrap();
+        assert_eq!(briefing.status, AnyStatus::Briefing(BriefingStatus::Processing));
+        assert_eq!((briefing.progress, briefing.generator_type.as_deref()), (None, None));
+        assert_eq!(briefing.task_id, b_old.task_id);
+        assert_eq!(briefing.created_at.second(), 1);
+
+        assert!(store.active(CAROL).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn a_task_id_leads_to_its_resource_whoever_owns_it(store: Store) {
+        let b = briefing_in(&store, BOB, BriefingStatus::Completed).await;
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        assert_eq!(
+            store.resource_for_task(b.task_id.as_ref().unwrap()).await.unwrap(),
+            Some(ResourceRef { kind: ResourceKind::Briefing, id: b.id.get(), user_id: BOB })
+        );
+        assert_eq!(
+            store.resource_for_task(v.task_id.as_ref().unwrap()).await.unwrap(),
+            Some(ResourceRef { kind: ResourceKind::Video, id: v.id.get(), user_id: ALICE })
+        );
+        assert_eq!(store.resource_for_task(&task()).await.unwrap(), None);
+    }
+}
+
+on_both_backends! {
+    async fn cancel_all_cancels_every_cancellable_row_of_the_caller_and_records_one_event(store: Store) {
+        let b1 = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        let b2 = briefing_in(&store, ALICE, BriefingStatus::GeneratingOptions).await;
+        let v1 = video_in(&store, ALICE, VideoStatus::Queued).await;
+        let v2 = video_in(&store, ALICE, VideoStatus::PendingApproval).await;
+        let untouched = [
+            store.briefing(ALICE, briefing_in(&store, ALICE, BriefingStatus::Pending).await.id).await.unwrap().unwrap().0,
+            briefing_in(&store, ALICE, BriefingStatus::Completed).await,
+            briefing_in(&store, BOB, BriefingStatus::Processing).await,
+        ];
+        let untouched_videos = [
+            video_in(&store, ALICE, VideoStatus::Failed).await,
+            video_in(&store, BOB, VideoStatus::Processing).await,
+        ];
+        let events_before = testing::security_events(&store).await.unwrap().len();
+
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: Some("203.0.113.7".into()) };
+        let out = store.cancel_all(&caller).await.unwrap();
+        assert_eq!(out.briefings, vec![(b1.id, b1.task_id.clone()), (b2.id, b2.task_id.clone())]);
+        assert_eq!(out.videos, vec![(v1.id, v1.task_id.clone()), (v2.id, v2.task_id.clone())]);
+
+        for b in [&b1, &b2] {
+            let read = store.briefing(ALICE, b.id).await.unwrap().unwrap().0;
+            assert_eq!(read.status, BriefingStatus::Cancelled);
+        }
+        for v in [&v1, &v2] {
+            let read = store.video(ALICE, v.id).await.unwrap().unwrap();
+            assert_eq!(read.status, VideoStatus::Cancelled);
+            assert_eq!(read.error_message.as_deref(), Some(CANCELLED_BY_USER));
+            assert_eq!(read.progress, 0.0);
+        }
+        for b in untouched {
+            assert_eq!(store.briefing(b.user_id, b.id).await.unwrap().unwrap().0, b);
+        }
+        for v in untouched_videos {
+            assert_eq!(store.video(v.user_id, v.id).await.unwrap().unwrap(), v);
+        }
+        assert!(store.active(ALICE).await.unwrap().is_empty());
+
+        let events = testing::security_events(&store).await.unwrap();
+        assert_eq!(events.len(), events_before + 1);
+        assert_eq!(
+            events.last().unwrap(),
+            &SecurityEvent {
+                event: "tasks_cancelled_all".into(),
+                user_id: Some(ALICE),
+                resource: None,
+                task_id: None,
+                outcome: "cancelled".into(),
+                client_ip: Some("203.0.113.7".into()),
+                details: serde_json::json!({ "briefings": 2, "videos": 2 }),
+            }
+        );
+
+        // Nothing left: still one event, with zero counts.
+        let again = store.cancel_all(&caller).await.unwrap();
+        assert!(again.briefings.is_empty() && again.videos.is_empty());
+        let events = testing::security_events(&store).await.unwrap();
+        assert_eq!(events.last().unwrap().details, serde_json::json!({ "briefings": 0, "videos": 0 }));
+    }
+}
+
+on_both_backends! {
+    async fn cancel_all_changes_nothing_when_it_fails(store: Store) {
+        let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        // A row the store cannot read back makes the whole transaction fail.
+        testing::execute(&store, &format!("UPDATE videos SET task_id = 'garbage' WHERE id = {}", v.id))
+            .await
+            .unwrap();
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        assert!(matches!(store.cancel_all(&caller).await, Err(StoreError::Corrupt(_))));
+        assert_eq!(store.briefing(ALICE, b.id).await.unwrap().unwrap().0, b);
+        assert!(testing::security_events(&store).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn in_flight_lists_rows_with_a_task_oldest_first_up_to_the_limit(store: Store) {
+        let b = briefing_in(&store, ALICE, BriefingStatus::Pending).await;
+        let v = video_in(&store, BOB, VideoStatus::Processing).await;
+        let q = video_in(&store, ALICE, VideoStatus::Queued).await;
+        set_created(&store, "videos", v.id.get(), 1).await;
+        set_created(&store, "briefings", b.id.get(), 2).await;
+        set_created(&store, "videos", q.id.get(), 3).await;
+        // Not in flight, or no task to ask about.
+        video_in(&store, ALICE, VideoStatus::PendingApproval).await;
+        video_in(&store, ALICE, VideoStatus::Completed).await;
+        let untracked = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        testing::execute(&store, &format!("UPDATE briefings SET task_id = NULL WHERE id = {}", untracked.id))
+            .await
+            .unwrap();
+        // briefing_with_option (inside video_in) leaves options_ready briefings: not in flight.
+
+        let all = store.in_flight(100).await.unwrap();
+        let listed: Vec<_> = all.iter().map(|t| (t.resource, t.status, t.progress)).collect();
+        assert_eq!(
+            listed,
+            vec![
+                (ResourceRef { kind: ResourceKind::Video, id: v.id.get(), user_id: BOB }, AnyStatus::Video(VideoStatus::Processing), Some(0.0)),
+                (ResourceRef { kind: ResourceKind::Briefing, id: b.id.get(), user_id: ALICE }, AnyStatus::Briefing(BriefingStatus::Pending), None),
+                (ResourceRef { kind: ResourceKind::Video, id: q.id.get(), user_id: ALICE }, AnyStatus::Video(VideoStatus::Queued), Some(0.0)),
+            ]
+        );
+        assert_eq!(all[0].task_id, v.task_id.clone().unwrap());
+        assert_eq!(all[1].task_id, b.task_id.clone().unwrap());
+
+        let first_two = store.in_flight(2).await.unwrap();
+        assert_eq!(first_two, all[..2].to_vec());
+        assert!(store.in_flight(0).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn security_events_are_appended_as_given(store: Store) {
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let events = [
+            SecurityEvent {
+                event: "video_cancelled".into(),
+                user_id: Some(ALICE),
+                resource: Some((ResourceKind::Video, v.id.get())),
+                task_id: v.task_id.clone(),
+                outcome: "cancelled".into(),
+                client_ip: Some("2001:db8::1".into()),
+                details: serde_json::json!({ "revoke": "signalled", "nested": { "n": [1, 2] } }),
+            },
+            SecurityEvent {
+                event: "auth_failed".into(),
+                user_id: None,
+                resource: None,
+                task_id: None,
+                outcome: "invalid_token".into(),
+                client_ip: None,
+                details: serde_json::json!({}),
+            },
+        ];
+        for e in &events {
+            store.record(e).await.unwrap();
+        }
+        assert_eq!(testing::security_events(&store).await.unwrap(), events);
+    }
+}
