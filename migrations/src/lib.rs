@@ -8,6 +8,9 @@
 
 use sea_orm_migration::prelude::*;
 
+/// Re-exported so callers run [`Migrator`] without depending on sea-orm-migration themselves.
+pub use sea_orm_migration::MigratorTrait;
+
 mod m20261128_000001_create_tables;
 mod m20261128_000002_briefing_task_id;
 
