@@ -13,3 +13,9 @@ pub trait Probe: Send + Sync {
     /// [`StoreError`] when the dependency does not answer.
     fn probe(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+impl Probe for ensinalab_store::Store {
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
+}

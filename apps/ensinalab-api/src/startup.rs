@@ -4,6 +4,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -13,10 +14,12 @@ use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{BrokerChoice, Config};
 use crate::ids::{Hashids, HashidsError};
 use crate::probe::Probe;
 use crate::{reconciler, routes};
+use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_local::{LocalBroker, LocalConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,55 @@ pub struct Application {
 }
 
 impl Application {
+    /// Opens the store from `DATABASE_URL` (migrating unless `AUTO_MIGRATE=false`), picks the
+    /// broker (Celery when `REDIS_URL` is set, else the in-process one) and binds the server.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what could not be set up.
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let store = open_store(config).await?;
+        if config.auto_migrate {
+            store
+                .migrate()
+                .await
+                .map_err(|e| StartupError::Store(e.into()))?;
+        }
+        match &config.broker {
+            BrokerChoice::Local {
+                options_secs,
+                video_secs,
+            } => {
+                let broker = LocalBroker::new(LocalConfig {
+                    options_duration: Duration::from_secs(*options_secs),
+                    video_duration: Duration::from_secs(*video_secs),
+                });
+                let changes = broker.watch();
+                Self::run(config, store, broker, Some(changes))
+            }
+            BrokerChoice::Celery { redis_url, queue } => {
+                // Built without touching the network: a Redis that is down at start shows on
+                // /readyz and heals by itself, rather than keeping the API down.
+                let broker =
+                    CeleryBroker::new(CeleryConfig::new(redis_url.clone()).with_queue(queue))
+                        .map_err(|e| StartupError::Broker(e.into()))?;
+                let changes = broker.watch();
+                Self::run(config, store, broker, Some(changes))
+            }
+        }
+    }
+
+    /// [`Self::from_parts`] over a fresh service: one instantiation per broker choice.
+    fn run<B: TaskBroker + 'static>(
+        config: &Config,
+        store: ensinalab_store::Store,
+        broker: B,
+        changes: Option<Receiver<TaskId>>,
+    ) -> Result<Self, StartupError> {
+        let service = Arc::new(Service::new(store, broker, service_config(config)));
+        Self::from_parts(config, service, changes)
+    }
+
     /// Binds the server over `store` and `broker`, and starts the reconciler on `changes` (the
     /// broker's change feed) plus a periodic sweep. Must be called inside a tokio runtime.
     ///
@@ -115,6 +167,16 @@ impl Application {
         }
         result
     }
+}
+
+/// Opens the store of `DATABASE_URL` (for `main`'s `migrate` too).
+///
+/// # Errors
+/// [`StartupError::Store`].
+pub async fn open_store(config: &Config) -> Result<ensinalab_store::Store, StartupError> {
+    ensinalab_store::Store::connect(&config.database_url)
+        .await
+        .map_err(|e| StartupError::Store(e.into()))
 }
 
 /// The service settings from the configuration.

@@ -1,0 +1,144 @@
+//! Health, readiness, the OpenAPI document, and docs/api.md checked against it.
+
+use std::collections::BTreeSet;
+
+use ensinalab_api::Application;
+use ensinalab_api::auth::Authenticator;
+use ensinalab_api::config::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::helpers::TestApp;
+
+async fn health_and_readiness_answer_without_a_token(app: &TestApp) {
+    let (status, body) = app.send(app.client.get(app.url("/healthz"))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"status": "ok", "database": "ok", "broker": "ok"})
+        )
+    );
+}
+both!(health_and_readiness_answer_without_a_token);
+
+async fn openapi(app: &TestApp) -> Value {
+    let (status, doc) = app.send(app.client.get(app.url("/openapi.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    doc
+}
+
+/// `GET /tasks/active`-style lines for every operation of the document.
+fn operations(doc: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            out.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    out
+}
+
+async fn the_openapi_document_has_every_route_and_error_body(app: &TestApp) {
+    let doc = openapi(app).await;
+    let ops = operations(&doc);
+    let expected: BTreeSet<String> = [
+        "GET /tasks/active",
+        "GET /tasks/{task_id}/status",
+        "POST /tasks/cancel-all",
+        "POST /videos/{video_hash}/cancel",
+        "GET /videos/{video_hash}/status",
+        "POST /briefings",
+        "GET /briefings/{briefing_hash}",
+        "POST /briefings/{briefing_hash}/cancel-generation",
+        "POST /options/{option_hash}/select",
+        "GET /healthz",
+        "GET /readyz",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(ops, expected);
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in [
+        "ErrorBody",
+        "ActiveTasksResponse",
+        "TaskStatusResponse",
+        "CancelVideoResponse",
+    ] {
+        assert!(schemas.contains_key(name), "{name}");
+    }
+    let not_found = &doc["paths"]["/videos/{video_hash}/cancel"]["post"]["responses"]["404"];
+    assert_eq!(
+        not_found["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+}
+both!(the_openapi_document_has_every_route_and_error_body);
+
+async fn docs_api_md_documents_exactly_the_routes_of_the_openapi_document(app: &TestApp) {
+    let doc = openapi(app).await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md");
+    let md = std::fs::read_to_string(path).expect("docs/api.md exists");
+    let documented: BTreeSet<String> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|l| l.strip_suffix('`'))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        documented,
+        operations(&doc),
+        "docs/api.md headings vs /openapi.json"
+    );
+    // Each route section carries a curl example and a response example.
+    for section in md.split("\n### `").skip(1) {
+        let title = section.lines().next().unwrap_or_default();
+        assert!(section.contains("curl "), "{title}: no curl example");
+        assert!(section.contains("```json"), "{title}: no JSON example");
+    }
+}
+both!(docs_api_md_documents_exactly_the_routes_of_the_openapi_document);
+
+#[tokio::test]
+async fn the_zero_setup_default_builds_on_a_sqlite_file_with_the_local_broker_and_a_dev_secret() {
+    let dir = std::env::temp_dir().join(format!("ensinalab-api-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}/ensinalab.db?mode=rwc", dir.display());
+    let config = Config::from_lookup(|key| match key {
+        "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "DATABASE_URL" => Some(db.clone()),
+        "LOCAL_OPTIONS_SECS" => Some("0".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    assert!(config.jwt.secret.is_dev());
+    let app = Application::build(&config).await.expect("builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let token = Authenticator::new(&config.jwt)
+        .mint(1, false, 60)
+        .expect("dev token");
+
+    let ready = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let created = client
+        .post(format!("{base}/briefings"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Teste", "description": "...", "duration_minutes": 10}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: Value = created.json().await.expect("json");
+    assert_eq!(body["status"], "processing");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,328 @@
+//! Boots the real application on port 0, on SQLite or PostgreSQL, with the in-process broker,
+//! and talks HTTP to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ensinalab_api::Application;
+use ensinalab_api::auth::Authenticator;
+use ensinalab_api::config::{Config, JwtSecret};
+use ensinalab_api::ids::Hashids;
+use ensinalab_domain::{
+    BriefingDraft, BriefingId, GeneratedOption, OptionId, TaskId, UserId, VideoId, VideoStatus,
+};
+use ensinalab_local::{LocalBroker, LocalConfig};
+use ensinalab_ports::{
+    Briefing, BriefingUpdate, Briefings, NewVideo, Service, ServiceConfig, Video, VideoUpdate,
+    Videos, new_task_id,
+};
+use ensinalab_store::Store;
+use ensinalab_store::testing::{TestPostgres, sqlite_memory};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// A secret of the required length, for tests only.
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+pub const SALT: &str = "ensinalab";
+
+/// Which database the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Knobs a test may turn.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub local: LocalConfig,
+    pub task_time_limit_secs: u64,
+    pub json_limit_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            // Options arrive fast; a video runs long enough to be cancelled mid-way.
+            local: LocalConfig {
+                options_duration: Duration::from_millis(300),
+                video_duration: Duration::from_secs(60),
+            },
+            task_time_limit_secs: 300,
+            json_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub broker: LocalBroker,
+    pub ids: Hashids,
+    pub auth: Authenticator,
+    postgres: Option<TestPostgres>,
+}
+
+/// The configuration of a test server (no environment read).
+pub fn test_config(settings: &Settings) -> Config {
+    let mut config = Config::from_lookup(|key| match key {
+        "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "JWT_SECRET" => Some(SECRET.to_owned()),
+        "HASHIDS_SALT" => Some(SALT.to_owned()),
+        "RECONCILE_INTERVAL_SECS" => Some("1".to_owned()),
+        _ => None,
+    })
+    .expect("test configuration is valid");
+    config.task_time_limit_secs = settings.task_time_limit_secs;
+    config.json_limit_bytes = settings.json_limit_bytes;
+    assert!(matches!(config.jwt.secret, JwtSecret::Configured(_)));
+    config
+}
+
+impl TestApp {
+    pub async fn spawn_with(backend: Backend, settings: Settings) -> Self {
+        let (store, postgres) = match backend {
+            Backend::Sqlite => (sqlite_memory().await.expect("sqlite store"), None),
+            Backend::Postgres => {
+                let db = TestPostgres::new()
+                    .await
+                    .expect("PostgreSQL at 127.0.0.1:5432 (scripts/ensure-postgres.sh)");
+                (db.store().clone(), Some(db))
+            }
+        };
+        let config = test_config(&settings);
+        let broker = LocalBroker::new(settings.local);
+        let changes = broker.watch();
+        let service = Arc::new(Service::new(
+            store.clone(),
+            broker.clone(),
+            ServiceConfig {
+                task_time_limit_secs: settings.task_time_limit_secs,
+            },
+        ));
+        let app = Application::from_parts(&config, service, Some(changes)).expect("app starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            store,
+            broker,
+            ids: Hashids::new(&config.hashids).expect("hashids"),
+            auth: Authenticator::new(&config.jwt),
+            postgres,
+        }
+    }
+
+    /// Drops the PostgreSQL database, if any.
+    pub async fn cleanup(self) {
+        if let Some(db) = self.postgres {
+            db.cleanup().await.expect("drop the test database");
+        }
+    }
+
+    pub fn token(&self, user: i64) -> String {
+        self.auth.mint(user, false, 600).expect("mint")
+    }
+
+    pub fn admin_token(&self, user: i64) -> String {
+        self.auth.mint(user, true, 600).expect("mint")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Sends a request and returns the status and the JSON body (`Null` if empty or not JSON).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body read");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.send(self.client.post(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// `POST /briefings` through HTTP; returns the body.
+    pub async fn create_briefing(&self, token: &str, title: &str) -> Value {
+        let (status, body) = self
+            .post_json(
+                "/briefings",
+                token,
+                &serde_json::json!({
+                    "title": title,
+                    "description": "...",
+                    "duration_minutes": 10
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Polls `GET /briefings/{hash}` until `done` holds (10 s at most).
+    pub async fn wait_briefing(
+        &self,
+        token: &str,
+        hash: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait(&format!("/briefings/{hash}"), token, done).await
+    }
+
+    /// Polls a GET route until `done` holds on its body (10 s at most).
+    pub async fn wait(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            let (status, body) = self.get(path, token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if done(&body) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} never reached the expected state; last: {last}");
+    }
+
+    /// A briefing of `user` in `processing` whose task never reports (written through the
+    /// store port, as a worker that hangs would leave it).
+    pub async fn stuck_briefing(&self, user: i64, title: &str) -> (Briefing, TaskId) {
+        let draft = BriefingDraft::new(title, "...", 10).expect("valid draft");
+        let task = new_task_id();
+        let b = self
+            .store
+            .create_briefing(UserId(user), &draft, &task)
+            .await
+            .expect("briefing stored");
+        (b, task)
+    }
+
+    /// A briefing of `user` in `options_ready` with two options.
+    pub async fn ready_briefing(&self, user: i64) -> (BriefingId, Vec<OptionId>) {
+        let (b, _) = self.stuck_briefing(user, "Gestão de Sala de Aula").await;
+        let options = ["simple", "avatar"].map(|g| GeneratedOption {
+            title: format!("Opção {g}"),
+            description: "d".into(),
+            generator_type: g.into(),
+        });
+        let moved = self
+            .store
+            .apply_briefing_update(b.id, &BriefingUpdate::OptionsReady(options.to_vec()))
+            .await
+            .expect("options stored");
+        assert!(moved);
+        let (_, opts) = self
+            .store
+            .briefing(UserId(user), b.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        (b.id, opts.into_iter().map(|o| o.id).collect())
+    }
+
+    /// A video of `user` in `status`, whose task never reports.
+    pub async fn video_in(&self, user: i64, status: VideoStatus) -> (Video, TaskId) {
+        let (briefing, options) = self.ready_briefing(user).await;
+        let task = new_task_id();
+        let video = self
+            .store
+            .create_video(&NewVideo {
+                user_id: UserId(user),
+                briefing_id: briefing,
+                option_id: options[0],
+                title: "Como usar Google Classroom".into(),
+                generator_type: "simple".into(),
+                task_id: task.clone(),
+            })
+            .await
+            .expect("video stored");
+        let update = match status {
+            VideoStatus::Queued => None,
+            VideoStatus::Processing => Some(VideoUpdate::Running { progress: 0.7 }),
+            VideoStatus::PendingApproval | VideoStatus::Completed => {
+                Some(VideoUpdate::Finished(status))
+            }
+            VideoStatus::Failed => Some(VideoUpdate::Failed("boom".into())),
+            VideoStatus::Cancelled => Some(VideoUpdate::Revoked),
+        };
+        if let Some(update) = update {
+            assert!(
+                self.store
+                    .apply_video_update(video.id, &update)
+                    .await
+                    .expect("update")
+            );
+        }
+        let video = self
+            .store
+            .video(UserId(user), video.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(video.status, status);
+        (video, task)
+    }
+
+    pub fn hash(&self, key: i64) -> String {
+        self.ids.encode(key)
+    }
+
+    pub async fn video_row(&self, user: i64, id: VideoId) -> Video {
+        self.store
+            .video(UserId(user), id)
+            .await
+            .expect("read")
+            .expect("exists")
+    }
+}
+
+/// Runs one scenario on SQLite and on PostgreSQL: `both!(name);` makes `name::on_sqlite` and
+/// `name::on_postgres` from `async fn name(app: &TestApp)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        $crate::both!(@ $name, $crate::helpers::Settings::default());
+    };
+    ($name:ident, $settings:ident) => {
+        $crate::both!(@ $name, super::$settings());
+    };
+    (@ $name:ident, $settings:expr) => {
+        mod $name {
+            use $crate::helpers::{Backend, TestApp};
+
+            #[tokio::test]
+            async fn on_sqlite() {
+                let app = TestApp::spawn_with(Backend::Sqlite, $settings).await;
+                super::$name(&app).await;
+                app.cleanup().await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres() {
+                let app = TestApp::spawn_with(Backend::Postgres, $settings).await;
+                super::$name(&app).await;
+                app.cleanup().await;
+            }
+        }
+    };
+}

@@ -1,0 +1,11 @@
+//! API tests: the real application on port 0, over HTTP, on SQLite and PostgreSQL. One binary
+//! (zero-to-production's layout), so it is linked once.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod docs;
+mod hashids;
+mod ownership;
+mod seed;
