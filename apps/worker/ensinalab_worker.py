@@ -12,6 +12,7 @@ Environment:
     ENSINALAB_OPTIONS_SECS simulated duration of generate_options (default 2)
     ENSINALAB_VIDEO_SECS   simulated duration of generate_video (default 10)
     ENSINALAB_VIDEO_STEPS  PROGRESS updates per video (default 10)
+    ENSINALAB_RESULT_COMPRESSION  optional result_compression (e.g. gzip), to test readers
 
 A title starting with "[fail]" makes either task raise
 ConnectionError("Failed to connect to OpenAI API"), so failures can be tested.
@@ -44,6 +45,8 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_disable_prefetch=True,
     broker_connection_retry_on_startup=True,
+    # Off by default (the service reads plain, gzip/zlib values; other codecs are reported).
+    result_compression=os.environ.get("ENSINALAB_RESULT_COMPRESSION") or None,
 )
 
 

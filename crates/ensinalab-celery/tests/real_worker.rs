@@ -2,7 +2,7 @@
 //! Each test starts its own worker on its OWN Redis DB number and a unique queue, so tests run
 //! in parallel without hearing each other's broadcasts (the pidbox channel carries the DB).
 //!
-//! DBs: 9 run, 10 cancel running, 11 cancel queued, 12 no worker, 13 cancel-all, 14 failure,
+//! DBs: 8 compressed results, 9 run, 10 cancel running, 11 cancel queued, 12 no worker, 13 cancel-all, 14 failure,
 //! 15 captured values.
 
 mod support;
@@ -457,4 +457,34 @@ async fn a_dead_redis_is_a_fast_unavailable_error() {
     let err = broker.publish(&video("x", "simple")).await.unwrap_err();
     assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn results_of_a_worker_with_gzip_result_compression_are_read() {
+    let (db, queue) = (8, unique_queue("gzip"));
+    let _worker = Worker::start_with_env(
+        db,
+        &queue,
+        QUICK,
+        &[("ENSINALAB_RESULT_COMPRESSION", "gzip")],
+    )
+    .await;
+    let broker = broker(db, &queue);
+    let mut redis = raw_connection(db).await;
+    let task = options("Comprimido");
+    broker.publish(&task).await.unwrap();
+    let s = wait_for(&broker, &task.id, Duration::from_secs(30), "done", |s| {
+        s.state == CeleryState::Success
+    })
+    .await;
+    assert_eq!(s.info.unwrap()["options"].as_array().unwrap().len(), 3);
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(format!("celery-task-meta-{}", task.id))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        raw.starts_with(b"\x00celery-compressed\x00"),
+        "the worker really compressed it"
+    );
 }

@@ -60,6 +60,16 @@ impl Worker {
     /// Starts `celery worker -P prefork -c 2` on DB `db`, queue `queue`; returns once it
     /// answers `inspect active`.
     pub async fn start(db: u8, queue: &str, durations: Durations) -> Self {
+        Self::start_with_env(db, queue, durations, &[]).await
+    }
+
+    /// Same, with extra environment for the worker.
+    pub async fn start_with_env(
+        db: u8,
+        queue: &str,
+        durations: Durations,
+        env: &[(&str, &str)],
+    ) -> Self {
         let root = repo_root();
         let celery = root.join(".venv/worker/bin/celery");
         assert!(
@@ -89,6 +99,7 @@ impl Worker {
             .env("ENSINALAB_OPTIONS_SECS", durations.options_secs.to_string())
             .env("ENSINALAB_VIDEO_SECS", durations.video_secs.to_string())
             .env("ENSINALAB_VIDEO_STEPS", durations.video_steps.to_string())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
