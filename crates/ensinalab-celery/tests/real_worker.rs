@@ -342,6 +342,19 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
     let active = broker.inspect_active(Duration::from_secs(2)).await.unwrap();
     let mine = active.iter().find(|w| w.worker == worker.node).unwrap();
     assert!(mine.active.is_empty(), "still running: {:?}", mine.active);
+    // inspect cleaned up its reply binding and reply lists
+    let mut redis = raw_connection(db).await;
+    let bindings: usize = redis::cmd("SCARD")
+        .arg("_kombu.binding.reply.celery.pidbox")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let reply_lists: Vec<String> = redis::cmd("KEYS")
+        .arg("*.reply.celery.pidbox*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!((bindings, reply_lists), (0, Vec::<String>::new()));
     for v in &videos[2..] {
         assert!(
             !worker.received(&v.id),
