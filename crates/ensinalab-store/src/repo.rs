@@ -16,8 +16,9 @@ use ensinalab_ports::{
 };
 use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, NotSet,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, NotSet, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait, UpdateMany,
 };
 use time::OffsetDateTime;
 
@@ -40,31 +41,57 @@ fn duration_column(minutes: u32) -> Result<i32, StoreError> {
         .map_err(|_| StoreError::Other(format!("duration_minutes {minutes} out of range").into()))
 }
 
-/// Why a guarded cancel changed nothing, from one read of the row's owner and status. `None`
-/// when the row is cancellable now: it moved between the update and the read, try again.
-fn refusal<T, S>(
-    table: &str,
+/// A user's cancel of one row. `update` is the guarded cancel already narrowed to the row's id
+/// and owner; when it matches nothing, one read of the row's `(owner, status)` columns says why:
+/// no row, someone else's, or a status that may not be cancelled.
+async fn cancel_one<E, T, S>(
+    db: &DatabaseConnection,
     id: i64,
     user: UserId,
-    row: Option<(i64, String)>,
+    update: UpdateMany<E>,
+    (owner, status): (E::Column, E::Column),
+    convert: fn(E::Model) -> Result<T, StoreError>,
     cancellable: fn(S) -> bool,
-) -> Result<Option<Transition<T, S>>, StoreError>
+) -> Result<Transition<T, S>, StoreError>
 where
+    E: EntityTrait,
+    i64: Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
     S: FromStr + Copy,
     S::Err: Display,
 {
-    let Some((owner, raw)) = row else {
-        return Ok(Some(Transition::NotFound));
-    };
-    if owner != user.get() {
-        return Ok(Some(Transition::NotOwned));
+    let table = E::default().table_name();
+    for _ in 0..CANCEL_ATTEMPTS {
+        let moved = update
+            .clone()
+            .exec_with_returning(db)
+            .await
+            .map_err(classify)?;
+        if let Some(row) = moved.into_iter().next() {
+            return Ok(Transition::Done(convert(row)?));
+        }
+        let current = E::find_by_id(id)
+            .select_only()
+            .column(owner)
+            .column(status)
+            .into_tuple::<(i64, String)>()
+            .one(db)
+            .await
+            .map_err(classify)?;
+        let Some((owner, raw)) = current else {
+            return Ok(Transition::NotFound);
+        };
+        if owner != user.get() {
+            return Ok(Transition::NotOwned);
+        }
+        let current: S = convert::status(table, id, &raw)?;
+        if !cancellable(current) {
+            return Ok(Transition::Refused(current));
+        }
+        // Cancellable after all: the row moved between the update and the read; try again.
     }
-    let status: S = convert::status(table, id, &raw)?;
-    Ok((!cancellable(status)).then_some(Transition::Refused(status)))
-}
-
-fn restless(table: &str, id: i64) -> StoreError {
-    StoreError::Other(format!("{table} {id} kept changing status during a cancel").into())
+    Err(StoreError::Other(
+        format!("{table} {id} kept changing status during a cancel").into(),
+    ))
 }
 
 impl Briefings for Store {
@@ -147,41 +174,20 @@ impl Briefings for Store {
         user: UserId,
         id: BriefingId,
     ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
-        for _ in 0..CANCEL_ATTEMPTS {
-            let moved = briefing::Entity::update_many()
-                .col_expr(
-                    briefing::Column::Status,
-                    Expr::value(BriefingStatus::Cancelled.as_str()),
-                )
-                .col_expr(briefing::Column::UpdatedAt, Expr::value(now()))
-                .filter(briefing::Column::Id.eq(id.get()))
-                .filter(briefing::Column::UserId.eq(user.get()))
-                .filter(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE)))
-                .exec_with_returning(&self.db)
-                .await
-                .map_err(classify)?;
-            if let Some(row) = moved.into_iter().next() {
-                return Ok(Transition::Done(convert::briefing(row)?));
-            }
-            let current = briefing::Entity::find_by_id(id.get())
-                .select_only()
-                .column(briefing::Column::UserId)
-                .column(briefing::Column::Status)
-                .into_tuple::<(i64, String)>()
-                .one(&self.db)
-                .await
-                .map_err(classify)?;
-            if let Some(why) = refusal(
-                "briefings",
-                id.get(),
-                user,
-                current,
-                BriefingStatus::is_cancellable,
-            )? {
-                return Ok(why);
-            }
-        }
-        Err(restless("briefings", id.get()))
+        let update = cancel_briefings()
+            .filter(briefing::Column::Id.eq(id.get()))
+            .filter(briefing::Column::UserId.eq(user.get()));
+        let columns = (briefing::Column::UserId, briefing::Column::Status);
+        cancel_one(
+            &self.db,
+            id.get(),
+            user,
+            update,
+            columns,
+            convert::briefing,
+            BriefingStatus::is_cancellable,
+        )
+        .await
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -276,35 +282,20 @@ impl Videos for Store {
         user: UserId,
         id: VideoId,
     ) -> Result<Transition<Video, VideoStatus>, StoreError> {
-        for _ in 0..CANCEL_ATTEMPTS {
-            let moved = cancel_videos()
-                .filter(video::Column::Id.eq(id.get()))
-                .filter(video::Column::UserId.eq(user.get()))
-                .exec_with_returning(&self.db)
-                .await
-                .map_err(classify)?;
-            if let Some(row) = moved.into_iter().next() {
-                return Ok(Transition::Done(convert::video(row)?));
-            }
-            let current = video::Entity::find_by_id(id.get())
-                .select_only()
-                .column(video::Column::UserId)
-                .column(video::Column::Status)
-                .into_tuple::<(i64, String)>()
-                .one(&self.db)
-                .await
-                .map_err(classify)?;
-            if let Some(why) = refusal(
-                "videos",
-                id.get(),
-                user,
-                current,
-                VideoStatus::is_cancellable,
-            )? {
-                return Ok(why);
-            }
-        }
-        Err(restless("videos", id.get()))
+        let update = cancel_videos()
+            .filter(video::Column::Id.eq(id.get()))
+            .filter(video::Column::UserId.eq(user.get()));
+        let columns = (video::Column::UserId, video::Column::Status);
+        cancel_one(
+            &self.db,
+            id.get(),
+            user,
+            update,
+            columns,
+            convert::video,
+            VideoStatus::is_cancellable,
+        )
+        .await
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -567,26 +558,22 @@ impl Tasks for Store {
             .order_by("created_at", Order::Asc)
             .order_by("id", Order::Asc)
             .limit(u64::from(limit));
-        self.task_rows(&query)
-            .await?
-            .into_iter()
-            .filter_map(|row| {
-                let status = match row.status() {
-                    Ok(s) => s,
-                    Err(e) => return Some(Err(e)),
-                };
-                let task_id = match row.task_id() {
-                    Ok(t) => t?,
-                    Err(e) => return Some(Err(e)),
-                };
-                Some(Ok(InFlightTask {
-                    resource: row.resource(status),
-                    task_id,
-                    status,
-                    progress: row.progress,
-                }))
-            })
-            .collect()
+        let rows = self.task_rows(&query).await?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in rows {
+            let status = row.status()?;
+            // Never `None`: the query asks for `task_id IS NOT NULL`.
+            let Some(task_id) = row.task_id()? else {
+                continue;
+            };
+            tasks.push(InFlightTask {
+                resource: row.resource(status),
+                task_id,
+                status,
+                progress: row.progress,
+            });
+        }
+        Ok(tasks)
     }
 }
 
