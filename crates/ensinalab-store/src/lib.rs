@@ -35,6 +35,8 @@ use crate::error::classify;
 /// How long a request waits for a connection (or for a new one to open) before the store
 /// reports `Unavailable`: a dead database must give a fast 503, not a hung request.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle time after which a pooled connection is pinged before use.
+const STALE_AFTER: Duration = Duration::from_secs(30);
 /// Pool size on PostgreSQL and SQLite files; each connection is one backend process.
 const MAX_CONNECTIONS: u32 = 10;
 
@@ -57,6 +59,9 @@ impl Store {
         options
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_timeout(ACQUIRE_TIMEOUT)
+            // A ping on every checkout would double the round trips of every query; only a
+            // connection idle long enough to have been dropped by the server is checked.
+            .test_before_acquire_if_idle_for(STALE_AFTER)
             .sqlx_logging(false);
         if is_sqlite_memory(url) {
             options
