@@ -13,13 +13,14 @@ use ensinalab_domain::{
 };
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_ports::{
-    Briefing, BriefingUpdate, Briefings, NewVideo, Service, ServiceConfig, Video, VideoUpdate,
-    Videos, new_task_id,
+    Briefing, BriefingUpdate, Briefings, NewVideo, Service, ServiceConfig, TaskBroker, Video,
+    VideoUpdate, Videos, new_task_id,
 };
 use ensinalab_store::Store;
 use ensinalab_store::testing::{TestPostgres, sqlite_memory};
 use reqwest::StatusCode;
 use serde_json::Value;
+use tokio::sync::mpsc::Receiver;
 
 /// A secret of the required length, for tests only.
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -58,7 +59,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub broker: LocalBroker,
+    local: Option<LocalBroker>,
     pub ids: Hashids,
     pub auth: Authenticator,
     postgres: Option<TestPostgres>,
@@ -82,6 +83,20 @@ pub fn test_config(settings: &Settings) -> Config {
 
 impl TestApp {
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Self {
+        let broker = LocalBroker::new(settings.local);
+        let changes = broker.watch();
+        let mut app = Self::spawn_over(backend, &settings, broker.clone(), Some(changes)).await;
+        app.local = Some(broker);
+        app
+    }
+
+    /// The app over any broker (e.g. a Celery broker whose Redis is down).
+    pub async fn spawn_over<B: TaskBroker + 'static>(
+        backend: Backend,
+        settings: &Settings,
+        broker: B,
+        changes: Option<Receiver<TaskId>>,
+    ) -> Self {
         let (store, postgres) = match backend {
             Backend::Sqlite => (sqlite_memory().await.expect("sqlite store"), None),
             Backend::Postgres => {
@@ -91,28 +106,33 @@ impl TestApp {
                 (db.store().clone(), Some(db))
             }
         };
-        let config = test_config(&settings);
-        let broker = LocalBroker::new(settings.local);
-        let changes = broker.watch();
+        let config = test_config(settings);
         let service = Arc::new(Service::new(
             store.clone(),
-            broker.clone(),
+            broker,
             ServiceConfig {
                 task_time_limit_secs: settings.task_time_limit_secs,
             },
         ));
-        let app = Application::from_parts(&config, service, Some(changes)).expect("app starts");
+        let app = Application::from_parts(&config, service, changes).expect("app starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::new(),
             store,
-            broker,
+            local: None,
             ids: Hashids::new(&config.hashids).expect("hashids"),
             auth: Authenticator::new(&config.jwt),
             postgres,
         }
+    }
+
+    /// The in-process broker the app runs on.
+    pub fn broker(&self) -> &LocalBroker {
+        self.local
+            .as_ref()
+            .expect("this app runs on the local broker")
     }
 
     /// Drops the PostgreSQL database, if any.

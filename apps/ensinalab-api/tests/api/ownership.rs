@@ -107,6 +107,6 @@ async fn another_user_gets_the_same_404_as_for_a_random_id_on_every_route(app: &
     let (_, after) = app.get("/tasks/active", &app.token(1)).await;
     assert_eq!(after["total"], a_active["total"]);
     assert_eq!(after["tasks"].as_array().map(Vec::len), Some(2));
-    assert_eq!(app.broker.running(), 0, "nothing was dispatched");
+    assert_eq!(app.broker().running(), 0, "nothing was dispatched");
 }
 both!(another_user_gets_the_same_404_as_for_a_random_id_on_every_route);

@@ -79,7 +79,7 @@ async fn cancelling_a_video_right_after_selecting_it_leaves_it_cancelled(app: &T
         })
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.broker.running(), 0);
+    assert_eq!(app.broker().running(), 0);
     let (_, body) = app.get(&format!("/videos/{hash}/status"), &token).await;
     assert_eq!(body["status"], "cancelled");
 
