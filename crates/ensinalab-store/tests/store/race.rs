@@ -1,10 +1,12 @@
-//! A user's cancel racing a worker's completion, on PostgreSQL (where the two really run at
-//! once on separate connections).
+//! A user's cancel racing a worker's report, on PostgreSQL (where the two really run at once on
+//! separate connections): each row ends in exactly one terminal state and the loser is told.
 
 use std::sync::Arc;
 
-use ensinalab_domain::VideoStatus;
-use ensinalab_ports::{CANCELLED_BY_USER, Transition, VideoUpdate, Videos};
+use ensinalab_domain::{BriefingStatus, VideoStatus};
+use ensinalab_ports::{
+    BriefingUpdate, Briefings, CANCELLED_BY_USER, Transition, VideoUpdate, Videos,
+};
 use ensinalab_store::testing::TestPostgres;
 use tokio::sync::Barrier;
 
@@ -65,5 +67,62 @@ async fn a_cancel_racing_a_completion_ends_in_exactly_one_terminal_state_and_the
         }
     }
     eprintln!("{PAIRS} races: cancel won {cancels_won}, completion won {completions_won}");
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_racing_options_ready_never_leaves_options_on_a_cancelled_briefing() {
+    let db = TestPostgres::new()
+        .await
+        .expect("a fresh PostgreSQL database");
+    let store = db.store().clone();
+    let mut races = Vec::with_capacity(PAIRS);
+    for _ in 0..PAIRS {
+        let b = store
+            .create_briefing(ALICE, &draft(), &task())
+            .await
+            .unwrap();
+        let start = Arc::new(Barrier::new(2));
+        let (canceller, reporter) = (store.clone(), store.clone());
+        let (start_cancel, start_report) = (start.clone(), start);
+        let id = b.id;
+        let cancel = tokio::spawn(async move {
+            start_cancel.wait().await;
+            canceller.cancel_briefing(ALICE, id).await
+        });
+        let report = tokio::spawn(async move {
+            start_report.wait().await;
+            let options = vec![generated("Primeira"), generated("Segunda")];
+            reporter
+                .apply_briefing_update(id, &BriefingUpdate::OptionsReady(options))
+                .await
+        });
+        races.push((id, cancel, report));
+    }
+
+    let (mut cancels_won, mut reports_won) = (0, 0);
+    for (id, cancel, report) in races {
+        let cancelled = cancel.await.unwrap().unwrap();
+        let reported = report.await.unwrap().unwrap();
+        let (row, options) = store.briefing(ALICE, id).await.unwrap().unwrap();
+        match (cancelled, reported) {
+            (Transition::Done(done), false) => {
+                cancels_won += 1;
+                assert_eq!(row.status, BriefingStatus::Cancelled);
+                assert!(
+                    options.is_empty(),
+                    "briefing {id}: options on a cancelled row"
+                );
+                assert_eq!(done, row);
+            }
+            (Transition::Refused(BriefingStatus::OptionsReady), true) => {
+                reports_won += 1;
+                assert_eq!(row.status, BriefingStatus::OptionsReady);
+                assert_eq!(options.len(), 2);
+            }
+            other => panic!("briefing {id}: both or neither won: {other:?}, row {row:?}"),
+        }
+    }
+    eprintln!("{PAIRS} races: cancel won {cancels_won}, options won {reports_won}");
     db.cleanup().await.unwrap();
 }
