@@ -103,15 +103,18 @@ async fn docs_api_md_documents_exactly_the_routes_of_the_openapi_document(app: &
 }
 both!(docs_api_md_documents_exactly_the_routes_of_the_openapi_document);
 
+/// Replays the README's session on the zero-setup default (`Application::build` as `main` runs
+/// it: a SQLite file, the in-process broker, dev mode): start, create a briefing, watch it,
+/// cancel it.
 #[tokio::test]
-async fn the_zero_setup_default_builds_on_a_sqlite_file_with_the_local_broker_and_a_dev_secret() {
+async fn the_readme_session_works_on_the_zero_setup_default() {
     let dir = std::env::temp_dir().join(format!("ensinalab-api-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = format!("sqlite://{}/ensinalab.db?mode=rwc", dir.display());
     let config = Config::from_lookup(|key| match key {
         "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
         "DATABASE_URL" => Some(db.clone()),
-        "LOCAL_OPTIONS_SECS" => Some("0".to_owned()),
+        "LOCAL_OPTIONS_SECS" => Some("60".to_owned()),
         _ => None,
     })
     .expect("config");
@@ -120,25 +123,58 @@ async fn the_zero_setup_default_builds_on_a_sqlite_file_with_the_local_broker_an
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
+    // What the dev-mode banner prints.
     let token = Authenticator::new(&config.jwt)
         .mint(1, false, 60)
         .expect("dev token");
-
     let ready = client
         .get(format!("{base}/readyz"))
         .send()
         .await
         .expect("sent");
     assert_eq!(ready.status(), StatusCode::OK);
+
+    // curl -X POST localhost:8080/briefings -d '{...}'  (no Content-Type, like curl -d)
     let created = client
         .post(format!("{base}/briefings"))
         .bearer_auth(&token)
-        .json(&json!({"title": "Teste", "description": "...", "duration_minutes": 10}))
+        .body(r#"{"title": "Teste de Cancelamento", "description": "...", "duration_minutes": 10}"#)
         .send()
         .await
         .expect("sent");
     assert_eq!(created.status(), StatusCode::CREATED);
-    let body: Value = created.json().await.expect("json");
-    assert_eq!(body["status"], "processing");
+    let created: Value = created.json().await.expect("json");
+    let hash = created["briefing_id"]
+        .as_str()
+        .expect("briefing_id")
+        .to_owned();
+
+    // curl localhost:8080/tasks/active
+    let list: Value = client
+        .get(format!("{base}/tasks/active"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["tasks"][0]["resource_id"], hash.as_str());
+
+    // curl -X POST localhost:8080/briefings/{briefing_id}/cancel-generation
+    let cancelled = client
+        .post(format!("{base}/briefings/{hash}/cancel-generation"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let cancelled: Value = cancelled.json().await.expect("json");
+    assert_eq!(
+        cancelled["message"],
+        "Geração de opções cancelada com sucesso"
+    );
+    assert_eq!(cancelled["task_revoked"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod cli;
 mod degraded;
 mod docs;
 mod hashids;
