@@ -227,3 +227,101 @@ impl From<VideoStatusError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ensinalab_domain::{BriefingStatus, VideoStatus};
+
+    fn rendered(err: ApiError) -> (u16, serde_json::Value, Option<String>) {
+        let res = err.error_response();
+        let www = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = res.status().as_u16();
+        let body = actix_web::body::to_bytes(res.into_body());
+        let bytes = block_on(body).unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap(), www)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn use_case_errors_map_to_the_seeds_statuses_and_bodies() {
+        let table: Vec<(ApiError, u16, &str)> = vec![
+            (
+                CancelVideoError::NotFound.into(),
+                404,
+                "Vídeo não encontrado",
+            ),
+            (
+                CancelVideoError::NotCancellable {
+                    status: VideoStatus::Completed,
+                }
+                .into(),
+                400,
+                "Vídeo não pode ser cancelado. Status atual: completed",
+            ),
+            (
+                CancelBriefingError::NotFound.into(),
+                404,
+                "Briefing não encontrado",
+            ),
+            (
+                CancelBriefingError::NotCancellable {
+                    status: BriefingStatus::OptionsReady,
+                }
+                .into(),
+                400,
+                "Briefing não está sendo processado. Status atual: options_ready",
+            ),
+            (TaskStatusError::NotFound.into(), 404, "Task não encontrada"),
+            (
+                SelectOptionError::NotFound.into(),
+                404,
+                "Opção não encontrada",
+            ),
+            (
+                StoreError::Unavailable("connection refused".into()).into(),
+                503,
+                DB_DOWN,
+            ),
+            (
+                StoreError::Corrupt("bad status".into()).into(),
+                500,
+                INTERNAL,
+            ),
+            (
+                BrokerError::Unavailable("connection refused".into()).into(),
+                503,
+                BROKER_DOWN,
+            ),
+            (
+                BrokerError::Protocol("garbage".into()).into(),
+                502,
+                BROKER_PROTOCOL,
+            ),
+            (ApiError::MethodNotAllowed, 405, "Método não permitido"),
+        ];
+        for (err, status, detail) in table {
+            let (got, body, _) = rendered(err);
+            assert_eq!(got, status, "{detail}");
+            assert_eq!(body, serde_json::json!({ "detail": detail }));
+        }
+    }
+
+    #[test]
+    fn a_401_carries_the_bearer_challenge() {
+        let (status, body, www) = rendered(ApiError::Unauthorized);
+        assert_eq!(status, 401);
+        assert_eq!(body, serde_json::json!({ "detail": UNAUTHORIZED }));
+        assert_eq!(www.as_deref(), Some("Bearer"));
+    }
+}

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod degraded;
 mod docs;
+mod flow;
 mod hashids;
 mod ownership;
 mod seed;
