@@ -328,9 +328,9 @@ impl CancelAllResponse {
 pub struct CreateBriefingRequest {
     /// 1 to 200 characters (trimmed).
     pub title: String,
-    /// Up to 5000 characters.
+    /// Up to 5000 characters; missing or `null` is empty.
     #[serde(default)]
-    pub description: String,
+    pub description: Option<String>,
     /// 1 to 180.
     pub duration_minutes: i64,
 }

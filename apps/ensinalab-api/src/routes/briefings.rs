@@ -30,7 +30,8 @@ pub async fn create_briefing<S: Store, B: TaskBroker>(
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
 ) -> Result<HttpResponse, ApiError> {
-    let draft = BriefingDraft::new(&body.title, &body.description, body.duration_minutes)?;
+    let description = body.description.as_deref().unwrap_or_default();
+    let draft = BriefingDraft::new(&body.title, description, body.duration_minutes)?;
     let briefing = svc.create_briefing(&auth.0, &draft).await?;
     Ok(HttpResponse::Created().json(BriefingResponse::new(&briefing, &[], &ids)))
 }

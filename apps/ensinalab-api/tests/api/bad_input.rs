@@ -132,6 +132,10 @@ async fn a_json_body_without_a_content_type_is_accepted_like_the_seeds_curl(app:
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{response}");
+    let no_description = json!({"title": "t", "description": null, "duration_minutes": 1});
+    let (status, response) = post_raw(app, &no_description.to_string(), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{response}");
+    assert_eq!(response["description"], "");
 }
 both!(a_json_body_without_a_content_type_is_accepted_like_the_seeds_curl);
 

@@ -108,5 +108,19 @@ async fn another_user_gets_the_same_404_as_for_a_random_id_on_every_route(app: &
     assert_eq!(after["total"], a_active["total"]);
     assert_eq!(after["tasks"].as_array().map(Vec::len), Some(2));
     assert_eq!(app.broker().running(), 0, "nothing was dispatched");
+
+    // B's cancel attempts on A's resources are in the trail as such.
+    let events = ensinalab_store::testing::security_events(&app.store)
+        .await
+        .expect("events");
+    let attempts: Vec<_> = events
+        .iter()
+        .filter(|e| e.user_id == Some(UserId(2)) && e.event == "cancel_refused")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(
+        attempts,
+        ["not_owner", "not_found", "not_owner", "not_found"]
+    );
 }
 both!(another_user_gets_the_same_404_as_for_a_random_id_on_every_route);
