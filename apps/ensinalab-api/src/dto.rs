@@ -2,7 +2,7 @@
 //! seed does not have are additions only. Each converts by hand from a use-case result, with
 //! keys turned into hashids here and nowhere else.
 
-use ensinalab_domain::CeleryState;
+use ensinalab_domain::{BriefingDraft, CeleryState, DraftError};
 use ensinalab_ports::{
     ActiveList, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport, RevokeStatus,
     TaskSnapshot, Video,
@@ -333,6 +333,17 @@ pub struct CreateBriefingRequest {
     pub description: Option<String>,
     /// 1 to 180.
     pub duration_minutes: i64,
+}
+
+impl CreateBriefingRequest {
+    /// The validated draft.
+    ///
+    /// # Errors
+    /// [`DraftError`] naming the field at fault.
+    pub fn draft(&self) -> Result<BriefingDraft, DraftError> {
+        let description = self.description.as_deref().unwrap_or_default();
+        BriefingDraft::new(&self.title, description, self.duration_minutes)
+    }
 }
 
 /// A briefing with its options (`POST /briefings`, `GET /briefings/{briefing_hash}`).

@@ -1,7 +1,6 @@
 //! Briefing and option routes: create, read, cancel the option generation, select an option.
 
 use actix_web::{HttpResponse, web};
-use ensinalab_domain::BriefingDraft;
 use ensinalab_ports::{Store, TaskBroker};
 
 use super::Svc;
@@ -30,9 +29,7 @@ pub async fn create_briefing<S: Store, B: TaskBroker>(
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
 ) -> Result<HttpResponse, ApiError> {
-    let description = body.description.as_deref().unwrap_or_default();
-    let draft = BriefingDraft::new(&body.title, description, body.duration_minutes)?;
-    let briefing = svc.create_briefing(&auth.0, &draft).await?;
+    let briefing = svc.create_briefing(&auth.0, &body.draft()?).await?;
     Ok(HttpResponse::Created().json(BriefingResponse::new(&briefing, &[], &ids)))
 }
 
