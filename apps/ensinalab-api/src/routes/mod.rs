@@ -29,25 +29,30 @@ where
     B: TaskBroker + 'static,
 {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz::<S, B>)))
-        .service(resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)))
-        .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
-        .service(resource("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
-        .service(resource("/tasks/{task_id}/status").route(web::get().to(task_status::<S, B>)))
-        .service(resource("/briefings").route(web::post().to(create_briefing::<S, B>)))
-        .service(resource("/briefings/{briefing_hash}").route(web::get().to(briefing::<S, B>)))
-        .service(
-            resource("/briefings/{briefing_hash}/cancel-generation")
-                .route(web::post().to(cancel_briefing::<S, B>)),
-        )
-        .service(
-            resource("/options/{option_hash}/select").route(web::post().to(select_option::<S, B>)),
-        )
-        .service(resource("/videos/{video_hash}/status").route(web::get().to(video_status::<S, B>)))
-        .service(
-            resource("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)),
-        );
+    // HEAD too on the probes: some load balancers check with it.
+    cfg.service(
+        resource("/healthz")
+            .route(web::get().to(healthz))
+            .route(web::head().to(healthz)),
+    )
+    .service(
+        resource("/readyz")
+            .route(web::get().to(readyz::<S, B>))
+            .route(web::head().to(readyz::<S, B>)),
+    )
+    .service(resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)))
+    .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
+    .service(resource("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
+    .service(resource("/tasks/{task_id}/status").route(web::get().to(task_status::<S, B>)))
+    .service(resource("/briefings").route(web::post().to(create_briefing::<S, B>)))
+    .service(resource("/briefings/{briefing_hash}").route(web::get().to(briefing::<S, B>)))
+    .service(
+        resource("/briefings/{briefing_hash}/cancel-generation")
+            .route(web::post().to(cancel_briefing::<S, B>)),
+    )
+    .service(resource("/options/{option_hash}/select").route(web::post().to(select_option::<S, B>)))
+    .service(resource("/videos/{video_hash}/status").route(web::get().to(video_status::<S, B>)))
+    .service(resource("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)));
 }
 
 /// Any route that does not exist.

@@ -14,6 +14,10 @@ use crate::helpers::TestApp;
 async fn health_and_readiness_answer_without_a_token(app: &TestApp) {
     let (status, body) = app.send(app.client.get(app.url("/healthz"))).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    for path in ["/healthz", "/readyz"] {
+        let head = app.client.head(app.url(path)).send().await.expect("sent");
+        assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
+    }
     let (status, body) = app.send(app.client.get(app.url("/readyz"))).await;
     assert_eq!(
         (status, body),
