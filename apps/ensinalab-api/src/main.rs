@@ -78,7 +78,8 @@ async fn serve(config: Config) -> Result<(), AnyError> {
             "DEV MODE: JWT_SECRET is not set; tokens are signed with a random secret that dies \
              with this process. Set JWT_SECRET (32+ bytes) in any shared or production setting."
         );
-        println!(
+        // On stderr, so stdout stays pure JSON with LOG_FORMAT=json.
+        eprintln!(
             "\n  Dev token for user 1 (24 h):\n\n  curl -H 'Authorization: Bearer {token}' {url}/tasks/active\n"
         );
     }
