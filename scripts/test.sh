@@ -26,3 +26,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# Checks that drive a running server from outside (each scripts/check-*.sh is self-contained:
+# it builds and starts what it needs, runs bounded in time, and stops what it started).
+for check in scripts/check-*.sh; do
+  [ -e "$check" ] || continue
+  echo "== $check"
+  bash "$check"
+done
