@@ -1,0 +1,261 @@
+//! Cancelling one video or briefing over HTTP, wherever its task is: running in a pool process,
+//! waiting behind busy slots, or waiting with no worker at all.
+
+use std::time::{Duration, Instant};
+
+use ensinalab_ports::CANCELLED_BY_USER;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{
+    Backend, DeathWatch, Durations, Subscription, TestApp, Worker, backend_states, option_of,
+    parent_of, process_is_dead, str_of, unique_queue,
+};
+
+const DB: u8 = 6;
+
+/// States that mean a task ran (or was about to) in a pool process.
+const RAN: [&str; 3] = ["STARTED", "PROGRESS", "SUCCESS"];
+
+/// `POST /videos/{hash}/cancel`: 200 with the seed's body plus the revoke outcome.
+async fn cancel_video(app: &TestApp, token: &str, hash: &str, revoke: &str) {
+    let (status, body) = app.post(&format!("/videos/{hash}/cancel"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "video_id": hash,
+            "message": "Vídeo cancelado com sucesso",
+            "task_revoked": true,
+            "status": "cancelled",
+            "revoke": revoke,
+        })
+    );
+}
+
+/// What `GET /tasks/{id}/status` says of a revoked task.
+async fn assert_revoked(app: &TestApp, token: &str, task: &str) {
+    let (status, body) = app.get(&format!("/tasks/{task}/status"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "REVOKED", "{body}");
+    assert_eq!(body["info"], "Task foi cancelada");
+}
+
+async fn assert_video_cancelled(app: &TestApp, token: &str, hash: &str) {
+    let (status, body) = app.get(&format!("/videos/{hash}/status"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "cancelled", "{body}");
+    assert_eq!(body["error_message"], CANCELLED_BY_USER);
+}
+
+fn assert_never_ran(seen: &[crate::support::Published], task: &str, worker: &Worker) {
+    let states = backend_states(seen, task);
+    assert!(
+        states.iter().all(|s| !RAN.contains(&s.as_str())),
+        "{task} ran: its backend value went through {states:?}"
+    );
+    assert!(
+        !worker.received(task),
+        "the worker received {task}; log:\n{}",
+        worker.log_text()
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_video_kills_its_pool_process_and_it_never_completes() {
+    let durations = Durations {
+        options_secs: 0.3,
+        video_secs: 4.0,
+        video_steps: 8,
+    };
+    let queue = unique_queue("cancel-running");
+    let worker = Worker::start(DB, &queue, durations).await;
+    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let token = app.token(1);
+    let briefing = app.briefing_with_options(&token, "Cancelamento").await;
+    let video = app.select(&token, option_of(&briefing, "simple")).await;
+    let hash = str_of(&video, "video_id");
+    let task = str_of(&video, "task_id");
+    let meta = Subscription::start(&format!("celery-task-meta-{task}"));
+
+    let pid = app.running_pid(&token, task).await;
+    let running_since = Instant::now();
+    // Mid-way, as the user sees it: progress reported and reconciled into the row.
+    app.wait(
+        &format!("/videos/{hash}/status"),
+        &token,
+        Duration::from_secs(10),
+        |v| v["status"] == "processing" && v["progress"].as_f64().is_some_and(|p| p > 0.0),
+    )
+    .await;
+    assert_eq!(
+        parent_of(pid),
+        Some(worker.pid()),
+        "pid {pid} is not a pool process of this test's worker"
+    );
+    let watch = DeathWatch::start(pid, Duration::from_secs(10));
+    let sent = Instant::now();
+    cancel_video(&app, &token, hash, "signalled").await;
+    let answered = sent.elapsed();
+    let died = watch
+        .died_at()
+        .await
+        .unwrap_or_else(|| panic!("pool process {pid} alive 10 s after the cancel"));
+    println!(
+        "cancel request -> pool process {pid} killed: {:?} (HTTP response after {answered:?})",
+        died.saturating_duration_since(sent)
+    );
+
+    // Past the moment it would have finished, it still has not.
+    let would_have_finished = running_since + Duration::from_secs_f64(durations.video_secs);
+    tokio::time::sleep_until((would_have_finished + Duration::from_secs(1)).into()).await;
+    let states = backend_states(&meta.stop(), task);
+    assert!(!states.iter().any(|s| s == "SUCCESS"), "{states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("REVOKED"),
+        "{states:?}"
+    );
+    assert!(!worker.succeeded(task), "{}", worker.log_text());
+    assert!(process_is_dead(pid));
+    assert_revoked(&app, &token, task).await;
+    assert_video_cancelled(&app, &token, hash).await;
+
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_every_slot_busy_cancelling_a_queued_video_removes_it_from_the_queue_and_it_never_runs()
+ {
+    // Videos that outlast the test: the two pool processes stay busy until cancelled.
+    let durations = Durations {
+        options_secs: 0.3,
+        video_secs: 60.0,
+        video_steps: 60,
+    };
+    let queue = unique_queue("cancel-queued");
+    let worker = Worker::start(DB, &queue, durations).await;
+    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let token = app.token(1);
+    let briefing = app.briefing_with_options(&token, "Fila cheia").await;
+    let option = option_of(&briefing, "simple");
+
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let video = app.select(&token, option).await;
+        let pid = app.running_pid(&token, str_of(&video, "task_id")).await;
+        busy.push((video, pid));
+    }
+    assert_ne!(busy[0].1, busy[1].1, "two videos, two pool processes");
+
+    let queued = app.select(&token, option).await;
+    let hash = str_of(&queued, "video_id");
+    let task = str_of(&queued, "task_id");
+    let meta = Subscription::start(&format!("celery-task-meta-{task}"));
+    // Still in the Redis list a while later: no free slot, and the worker does not prefetch.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.queued(), [task]);
+    let (_, pending) = app.get(&format!("/tasks/{task}/status"), &token).await;
+    assert_eq!(pending["state"], "PENDING", "{pending}");
+
+    cancel_video(&app, &token, hash, "removed_from_queue").await;
+    assert_eq!(app.queued(), Vec::<String>::new());
+    assert_revoked(&app, &token, task).await;
+
+    // Free both slots, then run a control video: the worker takes messages in order, so had
+    // the cancelled one still been queued it would have run before the control.
+    for (video, pid) in &busy {
+        cancel_video(&app, &token, str_of(video, "video_id"), "signalled").await;
+        let died = DeathWatch::start(*pid, Duration::from_secs(10))
+            .died_at()
+            .await;
+        assert!(died.is_some(), "pool process {pid} survived its cancel");
+    }
+    let control = app.select(&token, option).await;
+    app.running_pid(&token, str_of(&control, "task_id")).await;
+
+    assert_never_ran(&meta.stop(), task, &worker);
+    assert_revoked(&app, &token, task).await;
+    assert_video_cancelled(&app, &token, hash).await;
+
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker_starts() {
+    let durations = Durations {
+        options_secs: 0.3,
+        video_secs: 1.0,
+        video_steps: 2,
+    };
+    let queue = unique_queue("cancel-no-worker");
+    let first = Worker::start(DB, &queue, durations).await;
+    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let token = app.token(1);
+    let ready = app.briefing_with_options(&token, "Sem worker").await;
+    let option = option_of(&ready, "simple");
+    drop(first);
+
+    // Nobody consumes the queue now: both tasks wait in it.
+    let video = app.select(&token, option).await;
+    let briefing = app.create_briefing(&token, "Opções sem worker").await;
+    let (hash, video_task) = (str_of(&video, "video_id"), str_of(&video, "task_id"));
+    let (briefing_hash, briefing_task) = (
+        str_of(&briefing, "briefing_id"),
+        str_of(&briefing, "task_id"),
+    );
+    let meta = Subscription::start("celery-task-meta-*");
+    let mut waiting = app.queued();
+    waiting.sort_unstable();
+    let mut expected = [video_task, briefing_task];
+    expected.sort_unstable();
+    assert_eq!(waiting, expected);
+
+    cancel_video(&app, &token, hash, "removed_from_queue").await;
+    let (status, body) = app
+        .post(
+            &format!("/briefings/{briefing_hash}/cancel-generation"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "briefing_id": briefing_hash,
+            "message": "Geração de opções cancelada com sucesso",
+            "task_revoked": true,
+            "status": "cancelled",
+            "revoke": "removed_from_queue",
+        })
+    );
+    assert_eq!(app.queued(), Vec::<String>::new());
+
+    // A new worker knows nothing of those revokes; the messages are simply gone. A control
+    // video published after the cancels runs to completion, so the worker does consume.
+    let second = Worker::start(DB, &queue, durations).await;
+    let control = app.select(&token, option).await;
+    let done = app
+        .wait(
+            &format!("/videos/{}/status", str_of(&control, "video_id")),
+            &token,
+            Duration::from_secs(20),
+            |v| v["status"] == "completed",
+        )
+        .await;
+    assert_eq!(done["progress"], 1.0);
+
+    let seen = meta.stop();
+    for task in [video_task, briefing_task] {
+        assert_never_ran(&seen, task, &second);
+        assert_revoked(&app, &token, task).await;
+    }
+    assert_video_cancelled(&app, &token, hash).await;
+    let (_, b): (_, Value) = app
+        .get(&format!("/briefings/{briefing_hash}"), &token)
+        .await;
+    assert_eq!(b["status"], "cancelled", "{b}");
+    assert_eq!(b["options"], json!([]));
+
+    app.cleanup().await;
+}
