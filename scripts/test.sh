@@ -20,17 +20,18 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Checks that drive a running server from outside. Each scripts/check-*.sh is self-contained
+# (builds and starts what it needs, bounded in time, stops what it started). They run before
+# the test runner so that its summary closes the output.
+for check in scripts/check-*.sh; do
+  [ -e "$check" ] || continue
+  echo "== $check"
+  bash "$check"
+done
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-
-# Checks that drive a running server from outside (each scripts/check-*.sh is self-contained:
-# it builds and starts what it needs, runs bounded in time, and stops what it started).
-for check in scripts/check-*.sh; do
-  [ -e "$check" ] || continue
-  echo "== $check"
-  bash "$check"
-done

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Replays README.md's session block against a fresh server, as a user would type it, and checks
+# its answers. `cargo run --release` is swapped for the debug binary the tests already built,
+# and port 8080 for a free one; everything else runs verbatim, in a temp directory.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+
+cargo build -q -p ensinalab-api --manifest-path "$root/Cargo.toml"
+bin="$root/target/debug/ensinalab-api"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+work=$(mktemp -d)
+trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT
+
+session=$(sed -n '/<!-- readme-session -->/,/<!-- \/readme-session -->/p' "$root/README.md" \
+  | sed -n '/^```bash$/,/^```$/p' | sed '1d;$d')
+[ -n "$session" ] || { echo "check-readme: no session block in README.md" >&2; exit 1; }
+session=${session//cargo run -q --release -p ensinalab-api --/$bin}
+session=${session//cargo run --release -p ensinalab-api/$bin}
+session=${session//localhost:8080/localhost:$port}
+
+cd "$work"
+out=$(BIND_ADDR="127.0.0.1:$port" timeout 120 bash -euo pipefail -c "$session" 2>server.log) || {
+  echo "check-readme: the session failed; server log:" >&2; cat server.log >&2; exit 1; }
+echo "$out"
+for expected in '"status":"processing"' '"total":1' \
+  '"message":"Geração de opções cancelada com sucesso"' '"task_revoked":true' '"status":"cancelled"'; do
+  grep -qF "$expected" <<<"$out" || { echo "check-readme: missing $expected" >&2; exit 1; }
+done
+echo "check-readme: the README session replayed and answered as documented"
