@@ -10,6 +10,12 @@ run:
 test:
     bash scripts/test.sh
 
+# Start Redis and the reference Celery worker (then run the API with REDIS_URL set).
+worker:
+    bash scripts/ensure-redis.sh
+    bash scripts/ensure-celery-venv.sh
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/worker/bin/celery --workdir apps/worker -A ensinalab_worker worker -P prefork -c 2 -l INFO
+
 # Format and lint.
 lint:
     cargo fmt --all
