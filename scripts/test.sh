@@ -10,11 +10,16 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-for ensure in scripts/ensure-*.sh; do
-  [ -e "$ensure" ] || continue
-  echo "== $ensure"
-  bash "$ensure"
-done
+# Runs every script matching a glob, in order, stopping at the first failure.
+run_each() {
+  for script in $1; do
+    [ -e "$script" ] || continue
+    echo "== $script"
+    bash "$script"
+  done
+}
+
+run_each 'scripts/ensure-*.sh'
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -23,11 +28,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Checks that drive a running server from outside. Each scripts/check-*.sh is self-contained
 # (builds and starts what it needs, bounded in time, stops what it started). They run before
 # the test runner so that its summary closes the output.
-for check in scripts/check-*.sh; do
-  [ -e "$check" ] || continue
-  echo "== $check"
-  bash "$check"
-done
+run_each 'scripts/check-*.sh'
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
