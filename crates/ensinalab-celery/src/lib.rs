@@ -23,5 +23,8 @@ mod error;
 mod message;
 mod result;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use broker::{ActiveTask, CeleryBroker, WorkerActivity};
 pub use config::CeleryConfig;

@@ -5,9 +5,7 @@
 // Test support: a failed setup step should panic with its cause, like in a #[test].
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
@@ -40,18 +38,13 @@ pub async fn raw_connection(db: u8) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// Simulated durations of the worker's tasks.
-#[derive(Clone, Copy)]
-pub struct Durations {
-    pub options_secs: f64,
-    pub video_secs: f64,
-    pub video_steps: u32,
-}
+pub use ensinalab_celery::testing::{Durations, process_is_dead};
 
+/// The shared real worker, plus this suite's rule: the queue is unique to the test, so leave
+/// nothing of it behind in the shared Redis.
 pub struct Worker {
-    child: Child,
+    inner: ensinalab_celery::testing::Worker,
     pub node: String,
-    pub log: PathBuf,
     db: u8,
     queue: String,
 }
@@ -70,87 +63,28 @@ impl Worker {
         durations: Durations,
         env: &[(&str, &str)],
     ) -> Self {
-        let root = repo_root();
-        let celery = root.join(".venv/worker/bin/celery");
-        assert!(
-            celery.exists(),
-            "{} missing: run scripts/ensure-celery-venv.sh (scripts/test.sh does)",
-            celery.display()
-        );
-        let node = format!("t{}@ensinalab-test", uuid::Uuid::new_v4().simple());
-        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("worker-{queue}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(celery)
-            .arg("--workdir")
-            .arg(root.join("apps/worker"))
-            .args([
-                "-A",
-                "ensinalab_worker",
-                "worker",
-                "-P",
-                "prefork",
-                "-c",
-                "2",
-            ])
-            .args(["-l", "INFO", "--without-mingle", "--without-gossip", "-n"])
-            .arg(&node)
-            .env("REDIS_URL", format!("{REDIS}/{db}"))
-            .env("CELERY_QUEUE", queue)
-            .env("ENSINALAB_OPTIONS_SECS", durations.options_secs.to_string())
-            .env("ENSINALAB_VIDEO_SECS", durations.video_secs.to_string())
-            .env("ENSINALAB_VIDEO_STEPS", durations.video_steps.to_string())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            // its own process group, so the guard kills the pool children too
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let worker = Self {
-            child,
-            node,
-            log,
+        let url = format!("{REDIS}/{db}");
+        let inner = ensinalab_celery::testing::Worker::start(&url, queue, durations, env).await;
+        Self {
+            node: inner.node().to_owned(),
+            inner,
             db,
             queue: queue.to_owned(),
-        };
-        let broker = broker(db, queue);
-        let started = Instant::now();
-        loop {
-            let replies = broker
-                .inspect_active(Duration::from_millis(500))
-                .await
-                .unwrap();
-            if replies.iter().any(|r| r.worker == worker.node) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "worker {} did not answer within 60 s; log:\n{}",
-                worker.node,
-                worker.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        worker
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.inner.log_text()
     }
 
     /// Whether the worker's log shows it ever received `id`.
     pub fn received(&self, id: &TaskId) -> bool {
-        self.log_text().contains(id.as_str())
+        self.inner.received(id.as_str())
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-        // the queue is unique to this test: leave nothing behind in the shared Redis
         if let Ok(client) = redis::Client::open(format!("{REDIS}/{}", self.db))
             && let Ok(mut conn) = client.get_connection()
         {
@@ -160,17 +94,6 @@ impl Drop for Worker {
                 .collect();
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
         }
-    }
-}
-
-/// Whether process `pid` is gone (absent, or a zombie waiting to be reaped).
-pub fn process_is_dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
     }
 }
 

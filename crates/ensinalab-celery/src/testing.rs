@@ -1,0 +1,154 @@
+//! A REAL Celery worker for tests (feature `testing`, dev-dependencies only): the reference
+//! worker of `apps/worker`, run from the `.venv/worker` that `scripts/ensure-celery-venv.sh`
+//! installs, prefork with two pool processes, on the test's Redis URL and queue. It runs in a
+//! process group of its own, so dropping the guard (panics included) kills the pool children
+//! along with the master. Its log is kept when the test fails. Setup failures panic: in a
+//! test, that is the report.
+
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{CeleryBroker, CeleryConfig};
+
+/// How long the worker's simulated tasks take.
+#[derive(Debug, Clone, Copy)]
+pub struct Durations {
+    /// `generate_options`.
+    pub options_secs: f64,
+    /// `generate_video`, from its first PROGRESS to its result.
+    pub video_secs: f64,
+    /// PROGRESS reports per video.
+    pub video_steps: u32,
+}
+
+/// A running worker; killed with its pool when dropped.
+pub struct Worker {
+    child: Child,
+    node: String,
+    log: PathBuf,
+}
+
+/// The workspace root (this crate lives two levels below it).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Worker {
+    /// Starts `celery worker -P prefork -c 2` on `redis_url` and `queue`, with extra
+    /// environment; returns once it answers `inspect active`, that is once it consumes.
+    pub async fn start(
+        redis_url: &str,
+        queue: &str,
+        durations: Durations,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let root = repo_root();
+        let celery = root.join(".venv/worker/bin/celery");
+        assert!(
+            celery.exists(),
+            "{} missing: run scripts/ensure-celery-venv.sh (scripts/test.sh does)",
+            celery.display()
+        );
+        let node = format!("t{}@ensinalab-test", uuid::Uuid::new_v4().simple());
+        let log = std::env::temp_dir().join(format!("ensinalab-worker-{node}.log"));
+        let out = std::fs::File::create(&log).expect("worker log file");
+        let child = Command::new(celery)
+            .arg("--workdir")
+            .arg(root.join("apps/worker"))
+            .args([
+                "-A",
+                "ensinalab_worker",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                "2",
+            ])
+            .args(["-l", "INFO", "--without-mingle", "--without-gossip", "-n"])
+            .arg(&node)
+            .env("REDIS_URL", redis_url)
+            .env("CELERY_QUEUE", queue)
+            .env("ENSINALAB_OPTIONS_SECS", durations.options_secs.to_string())
+            .env("ENSINALAB_VIDEO_SECS", durations.video_secs.to_string())
+            .env("ENSINALAB_VIDEO_STEPS", durations.video_steps.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("worker log file"))
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("celery worker starts");
+        let worker = Self { child, node, log };
+
+        let mut config = CeleryConfig::new(redis_url).with_queue(queue);
+        config.command_timeout = Duration::from_secs(5);
+        let broker = CeleryBroker::new(config).expect("celery config");
+        let started = Instant::now();
+        loop {
+            let replies = broker
+                .inspect_active(Duration::from_millis(500))
+                .await
+                .expect("Redis reachable (scripts/ensure-redis.sh)");
+            if replies.iter().any(|r| r.worker == worker.node) {
+                return worker;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "worker {} did not answer within 60 s; log:\n{}",
+                worker.node,
+                worker.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The master process (the pool processes are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Node name, as `inspect active` replies carry it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Everything the worker logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the worker ever received task `id` (it logs `Task <name>[<id>] received`).
+    pub fn received(&self, id: &str) -> bool {
+        self.log_text().contains(&format!("[{id}] received"))
+    }
+
+    /// Whether the worker logged task `id` as succeeded.
+    pub fn succeeded(&self, id: &str) -> bool {
+        self.log_text().contains(&format!("[{id}] succeeded"))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// Whether process `pid` is gone (absent, or a zombie its parent has not reaped yet).
+pub fn process_is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
