@@ -7,6 +7,7 @@
 //! into [`StoreError`] and [`BrokerError`] at the edge. In-memory fakes live in [`testing`]
 //! behind the `testing` feature.
 
+mod audit;
 mod broker;
 mod error;
 mod model;
@@ -17,6 +18,9 @@ mod usecases;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::{
+    MAX_SECURITY_EVENTS_PAGE, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent,
+};
 pub use broker::TaskBroker;
 pub use error::{BoxError, BrokerError, StoreError};
 pub use model::*;

@@ -7,6 +7,7 @@ use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, OptionId, TaskId, UserId, VideoId, VideoStatus,
 };
 
+use crate::audit::{SecurityEventPage, SecurityEventQuery};
 use crate::error::StoreError;
 use crate::model::{
     ActiveResource, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll, InFlightTask,
@@ -170,6 +171,16 @@ pub trait SecurityLog: Send + Sync {
     /// # Errors
     /// `StoreError` when it cannot be written.
     fn record(&self, event: &SecurityEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The events passing every filter of `query`, newest first (by id), at most
+    /// `query.clamped_limit()` of them, with the cursor of the next page when there is one.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn security_events(
+        &self,
+        query: &SecurityEventQuery,
+    ) -> impl Future<Output = Result<SecurityEventPage, StoreError>> + Send;
 }
 
 /// Everything a use case may need from storage.

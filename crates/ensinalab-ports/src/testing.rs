@@ -11,6 +11,7 @@ use ensinalab_domain::{
 };
 use time::OffsetDateTime;
 
+use crate::audit::{SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
 use crate::broker::TaskBroker;
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
@@ -26,13 +27,22 @@ struct Tables {
     briefings: Vec<Briefing>,
     options: Vec<BriefingOption>,
     videos: Vec<Video>,
-    events: Vec<SecurityEvent>,
+    events: Vec<StoredSecurityEvent>,
 }
 
 impl Tables {
     fn next(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn push_event(&mut self, event: SecurityEvent) {
+        let stored = StoredSecurityEvent {
+            id: self.next(),
+            created_at: OffsetDateTime::now_utc(),
+            event,
+        };
+        self.events.push(stored);
     }
 }
 
@@ -132,7 +142,8 @@ impl InMemoryStore {
 
     /// The security events recorded so far.
     pub fn events(&self) -> Vec<SecurityEvent> {
-        self.with(|t| t.events.clone()).unwrap_or_default()
+        self.with(|t| t.events.iter().map(|e| e.event.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// A video by id, whoever owns it.
@@ -479,7 +490,7 @@ impl Tasks for InMemoryStore {
                 cancel_video_row(v);
                 out.videos.push((v.id, v.task_id.clone()));
             }
-            t.events.push(SecurityEvent {
+            t.push_event(SecurityEvent {
                 event: "tasks_cancelled_all".into(),
                 user_id: Some(caller.user_id),
                 resource: None,
@@ -536,7 +547,25 @@ impl Tasks for InMemoryStore {
 
 impl SecurityLog for InMemoryStore {
     async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
-        self.with(|t| t.events.push(event.clone()))
+        self.with(|t| t.push_event(event.clone()))
+    }
+
+    async fn security_events(
+        &self,
+        query: &SecurityEventQuery,
+    ) -> Result<SecurityEventPage, StoreError> {
+        let limit = query.clamped_limit();
+        self.with(|t| {
+            let matching = t
+                .events
+                .iter()
+                .rev()
+                .filter(|e| query.matches(e))
+                .take(limit as usize + 1)
+                .cloned()
+                .collect();
+            SecurityEventPage::from_overfetch(matching, limit)
+        })
     }
 }
 

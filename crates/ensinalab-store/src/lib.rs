@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod convert;
 mod entity;
 mod error;

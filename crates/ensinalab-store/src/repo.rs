@@ -601,4 +601,11 @@ impl SecurityLog for Store {
     async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
         insert_event(&self.db, event).await
     }
+
+    async fn security_events(
+        &self,
+        query: &ensinalab_ports::SecurityEventQuery,
+    ) -> Result<ensinalab_ports::SecurityEventPage, StoreError> {
+        self.query_security_events(query).await
+    }
 }

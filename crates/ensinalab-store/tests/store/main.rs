@@ -7,6 +7,7 @@
 
 mod support;
 
+mod audit;
 mod briefings;
 mod connection;
 mod race;
