@@ -163,3 +163,17 @@ async fn in_process_idle_keys_can_be_evicted_on_demand() {
     l.evict_idle();
     assert_eq!(l.keys(), 0);
 }
+
+#[tokio::test]
+async fn redis_unreachable_is_an_error_and_a_lazy_limiter_connects_on_first_use() {
+    // Nothing listens on port 1: the check fails, it does not hang or panic.
+    let down = RedisLimiter::lazy("redis://127.0.0.1:1/0", "x:").unwrap();
+    assert!(down.check(&CANCEL, "user:1").await.is_err());
+    assert!(down.check(&CANCEL, "user:1").await.is_err(), "backing off");
+    assert!(RedisLimiter::lazy("not a url", "x:").is_err());
+
+    let prefix = format!("ensinalab-test:rl:{}:", uuid::Uuid::new_v4());
+    let up = RedisLimiter::lazy(&redis_url(), &prefix).unwrap();
+    assert!(up.check(&CANCEL, "user:1").await.unwrap().allowed);
+    assert!(!up.check(&CANCEL, "user:1").await.unwrap().allowed);
+}
