@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     Backend, DeathWatch, Durations, Subscription, TestApp, Worker, backend_states, option_of,
-    parent_of, process_is_dead, str_of, unique_queue,
+    parent_of, process_is_dead, redis_url, str_of, unique_queue,
 };
 
 const DB: u8 = 6;
@@ -69,7 +69,7 @@ async fn cancelling_a_running_video_kills_its_pool_process_and_it_never_complete
         video_steps: 8,
     };
     let queue = unique_queue("cancel-running");
-    let worker = Worker::start(DB, &queue, durations).await;
+    let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Cancelamento").await;
@@ -134,7 +134,7 @@ async fn with_every_slot_busy_cancelling_a_queued_video_removes_it_from_the_queu
         video_steps: 60,
     };
     let queue = unique_queue("cancel-queued");
-    let worker = Worker::start(DB, &queue, durations).await;
+    let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Fila cheia").await;
@@ -189,7 +189,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker
         video_steps: 2,
     };
     let queue = unique_queue("cancel-no-worker");
-    let first = Worker::start(DB, &queue, durations).await;
+    let first = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let ready = app.briefing_with_options(&token, "Sem worker").await;
@@ -233,7 +233,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker
 
     // A new worker knows nothing of those revokes; the messages are simply gone. A control
     // video published after the cancels runs to completion, so the worker does consume.
-    let second = Worker::start(DB, &queue, durations).await;
+    let second = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     let control = app.select(&token, option).await;
     let done = app
         .wait(

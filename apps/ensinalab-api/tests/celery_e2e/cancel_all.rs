@@ -31,7 +31,7 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
         video_steps: 60,
     };
     let queue = unique_queue("cancel-all");
-    let worker = Worker::start(DB, &queue, durations).await;
+    let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let ready = app.briefing_with_options(&token, "Cancelar tudo").await;

@@ -8,7 +8,7 @@ use ensinalab_ports::{BriefingUpdate, Briefings, Videos, new_task_id};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Backend, Durations, TestApp, Worker, str_of, unique_queue};
+use crate::support::{Backend, Durations, TestApp, Worker, redis_url, str_of, unique_queue};
 
 const DB: u8 = 5;
 
@@ -57,7 +57,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
         video_steps: 2,
     };
     let queue = unique_queue("failure");
-    let _worker = Worker::start(DB, &queue, durations).await;
+    let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let finished = |b: &serde_json::Value| b["status"] != "processing" && b["status"] != "queued";

@@ -5,7 +5,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Backend, Durations, TestApp, Worker, option_of, str_of, unique_queue};
+use crate::support::{
+    Backend, Durations, TestApp, Worker, option_of, redis_url, str_of, unique_queue,
+};
 
 const DB: u8 = 5;
 
@@ -18,7 +20,7 @@ const DURATIONS: Durations = Durations {
 
 async fn options_then_progress_then_completion(backend: Backend) {
     let queue = unique_queue("flow");
-    let worker = Worker::start(DB, &queue, DURATIONS).await;
+    let worker = Worker::start(&redis_url(DB), &queue, DURATIONS, &[]).await;
     let app = TestApp::spawn(backend, DB, &queue).await;
     let token = app.token(1);
 
