@@ -13,6 +13,7 @@ pub use sea_orm_migration::MigratorTrait;
 
 mod m20261128_000001_create_tables;
 mod m20261128_000002_briefing_task_id;
+mod m20261128_000003_revoke_outbox;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261128_000002_briefing_task_id::Migration),
+            Box::new(m20261128_000003_revoke_outbox::Migration),
         ]
     }
 }

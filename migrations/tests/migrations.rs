@@ -11,10 +11,17 @@ use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm_migration::SchemaManager;
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
-const TABLES: [&str; 4] = ["briefings", "options", "videos", "security_events"];
-const MIGRATIONS: [&str; 2] = [
+const TABLES: [&str; 5] = [
+    "briefings",
+    "options",
+    "videos",
+    "security_events",
+    "revoke_outbox",
+];
+const MIGRATIONS: [&str; 3] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
+    "m20261128_000003_revoke_outbox",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -46,6 +53,9 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(!manager.has_table("revoke_outbox").await.unwrap());
+    assert!(manager.has_column("briefings", "task_id").await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
     assert!(!manager.has_column("briefings", "task_id").await.unwrap());
     assert!(manager.has_table("briefings").await.unwrap());

@@ -4,8 +4,8 @@
 
 use ensinalab_domain::{BriefingDraft, CeleryState, DraftError};
 use ensinalab_ports::{
-    ActiveList, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport, RevokeStatus,
-    TaskSnapshot, Video,
+    ActiveList, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport, TaskSnapshot,
+    Video,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -225,8 +225,8 @@ pub struct CancelVideoResponse {
     /// `cancelled`.
     pub status: &'static str,
     /// Added: what the revoke achieved: `removed_from_queue`, `signalled`,
-    /// `no_worker_listening`, `already_finished`, `no_task` or `failed` (the broker could not be
-    /// reached; the cancel stands).
+    /// `no_worker_listening`, `already_finished`, `no_task` or `pending` (the broker could not be
+    /// reached; the cancel stands and the server delivers the revoke when it is back).
     pub revoke: &'static str,
 }
 
@@ -274,9 +274,9 @@ pub struct CancelAllResponse {
     /// `5 tasks canceladas com sucesso`.
     pub message: String,
     pub cancelled: CancelledLists,
-    /// Added: one entry per revoked task id; `null` when the broker could not be reached (the
-    /// cancels stand).
-    pub revokes: Option<Vec<RevokeItem>>,
+    /// Added: one entry per task id of the cancelled rows; `revoke` is `pending` for those the
+    /// broker could not take yet (the cancels stand; the server delivers them later).
+    pub revokes: Vec<RevokeItem>,
 }
 
 /// What cancel-all moved to `cancelled`.
@@ -306,19 +306,15 @@ impl CancelAllResponse {
                 videos: r.videos.iter().map(|v| ids.encode(v.get())).collect(),
                 total,
             },
-            revokes: r.revokes.as_ref().map(|reports| {
-                reports
-                    .iter()
-                    .map(|rep| {
-                        let status = RevokeStatus::Done(rep.outcome);
-                        RevokeItem {
-                            task_id: rep.task_id.to_string(),
-                            revoke: status.as_str(),
-                            task_revoked: status.revoked(),
-                        }
-                    })
-                    .collect()
-            }),
+            revokes: r
+                .revokes
+                .iter()
+                .map(|(task_id, status)| RevokeItem {
+                    task_id: task_id.to_string(),
+                    revoke: status.as_str(),
+                    task_revoked: status.revoked(),
+                })
+                .collect(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod audit;
 mod broker;
 mod error;
 mod model;
+mod outbox;
 mod ratelimit;
 mod repo;
 mod usecases;
@@ -24,6 +25,7 @@ pub use audit::{
 pub use broker::TaskBroker;
 pub use error::{BoxError, BrokerError, StoreError};
 pub use model::*;
+pub use outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 pub use ratelimit::{RateDecision, RateLimitError, RateLimiter, RatePolicy};
 pub use repo::{Briefings, CANCELLED_BY_USER, SecurityLog, Store, Tasks, Videos};
 pub use usecases::*;

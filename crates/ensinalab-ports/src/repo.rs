@@ -13,6 +13,7 @@ use crate::model::{
     ActiveResource, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll, InFlightTask,
     NewVideo, ResourceRef, SecurityEvent, Transition, Video, VideoUpdate,
 };
+use crate::outbox::RevokeOutbox;
 
 /// Text written to a video's `error_message` when its owner cancels it (seed contract).
 pub const CANCELLED_BY_USER: &str = "Cancelado pelo usuário";
@@ -57,8 +58,12 @@ pub trait Briefings: Send + Sync {
     /// in exactly one terminal state). Otherwise MUST say why: `NotFound`, `NotOwned`, or
     /// `Refused(current)`, changing nothing.
     ///
+    /// When the row moves and has a task id, an [`OwedRevoke`](crate::OwedRevoke) for that task
+    /// MUST be written in the same transaction (see [`RevokeOutbox`]): the status and the debt
+    /// of a revoke are committed together or not at all.
+    ///
     /// # Errors
-    /// `StoreError` on database failure only.
+    /// `StoreError` on database failure only; nothing is changed then.
     fn cancel_briefing(
         &self,
         user: UserId,
@@ -100,10 +105,11 @@ pub trait Videos: Send + Sync {
     ) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
 
     /// Like [`Briefings::cancel_briefing`], for [`VideoStatus::CANCELLABLE`]; also sets
-    /// `error_message` to [`CANCELLED_BY_USER`] and `progress` to 0.
+    /// `error_message` to [`CANCELLED_BY_USER`] and `progress` to 0; the owed revoke is written
+    /// in the same transaction.
     ///
     /// # Errors
-    /// `StoreError` on database failure only.
+    /// `StoreError` on database failure only; nothing is changed then.
     fn cancel_video(
         &self,
         user: UserId,
@@ -144,8 +150,9 @@ pub trait Tasks: Send + Sync {
 
     /// In one transaction: cancels every cancellable briefing and video of the caller (the same
     /// guarded updates as the single cancels, videos also get [`CANCELLED_BY_USER`] and progress
-    /// 0) and records one `tasks_cancelled_all` security event with the counts. Returns what
-    /// moved, with the task ids to revoke.
+    /// 0), writes an owed revoke for every moved row with a task id (see [`RevokeOutbox`]) and
+    /// records one `tasks_cancelled_all` security event with the counts. Returns what moved,
+    /// with the task ids to revoke.
     ///
     /// # Errors
     /// `StoreError` on database failure; nothing is changed then.
@@ -184,5 +191,5 @@ pub trait SecurityLog: Send + Sync {
 }
 
 /// Everything a use case may need from storage.
-pub trait Store: Briefings + Videos + Tasks + SecurityLog {}
-impl<T: Briefings + Videos + Tasks + SecurityLog> Store for T {}
+pub trait Store: Briefings + Videos + Tasks + SecurityLog + RevokeOutbox {}
+impl<T: Briefings + Videos + Tasks + SecurityLog + RevokeOutbox> Store for T {}

@@ -19,6 +19,7 @@ use crate::model::{
     InFlightTask, NewVideo, ResourceRef, RevokeOutcome, RevokeReport, SecurityEvent, TaskRequest,
     TaskSnapshot, Transition, Video, VideoUpdate,
 };
+use crate::outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 use crate::repo::{Briefings, CANCELLED_BY_USER, SecurityLog, Tasks, Videos};
 
 #[derive(Default)]
@@ -27,6 +28,8 @@ struct Tables {
     briefings: Vec<Briefing>,
     options: Vec<BriefingOption>,
     videos: Vec<Video>,
+    /// The revoke outbox: (owed revoke, next attempt, settled).
+    outbox: Vec<OutboxRow>,
     events: Vec<StoredSecurityEvent>,
 }
 
@@ -274,14 +277,18 @@ impl Briefings for InMemoryStore {
     ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
         self.with(|t| {
             let row = t.briefings.iter_mut().find(|b| b.id == id);
-            transition(
+            let moved = transition(
                 row,
                 user,
                 |b| b.user_id,
                 |b| b.status,
                 BriefingStatus::is_cancellable,
                 cancel_briefing_row,
-            )
+            );
+            if let Transition::Done(b) = &moved {
+                owe_revoke(t, b.task_id.as_ref(), (ResourceKind::Briefing, b.id.get()));
+            }
+            moved
         })
     }
 
@@ -367,14 +374,18 @@ impl Videos for InMemoryStore {
     ) -> Result<Transition<Video, VideoStatus>, StoreError> {
         self.with(|t| {
             let row = t.videos.iter_mut().find(|v| v.id == id);
-            transition(
+            let moved = transition(
                 row,
                 user,
                 |v| v.user_id,
                 |v| v.status,
                 VideoStatus::is_cancellable,
                 cancel_video_row,
-            )
+            );
+            if let Transition::Done(v) = &moved {
+                owe_revoke(t, v.task_id.as_ref(), (ResourceKind::Video, v.id.get()));
+            }
+            moved
         })
     }
 
@@ -489,6 +500,19 @@ impl Tasks for InMemoryStore {
             {
                 cancel_video_row(v);
                 out.videos.push((v.id, v.task_id.clone()));
+            }
+            let owed: Vec<_> = out
+                .briefings
+                .iter()
+                .map(|(id, task)| (task.clone(), (ResourceKind::Briefing, id.get())))
+                .chain(
+                    out.videos
+                        .iter()
+                        .map(|(id, task)| (task.clone(), (ResourceKind::Video, id.get()))),
+                )
+                .collect();
+            for (task, resource) in owed {
+                owe_revoke(t, task.as_ref(), resource);
             }
             t.push_event(SecurityEvent {
                 event: "tasks_cancelled_all".into(),
@@ -662,5 +686,122 @@ impl TaskBroker for RecordingBroker {
 
     async fn ping(&self) -> Result<(), BrokerError> {
         self.failing()
+    }
+}
+
+/// One row of the fake's revoke outbox.
+#[derive(Debug, Clone)]
+struct OutboxRow {
+    owed: OwedRevoke,
+    next_attempt_at: OffsetDateTime,
+    last_broadcast_at: Option<OffsetDateTime>,
+    settled: bool,
+}
+
+/// The outbox half of a cancel's transaction (the fake's mutex makes it atomic).
+fn owe_revoke(t: &mut Tables, task_id: Option<&TaskId>, resource: (ResourceKind, i64)) {
+    let Some(task_id) = task_id else { return };
+    if t.outbox.iter().any(|r| &r.owed.task_id == task_id) {
+        return;
+    }
+    let now = OffsetDateTime::now_utc();
+    t.outbox.push(OutboxRow {
+        owed: OwedRevoke {
+            task_id: task_id.clone(),
+            resource,
+            created_at: now,
+            attempts: 0,
+            delivered_at: None,
+        },
+        next_attempt_at: now + FIRST_ATTEMPT_GRACE,
+        last_broadcast_at: None,
+        settled: false,
+    });
+}
+
+impl InMemoryStore {
+    /// The revoke outbox: every owed revoke with whether it is settled.
+    pub fn owed_revokes(&self) -> Vec<(OwedRevoke, bool)> {
+        self.with(|t| {
+            t.outbox
+                .iter()
+                .map(|r| (r.owed.clone(), r.settled))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl RevokeOutbox for InMemoryStore {
+    async fn due_revokes(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedRevoke>, StoreError> {
+        self.with(|t| {
+            t.outbox
+                .iter()
+                .filter(|r| r.owed.delivered_at.is_none() && r.next_attempt_at <= now)
+                .take(limit as usize)
+                .map(|r| r.owed.clone())
+                .collect()
+        })
+    }
+
+    async fn revokes_delivered(
+        &self,
+        reports: &[RevokeReport],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            for report in reports {
+                if let Some(r) = t
+                    .outbox
+                    .iter_mut()
+                    .find(|r| r.owed.task_id == report.task_id)
+                {
+                    r.owed.delivered_at.get_or_insert(now);
+                    r.last_broadcast_at = Some(now);
+                    r.settled |= settles(report.outcome);
+                }
+            }
+        })
+    }
+
+    async fn revokes_failed(
+        &self,
+        ids: &[TaskId],
+        retry_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            for r in t
+                .outbox
+                .iter_mut()
+                .filter(|r| ids.contains(&r.owed.task_id))
+            {
+                r.owed.attempts += 1;
+                r.next_attempt_at = retry_at;
+            }
+        })
+    }
+
+    async fn open_revokes(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedRevoke>, StoreError> {
+        self.with(|t| {
+            let mut open: Vec<&OutboxRow> = t
+                .outbox
+                .iter()
+                .filter(|r| r.owed.delivered_at.is_some() && !r.settled)
+                .filter(|r| r.owed.created_at >= since)
+                .collect();
+            open.sort_by_key(|r| r.last_broadcast_at);
+            open.into_iter()
+                .take(limit as usize)
+                .map(|r| r.owed.clone())
+                .collect()
+        })
     }
 }

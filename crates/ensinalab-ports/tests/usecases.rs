@@ -137,7 +137,7 @@ async fn a_finished_video_is_refused_with_its_status_and_left_alone() {
 }
 
 #[tokio::test]
-async fn when_the_revoke_fails_the_cancel_still_stands_and_says_so() {
+async fn when_the_revoke_fails_the_cancel_still_stands_and_says_it_is_pending() {
     let svc = service();
     let video = svc
         .store()
@@ -146,15 +146,19 @@ async fn when_the_revoke_fails_the_cancel_still_stands_and_says_so() {
 
     let done = svc.cancel_video(&caller(ALICE), video.id).await.unwrap();
 
-    assert_eq!(done.revoke, RevokeStatus::Failed);
+    assert_eq!(done.revoke, RevokeStatus::Pending);
     assert!(!done.revoke.revoked());
+    let owed = svc.store().owed_revokes();
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].0.task_id, task(1));
+    assert_eq!(owed[0].0.delivered_at, None);
     assert_eq!(
         svc.store().video_row(video.id).unwrap().status,
         VideoStatus::Cancelled
     );
     assert_eq!(
         svc.store().events()[0].details,
-        json!({"revoked": false, "revoke": "failed"})
+        json!({"revoked": false, "revoke": "pending"})
     );
 }
 
@@ -244,7 +248,12 @@ async fn cancel_all_touches_only_the_callers_active_resources_with_one_revoke() 
         svc.broker().revoke_calls(),
         vec![vec![task(1), task(2), task(4)]]
     );
-    assert_eq!(report.revokes.as_ref().map(Vec::len), Some(3));
+    assert_eq!(
+        report.revokes,
+        [task(1), task(2), task(4)]
+            .map(|t| (t, RevokeStatus::Done(RevokeOutcome::Signalled)))
+            .to_vec()
+    );
     for id in [b1.id, b2.id] {
         assert_eq!(
             s.briefing_row(id).unwrap().status,
@@ -296,7 +305,8 @@ async fn cancel_all_keeps_the_cancels_when_the_broker_is_down() {
 
     let report = svc.cancel_all(&caller(ALICE)).await.unwrap();
 
-    assert_eq!(report.revokes, None);
+    assert_eq!(report.revokes, vec![(task(1), RevokeStatus::Pending)]);
+    assert_eq!(svc.store().owed_revokes().len(), 1);
     assert_eq!(
         svc.store().video_row(v.id).unwrap().status,
         VideoStatus::Cancelled

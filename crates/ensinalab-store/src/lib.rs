@@ -20,6 +20,7 @@ mod audit;
 mod convert;
 mod entity;
 mod error;
+mod outbox;
 mod repo;
 
 #[cfg(feature = "testing")]

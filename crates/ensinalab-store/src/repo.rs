@@ -26,6 +26,7 @@ use crate::Store;
 use crate::convert::{self, now};
 use crate::entity::{briefing, option, security_event, video};
 use crate::error::classify;
+use crate::outbox::{Owe, owe_revokes};
 
 /// A cancel whose update matched nothing reads the row once to say why. If that read finds the
 /// row cancellable after all (a briefing moved from `pending` to `processing` in between), the
@@ -43,7 +44,9 @@ fn duration_column(minutes: u32) -> Result<i32, StoreError> {
 
 /// A user's cancel of one row. `update` is the guarded cancel already narrowed to the row's id
 /// and owner; when it matches nothing, one read of the row's `(owner, status)` columns says why:
-/// no row, someone else's, or a status that may not be cancelled.
+/// no row, someone else's, or a status that may not be cancelled. The revoke the moved row owes
+/// (`owe`) is recorded in the same transaction as the update.
+#[allow(clippy::too_many_arguments)]
 async fn cancel_one<E, T, S>(
     db: &DatabaseConnection,
     id: i64,
@@ -52,6 +55,7 @@ async fn cancel_one<E, T, S>(
     (owner, status): (E::Column, E::Column),
     convert: fn(E::Model) -> Result<T, StoreError>,
     cancellable: fn(S) -> bool,
+    owe: fn(&T) -> Option<Owe>,
 ) -> Result<Transition<T, S>, StoreError>
 where
     E: EntityTrait,
@@ -61,14 +65,21 @@ where
 {
     let table = E::default().table_name();
     for _ in 0..CANCEL_ATTEMPTS {
+        let txn = db.begin().await.map_err(classify)?;
         let moved = update
             .clone()
-            .exec_with_returning(db)
+            .exec_with_returning(&txn)
             .await
             .map_err(classify)?;
         if let Some(row) = moved.into_iter().next() {
-            return Ok(Transition::Done(convert(row)?));
+            let row = convert(row)?;
+            owe_revokes(&txn, owe(&row).as_slice()).await?;
+            txn.commit().await.map_err(classify)?;
+            return Ok(Transition::Done(row));
         }
+        // Nothing was written: end the transaction before reading (an in-memory SQLite store
+        // has a single connection).
+        txn.rollback().await.map_err(classify)?;
         let current = E::find_by_id(id)
             .select_only()
             .column(owner)
@@ -186,6 +197,13 @@ impl Briefings for Store {
             columns,
             convert::briefing,
             BriefingStatus::is_cancellable,
+            |b| {
+                let task_id = b.task_id.clone()?;
+                Some(Owe {
+                    task_id,
+                    resource: (ResourceKind::Briefing, b.id.get()),
+                })
+            },
         )
         .await
     }
@@ -294,6 +312,13 @@ impl Videos for Store {
             columns,
             convert::video,
             VideoStatus::is_cancellable,
+            |v| {
+                let task_id = v.task_id.clone()?;
+                Some(Owe {
+                    task_id,
+                    resource: (ResourceKind::Video, v.id.get()),
+                })
+            },
         )
         .await
     }
@@ -527,6 +552,18 @@ impl Tasks for Store {
         };
         out.briefings.sort_by_key(|(id, _)| *id);
         out.videos.sort_by_key(|(id, _)| *id);
+        let owed: Vec<Owe> = out
+            .briefings
+            .iter()
+            .filter_map(|(id, t)| Some((t.clone()?, (ResourceKind::Briefing, id.get()))))
+            .chain(
+                out.videos
+                    .iter()
+                    .filter_map(|(id, t)| Some((t.clone()?, (ResourceKind::Video, id.get())))),
+            )
+            .map(|(task_id, resource)| Owe { task_id, resource })
+            .collect();
+        owe_revokes(&txn, &owed).await?;
         let event = SecurityEvent {
             event: "tasks_cancelled_all".into(),
             user_id: Some(caller.user_id),

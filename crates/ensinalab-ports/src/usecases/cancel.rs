@@ -1,11 +1,14 @@
 //! Cancelling a video, a briefing's option generation, or everything a user has running.
 //!
-//! Order of a cancel: ownership, status, then the database transition, then the revoke, then
-//! the security event. The database moves first, in one guarded update, so the user's intent
-//! is recorded even when the broker is down or slow, and a cancel racing a completion ends in
-//! exactly one terminal state. If the revoke then fails, the cancel still stands: the response
-//! says `task_revoked: false` with the revoke status `failed`, the security event records it,
-//! and the reconciler never moves the row out of `cancelled` whatever the worker reports later.
+//! Order of a cancel: ownership, status, then the database transition together with the revoke
+//! it owes (one transaction: see [`RevokeOutbox`](crate::RevokeOutbox)), then one attempt to
+//! deliver that revoke, then the security event. The database moves first, in one guarded
+//! update, so the user's intent is recorded even when the broker is down or slow, and a cancel
+//! racing a completion ends in exactly one terminal state. If the revoke cannot be delivered
+//! now, the cancel still stands and the revoke is *pending*: the response says
+//! `task_revoked: false`, `revoke: "pending"`, and the server's dispatcher delivers it once the
+//! broker answers. The reconciler never moves the row out of `cancelled` whatever the worker
+//! reports later.
 
 use ensinalab_domain::{BriefingId, BriefingStatus, ResourceKind, TaskId, VideoId, VideoStatus};
 use serde_json::json;
@@ -13,9 +16,7 @@ use serde_json::json;
 use super::Service;
 use crate::broker::TaskBroker;
 use crate::error::StoreError;
-use crate::model::{
-    Briefing, Caller, RevokeOutcome, RevokeReport, SecurityEvent, Transition, Video,
-};
+use crate::model::{Briefing, Caller, RevokeOutcome, SecurityEvent, Transition, Video};
 use crate::repo::Store;
 
 /// What became of the revoke that follows a cancel.
@@ -25,8 +26,9 @@ pub enum RevokeStatus {
     Done(RevokeOutcome),
     /// The resource had no task id: nothing to revoke.
     NoTask,
-    /// The broker could not be reached; the database still says `cancelled`.
-    Failed,
+    /// The broker could not be reached; the database says `cancelled` and holds the revoke,
+    /// which the dispatcher delivers when the broker is back.
+    Pending,
 }
 
 impl RevokeStatus {
@@ -40,7 +42,7 @@ impl RevokeStatus {
         match self {
             Self::Done(o) => o.as_str(),
             Self::NoTask => "no_task",
-            Self::Failed => "failed",
+            Self::Pending => "pending",
         }
     }
 }
@@ -90,8 +92,9 @@ pub enum CancelAllError {
 pub struct CancelledAllReport {
     pub briefings: Vec<BriefingId>,
     pub videos: Vec<VideoId>,
-    /// One report per revoked task id; `None` when the broker could not be reached.
-    pub revokes: Option<Vec<RevokeReport>>,
+    /// One entry per task id of the cancelled rows: delivered, or pending when the broker could
+    /// not be reached.
+    pub revokes: Vec<(TaskId, RevokeStatus)>,
 }
 
 impl CancelledAllReport {
@@ -193,17 +196,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             .filter_map(|(_, t)| t.clone())
             .chain(cancelled.videos.iter().filter_map(|(_, t)| t.clone()))
             .collect();
-        let revokes = if task_ids.is_empty() {
-            Some(Vec::new())
-        } else {
-            match self.broker.revoke(&task_ids).await {
-                Ok(reports) => Some(reports),
-                Err(err) => {
-                    tracing::warn!(error = %err, tasks = task_ids.len(), "revoke failed; the cancel stands");
-                    None
-                }
-            }
-        };
+        let revokes = self.deliver_now(&task_ids).await;
         Ok(CancelledAllReport {
             briefings: cancelled.briefings.into_iter().map(|(id, _)| id).collect(),
             videos: cancelled.videos.into_iter().map(|(id, _)| id).collect(),
@@ -215,14 +208,42 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         let Some(task_id) = task_id else {
             return RevokeStatus::NoTask;
         };
-        match self.broker.revoke(std::slice::from_ref(task_id)).await {
-            Ok(reports) => reports
-                .into_iter()
-                .find(|r| &r.task_id == task_id)
-                .map_or(RevokeStatus::Failed, |r| RevokeStatus::Done(r.outcome)),
+        self.deliver_now(std::slice::from_ref(task_id))
+            .await
+            .pop()
+            .map_or(RevokeStatus::Pending, |(_, status)| status)
+    }
+
+    /// One attempt to deliver the revokes a cancel just committed. On success the outbox is told
+    /// (if that write fails, the dispatcher merely delivers them again: a revoke is idempotent);
+    /// on failure they stay pending for the dispatcher.
+    async fn deliver_now(&self, task_ids: &[TaskId]) -> Vec<(TaskId, RevokeStatus)> {
+        if task_ids.is_empty() {
+            return Vec::new();
+        }
+        match self.broker.revoke(task_ids).await {
+            Ok(reports) => {
+                let now = time::OffsetDateTime::now_utc();
+                if let Err(err) = self.store.revokes_delivered(&reports, now).await {
+                    tracing::warn!(error = %err, "revoke delivered but not recorded; the dispatcher will repeat it");
+                }
+                task_ids
+                    .iter()
+                    .map(|id| {
+                        let status = reports
+                            .iter()
+                            .find(|r| &r.task_id == id)
+                            .map_or(RevokeStatus::Pending, |r| RevokeStatus::Done(r.outcome));
+                        (id.clone(), status)
+                    })
+                    .collect()
+            }
             Err(err) => {
-                tracing::warn!(error = %err, %task_id, "revoke failed; the cancel stands");
-                RevokeStatus::Failed
+                tracing::warn!(error = %err, tasks = task_ids.len(), "revoke pending; the dispatcher will deliver it");
+                task_ids
+                    .iter()
+                    .map(|id| (id.clone(), RevokeStatus::Pending))
+                    .collect()
             }
         }
     }

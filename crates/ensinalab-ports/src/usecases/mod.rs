@@ -4,6 +4,7 @@ mod cancel;
 mod flow;
 mod list;
 mod reconcile;
+mod revokes;
 
 pub use cancel::{
     CancelAllError, CancelBriefingError, CancelVideoError, Cancelled, CancelledAllReport,
@@ -12,6 +13,7 @@ pub use cancel::{
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
+pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, retry_delay};
 
 use ensinalab_domain::{DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 

@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod briefings;
 mod connection;
+mod outbox;
 mod race;
 mod tasks;
 mod videos;

@@ -1,0 +1,118 @@
+//! Paying the revokes cancels owe: delivery of pending ones (with backoff while the broker is
+//! unreachable) and re-broadcast of delivered ones until the task is known to be finished.
+//! The server's dispatcher calls these on a timer and when a worker comes online.
+
+use ensinalab_domain::TaskId;
+use time::OffsetDateTime;
+
+use super::Service;
+use crate::broker::TaskBroker;
+use crate::error::{BrokerError, StoreError};
+use crate::repo::Store;
+
+/// Longest wait between two delivery attempts of one revoke.
+pub const MAX_RETRY_DELAY: time::Duration = time::Duration::seconds(30);
+
+/// What one dispatcher pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DispatchReport {
+    /// Revokes handed to the broker in this pass.
+    pub sent: usize,
+    /// Revokes whose delivery failed (the broker could not be reached); retried later.
+    pub failed: usize,
+}
+
+/// Why a dispatcher pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s ... capped at [`MAX_RETRY_DELAY`].
+pub fn retry_delay(attempts: u32) -> time::Duration {
+    let secs = 1_i64 << attempts.min(5);
+    time::Duration::seconds(secs).min(MAX_RETRY_DELAY)
+}
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Delivers up to `limit` pending revokes due at `now`, in one broker call. When the broker
+    /// cannot be reached, each is given its next attempt time (exponential backoff) and the
+    /// error is returned.
+    ///
+    /// # Errors
+    /// [`DispatchError`] when the store fails, or the broker does (the revokes stay pending).
+    pub async fn deliver_revokes(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<DispatchReport, DispatchError> {
+        let due = self.store.due_revokes(now, limit).await?;
+        if due.is_empty() {
+            return Ok(DispatchReport::default());
+        }
+        let ids: Vec<TaskId> = due.iter().map(|r| r.task_id.clone()).collect();
+        match self.broker.revoke(&ids).await {
+            Ok(reports) => {
+                self.store.revokes_delivered(&reports, now).await?;
+                tracing::info!(revokes = ids.len(), "pending revokes delivered");
+                Ok(DispatchReport {
+                    sent: ids.len(),
+                    failed: 0,
+                })
+            }
+            Err(err) => {
+                // One backoff for the batch: the oldest attempt count drives it.
+                let attempts = due.iter().map(|r| r.attempts).max().unwrap_or(0);
+                self.store
+                    .revokes_failed(&ids, now + retry_delay(attempts))
+                    .await?;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Broadcasts again up to `limit` delivered revokes that are not settled and were made at or
+    /// after `since` (the re-broadcast bound), in one broker call. The broker reports which
+    /// tasks are finished by now; those are settled and never sent again.
+    ///
+    /// # Errors
+    /// [`DispatchError`] when the store or the broker fails.
+    pub async fn rebroadcast_revokes(
+        &self,
+        now: OffsetDateTime,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<DispatchReport, DispatchError> {
+        let open = self.store.open_revokes(since, limit).await?;
+        if open.is_empty() {
+            return Ok(DispatchReport::default());
+        }
+        let ids: Vec<TaskId> = open.iter().map(|r| r.task_id.clone()).collect();
+        let reports = self.broker.revoke(&ids).await?;
+        self.store.revokes_delivered(&reports, now).await?;
+        Ok(DispatchReport {
+            sent: ids.len(),
+            failed: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let table = [(0, 1), (1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (40, 30)];
+        for (attempts, secs) in table {
+            assert_eq!(
+                retry_delay(attempts),
+                time::Duration::seconds(secs),
+                "{attempts}"
+            );
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The revoke outbox over the in-memory fakes: a cancel owes its revoke in the same step as
+//! the status change; delivery retries with backoff; re-broadcast until settled or too old.
+
+use std::sync::atomic::Ordering;
+
+use ensinalab_domain::{BriefingStatus, TaskId, UserId, VideoStatus};
+use ensinalab_ports::testing::{InMemoryStore, RecordingBroker};
+use ensinalab_ports::{
+    Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, Service, ServiceConfig,
+    retry_delay,
+};
+use time::{Duration, OffsetDateTime};
+
+const ALICE: UserId = UserId(1);
+
+fn caller() -> Caller {
+    Caller {
+        user_id: ALICE,
+        is_admin: false,
+        client_ip: None,
+    }
+}
+
+fn task(n: u32) -> TaskId {
+    TaskId::parse(&format!("650e8400-e29b-41d4-a716-{n:012}")).expect("a valid uuid")
+}
+
+fn service() -> Service<InMemoryStore, RecordingBroker> {
+    Service::new(
+        InMemoryStore::default(),
+        RecordingBroker::default(),
+        ServiceConfig::default(),
+    )
+}
+
+fn later() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + FIRST_ATTEMPT_GRACE + Duration::seconds(1)
+}
+
+#[tokio::test]
+async fn a_cancel_delivered_at_once_leaves_nothing_pending() {
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
+    let done = svc.cancel_video(&caller(), v.id).await.unwrap();
+    assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Signalled));
+    let owed = svc.store().owed_revokes();
+    assert_eq!(owed.len(), 1);
+    assert!(owed[0].0.delivered_at.is_some());
+    assert!(
+        svc.store()
+            .due_revokes(later(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_cancel_owes_nothing() {
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Completed, Some(task(1)));
+    assert!(svc.cancel_video(&caller(), v.id).await.is_err());
+    let b = svc
+        .store()
+        .insert_briefing(ALICE, BriefingStatus::OptionsReady, Some(task(2)));
+    assert!(svc.cancel_briefing(&caller(), b.id).await.is_err());
+    assert!(svc.store().owed_revokes().is_empty());
+}
+
+#[tokio::test]
+async fn a_pending_revoke_is_delivered_once_the_broker_answers_with_backoff_meanwhile() {
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Queued, Some(task(1)));
+    svc.broker().fail_next.store(2, Ordering::SeqCst);
+    let done = svc.cancel_video(&caller(), v.id).await.unwrap();
+    assert_eq!(done.revoke, RevokeStatus::Pending);
+
+    // Not due yet: the cancel itself had the first attempt.
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(svc.deliver_revokes(now, 10).await.unwrap().sent, 0);
+
+    // Due, but the broker is still down: the next attempt is pushed back.
+    let t1 = later();
+    assert!(svc.deliver_revokes(t1, 10).await.is_err());
+    let owed = svc.store().owed_revokes();
+    assert_eq!(owed[0].0.attempts, 1);
+    assert!(svc.store().due_revokes(t1, 10).await.unwrap().is_empty());
+
+    // After the backoff the broker answers: delivered, with the revoke it was owed.
+    let t2 = t1 + retry_delay(0);
+    let report = svc.deliver_revokes(t2, 10).await.unwrap();
+    assert_eq!(report.sent, 1);
+    assert_eq!(svc.broker().revoke_calls().last(), Some(&vec![task(1)]));
+    assert!(svc.store().owed_revokes()[0].0.delivered_at.is_some());
+    assert!(svc.store().due_revokes(t2, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cancel_all_owes_one_revoke_per_task_and_delivers_them_in_one_call() {
+    let svc = service();
+    let s = svc.store();
+    s.insert_briefing(ALICE, BriefingStatus::Processing, Some(task(1)));
+    s.insert_video(ALICE, VideoStatus::Queued, Some(task(2)));
+    s.insert_video(ALICE, VideoStatus::PendingApproval, None);
+    svc.broker().fail_next.store(1, Ordering::SeqCst);
+
+    let report = svc.cancel_all(&caller()).await.unwrap();
+    assert_eq!(report.total(), 3);
+    assert_eq!(
+        report.revokes,
+        vec![
+            (task(1), RevokeStatus::Pending),
+            (task(2), RevokeStatus::Pending)
+        ]
+    );
+    assert_eq!(svc.deliver_revokes(later(), 10).await.unwrap().sent, 2);
+    assert_eq!(
+        svc.broker().revoke_calls().last(),
+        Some(&vec![task(1), task(2)])
+    );
+}
+
+#[tokio::test]
+async fn an_unheard_revoke_is_broadcast_again_until_the_task_is_finished() {
+    let svc = service();
+    *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::NoWorkerListening);
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Queued, Some(task(1)));
+    let done = svc.cancel_video(&caller(), v.id).await.unwrap();
+    assert_eq!(
+        done.revoke,
+        RevokeStatus::Done(RevokeOutcome::NoWorkerListening)
+    );
+    let since = OffsetDateTime::now_utc() - Duration::hours(24);
+
+    // Still open: said again.
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        svc.rebroadcast_revokes(now, since, 10).await.unwrap().sent,
+        1
+    );
+    assert_eq!(svc.broker().revoke_calls().len(), 2);
+
+    // The broker now reports it finished: settled, never sent again.
+    *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::AlreadyFinished);
+    assert_eq!(
+        svc.rebroadcast_revokes(now, since, 10).await.unwrap().sent,
+        1
+    );
+    assert_eq!(
+        svc.rebroadcast_revokes(now, since, 10).await.unwrap().sent,
+        0
+    );
+    assert_eq!(svc.broker().revoke_calls().len(), 3);
+    assert!(svc.store().owed_revokes()[0].1);
+}
+
+#[tokio::test]
+async fn revokes_older_than_the_bound_are_not_broadcast_again() {
+    let svc = service();
+    *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::Signalled);
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
+    svc.cancel_video(&caller(), v.id).await.unwrap();
+    let since = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let report = svc
+        .rebroadcast_revokes(OffsetDateTime::now_utc(), since, 10)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0);
+}

@@ -1,0 +1,129 @@
+//! The revoke outbox: a cancel and the revoke it owes are one transaction; delivery, backoff
+//! and settling are idempotent marks.
+
+use ensinalab_domain::{BriefingStatus, ResourceKind, VideoStatus};
+use ensinalab_ports::{
+    Briefings, Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeReport, Tasks,
+    Transition, Videos,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::support::*;
+
+fn after_grace() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + FIRST_ATTEMPT_GRACE + Duration::seconds(1)
+}
+
+fn day_ago() -> OffsetDateTime {
+    OffsetDateTime::now_utc() - Duration::hours(24)
+}
+
+on_both_backends! {
+    async fn a_cancel_owes_its_revoke_and_a_refusal_owes_nothing(store: Store) {
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        let done = video_in(&store, ALICE, VideoStatus::Completed).await;
+        assert!(matches!(store.cancel_video(ALICE, v.id).await.unwrap(), Transition::Done(_)));
+        assert!(matches!(store.cancel_briefing(ALICE, b.id).await.unwrap(), Transition::Done(_)));
+        assert!(matches!(store.cancel_video(ALICE, done.id).await.unwrap(), Transition::Refused(_)));
+        assert!(matches!(store.cancel_video(BOB, v.id).await.unwrap(), Transition::NotOwned));
+
+        // Left to the cancel's own attempt first.
+        assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
+        let due = store.due_revokes(after_grace(), 10).await.unwrap();
+        let owed: Vec<_> = due.iter().map(|o| (o.task_id.clone(), o.resource)).collect();
+        assert_eq!(
+            owed,
+            vec![
+                (v.task_id.clone().unwrap(), (ResourceKind::Video, v.id.get())),
+                (b.task_id.clone().unwrap(), (ResourceKind::Briefing, b.id.get())),
+            ]
+        );
+        assert!(due.iter().all(|o| o.attempts == 0 && o.delivered_at.is_none()));
+    }
+}
+
+on_both_backends! {
+    async fn cancel_all_owes_one_revoke_per_task_in_its_transaction(store: Store) {
+        let v1 = video_in(&store, ALICE, VideoStatus::Queued).await;
+        let v2 = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        let bob = video_in(&store, BOB, VideoStatus::Processing).await;
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        let all = store.cancel_all(&caller).await.unwrap();
+        assert_eq!(all.videos.len(), 2);
+        let mut due: Vec<_> = store
+            .due_revokes(after_grace(), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.task_id)
+            .collect();
+        due.sort();
+        let mut expected: Vec<_> = [v1.task_id, v2.task_id, b.task_id]
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        expected.sort();
+        assert_eq!(due, expected);
+        assert!(!due.contains(bob.task_id.as_ref().unwrap()));
+    }
+}
+
+on_both_backends! {
+    async fn a_cancel_whose_revoke_cannot_be_recorded_changes_nothing(store: Store) {
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        ensinalab_store::testing::execute(&store, "DROP TABLE revoke_outbox").await.unwrap();
+        assert!(store.cancel_video(ALICE, v.id).await.is_err());
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        assert!(store.cancel_all(&caller).await.is_err());
+        let row = store.video(ALICE, v.id).await.unwrap().unwrap();
+        assert_eq!(row.status, VideoStatus::Processing);
+    }
+}
+
+on_both_backends! {
+    async fn failures_back_off_and_deliveries_settle_only_finished_tasks(store: Store) {
+        let queued = video_in(&store, ALICE, VideoStatus::Queued).await;
+        let running = video_in(&store, ALICE, VideoStatus::Processing).await;
+        store.cancel_video(ALICE, queued.id).await.unwrap();
+        store.cancel_video(ALICE, running.id).await.unwrap();
+        let (q, r) = (queued.task_id.unwrap(), running.task_id.unwrap());
+
+        let t1 = after_grace();
+        store.revokes_failed(&[q.clone(), r.clone()], t1 + Duration::seconds(2)).await.unwrap();
+        assert!(store.due_revokes(t1, 10).await.unwrap().is_empty());
+        let due = store.due_revokes(t1 + Duration::seconds(3), 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+        assert!(due.iter().all(|o| o.attempts == 1));
+
+        let reports = [
+            RevokeReport { task_id: q.clone(), outcome: RevokeOutcome::RemovedFromQueue },
+            RevokeReport { task_id: r.clone(), outcome: RevokeOutcome::NoWorkerListening },
+        ];
+        store.revokes_delivered(&reports, t1).await.unwrap();
+        assert!(store.due_revokes(t1 + Duration::hours(1), 10).await.unwrap().is_empty());
+        // Removed from the queue: settled. Unheard: open, broadcast again.
+        let open = store.open_revokes(day_ago(), 10).await.unwrap();
+        assert_eq!(open.iter().map(|o| &o.task_id).collect::<Vec<_>>(), vec![&r]);
+        assert!(open[0].delivered_at.is_some());
+
+        // Delivering again is harmless; a finished task settles.
+        let finished = [RevokeReport { task_id: r.clone(), outcome: RevokeOutcome::AlreadyFinished }];
+        store.revokes_delivered(&finished, t1).await.unwrap();
+        assert!(store.open_revokes(day_ago(), 10).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn revokes_older_than_the_bound_are_not_open(store: Store) {
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        store.cancel_video(ALICE, v.id).await.unwrap();
+        let t = v.task_id.unwrap();
+        let report = [RevokeReport { task_id: t.clone(), outcome: RevokeOutcome::Signalled }];
+        store.revokes_delivered(&report, OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!(store.open_revokes(day_ago(), 10).await.unwrap().len(), 1);
+        let future = OffsetDateTime::now_utc() + Duration::seconds(5);
+        assert!(store.open_revokes(future, 10).await.unwrap().is_empty());
+    }
+}
