@@ -6,14 +6,16 @@
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderMap;
 use actix_web::{FromRequest, HttpRequest, web};
 use ensinalab_domain::UserId;
-use ensinalab_ports::Caller;
+use ensinalab_ports::{Caller, SecurityEvent};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwtConfig;
 use crate::error::ApiError;
+use crate::trail::SecurityTrail;
 
 /// Tokens longer than this are refused before parsing (a bound on work per request).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -175,20 +177,47 @@ impl FromRequest for Auth {
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
-    let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
-        return Err(ApiError::Internal("no authenticator registered".into()));
-    };
-    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    let token = req
-        .headers()
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
-        .ok_or(AuthError::Missing);
+}
+
+impl AuthError {
+    /// The event's `outcome`: which check failed, never the token.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_token",
+            Self::TooLong => "token_too_long",
+            Self::Invalid(_) => "invalid_token",
+            Self::BadSubject => "bad_subject",
+        }
+    }
+}
+
+/// The caller of `req`, if its token is valid; `None` without writing anything otherwise (for
+/// routes that must not reveal themselves to the unauthenticated, like the admin ones).
+pub fn identify(req: &HttpRequest) -> Option<Caller> {
+    let auth = req.app_data::<web::Data<Authenticator>>()?;
+    let identity = auth.verify(bearer_token(req.headers())?).ok()?;
+    Some(Caller {
+        user_id: identity.user_id,
+        is_admin: identity.is_admin,
+        client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+    })
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
+    let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
+        return Err(ApiError::Internal("no authenticator registered".into()));
+    };
+    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    let token = bearer_token(req.headers()).ok_or(AuthError::Missing);
     match token.and_then(|t| auth.verify(t)) {
         Ok(identity) => Ok(Auth(Caller {
             user_id: identity.user_id,
@@ -196,7 +225,25 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
             client_ip,
         })),
         Err(err) => {
-            tracing::warn!(error = %err, client_ip = client_ip.as_deref().unwrap_or("-"), "authentication failed");
+            // The trail's record() is the structured log line; without a trail, log here.
+            match req.app_data::<web::Data<SecurityTrail>>() {
+                Some(trail) => trail.record(SecurityEvent {
+                    event: "auth_failed".to_owned(),
+                    user_id: None,
+                    resource: None,
+                    task_id: None,
+                    outcome: err.outcome().to_owned(),
+                    client_ip,
+                    details: serde_json::json!({
+                        "reason": err.to_string(),
+                        "method": req.method().as_str(),
+                        "path": req.path().chars().take(200).collect::<String>(),
+                    }),
+                }),
+                None => {
+                    tracing::warn!(error = %err, client_ip = client_ip.as_deref().unwrap_or("-"), "authentication failed")
+                }
+            }
             Err(ApiError::Unauthorized)
         }
     }

@@ -78,6 +78,29 @@ pub struct HashidsConfig {
     pub min_length: usize,
 }
 
+/// Where rate-limit state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    /// In this process (the default): limits are per instance.
+    Memory,
+    /// In Redis (`RATE_LIMIT_BACKEND=redis`, at `REDIS_URL`): every instance shares the limits.
+    Redis {
+        url: String,
+        /// `RATE_LIMIT_PREFIX`: key prefix, so several deployments can share one Redis.
+        prefix: String,
+    },
+}
+
+/// Request quotas (per minute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// `RATE_LIMIT_PER_MIN`: every route, per user (per client IP without a valid token).
+    pub per_min: u32,
+    /// `CANCEL_RATE_LIMIT_PER_MIN`: the three cancel routes, on top of `per_min`.
+    pub cancel_per_min: u32,
+    pub backend: RateLimitBackend,
+}
+
 /// Log output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -106,6 +129,7 @@ pub struct Config {
     pub reconcile_interval: Duration,
     /// Largest JSON body accepted (413 above).
     pub json_limit_bytes: usize,
+    pub rate_limit: RateLimitConfig,
 }
 
 /// Default `DATABASE_URL`: a SQLite file next to where the server starts.
@@ -150,6 +174,7 @@ impl Config {
             Some(s) => JwtSecret::Configured(s),
             None => JwtSecret::Dev(random_secret()),
         };
+        let rate_limit = rate_limit(&get)?;
         let interval: u64 = parse(&get, "RECONCILE_INTERVAL_SECS", Some(2))?;
         if interval == 0 {
             return Err(ConfigError {
@@ -189,8 +214,48 @@ impl Config {
             auto_migrate: parse_bool(&get, "AUTO_MIGRATE", true)?,
             reconcile_interval: Duration::from_secs(interval),
             json_limit_bytes: parse(&get, "JSON_LIMIT_BYTES", Some(64 * 1024))?,
+            rate_limit,
         })
     }
+}
+
+/// Default `RATE_LIMIT_PREFIX`.
+pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "ensinalab:ratelimit:";
+
+fn rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimitConfig, ConfigError> {
+    let at_least_one = |var: &'static str, default: u32| -> Result<u32, ConfigError> {
+        let n = parse(get, var, Some(default))?;
+        if n == 0 {
+            return Err(ConfigError {
+                var,
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(n)
+    };
+    let backend = match get("RATE_LIMIT_BACKEND").as_deref() {
+        None | Some("memory") => RateLimitBackend::Memory,
+        // Refused rather than silently per-instance: the operator asked for shared limits.
+        Some("redis") => RateLimitBackend::Redis {
+            url: get("REDIS_URL").ok_or_else(|| ConfigError {
+                var: "REDIS_URL",
+                message: "is required when RATE_LIMIT_BACKEND=redis".to_owned(),
+            })?,
+            prefix: get("RATE_LIMIT_PREFIX")
+                .unwrap_or_else(|| DEFAULT_RATE_LIMIT_PREFIX.to_owned()),
+        },
+        Some(_) => {
+            return Err(ConfigError {
+                var: "RATE_LIMIT_BACKEND",
+                message: "must be `memory` or `redis`".to_owned(),
+            });
+        }
+    };
+    Ok(RateLimitConfig {
+        per_min: at_least_one("RATE_LIMIT_PER_MIN", 100)?,
+        cancel_per_min: at_least_one("CANCEL_RATE_LIMIT_PER_MIN", 10)?,
+        backend,
+    })
 }
 
 fn parse<T: std::str::FromStr>(
@@ -294,12 +359,48 @@ mod tests {
             ("LOCAL_VIDEO_SECS", "1.5"),
             ("JWT_SECRET", "short"),
             ("RECONCILE_INTERVAL_SECS", "0"),
+            ("RATE_LIMIT_PER_MIN", "0"),
+            ("CANCEL_RATE_LIMIT_PER_MIN", "ten"),
+            ("RATE_LIMIT_BACKEND", "memcached"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{value}");
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn rate_limits_default_to_100_and_10_per_minute_in_memory() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            c.rate_limit,
+            RateLimitConfig {
+                per_min: 100,
+                cancel_per_min: 10,
+                backend: RateLimitBackend::Memory
+            }
+        );
+    }
+
+    #[test]
+    fn redis_rate_limits_need_a_redis_url_and_use_it() {
+        let err = config(&[("RATE_LIMIT_BACKEND", "redis")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+        let c = config(&[
+            ("RATE_LIMIT_BACKEND", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("RATE_LIMIT_PER_MIN", "600"),
+        ])
+        .unwrap();
+        assert_eq!(c.rate_limit.per_min, 600);
+        assert_eq!(
+            c.rate_limit.backend,
+            RateLimitBackend::Redis {
+                url: "redis://127.0.0.1:6379/0".into(),
+                prefix: DEFAULT_RATE_LIMIT_PREFIX.into()
+            }
+        );
     }
 
     #[test]

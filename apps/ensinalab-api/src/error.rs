@@ -51,6 +51,9 @@ pub enum ApiError {
     /// A known route with another method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Over a rate limit (429 with `Retry-After`); the request had no effect.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     /// The database cannot be reached (503).
     #[error("database unavailable")]
     StoreUnavailable(#[source] BoxError),
@@ -74,6 +77,7 @@ impl ResponseError for ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable(_) | Self::BrokerUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -91,6 +95,9 @@ impl ResponseError for ApiError {
                 format!("Corpo da requisição grande demais (limite: {limit} bytes)")
             }
             Self::MethodNotAllowed => "Método não permitido".to_owned(),
+            Self::RateLimited { retry_after_secs } => {
+                format!("Muitas requisições. Tente novamente em {retry_after_secs} segundos")
+            }
             Self::StoreUnavailable(_) => DB_DOWN.to_owned(),
             Self::BrokerUnavailable(_) => BROKER_DOWN.to_owned(),
             Self::BrokerProtocol(_) => BROKER_PROTOCOL.to_owned(),
@@ -103,6 +110,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if matches!(self, Self::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
         }
         response.json(ErrorBody { detail })
     }

@@ -14,10 +14,12 @@ pub mod error;
 pub mod ids;
 pub mod openapi;
 pub mod probe;
+pub mod ratelimit;
 pub mod reconciler;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod trail;
 
 pub use config::Config;
 pub use error::ApiError;

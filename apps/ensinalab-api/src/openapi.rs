@@ -29,6 +29,7 @@ use crate::routes;
         routes::select_option,
         routes::healthz,
         routes::readyz,
+        routes::admin::security_events,
     ),
     components(schemas(
         ErrorBody,
@@ -49,6 +50,8 @@ use crate::routes;
         dto::VideoResponse,
         dto::HealthResponse,
         dto::ReadyResponse,
+        routes::admin::SecurityEventsResponse,
+        routes::admin::SecurityEventItem,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -56,6 +59,7 @@ use crate::routes;
         (name = "videos", description = "Video status and cancel"),
         (name = "briefings", description = "The generation flow: briefing, options, video"),
         (name = "health", description = "Liveness and readiness, without authentication"),
+        (name = "admin", description = "Admin tokens only; a 404 to anyone else"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,8 @@ use crate::auth::Authenticator;
 use crate::config::{BrokerChoice, Config};
 use crate::ids::{Hashids, HashidsError};
 use crate::probe::Probe;
+use crate::ratelimit::RateLimits;
+use crate::trail::{self, SecurityTrail};
 use crate::{reconciler, routes};
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
 use ensinalab_local::{LocalBroker, LocalConfig};
@@ -38,6 +40,8 @@ pub enum StartupError {
     Broker(#[source] ensinalab_ports::BoxError),
     #[error("cannot start the HTTP server")]
     Server(#[source] std::io::Error),
+    #[error("cannot set up the rate limiter")]
+    RateLimiter(#[source] ensinalab_ports::BoxError),
 }
 
 /// A bound, not yet running server.
@@ -127,14 +131,24 @@ impl Application {
         let auth = web::Data::new(Authenticator::new(&config.jwt));
         let data = web::Data::from(Arc::clone(&service));
         let json_limit = config.json_limit_bytes;
+        let limits = web::Data::new(
+            RateLimits::new(&config.rate_limit).map_err(|e| StartupError::RateLimiter(e.into()))?,
+        );
+        let (trail, trail_rx) = SecurityTrail::channel();
+        let trail = web::Data::new(trail);
+        let trail_writer = trail::spawn_writer(Arc::clone(&service), trail_rx);
         let server = HttpServer::new(move || {
             App::new()
+                // Inside the request log, so refusals are logged with their 429.
+                .wrap(actix_web::middleware::from_fn(crate::ratelimit::enforce))
                 .wrap(actix_web::middleware::from_fn(
                     crate::telemetry::log_request,
                 ))
                 .app_data(data.clone())
                 .app_data(ids.clone())
                 .app_data(auth.clone())
+                .app_data(limits.clone())
+                .app_data(trail.clone())
                 .app_data(routes::json_config(json_limit))
                 .configure(routes::configure::<S, B>)
                 .default_service(web::to(routes::not_found))
@@ -142,7 +156,8 @@ impl Application {
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
-        let background = reconciler::spawn(service, changes, config.reconcile_interval);
+        let mut background = reconciler::spawn(service, changes, config.reconcile_interval);
+        background.push(trail_writer);
         Ok(Self {
             port,
             server,

@@ -1,6 +1,7 @@
 //! Routes. Each handler parses, calls one use case and maps the result; errors become
 //! [`ApiError`] through `?`.
 
+pub mod admin;
 mod briefings;
 mod health;
 mod tasks;
@@ -52,12 +53,21 @@ where
     )
     .service(resource("/options/{option_hash}/select").route(web::post().to(select_option::<S, B>)))
     .service(resource("/videos/{video_hash}/status").route(web::get().to(video_status::<S, B>)))
-    .service(resource("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)));
+    .service(resource("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)))
+    // Unknown-route 404 for every other method too: the route must not reveal itself.
+    .service(
+        web::resource("/admin/security-events")
+            .route(web::get().to(admin::security_events::<S, B>))
+            .default_service(web::to(not_found)),
+    );
 }
+
+/// Detail of the unknown-route 404 (also what non-admins get from admin routes).
+pub const ROUTE_NOT_FOUND: &str = "Rota não encontrada";
 
 /// Any route that does not exist.
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Rota não encontrada"))
+    Err(ApiError::NotFound(ROUTE_NOT_FOUND))
 }
 
 /// A route that exists, with another method.

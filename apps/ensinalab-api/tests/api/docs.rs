@@ -61,6 +61,7 @@ async fn the_openapi_document_has_every_route_and_error_body(app: &TestApp) {
         "POST /options/{option_hash}/select",
         "GET /healthz",
         "GET /readyz",
+        "GET /admin/security-events",
     ]
     .into_iter()
     .map(str::to_owned)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
-use ensinalab_api::config::{Config, JwtSecret};
+use ensinalab_api::config::{Config, JwtSecret, RateLimitBackend, RateLimitConfig};
 use ensinalab_api::ids::Hashids;
 use ensinalab_domain::{
     BriefingDraft, BriefingId, GeneratedOption, OptionId, TaskId, UserId, VideoId, VideoStatus,
@@ -39,6 +39,26 @@ pub struct Settings {
     pub local: LocalConfig,
     pub task_time_limit_secs: u64,
     pub json_limit_bytes: usize,
+    /// Rate limits: per minute, and where their state lives.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Rate limits high enough never to get in the way of a test that is not about them.
+pub fn generous_limits() -> RateLimitConfig {
+    RateLimitConfig {
+        per_min: 100_000,
+        cancel_per_min: 100_000,
+        backend: RateLimitBackend::Memory,
+    }
+}
+
+/// Redis for the shared rate limiter, with a key prefix of the test's own.
+pub fn redis_limits() -> RateLimitBackend {
+    RateLimitBackend::Redis {
+        url: std::env::var("TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned()),
+        prefix: format!("ensinalab-test:api-rl:{}:", uuid::Uuid::new_v4()),
+    }
 }
 
 impl Default for Settings {
@@ -51,6 +71,7 @@ impl Default for Settings {
             },
             task_time_limit_secs: 300,
             json_limit_bytes: 64 * 1024,
+            rate_limit: generous_limits(),
         }
     }
 }
@@ -77,6 +98,7 @@ pub fn test_config(settings: &Settings) -> Config {
     .expect("test configuration is valid");
     config.task_time_limit_secs = settings.task_time_limit_secs;
     config.json_limit_bytes = settings.json_limit_bytes;
+    config.rate_limit = settings.rate_limit.clone();
     assert!(matches!(config.jwt.secret, JwtSecret::Configured(_)));
     config
 }

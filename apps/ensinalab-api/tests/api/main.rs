@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod bad_input;
 mod cli;
@@ -11,4 +12,5 @@ mod docs;
 mod flow;
 mod hashids;
 mod ownership;
+mod ratelimit;
 mod seed;

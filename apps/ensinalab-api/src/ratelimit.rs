@@ -1,0 +1,297 @@
+//! Rate limits on every route but the probes and the OpenAPI document: `RATE_LIMIT_PER_MIN` per
+//! user (the token's `sub`), or per client IP for a request without a valid token (a bound on
+//! token guessing), and `CANCEL_RATE_LIMIT_PER_MIN` on the three cancel routes on top of it.
+//!
+//! A refused request never reaches its handler (it has no effect), gets a 429 with
+//! `Retry-After`, and writes a `rate_limited` security event, at most one per key, policy and
+//! window, so a flood cannot fill the table. Every limited response carries the IETF fields
+//! `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) so clients can pace
+//! themselves.
+//!
+//! When the limiter cannot answer (Redis down), requests are let through (fail open) with a
+//! warning at most every 10 s: a limiter outage must not become an API outage, and the
+//! database, not Redis, is what protects the data.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+use ensinalab_ports::{RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent};
+use ensinalab_ratelimit::{InProcessLimiter, RedisLimiter};
+
+use crate::auth::{Authenticator, bearer_token};
+use crate::config::{RateLimitBackend, RateLimitConfig};
+use crate::error::ApiError;
+use crate::trail::SecurityTrail;
+
+/// Every quota counts per minute.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Routes never limited: load balancers and monitoring poll them.
+pub const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+/// `RateLimit-Policy` header.
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` header.
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// How often a limiter outage is logged.
+const OUTAGE_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// The limiter chosen by `RATE_LIMIT_BACKEND`.
+pub enum Limiter {
+    Memory(InProcessLimiter),
+    Redis(RedisLimiter),
+}
+
+impl Limiter {
+    /// From the configuration; Redis is connected on first use.
+    ///
+    /// # Errors
+    /// [`RateLimitError`] for an unusable Redis URL.
+    pub fn new(backend: &RateLimitBackend) -> Result<Self, RateLimitError> {
+        Ok(match backend {
+            RateLimitBackend::Memory => Self::Memory(InProcessLimiter::default()),
+            RateLimitBackend::Redis { url, prefix } => {
+                Self::Redis(RedisLimiter::lazy(url, prefix)?)
+            }
+        })
+    }
+
+    async fn check(&self, policy: &RatePolicy, key: &str) -> Result<RateDecision, RateLimitError> {
+        match self {
+            Self::Memory(l) => l.check(policy, key).await,
+            Self::Redis(l) => l.check(policy, key).await,
+        }
+    }
+}
+
+/// The quotas and their limiter, shared by every worker of the server.
+pub struct RateLimits {
+    limiter: Limiter,
+    general: RatePolicy,
+    cancel: RatePolicy,
+    /// One `rate_limited` row per key and policy per window: the bound on the trail itself.
+    event: RatePolicy,
+    policy_header: HeaderValue,
+    last_outage_warning: Mutex<Option<Instant>>,
+}
+
+impl RateLimits {
+    /// From the configuration.
+    ///
+    /// # Errors
+    /// [`RateLimitError`] for an unusable Redis URL.
+    pub fn new(config: &RateLimitConfig) -> Result<Self, RateLimitError> {
+        let policy = |name, quota| RatePolicy {
+            name,
+            quota,
+            window: WINDOW,
+        };
+        let general = policy("general", config.per_min);
+        let cancel = policy("cancel", config.cancel_per_min);
+        let policy_header = HeaderValue::from_str(&format!(
+            "{}, {}",
+            policy_item(&general),
+            policy_item(&cancel)
+        ))
+        .map_err(|e| RateLimitError(Box::new(e)))?;
+        Ok(Self {
+            limiter: Limiter::new(&config.backend)?,
+            general,
+            cancel,
+            event: policy("rate_limited_event", 1),
+            policy_header,
+            last_outage_warning: Mutex::new(None),
+        })
+    }
+
+    fn outage(&self, err: &RateLimitError) {
+        let mut last = self
+            .last_outage_warning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|at| at.elapsed() >= OUTAGE_WARNING_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(error = %err, cause = ?std::error::Error::source(err), "rate limiter unavailable; requests are not limited meanwhile");
+        }
+    }
+}
+
+fn policy_item(p: &RatePolicy) -> String {
+    format!("\"{}\";q={};w={}", p.name, p.quota, p.window.as_secs())
+}
+
+fn limit_item(name: &str, d: &RateDecision) -> String {
+    format!(
+        "\"{name}\";r={};t={}",
+        d.remaining,
+        ceil_secs(d.reset_after)
+    )
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `POST /videos/{h}/cancel`, `POST /briefings/{h}/cancel-generation`, `POST /tasks/cancel-all`.
+pub fn is_cancel_route(method: &Method, path: &str) -> bool {
+    if method != Method::POST {
+        return false;
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["videos", _, "cancel"] | ["briefings", _, "cancel-generation"] | ["tasks", "cancel-all"]
+    )
+}
+
+/// The middleware. Registered on the whole app; exempt paths pass untouched.
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn enforce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limits = req.app_data::<web::Data<RateLimits>>().cloned();
+    let Some(limits) = limits.filter(|_| !EXEMPT.contains(&req.path())) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    let user = req
+        .app_data::<web::Data<Authenticator>>()
+        .zip(bearer_token(req.headers()))
+        .and_then(|(auth, token)| auth.verify(token).ok())
+        .map(|identity| identity.user_id);
+    let key = match (user, &client_ip) {
+        (Some(user), _) => format!("user:{}", user.get()),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "ip:unknown".to_owned(),
+    };
+    let mut policies = vec![&limits.general];
+    if is_cancel_route(req.method(), req.path()) {
+        policies.push(&limits.cancel);
+    }
+
+    let mut counted = Vec::with_capacity(policies.len());
+    for policy in policies {
+        match limits.limiter.check(policy, &key).await {
+            Ok(decision) if decision.allowed => counted.push(limit_item(policy.name, &decision)),
+            Ok(decision) => {
+                let retry_after = decision.retry_after.map_or(1, ceil_secs).max(1);
+                record_refusal(&limits, &req, policy, &key, user, client_ip, retry_after).await;
+                let mut res = ApiError::RateLimited {
+                    retry_after_secs: retry_after,
+                }
+                .error_response();
+                let headers = res.headers_mut();
+                headers.insert(RATELIMIT_POLICY.clone(), limits.policy_header.clone());
+                if let Ok(v) = HeaderValue::from_str(&limit_item(policy.name, &decision)) {
+                    headers.insert(RATELIMIT.clone(), v);
+                }
+                return Ok(req.into_response(res).map_into_right_body());
+            }
+            Err(err) => limits.outage(&err),
+        }
+    }
+
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    headers.insert(RATELIMIT_POLICY.clone(), limits.policy_header.clone());
+    if !counted.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&counted.join(", "))
+    {
+        headers.insert(RATELIMIT.clone(), v);
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// The `rate_limited` event, unless this key already has one for this policy in the window.
+async fn record_refusal(
+    limits: &RateLimits,
+    req: &ServiceRequest,
+    policy: &RatePolicy,
+    key: &str,
+    user: Option<ensinalab_domain::UserId>,
+    client_ip: Option<String>,
+    retry_after: u64,
+) {
+    let first_in_window = limits
+        .limiter
+        .check(&limits.event, &format!("{}:{key}", policy.name))
+        .await
+        .is_ok_and(|d| d.allowed);
+    let path: String = req.path().chars().take(200).collect();
+    if !first_in_window {
+        tracing::debug!(
+            policy = policy.name,
+            key,
+            path,
+            "rate limited (already in the trail this window)"
+        );
+        return;
+    }
+    let Some(trail) = req.app_data::<web::Data<SecurityTrail>>() else {
+        return;
+    };
+    trail.record(SecurityEvent {
+        event: "rate_limited".to_owned(),
+        user_id: user,
+        resource: None,
+        task_id: None,
+        outcome: "refused".to_owned(),
+        client_ip,
+        details: serde_json::json!({
+            "policy": policy.name,
+            "method": req.method().as_str(),
+            "path": path,
+            "retry_after_secs": retry_after,
+        }),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_cancel_routes_and_only_they_are_cancel_routes() {
+        let table = [
+            (Method::POST, "/videos/aB3xY9/cancel", true),
+            (Method::POST, "/briefings/aB3xY9/cancel-generation", true),
+            (Method::POST, "/tasks/cancel-all", true),
+            (Method::GET, "/videos/aB3xY9/cancel", false),
+            (Method::POST, "/videos/aB3xY9/status", false),
+            (Method::POST, "/briefings", false),
+            (Method::POST, "/options/aB3xY9/select", false),
+            (Method::POST, "/videos/cancel", false),
+        ];
+        for (method, path, cancel) in table {
+            assert_eq!(is_cancel_route(&method, path), cancel, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn headers_follow_the_ietf_draft_syntax() {
+        let limits = RateLimits::new(&RateLimitConfig {
+            per_min: 100,
+            cancel_per_min: 10,
+            backend: RateLimitBackend::Memory,
+        })
+        .unwrap();
+        assert_eq!(
+            limits.policy_header,
+            "\"general\";q=100;w=60, \"cancel\";q=10;w=60"
+        );
+        let d = RateDecision {
+            allowed: false,
+            remaining: 0,
+            reset_after: Duration::from_millis(41_200),
+            retry_after: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(limit_item("cancel", &d), "\"cancel\";r=0;t=42");
+    }
+}

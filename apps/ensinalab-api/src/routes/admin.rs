@@ -1,0 +1,180 @@
+//! Admin routes. To anyone but an admin token they do not exist: the same 404 as an unknown
+//! route, whatever the method or token, so they cannot be found by probing.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use ensinalab_domain::UserId;
+use ensinalab_ports::{
+    MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventPage, SecurityEventQuery, Store,
+    StoredSecurityEvent, TaskBroker,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ROUTE_NOT_FOUND, Svc};
+use crate::auth::identify;
+use crate::dto::rfc3339;
+use crate::error::{ApiError, ErrorBody};
+use crate::ids::Hashids;
+use crate::trail::SecurityTrail;
+
+/// Page size when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// Filters and cursor of `GET /admin/security-events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SecurityEventsParams {
+    /// Only this user's events (the token `sub`).
+    pub user_id: Option<i64>,
+    /// Only this event, e.g. `cancel_refused`, `auth_failed`, `rate_limited`.
+    pub event: Option<String>,
+    /// RFC 3339; events at or after this instant.
+    pub since: Option<String>,
+    /// RFC 3339; events strictly before this instant.
+    pub until: Option<String>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One event of the trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEventItem {
+    /// Increasing; newest first in a page.
+    pub id: i64,
+    /// `video_cancelled`, `briefing_cancelled`, `tasks_cancelled_all`, `cancel_refused`,
+    /// `auth_failed`, `rate_limited`, `admin_refused`.
+    pub event: String,
+    /// e.g. `cancelled`, `not_found`, `not_owner`, `not_cancellable`, `invalid_token`,
+    /// `refused`.
+    pub outcome: String,
+    /// The token's `sub`; null when authentication failed.
+    pub user_id: Option<i64>,
+    /// `video` or `briefing`.
+    pub resource_type: Option<String>,
+    /// Hash of the resource.
+    pub resource_id: Option<String>,
+    pub task_id: Option<String>,
+    pub client_ip: Option<String>,
+    /// Event-specific facts (counts, the rate-limit policy, the failed check...). Never a token.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// A page of the trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEventsResponse {
+    pub events: Vec<SecurityEventItem>,
+    /// Pass as `after` for the next (older) page; null on the last page.
+    pub next: Option<String>,
+}
+
+impl SecurityEventsResponse {
+    fn new(page: SecurityEventPage, ids: &Hashids) -> Self {
+        Self {
+            events: page
+                .events
+                .into_iter()
+                .map(|s| SecurityEventItem::new(s, ids))
+                .collect(),
+            next: page.next_before_id.map(|id| id.to_string()),
+        }
+    }
+}
+
+impl SecurityEventItem {
+    fn new(stored: StoredSecurityEvent, ids: &Hashids) -> Self {
+        let e = stored.event;
+        Self {
+            id: stored.id,
+            event: e.event,
+            outcome: e.outcome,
+            user_id: e.user_id.map(UserId::get),
+            resource_type: e.resource.map(|(kind, _)| kind.as_str().to_owned()),
+            resource_id: e.resource.map(|(_, id)| ids.encode(id)),
+            task_id: e.task_id.map(|t| t.as_str().to_owned()),
+            client_ip: e.client_ip,
+            details: e.details,
+            created_at: rfc3339(stored.created_at),
+        }
+    }
+}
+
+fn bad(what: &str) -> ApiError {
+    ApiError::BadRequest(format!("Parâmetro inválido: {what}"))
+}
+
+fn instant(raw: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    raw.map(|r| OffsetDateTime::parse(r, &Rfc3339).map_err(|_| bad(name)))
+        .transpose()
+}
+
+impl SecurityEventsParams {
+    fn query(&self) -> Result<SecurityEventQuery, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_SECURITY_EVENTS_PAGE).contains(&limit) {
+            return Err(bad("limit"));
+        }
+        Ok(SecurityEventQuery {
+            user_id: self.user_id.map(UserId),
+            event: self.event.clone(),
+            since: instant(self.since.as_deref(), "since")?,
+            until: instant(self.until.as_deref(), "until")?,
+            before_id: self
+                .after
+                .as_deref()
+                .map(|c| {
+                    c.parse::<i64>()
+                        .ok()
+                        .filter(|id| *id > 0)
+                        .ok_or(bad("after"))
+                })
+                .transpose()?,
+            limit,
+        })
+    }
+}
+
+/// The security trail, filtered and keyset-paginated (admin tokens only).
+#[utoipa::path(
+    get, path = "/admin/security-events", tag = "admin", security(("bearer" = [])),
+    params(SecurityEventsParams),
+    responses(
+        (status = 200, body = SecurityEventsResponse),
+        (status = 400, description = "A filter, the cursor or the limit is invalid", body = ErrorBody),
+        (status = 404, description = "Rota não encontrada: any token without `\"role\": \"admin\"`, or none", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn security_events<S: Store, B: TaskBroker>(
+    req: HttpRequest,
+    svc: Svc<S, B>,
+    ids: web::Data<Hashids>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = identify(&req).ok_or(ApiError::NotFound(ROUTE_NOT_FOUND))?;
+    if !caller.is_admin {
+        if let Some(trail) = req.app_data::<web::Data<SecurityTrail>>() {
+            trail.record(SecurityEvent {
+                event: "admin_refused".to_owned(),
+                user_id: Some(caller.user_id),
+                resource: None,
+                task_id: None,
+                outcome: "not_admin".to_owned(),
+                client_ip: caller.client_ip,
+                details: serde_json::json!({"path": req.path()}),
+            });
+        }
+        return Err(ApiError::NotFound(ROUTE_NOT_FOUND));
+    }
+    let params = web::Query::<SecurityEventsParams>::from_query(req.query_string())
+        .map_err(|_| bad("query string"))?;
+    let page = svc.store().security_events(&params.query()?).await?;
+    Ok(HttpResponse::Ok().json(SecurityEventsResponse::new(page, &ids)))
+}
