@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::{SECRET, TestApp};
+use crate::helpers::{SECRET, Settings, TestApp};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -34,6 +34,26 @@ fn b64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// `header.payload.signature` with an HMAC-SHA256 signature made with the real secret.
+fn hmac_signed(header: &str, payload: &str) -> String {
+    let message = format!("{header}.{payload}");
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        Algorithm::HS256,
+    )
+    .expect("sign");
+    format!("{message}.{signature}")
+}
+
+/// A token whose header claims `alg`, signed with HMAC and the secret.
+fn confused(alg: &str, payload: &str) -> String {
+    hmac_signed(
+        &b64url(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#).as_bytes()),
+        payload,
+    )
 }
 
 async fn assert_refused(app: &TestApp, auth: Option<String>, case: &str) {
@@ -68,8 +88,85 @@ async fn every_bad_token_is_the_same_401(app: &TestApp) {
         ("garbage", Some("Bearer not.a.jwt".into())),
         ("alg none", Some(format!("Bearer {none_header}.{payload}."))),
         (
+            "HS384",
+            Some(format!("Bearer {}", sign(Algorithm::HS384, SECRET, &good))),
+        ),
+        (
             "HS512",
             Some(format!("Bearer {}", sign(Algorithm::HS512, SECRET, &good))),
+        ),
+        // Algorithm confusion: an asymmetric `alg` whose "signature" is an HMAC made with the
+        // secret, as an attacker would if the server let the header pick the algorithm.
+        (
+            "RS256 header",
+            Some(format!("Bearer {}", confused("RS256", payload))),
+        ),
+        (
+            "ES256 header",
+            Some(format!("Bearer {}", confused("ES256", payload))),
+        ),
+        (
+            "PS256 header",
+            Some(format!("Bearer {}", confused("PS256", payload))),
+        ),
+        (
+            "EdDSA header",
+            Some(format!("Bearer {}", confused("EdDSA", payload))),
+        ),
+        (
+            "malformed header JSON",
+            Some(format!(
+                "Bearer {}",
+                hmac_signed(&b64url(br#"{"alg":"HS256""#), payload)
+            )),
+        ),
+        (
+            "header without alg",
+            Some(format!(
+                "Bearer {}",
+                hmac_signed(&b64url(br#"{"typ":"JWT"}"#), payload)
+            )),
+        ),
+        (
+            "header not base64",
+            Some(format!("Bearer {}", hmac_signed("%%%", payload))),
+        ),
+        ("two parts", Some(format!("Bearer {none_header}.{payload}"))),
+        (
+            "exp in the past beyond the leeway",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    Algorithm::HS256,
+                    SECRET,
+                    &json!({"sub": "1", "exp": now() - 30})
+                )
+            )),
+        ),
+        (
+            "sub null",
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, SECRET, &json!({"sub": null, "exp": exp}))
+            )),
+        ),
+        (
+            "sub zero",
+            Some(format!(
+                "Bearer {}",
+                sign(Algorithm::HS256, SECRET, &json!({"sub": "0", "exp": exp}))
+            )),
+        ),
+        (
+            "exp not a number",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    Algorithm::HS256,
+                    SECRET,
+                    &json!({"sub": "1", "exp": "tomorrow"})
+                )
+            )),
         ),
         (
             "wrong secret",
@@ -151,9 +248,44 @@ async fn every_bad_token_is_the_same_401(app: &TestApp) {
             Some(format!("Bearer {}x", &valid[..valid.len() - 1])),
         ),
     ];
+    let attempts = cases.len();
     for (case, header) in cases {
         assert_refused(app, header, case).await;
     }
+
+    // Each attempt is in the security trail (written in the background) with the client IP,
+    // and no token, nor any part of one, is in it: every token here starts with `eyJ`.
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        failed = ensinalab_store::testing::security_events(&app.store)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.event == "auth_failed")
+            .collect();
+        if failed.len() >= attempts {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed.len(), attempts);
+    for e in &failed {
+        assert_eq!(e.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(e.user_id, None);
+        assert!(!e.details.to_string().contains("eyJ"), "{e:?}");
+    }
+    let outcomes: std::collections::BTreeSet<&str> =
+        failed.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        [
+            "bad_subject",
+            "invalid_token",
+            "missing_token",
+            "token_too_long"
+        ]
+        .into()
+    );
 }
 both!(every_bad_token_is_the_same_401);
 
@@ -198,3 +330,57 @@ async fn every_route_but_health_and_openapi_requires_a_token(app: &TestApp) {
     }
 }
 both!(every_route_but_health_and_openapi_requires_a_token);
+
+fn issuer_audience() -> Settings {
+    Settings {
+        jwt_issuer_audience: Some(("ensinalab".to_owned(), "ensinalab-api".to_owned())),
+        ..Settings::default()
+    }
+}
+
+async fn with_an_issuer_and_audience_configured_both_must_match(app: &TestApp) {
+    let exp = now() + 600;
+    let (status, body) = app.get("/tasks/active", &app.token(1)).await;
+    assert_eq!(status, StatusCode::OK, "the app's own token: {body}");
+    let right = json!({"sub": "1", "exp": exp, "iss": "ensinalab", "aud": "ensinalab-api"});
+    let (status, _) = app
+        .get("/tasks/active", &sign(Algorithm::HS256, SECRET, &right))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let cases = [
+        (
+            "wrong iss",
+            json!({"sub": "1", "exp": exp, "iss": "other", "aud": "ensinalab-api"}),
+        ),
+        (
+            "wrong aud",
+            json!({"sub": "1", "exp": exp, "iss": "ensinalab", "aud": "other"}),
+        ),
+        (
+            "no iss",
+            json!({"sub": "1", "exp": exp, "aud": "ensinalab-api"}),
+        ),
+        (
+            "no aud",
+            json!({"sub": "1", "exp": exp, "iss": "ensinalab"}),
+        ),
+    ];
+    for (case, claims) in cases {
+        let token = sign(Algorithm::HS256, SECRET, &claims);
+        assert_refused(app, Some(format!("Bearer {token}")), case).await;
+    }
+}
+both!(
+    with_an_issuer_and_audience_configured_both_must_match,
+    issuer_audience
+);
+
+async fn a_token_valid_within_the_leeway_is_accepted(app: &TestApp) {
+    // JWT_LEEWAY_SECS defaults to 5: a clock a little behind or ahead is tolerated.
+    let claims = json!({"sub": "1", "exp": now() - 2, "nbf": now() + 2});
+    let (status, body) = app
+        .get("/tasks/active", &sign(Algorithm::HS256, SECRET, &claims))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+both!(a_token_valid_within_the_leeway_is_accepted);

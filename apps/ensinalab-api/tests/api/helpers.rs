@@ -41,6 +41,8 @@ pub struct Settings {
     pub json_limit_bytes: usize,
     /// Rate limits: per minute, and where their state lives.
     pub rate_limit: RateLimitConfig,
+    /// `JWT_ISSUER` and `JWT_AUDIENCE` (the app's own tokens carry them).
+    pub jwt_issuer_audience: Option<(String, String)>,
 }
 
 /// Rate limits high enough never to get in the way of a test that is not about them.
@@ -72,6 +74,7 @@ impl Default for Settings {
             task_time_limit_secs: 300,
             json_limit_bytes: 64 * 1024,
             rate_limit: generous_limits(),
+            jwt_issuer_audience: None,
         }
     }
 }
@@ -99,6 +102,10 @@ pub fn test_config(settings: &Settings) -> Config {
     config.task_time_limit_secs = settings.task_time_limit_secs;
     config.json_limit_bytes = settings.json_limit_bytes;
     config.rate_limit = settings.rate_limit.clone();
+    if let Some((issuer, audience)) = &settings.jwt_issuer_audience {
+        config.jwt.issuer = Some(issuer.clone());
+        config.jwt.audience = Some(audience.clone());
+    }
     assert!(matches!(config.jwt.secret, JwtSecret::Configured(_)));
     config
 }
