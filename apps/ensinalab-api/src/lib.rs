@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dispatcher;
 pub mod dto;
 pub mod error;
 pub mod ids;

@@ -15,12 +15,13 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::{BrokerChoice, Config};
+use crate::dispatcher::{self, DispatcherSettings};
 use crate::ids::{Hashids, HashidsError};
 use crate::probe::Probe;
 use crate::ratelimit::RateLimits;
 use crate::trail::{self, SecurityTrail};
 use crate::{reconciler, routes};
-use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_local::{LocalBroker, LocalConfig};
 
 /// Why the server could not start.
@@ -76,7 +77,7 @@ impl Application {
                     video_duration: Duration::from_secs(*video_secs),
                 });
                 let changes = broker.watch();
-                Self::run(config, store, broker, Some(changes))
+                Self::run(config, store, broker, Some(changes), None)
             }
             BrokerChoice::Celery { redis_url, queue } => {
                 // Built without touching the network: a Redis that is down at start shows on
@@ -85,7 +86,8 @@ impl Application {
                     CeleryBroker::new(CeleryConfig::new(redis_url.clone()).with_queue(queue))
                         .map_err(|e| StartupError::Broker(e.into()))?;
                 let changes = broker.watch();
-                Self::run(config, store, broker, Some(changes))
+                let online = broker.workers_online();
+                Self::run(config, store, broker, Some(changes), Some(online))
             }
         }
     }
@@ -96,17 +98,66 @@ impl Application {
         store: ensinalab_store::Store,
         broker: B,
         changes: Option<Receiver<TaskId>>,
+        online: Option<Receiver<WorkerOnline>>,
     ) -> Result<Self, StartupError> {
         let service = Arc::new(Service::new(store, broker, service_config(config)));
-        Self::from_parts(config, service, changes)
+        Self::from_parts_with(
+            config,
+            service,
+            changes,
+            online,
+            DispatcherSettings::default(),
+        )
     }
 
     /// Binds the server over `store` and `broker`, and starts the reconciler on `changes` (the
-    /// broker's change feed) plus a periodic sweep. Must be called inside a tokio runtime.
+    /// broker's change feed) plus a periodic sweep, and the revoke dispatcher (without a
+    /// worker-online feed). Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// [`StartupError`] when the address cannot be bound or the settings are invalid.
     pub fn from_parts<S, B>(
+        config: &Config,
+        service: Arc<Service<S, B>>,
+        changes: Option<Receiver<TaskId>>,
+    ) -> Result<Self, StartupError>
+    where
+        S: Store + Probe + 'static,
+        B: TaskBroker + 'static,
+    {
+        Self::from_parts_with(
+            config,
+            service,
+            changes,
+            None,
+            DispatcherSettings::default(),
+        )
+    }
+
+    /// [`Self::from_parts`], with the revoke dispatcher woken by `online` (workers coming
+    /// online) and paced by `dispatch`.
+    ///
+    /// # Errors
+    /// [`StartupError`] when the address cannot be bound or the settings are invalid.
+    pub fn from_parts_with<S, B>(
+        config: &Config,
+        service: Arc<Service<S, B>>,
+        changes: Option<Receiver<TaskId>>,
+        online: Option<Receiver<WorkerOnline>>,
+        dispatch: DispatcherSettings,
+    ) -> Result<Self, StartupError>
+    where
+        S: Store + Probe + 'static,
+        B: TaskBroker + 'static,
+    {
+        let mut app = Self::bind(config, Arc::clone(&service), changes)?;
+        app.background
+            .push(dispatcher::spawn(service, online, dispatch));
+        Ok(app)
+    }
+
+    /// The server and the reconciler.
+    fn bind<S, B>(
         config: &Config,
         service: Arc<Service<S, B>>,
         changes: Option<Receiver<TaskId>>,

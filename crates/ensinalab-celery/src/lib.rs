@@ -20,6 +20,7 @@
 mod broker;
 mod config;
 mod error;
+mod events;
 mod message;
 mod result;
 
@@ -28,3 +29,4 @@ pub mod testing;
 
 pub use broker::{ActiveTask, CeleryBroker, WorkerActivity};
 pub use config::CeleryConfig;
+pub use events::WorkerOnline;
