@@ -19,6 +19,9 @@ fn bin() -> Command {
         "BIND_ADDR",
         "HASHIDS_MIN_LENGTH",
         "TASK_TIME_LIMIT_SECS",
+        "RATE_LIMIT_PER_MIN",
+        "CANCEL_RATE_LIMIT_PER_MIN",
+        "RATE_LIMIT_BACKEND",
     ] {
         cmd.env_remove(var);
     }
@@ -73,12 +76,26 @@ fn a_bad_variable_stops_startup_naming_it() {
         ("HASHIDS_MIN_LENGTH", "six"),
         ("BIND_ADDR", "nowhere"),
         ("JWT_SECRET", "short"),
+        ("RATE_LIMIT_PER_MIN", "0"),
+        ("CANCEL_RATE_LIMIT_PER_MIN", "lots"),
+        ("RATE_LIMIT_BACKEND", "memcached"),
     ] {
         let out = bin().env(var, value).output().expect("runs");
         assert!(!out.status.success(), "{var}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(var), "{var}: {stderr}");
     }
+}
+
+#[test]
+fn redis_rate_limits_without_a_redis_url_stop_startup_naming_it() {
+    let out = bin()
+        .env("RATE_LIMIT_BACKEND", "redis")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
 }
 
 #[test]
