@@ -1,0 +1,11 @@
+//! Fault tests: real servers (Redis, PostgreSQL, a Celery worker) that each test starts, stops
+//! and restarts itself on free ports of its own, under the real application on port 0.
+//! `docs/reliability.md` lists what each one proves.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod postgres_down;
+mod redis_down;
+mod worker_killed;

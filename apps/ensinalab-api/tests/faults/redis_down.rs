@@ -1,0 +1,129 @@
+//! Redis down: a cancel still answers (cancelled, revoke pending, owed in the database), the
+//! list answers with Celery states unknown, /readyz names the broker; when Redis returns the
+//! dispatcher delivers the revoke by itself and the task never runs.
+
+use std::time::Duration;
+
+use ensinalab_celery::testing::{Durations, Worker};
+use ensinalab_domain::{BriefingDraft, CeleryState, TaskId, UserId};
+use ensinalab_ports::{Briefings, RevokeOutbox, TaskBroker, new_task_id};
+use ensinalab_store::testing::sqlite_memory;
+use reqwest::StatusCode;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::support::*;
+
+const DURATIONS: Durations = Durations {
+    options_secs: 0.5,
+    video_secs: 20.0,
+    video_steps: 10,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_redis_is_down_is_pending_then_delivered_and_the_task_never_runs() {
+    let mut redis = RedisServer::start();
+    let queue = unique_queue();
+    let broker = celery(&redis.url(), &queue);
+    let store = sqlite_memory().await.unwrap();
+    let app = App::spawn(
+        store.clone(),
+        broker.clone(),
+        Some(broker.watch()),
+        Some(broker.workers_online()),
+        AppSettings::default(),
+    )
+    .await;
+    let token = app.token(1);
+
+    // No worker yet: the options task waits in the queue.
+    let briefing = app.create_briefing(&token, "Gestão de Sala de Aula").await;
+    let hash = briefing["briefing_id"].as_str().unwrap().to_owned();
+    let task = TaskId::parse(briefing["task_id"].as_str().unwrap()).unwrap();
+    // Another running briefing, for the list.
+    let draft = BriefingDraft::new("Outro", "...", 10).unwrap();
+    store
+        .create_briefing(UserId(1), &draft, &new_task_id())
+        .await
+        .unwrap();
+
+    redis.stop();
+
+    let (status, body) = app
+        .post(&format!("/briefings/{hash}/cancel-generation"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "briefing_id": hash,
+            "message": "Geração de opções cancelada com sucesso",
+            "task_revoked": false,
+            "status": "cancelled",
+            "revoke": "pending",
+        })
+    );
+    let (status, body) = app.get(&format!("/briefings/{hash}"), &token).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("cancelled"))
+    );
+
+    let (status, list) = app.get("/tasks/active", &token).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["celery_unavailable"], true, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["tasks"][0]["celery_status"]["state"], "UNKNOWN");
+
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        (&body["database"], &body["broker"]),
+        (&json!("ok"), &json!("unavailable"))
+    );
+
+    // The dispatcher tries while Redis is down and backs off.
+    let far = || OffsetDateTime::now_utc() + time::Duration::hours(1);
+    eventually(
+        Duration::from_secs(20),
+        "a failed delivery attempt",
+        || async {
+            let due = store.due_revokes(far(), 10).await.unwrap();
+            due.iter()
+                .any(|o| o.task_id == task && o.attempts >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+
+    redis.restart();
+
+    // Delivered by the server itself, without any request.
+    eventually(
+        Duration::from_secs(40),
+        "the pending revoke delivered",
+        || async {
+            store
+                .due_revokes(far(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let state = broker.states(std::slice::from_ref(&task)).await.unwrap();
+    assert_eq!(
+        state[0].state,
+        CeleryState::Revoked,
+        "removed from the queue"
+    );
+
+    // A worker now comes: the task is not there to run.
+    let worker = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!worker.received(task.as_str()), "{}", worker.log_text());
+    let (_, body) = app.get(&format!("/briefings/{hash}"), &token).await;
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(body["options"], json!([]));
+}

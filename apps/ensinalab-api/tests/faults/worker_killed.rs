@@ -1,0 +1,186 @@
+//! A worker killed with `kill -9` in the middle of a video. A killed pool child: Celery reports
+//! FAILURE WorkerLostError and the reconciler marks the video failed. A whole worker killed: its
+//! running task stays PROGRESS in Celery forever, so the video is flagged `is_stuck` after the
+//! time limit and stays cancellable; a cancel then owes a revoke nobody hears, and the
+//! dispatcher says it again as soon as a new worker comes online.
+
+use std::time::Duration;
+
+use ensinalab_celery::CeleryBroker;
+use ensinalab_celery::testing::{Durations, Worker};
+use ensinalab_store::testing::sqlite_memory;
+use futures_util::StreamExt as _;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+const DURATIONS: Durations = Durations {
+    options_secs: 0.3,
+    video_secs: 60.0,
+    video_steps: 60,
+};
+
+/// Creates a briefing, waits for its options, selects the first; returns the video's hash
+/// and task id once the video is processing.
+async fn running_video(app: &App, token: &str) -> (String, String) {
+    let briefing = app.create_briefing(token, "Gestão de Sala de Aula").await;
+    let hash = briefing["briefing_id"].as_str().unwrap().to_owned();
+    let option = eventually(Duration::from_secs(20), "options", || async {
+        let (_, b) = app.get(&format!("/briefings/{hash}"), token).await;
+        b["options"][0]["option_id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (status, body) = app.post(&format!("/options/{option}/select"), token).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let video = body["video_id"].as_str().unwrap().to_owned();
+    let task = eventually(Duration::from_secs(20), "video processing", || async {
+        let (_, v) = app.get(&format!("/videos/{video}/status"), token).await;
+        (v["status"] == "processing").then(|| v["task_id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    (video, task)
+}
+
+async fn active_row(app: &App, token: &str, video: &str) -> Option<Value> {
+    let (_, list) = app.get("/tasks/active", token).await;
+    list["tasks"]
+        .as_array()?
+        .iter()
+        .find(|t| t["resource_id"] == video)
+        .cloned()
+}
+
+async fn spawn_app(broker: &CeleryBroker) -> App {
+    App::spawn(
+        sqlite_memory().await.unwrap(),
+        broker.clone(),
+        Some(broker.watch()),
+        Some(broker.workers_online()),
+        AppSettings {
+            task_time_limit_secs: 2,
+            ..AppSettings::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_child_killed_mid_video_is_flagged_stuck_then_failed_as_worker_lost() {
+    let redis = RedisServer::start();
+    let queue = unique_queue();
+    let broker = celery(&redis.url(), &queue);
+    let _worker = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
+    let app = spawn_app(&broker).await;
+    let token = app.token(1);
+    let (video, task) = running_video(&app, &token).await;
+
+    let row = eventually(
+        Duration::from_secs(10),
+        "is_stuck after the limit",
+        || async {
+            active_row(&app, &token, &video)
+                .await
+                .filter(|r| r["elapsed_time"]["is_stuck"] == true)
+        },
+    )
+    .await;
+    assert_eq!(row["can_cancel"], true, "{row}");
+
+    let pid = eventually(
+        Duration::from_secs(10),
+        "the pool child of the task",
+        || async {
+            let replies = broker.inspect_active(Duration::from_secs(1)).await.ok()?;
+            replies
+                .iter()
+                .flat_map(|w| &w.active)
+                .find(|t| t.task_id.as_str() == task)
+                .and_then(|t| t.worker_pid)
+        },
+    )
+    .await;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let v = eventually(Duration::from_secs(20), "failed as worker lost", || async {
+        let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
+        (v["status"] == "failed").then_some(v)
+    })
+    .await;
+    let error = v["error_message"].as_str().unwrap_or_default();
+    assert!(error.contains("WorkerLostError"), "{v}");
+    assert!(active_row(&app, &token, &video).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_said_again_to_new_workers()
+ {
+    let redis = RedisServer::start();
+    let queue = unique_queue();
+    let broker = celery(&redis.url(), &queue);
+    let worker = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
+    let app = spawn_app(&broker).await;
+    let token = app.token(1);
+    let (video, task) = running_video(&app, &token).await;
+
+    let group = format!("-{}", worker.pid());
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    drop(worker);
+
+    let row = eventually(
+        Duration::from_secs(10),
+        "is_stuck after the limit",
+        || async {
+            active_row(&app, &token, &video)
+                .await
+                .filter(|r| r["elapsed_time"]["is_stuck"] == true)
+        },
+    )
+    .await;
+    assert_eq!(
+        (&row["status"], &row["can_cancel"]),
+        (&Value::from("processing"), &Value::from(true))
+    );
+
+    let (status, body) = app.post(&format!("/videos/{video}/cancel"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["revoke"], "no_worker_listening", "{body}");
+    assert_eq!(body["task_revoked"], false);
+
+    // Watch the pidbox channel, then bring a new worker: the open revoke is said to it.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(broker.pidbox_channel()).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let _new = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
+    let heard = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(msg) = messages.next().await {
+            let payload: String = msg.get_payload().unwrap_or_default();
+            let Ok(envelope) = serde_json::from_str::<Value>(&payload) else {
+                continue;
+            };
+            let body = envelope["body"].as_str().unwrap_or_default();
+            use base64::Engine as _;
+            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(body) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&decoded);
+            if text.contains("\"revoke\"") && text.contains(&task) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(heard, Ok(true), "the revoke was not broadcast again");
+    let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
+    assert_eq!(v["status"], "cancelled");
+}
