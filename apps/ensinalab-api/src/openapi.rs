@@ -2,7 +2,10 @@
 //! and checked against `docs/api.md` by a test.
 
 use actix_web::HttpResponse;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
@@ -53,7 +56,7 @@ use crate::routes;
         routes::admin::SecurityEventsResponse,
         routes::admin::SecurityEventItem,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RateLimited),
     tags(
         (name = "tasks", description = "The seed's monitoring and cancel-all routes"),
         (name = "videos", description = "Video status and cancel"),
@@ -78,6 +81,61 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// A 429 on every limited operation (every one but the probes and this document), with the
+/// headers it carries.
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let integer = || ObjectBuilder::new().schema_type(Type::Integer).build();
+        let string = || ObjectBuilder::new().schema_type(Type::String).build();
+        let response: RefOr<Response> = ResponseBuilder::new()
+            .description(
+                "Over a rate limit (`RATE_LIMIT_PER_MIN`, `CANCEL_RATE_LIMIT_PER_MIN`); the request \
+                 had no effect",
+            )
+            .header("Retry-After", Header::new(integer()))
+            .header(
+                "RateLimit",
+                HeaderBuilder::new()
+                    .schema(string())
+                    .description(Some("The refusing policy, e.g. `\"cancel\";r=0;t=42`"))
+                    .build(),
+            )
+            .header(
+                "RateLimit-Policy",
+                HeaderBuilder::new()
+                    .schema(string())
+                    .description(Some("`\"general\";q=100;w=60, \"cancel\";q=10;w=60`"))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build()
+            .into();
+        for (path, item) in &mut openapi.paths.paths {
+            if crate::ratelimit::EXEMPT.contains(&path.as_str()) {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), response.clone());
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! warning at most every 10 s: a limiter outage must not become an API outage, and the
 //! database, not Redis, is what protects the data.
 
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,20 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// The key of a request without a valid token. An IPv6 client is counted by its /64, the
+/// smallest block a single subscriber usually gets: per address, rotating through its own
+/// block would reset the limit at will.
+pub fn ip_key(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Some(IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("ip:{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+        None => "ip:unknown".to_owned(),
+    }
+}
+
 /// `POST /videos/{h}/cancel`, `POST /briefings/{h}/cancel-generation`, `POST /tasks/cancel-all`.
 pub fn is_cancel_route(method: &Method, path: &str) -> bool {
     if method != Method::POST {
@@ -166,10 +181,9 @@ pub async fn enforce(
         .zip(bearer_token(req.headers()))
         .and_then(|(auth, token)| auth.verify(token).ok())
         .map(|identity| identity.user_id);
-    let key = match (user, &client_ip) {
-        (Some(user), _) => format!("user:{}", user.get()),
-        (None, Some(ip)) => format!("ip:{ip}"),
-        (None, None) => "ip:unknown".to_owned(),
+    let key = match user {
+        Some(user) => format!("user:{}", user.get()),
+        None => ip_key(req.peer_addr().map(|a| a.ip())),
     };
     let mut policies = vec![&limits.general];
     if is_cancel_route(req.method(), req.path()) {
@@ -272,6 +286,21 @@ mod tests {
         for (method, path, cancel) in table {
             assert_eq!(is_cancel_route(&method, path), cancel, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn anonymous_clients_are_keyed_by_ipv4_address_or_ipv6_64() {
+        let table = [
+            ("203.0.113.7", "ip:203.0.113.7"),
+            ("::ffff:203.0.113.7", "ip:203.0.113.7"),
+            ("2001:db8:1:2:aaaa::1", "ip:2001:db8:1:2::/64"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "ip:2001:db8:1:2::/64"),
+            ("::1", "ip:0:0:0:0::/64"),
+        ];
+        for (ip, key) in table {
+            assert_eq!(ip_key(Some(ip.parse().unwrap())), key, "{ip}");
+        }
+        assert_eq!(ip_key(None), "ip:unknown");
     }
 
     #[test]

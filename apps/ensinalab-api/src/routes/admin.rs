@@ -148,7 +148,6 @@ impl SecurityEventsParams {
         (status = 200, body = SecurityEventsResponse),
         (status = 400, description = "A filter, the cursor or the limit is invalid", body = ErrorBody),
         (status = 404, description = "Rota não encontrada: any token without `\"role\": \"admin\"`, or none", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]

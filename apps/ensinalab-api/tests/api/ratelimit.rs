@@ -333,3 +333,35 @@ async fn with_redis_unreachable_requests_are_let_through() {
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_gives_every_limited_operation_a_429() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Settings::default()).await;
+    let (_, doc) = app.send(app.client.get(app.url("/openapi.json"))).await;
+    let mut limited = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let refused = &op["responses"]["429"];
+            if ensinalab_api::ratelimit::EXEMPT.contains(&path.as_str()) {
+                assert!(refused.is_null(), "{method} {path}");
+                continue;
+            }
+            limited += 1;
+            assert!(
+                refused["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
+            assert!(
+                refused["headers"]["RateLimit"].is_object(),
+                "{method} {path}"
+            );
+            assert_eq!(
+                refused["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path}"
+            );
+        }
+    }
+    assert!(limited >= 10, "{limited}");
+    app.cleanup().await;
+}
