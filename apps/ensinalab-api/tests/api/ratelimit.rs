@@ -365,3 +365,35 @@ async fn the_openapi_document_gives_every_limited_operation_a_429() {
     assert!(limited >= 10, "{limited}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_the_limits() {
+    let shared = crate::helpers::redis_limits();
+    let first = limited_app(shared.clone(), 2, 1).await;
+    let second = limited_app(shared, 2, 1).await;
+    let token = first.token(1);
+    for app in [&first, &second] {
+        let ok = call(app, "GET", "/tasks/active", Some(&token)).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    for app in [&first, &second] {
+        let refused = call(app, "GET", "/tasks/active", Some(&token)).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    // And the bound on the trail is shared too: one `rate_limited` row in all.
+    let rows = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ensinalab_store::testing::security_events(&store)
+                .await
+                .expect("events")
+                .into_iter()
+                .filter(|e| e.event == "rate_limited")
+                .count()
+        }
+    };
+    assert_eq!(rows(&first).await + rows(&second).await, 1);
+    first.cleanup().await;
+    second.cleanup().await;
+}
