@@ -13,6 +13,7 @@ pub mod dispatcher;
 pub mod dto;
 pub mod error;
 pub mod ids;
+pub mod lost;
 pub mod openapi;
 pub mod probe;
 pub mod ratelimit;

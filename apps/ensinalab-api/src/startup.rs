@@ -17,6 +17,7 @@ use crate::auth::Authenticator;
 use crate::config::{BrokerChoice, Config};
 use crate::dispatcher::{self, DispatcherSettings};
 use crate::ids::{Hashids, HashidsError};
+use crate::lost;
 use crate::probe::Probe;
 use crate::ratelimit::RateLimits;
 use crate::trail::{self, SecurityTrail};
@@ -151,6 +152,8 @@ impl Application {
         B: TaskBroker + 'static,
     {
         let mut app = Self::bind(config, Arc::clone(&service), changes)?;
+        app.background
+            .push(lost::spawn(Arc::clone(&service), config.reconcile_interval));
         app.background
             .push(dispatcher::spawn(service, online, dispatch));
         Ok(app)

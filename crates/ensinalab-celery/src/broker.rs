@@ -28,6 +28,9 @@ const UNACKED: &str = "unacked";
 const UNACKED_INDEX: &str = "unacked_index";
 /// The reply exchange's routing table: without our member in it, replies are dropped.
 const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
+/// How long [`TaskBroker::running`] waits for `inspect active` replies (a live worker's main
+/// process answers in milliseconds, even with every pool slot busy).
+const INSPECT_FOR_RUNNING: Duration = Duration::from_secs(2);
 
 /// Celery over Redis. Cheap to clone: clones share connections.
 #[derive(Clone)]
@@ -523,6 +526,17 @@ impl TaskBroker for CeleryBroker {
                 },
             })
             .collect())
+    }
+
+    async fn running(&self) -> Result<Option<Vec<TaskId>>, BrokerError> {
+        let replies = self.inspect_active(INSPECT_FOR_RUNNING).await?;
+        Ok(Some(
+            replies
+                .into_iter()
+                .flat_map(|w| w.active)
+                .map(|t| t.task_id)
+                .collect(),
+        ))
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {

@@ -44,4 +44,15 @@ pub trait TaskBroker: Send + Sync {
     /// # Errors
     /// `Unavailable` when it does not.
     fn ping(&self) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// The ids of every task some live worker is executing right now, if the broker can tell
+    /// (Celery: `inspect active`); `None` when it cannot. Slow (it waits for replies): for
+    /// background checks only, never inside a user request. Drives the lost-worker rule: a task
+    /// the backend shows running that no live worker runs has lost its worker.
+    ///
+    /// # Errors
+    /// `Unavailable` when the broker cannot be reached.
+    fn running(&self) -> impl Future<Output = Result<Option<Vec<TaskId>>, BrokerError>> + Send {
+        async { Ok(None) }
+    }
 }

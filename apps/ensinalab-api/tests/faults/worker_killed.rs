@@ -1,11 +1,13 @@
 //! A worker killed with `kill -9` in the middle of a video. A killed pool child: Celery reports
 //! FAILURE WorkerLostError and the reconciler marks the video failed. A whole worker killed: its
-//! running task stays PROGRESS in Celery forever, so the video is flagged `is_stuck` after the
-//! time limit and stays cancellable; a cancel then owes a revoke nobody hears, and the
+//! running tasks stay PROGRESS in Celery forever, so the videos are flagged `is_stuck` after the
+//! time limit and stay cancellable, until the lost-worker rule (no live worker runs them for the
+//! whole time limit) marks them failed; a cancel of one owes a revoke nobody hears, and the
 //! dispatcher says it again as soon as a new worker comes online.
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use ensinalab_celery::CeleryBroker;
 use ensinalab_celery::testing::{Durations, Worker};
 use ensinalab_store::testing::sqlite_memory;
@@ -117,7 +119,7 @@ async fn a_pool_child_killed_mid_video_is_flagged_stuck_then_failed_as_worker_lo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_said_again_to_new_workers()
+async fn a_whole_worker_killed_leaves_stuck_videos_failed_by_the_lost_worker_rule_and_a_cancelled_ones_revoke_said_again()
  {
     let redis = RedisServer::start();
     let queue = unique_queue();
@@ -125,7 +127,8 @@ async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_
     let worker = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
     let app = spawn_app(&broker).await;
     let token = app.token(1);
-    let (video, task) = running_video(&app, &token).await;
+    let (cancelled, cancelled_task) = running_video(&app, &token).await;
+    let (lost, _) = running_video(&app, &token).await;
 
     let group = format!("-{}", worker.pid());
     let killed = std::process::Command::new("kill")
@@ -135,13 +138,24 @@ async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_
     assert!(killed.success());
     drop(worker);
 
+    // Cancelled at once: nobody hears the kill; the revoke stays open.
+    let (status, body) = app
+        .post(&format!("/videos/{cancelled}/cancel"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["revoke"], "no_worker_listening", "{body}");
+    assert_eq!(body["task_revoked"], false);
+
+    // Left alone: flagged stuck and still cancellable after the limit...
     let row = eventually(
         Duration::from_secs(10),
         "is_stuck after the limit",
         || async {
-            active_row(&app, &token, &video)
-                .await
-                .filter(|r| r["elapsed_time"]["is_stuck"] == true)
+            let Some(row) = active_row(&app, &token, &lost).await else {
+                let (_, v) = app.get(&format!("/videos/{lost}/status"), &token).await;
+                panic!("left the active list before it was flagged stuck: {v}");
+            };
+            (row["elapsed_time"]["is_stuck"] == true).then_some(row)
         },
     )
     .await;
@@ -149,11 +163,13 @@ async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_
         (&row["status"], &row["can_cancel"]),
         (&Value::from("processing"), &Value::from(true))
     );
-
-    let (status, body) = app.post(&format!("/videos/{video}/cancel"), &token).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["revoke"], "no_worker_listening", "{body}");
-    assert_eq!(body["task_revoked"], false);
+    // ... then failed by the lost-worker rule: it does not stay processing forever.
+    let v = eventually(Duration::from_secs(20), "failed as worker lost", || async {
+        let (_, v) = app.get(&format!("/videos/{lost}/status"), &token).await;
+        (v["status"] == "failed").then_some(v)
+    })
+    .await;
+    assert_eq!(v["error_message"], ensinalab_ports::WORKER_LOST, "{v}");
 
     // Watch the pidbox channel, then bring a new worker: the open revoke is said to it.
     let client = redis::Client::open(redis.url()).unwrap();
@@ -168,12 +184,11 @@ async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_
                 continue;
             };
             let body = envelope["body"].as_str().unwrap_or_default();
-            use base64::Engine as _;
             let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(body) else {
                 continue;
             };
             let text = String::from_utf8_lossy(&decoded);
-            if text.contains("\"revoke\"") && text.contains(&task) {
+            if text.contains("\"revoke\"") && text.contains(&cancelled_task) {
                 return true;
             }
         }
@@ -181,6 +196,8 @@ async fn a_whole_worker_killed_leaves_a_stuck_cancellable_video_whose_revoke_is_
     })
     .await;
     assert_eq!(heard, Ok(true), "the revoke was not broadcast again");
-    let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
+    let (_, v) = app
+        .get(&format!("/videos/{cancelled}/status"), &token)
+        .await;
     assert_eq!(v["status"], "cancelled");
 }

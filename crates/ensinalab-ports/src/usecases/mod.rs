@@ -3,6 +3,7 @@
 mod cancel;
 mod flow;
 mod list;
+mod lost;
 mod reconcile;
 mod revokes;
 
@@ -11,6 +12,7 @@ pub use cancel::{
     RevokeStatus,
 };
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
+pub use lost::WORKER_LOST;
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, retry_delay};

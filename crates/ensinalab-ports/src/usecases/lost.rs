@@ -1,0 +1,74 @@
+//! The lost-worker rule. A worker killed whole (host death, OOM of the main process, `kill -9`)
+//! never reports again: Celery's backend keeps its running task at STARTED/PROGRESS forever, and
+//! no WorkerLostError comes (that one only comes for a pool child killed under a live worker).
+//! The rule: a task the backend shows running, that no live worker reports executing, on every
+//! check for at least the task time limit, has lost its worker; its row is marked `failed`
+//! (through the in-flight guard, so a cancel or a late report that got there first wins).
+//! The caller (the server's reconciler) keeps the "missing since" memory between checks.
+
+use ensinalab_domain::{BriefingId, TaskId, VideoId};
+
+use super::Service;
+use super::reconcile::ReconcileError;
+use crate::broker::TaskBroker;
+use crate::error::StoreError;
+use crate::model::{AnyStatus, BriefingUpdate, InFlightTask, VideoUpdate};
+use crate::repo::Store;
+
+/// The `error_message` of a row whose worker was lost.
+pub const WORKER_LOST: &str = "WorkerLostError: o worker que executava a tarefa desapareceu";
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Up to `limit` in-flight rows whose task the backend shows running but no live worker
+    /// executes. `None` when the broker cannot tell who runs what.
+    ///
+    /// # Errors
+    /// [`ReconcileError`] when the store or the broker fails.
+    pub async fn orphaned_tasks(
+        &self,
+        limit: u32,
+    ) -> Result<Option<Vec<InFlightTask>>, ReconcileError> {
+        let rows = self.store.in_flight(limit).await?;
+        if rows.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let Some(running) = self.broker.running().await? else {
+            return Ok(None);
+        };
+        let ids: Vec<TaskId> = rows.iter().map(|r| r.task_id.clone()).collect();
+        let states = self.broker.states(&ids).await?;
+        Ok(Some(
+            rows.into_iter()
+                .zip(states)
+                .filter(|(row, s)| s.state.is_running() && !running.contains(&row.task_id))
+                .map(|(row, _)| row)
+                .collect(),
+        ))
+    }
+
+    /// Marks the row of a task whose worker was lost as `failed` ([`WORKER_LOST`]), unless it
+    /// left flight meanwhile. Returns whether it changed.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn fail_lost(&self, row: &InFlightTask) -> Result<bool, StoreError> {
+        match row.status {
+            AnyStatus::Briefing(_) => {
+                self.store
+                    .apply_briefing_update(
+                        BriefingId(row.resource.id),
+                        &BriefingUpdate::Failed(WORKER_LOST.to_owned()),
+                    )
+                    .await
+            }
+            AnyStatus::Video(_) => {
+                self.store
+                    .apply_video_update(
+                        VideoId(row.resource.id),
+                        &VideoUpdate::Failed(WORKER_LOST.to_owned()),
+                    )
+                    .await
+            }
+        }
+    }
+}
