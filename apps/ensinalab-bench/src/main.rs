@@ -1,1 +1,50 @@
-fn main() {}
+//! `ensinalab-bench`: the Rust half of `scripts/bench.sh` (see `docs/benchmarks.md`).
+//!
+//! - `seed` fills PostgreSQL and Redis directly, without HTTP: the store's migrations, then bulk
+//!   SQL giving each user N active jobs, and Celery result-backend values for two task ids in
+//!   three (the rest are PENDING, no key), as a worker would have written them.
+//! - `floor` is the physical floor of `GET /tasks/active`: the exact SQL statement the store
+//!   sends and the one MGET the Celery adapter sends, looped by as many tasks as wrk has
+//!   connections, over a pool as large as the server's, with no HTTP, JSON or auth. The server
+//!   can at best approach it; the harness prints server/floor.
+
+mod floor;
+mod seed;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ensinalab-bench",
+    about = "Seeding and the no-HTTP floor for scripts/bench.sh"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, then give users FIRST..FIRST+USERS JOBS active jobs each.
+    Seed(seed::SeedArgs),
+    /// Loop the list request's SQL + MGET without HTTP; print requests/s, p50, p99.
+    Floor(floor::FloorArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
+        Command::Seed(args) => seed::run(args).await,
+        Command::Floor(args) => floor::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ensinalab-bench: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors of both commands; this is a tool, so a message is all a caller needs.
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;

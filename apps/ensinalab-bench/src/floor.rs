@@ -1,0 +1,201 @@
+//! The floor of `GET /tasks/active`: what one list request costs the database and Redis, and
+//! nothing else. Same statement text and binds as `Store::active` (so the same prepared
+//! statement and the same plans), same pool size and no ping per checkout (the store pings only
+//! connections idle for 30 s), one MGET per request on one shared multiplexed connection (the
+//! Celery adapter's hot path).
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ensinalab_domain::{BriefingStatus, ResourceKind, VideoStatus};
+use sea_orm::sqlx::Row as _;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::AnyError;
+use crate::seed::META_PREFIX;
+
+/// The statement `Store::active` sends, as `pg_stat_statements` shows it (checked by
+/// `apps/ensinalab-api/tests/roundtrips`, which counts it as the list's only statement).
+pub const ACTIVE_SQL: &str = concat!(
+    r#"SELECT $1 AS "kind", "id", "user_id", "title", "status", $2 AS "progress", "#,
+    r#"$3 AS "generator_type", "task_id", "created_at" FROM "briefings" "#,
+    r#"WHERE "briefings"."user_id" = $4 AND "briefings"."status" IN ($5, $6) "#,
+    r#"UNION ALL (SELECT $7 AS "kind", "id", "user_id", "title", "status", "progress", "#,
+    r#""generator_type", "task_id", "created_at" FROM "videos" "#,
+    r#"WHERE "videos"."user_id" = $8 AND "videos"."status" IN ($9, $10, $11)) "#,
+    r#"ORDER BY "created_at" DESC, "id" DESC"#,
+);
+
+#[derive(clap::Args)]
+pub struct FloorArgs {
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: String,
+    /// Requests rotate over users FIRST..FIRST+USERS.
+    #[arg(long)]
+    first_user: i64,
+    #[arg(long, default_value_t = 20)]
+    users: i64,
+    /// Concurrent loops (wrk's connections).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// PostgreSQL connections (the store's pool size).
+    #[arg(long, default_value_t = 10)]
+    pool: u32,
+    #[arg(long, default_value_t = 3)]
+    warmup_secs: u64,
+    #[arg(long, default_value_t = 15)]
+    duration_secs: u64,
+    /// `plan_cache_mode` for the floor's sessions; unset keeps the server's (`auto`).
+    #[arg(long)]
+    plan_cache_mode: Option<String>,
+}
+
+pub async fn run(args: FloorArgs) -> Result<(), AnyError> {
+    let mut options = PgConnectOptions::from_str(&args.database_url)?;
+    if let Some(mode) = &args.plan_cache_mode {
+        options = options.options([("plan_cache_mode", mode.as_str())]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(args.pool)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    let redis = redis::Client::open(args.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup_secs);
+    let end = measure_from + Duration::from_secs(args.duration_secs);
+    let args = Arc::new(args);
+    let mut loops = Vec::with_capacity(args.concurrency);
+    for n in 0..args.concurrency {
+        let (pool, redis, args) = (pool.clone(), redis.clone(), Arc::clone(&args));
+        loops.push(tokio::spawn(async move {
+            let mut latencies_us: Vec<u32> = Vec::new();
+            let mut errors = 0_u64;
+            let mut i = n;
+            loop {
+                let began = Instant::now();
+                if began >= end {
+                    break;
+                }
+                let user = args.first_user + i64::try_from(i).unwrap_or(0) % args.users;
+                i += args.concurrency;
+                let ok = one_request(&pool, redis.clone(), user).await.is_ok();
+                let done = Instant::now();
+                if began >= measure_from && done <= end {
+                    if ok {
+                        let us = done.duration_since(began).as_micros();
+                        latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies_us, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for handle in loops {
+        let (latencies, failed) = handle.await?;
+        all.extend(latencies);
+        errors += failed;
+    }
+    all.sort_unstable();
+    let secs = Duration::from_secs(args.duration_secs).as_secs_f64();
+    // One line for scripts/bench.sh to read; the same fields wrk's Lua `done` prints.
+    println!(
+        "FLOOR requests={} rps={:.1} p50_ms={:.3} p99_ms={:.3} errors={errors}",
+        all.len(),
+        all.len() as f64 / secs,
+        percentile_ms(&all, 50.0),
+        percentile_ms(&all, 99.0),
+    );
+    Ok(())
+}
+
+/// What the server does per list request besides HTTP: the statement (rows decoded, as the
+/// store decodes them), then one MGET of the rows' task ids.
+async fn one_request(
+    pool: &PgPool,
+    mut redis: redis::aio::MultiplexedConnection,
+    user: i64,
+) -> Result<(), AnyError> {
+    let mut query = sea_orm::sqlx::query(ACTIVE_SQL)
+        .bind(ResourceKind::Briefing.as_str())
+        .bind(None::<f64>)
+        .bind(None::<String>)
+        .bind(user);
+    for status in BriefingStatus::CANCELLABLE {
+        query = query.bind(status.as_str());
+    }
+    query = query.bind(ResourceKind::Video.as_str()).bind(user);
+    for status in VideoStatus::CANCELLABLE {
+        query = query.bind(status.as_str());
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let _: (String, i64, i64, String, String) = (
+            row.try_get("kind")?,
+            row.try_get("id")?,
+            row.try_get("user_id")?,
+            row.try_get("title")?,
+            row.try_get("status")?,
+        );
+        let _: (Option<f64>, Option<String>, time::OffsetDateTime) = (
+            row.try_get("progress")?,
+            row.try_get("generator_type")?,
+            row.try_get("created_at")?,
+        );
+        if let Some(task_id) = row.try_get::<Option<String>, _>("task_id")? {
+            keys.push(format!("{META_PREFIX}{task_id}"));
+        }
+    }
+    if !keys.is_empty() {
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut redis)
+            .await?;
+        if values.len() != keys.len() {
+            return Err("MGET answered a different number of values".into());
+        }
+    }
+    Ok(())
+}
+
+/// Nearest-rank percentile of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    f64::from(sorted_us[rank.clamp(1, sorted_us.len()) - 1]) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let us: Vec<u32> = (1..=100).map(|ms| ms * 1000).collect();
+        assert!((percentile_ms(&us, 50.0) - 50.0).abs() < f64::EPSILON);
+        assert!((percentile_ms(&us, 99.0) - 99.0).abs() < f64::EPSILON);
+        assert!(percentile_ms(&[], 50.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn the_statement_has_the_stores_eleven_parameters() {
+        let binds = 3 + 1 + BriefingStatus::CANCELLABLE.len() + 2 + VideoStatus::CANCELLABLE.len();
+        assert_eq!(binds, 11);
+        assert!(ACTIVE_SQL.contains("$11)") && !ACTIVE_SQL.contains("$12"));
+    }
+}
