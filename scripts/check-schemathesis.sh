@@ -20,7 +20,7 @@ export DATABASE_URL="sqlite://$work/fuzz.db?mode=rwc"
 export JWT_SECRET="schemathesis-secret-schemathesis-secret"
 export LOCAL_OPTIONS_SECS=1 LOCAL_VIDEO_SECS=5
 # The fuzzer sends thousands of requests from one client; the limiter is not under test here.
-export RATE_LIMIT_PER_MIN=1000000
+export RATE_LIMIT_PER_MIN=1000000 CANCEL_RATE_LIMIT_PER_MIN=1000000
 unset REDIS_URL
 
 "$bin" >"$work/server.log" 2>&1 &

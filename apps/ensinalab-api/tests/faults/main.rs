@@ -6,6 +6,7 @@
 
 mod support;
 
+mod concurrency;
 mod postgres_down;
 mod redis_down;
 mod worker_killed;

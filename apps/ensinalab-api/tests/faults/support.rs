@@ -258,7 +258,7 @@ pub fn config(settings: &AppSettings) -> Config {
         "HASHIDS_SALT" => Some("faults".to_owned()),
         "RECONCILE_INTERVAL_SECS" => Some("1".to_owned()),
         // Fault tests hammer a few routes; the limiter is not what they test.
-        "RATE_LIMIT_PER_MIN" => Some("100000".to_owned()),
+        "RATE_LIMIT_PER_MIN" | "CANCEL_RATE_LIMIT_PER_MIN" => Some("100000".to_owned()),
         _ => None,
     })
     .expect("fault test configuration is valid");
