@@ -7,6 +7,7 @@
 mod support;
 
 mod concurrency;
+mod late_success;
 mod postgres_down;
 mod redis_down;
 mod worker_killed;
