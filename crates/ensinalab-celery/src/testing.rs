@@ -5,7 +5,6 @@
 //! along with the master. Its log is kept when the test fails. Setup failures panic: in a
 //! test, that is the report.
 
-
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -85,6 +85,9 @@ impl TestApp {
             ("JWT_SECRET", SECRET.to_owned()),
             ("HASHIDS_SALT", "ensinalab-e2e".to_owned()),
             ("RECONCILE_INTERVAL_SECS", "1".to_owned()),
+            // These tests poll every 50 ms; the limits are the subject of other tests.
+            ("RATE_LIMIT_PER_MIN", "100000".to_owned()),
+            ("CANCEL_RATE_LIMIT_PER_MIN", "100000".to_owned()),
         ];
         let config =
             Config::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
