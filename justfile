@@ -20,3 +20,7 @@ worker:
 lint:
     cargo fmt --all
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmark the hot paths against their no-HTTP floor; prints one table (about 6 minutes; not part of `test`).
+bench:
+    bash scripts/bench.sh

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Benchmarks the hot paths against their no-HTTP floor and prints one table (issue 8;
+# docs/benchmarks.md says how to read it). Never part of the test command: it takes about six
+# minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
+# loopback ports in a temp dir, the release server on a third port; it stops all it started.
+#
+#   BENCH_DURATION=15 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 bash scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-15}
+WARMUP=${BENCH_WARMUP:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+USERS=20
+LIST_JOBS=(1 10 50)
+CANCEL_JOBS=1000
+# The store's pool size (MAX_CONNECTIONS in crates/ensinalab-store/src/lib.rs): the floor uses
+# the same.
+POOL=10
+SECRET=bench-secret-bench-secret-bench-secret
+# Rate limits raised far above anything wrk can send (issue 6's variables).
+LIMIT=1000000000
+
+if ! command -v wrk >/dev/null; then
+  echo "== installing wrk"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+for tool in redis-server redis-cli curl; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/ensure-redis.sh)" >&2; exit 1; }
+done
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$PGBIN/initdb" ] || { echo "bench: PostgreSQL missing (scripts/ensure-postgres.sh)" >&2; exit 1; }
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p ensinalab-api -p ensinalab-bench
+TARGET=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+API="$TARGET/release/ensinalab-api"
+BENCH="$TARGET/release/ensinalab-bench"
+
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+WORK=$(mktemp -d /tmp/ensinalab-bench.XXXXXX)
+chmod 755 "$WORK"
+SERVER_PID= LISTENER_PID=
+cleanup() {
+  [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null || true
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+  [ -d "$WORK/pg/data" ] && as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== PostgreSQL and Redis of our own in $WORK" >&2
+PGPORT=$(free_port)
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
+as_postgres "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust --no-sync --no-locale -E UTF8 >/dev/null
+as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
+  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $WORK/pg" start >/dev/null
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+  --dir "$WORK" --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+REDIS_URL="redis://127.0.0.1:$RPORT/0"
+export DATABASE_URL REDIS_URL
+
+echo "== seeding" >&2
+first_user() { echo $(($1 * 1000 + 1)); }
+for n in "${LIST_JOBS[@]}"; do
+  "$BENCH" seed --first-user "$(first_user "$n")" --users "$USERS" --jobs "$n" --tasks-out "$WORK/tasks-$n.txt"
+done
+# two users of 1,000 jobs: one cancel-all to warm up, one measured
+CANCEL_USER=$(first_user "$CANCEL_JOBS")
+"$BENCH" seed --first-user "$CANCEL_USER" --users 2 --jobs "$CANCEL_JOBS"
+
+declare -A TOKEN
+token_of() {
+  if [ -z "${TOKEN[$1]:-}" ]; then
+    TOKEN[$1]=$(JWT_SECRET=$SECRET "$API" token --user-id "$1" --ttl-secs 7200)
+  fi
+  echo "${TOKEN[$1]}"
+}
+for n in "${LIST_JOBS[@]}"; do
+  first=$(first_user "$n")
+  for u in $(seq "$first" $((first + USERS - 1))); do
+    TOKEN[$u]=$(JWT_SECRET=$SECRET "$API" token --user-id "$u" --ttl-secs 7200)
+    echo "${TOKEN[$u]} /tasks/active"
+  done >"$WORK/targets-active-$n.txt"
+done
+while read -r user task; do
+  echo "$(token_of "$user") /tasks/$task/status"
+done <"$WORK/tasks-10.txt" >"$WORK/targets-status.txt"
+
+start_server() { # DATABASE_URL
+  APORT=$(free_port)
+  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false \
+    RECONCILE_INTERVAL_SECS=3600 RATE_LIMIT_PER_MIN=$LIMIT CANCEL_RATE_LIMIT_PER_MIN=$LIMIT \
+    LOG_FORMAT=json "$API" >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+  # the reconciler's first sweep runs at start; let it finish before measuring
+  sleep 2
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
+
+echo "== starting the release server" >&2
+start_server "$DATABASE_URL"
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+run_wrk() { # targets-file seconds
+  BENCH_TARGETS=$1 wrk -t2 -c"$CONNECTIONS" -d"${2}s" --timeout 5s -s scripts/bench/rotate.lua \
+    "http://127.0.0.1:$APORT" | grep '^WRK'
+}
+run_floor() { # first-user seconds [plan_cache_mode]
+  "$BENCH" floor --first-user "$1" --users "$USERS" --concurrency "$CONNECTIONS" --pool "$POOL" \
+    --warmup-secs "$WARMUP" --duration-secs "$2" ${3:+--plan-cache-mode "$3"} | grep '^FLOOR'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+declare -A S F C G SG
+for n in "${LIST_JOBS[@]}"; do
+  echo "== GET /tasks/active, N=$n: wrk ${WARMUP}s warm-up + ${DURATION}s, then the floor" >&2
+  run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
+  S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
+  F[$n]=$(run_floor "$(first_user "$n")" "$DURATION")
+  C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
+  G[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
+  echo "   server: ${S[$n]}" >&2
+  echo "   floor:  ${F[$n]}" >&2
+  echo "   floor (force_custom_plan): ${C[$n]}" >&2
+  echo "   floor (force_generic_plan): ${G[$n]}" >&2
+done
+
+echo "== GET /tasks/{task_id}/status" >&2
+run_wrk "$WORK/targets-status.txt" "$WARMUP" >/dev/null
+s=$(run_wrk "$WORK/targets-status.txt" "$DURATION")
+echo "   server: $s" >&2
+STATUS_ROW=("| \`GET /tasks/{task_id}/status\` | $(echo "$s" | field rps) | $(echo "$s" | field p50_ms) | $(echo "$s" | field p99_ms) | - | - | - | - | - | - | - | $(echo "$s" | field non2xx)+$(echo "$s" | field errors) |")
+
+echo "== POST /tasks/cancel-all of $CANCEL_JOBS jobs" >&2
+redis-cli -p "$RPORT" psubscribe '/0.celery.pidbox' >"$WORK/pidbox.txt" &
+LISTENER_PID=$!
+sleep 0.5
+publishes() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
+broadcasts() { grep -c '^pmessage$' "$WORK/pidbox.txt" || true; }
+cancel_all() { # user
+  curl -s -o "$WORK/cancel.json" -w '%{time_total}' -X POST \
+    -H "Authorization: Bearer $(token_of "$1")" "http://127.0.0.1:$APORT/tasks/cancel-all"
+}
+cancel_all $((CANCEL_USER + 1)) >/dev/null # warm-up: script loaded, statements prepared
+sleep 0.5
+commandstats() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' | grep -v '^info '; }
+commandstats >"$WORK/cmd0.txt"
+# where the measured cancel's time goes: every statement's duration in PostgreSQL's log, every
+# Redis command's in INFO commandstats (usec)
+psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+pg_log_lines=$(wc -l <"$WORK/pg/log")
+p0=$(publishes) b0=$(broadcasts)
+curl_s=$(cancel_all "$CANCEL_USER")
+sleep 0.5
+p1=$(publishes) b1=$(broadcasts)
+commandstats >"$WORK/cmd1.txt"
+psql_own "ALTER SYSTEM RESET log_min_duration_statement" && psql_own "SELECT pg_reload_conf()" >/dev/null
+sql_times=$(tail -n +"$((pg_log_lines + 1))" "$WORK/pg/log" |
+  sed -n 's/.*duration: \([0-9.]*\) ms  \(execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \3 \4/p' |
+  grep -v 'ALTER\|pg_reload' | awk '{ printf "%s%s%s %.1f ms", sep, $2, ($3 == "" ? "" : " " $3), $1; sep = ", "; t += $1 } END { printf "; %.1f ms in all", t }')
+# every Redis command of the measured cancel-all (those inside the Lua script included)
+redis_cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
+  $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
+  END { printf "; %.1f ms in all", t / 1000 }' "$WORK/cmd0.txt" "$WORK/cmd1.txt")
+message=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$WORK/cancel.json")
+server_ms=$(grep '"elapsed_ms"' "$WORK/server.log" | grep 'cancel-all' | tail -n 1 | sed -n 's/.*"elapsed_ms":\([0-9]*\).*/\1/p')
+curl_ms=$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')
+echo "   $message; server ${server_ms} ms; curl ${curl_ms} ms; broadcasts $((b1 - b0)); PUBLISH calls $((p1 - p0))" >&2
+
+RSS_KB=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVER_PID/status")
+stop_server
+
+# The same server with generic plans for every statement of its sessions (the fix proposed in
+# docs/benchmarks.md), set through DATABASE_URL alone: same binary, same data.
+echo "== GET /tasks/active again, server sessions with plan_cache_mode=force_generic_plan" >&2
+start_server "$DATABASE_URL?options[plan_cache_mode]=force_generic_plan"
+for n in "${LIST_JOBS[@]}"; do
+  run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
+  SG[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
+  echo "   N=$n server (generic plans): ${SG[$n]}" >&2
+done
+stop_server
+
+ROWS=()
+for n in "${LIST_JOBS[@]}"; do
+  ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${C[$n]}" | field rps) | $(echo "${G[$n]}" | field rps) | $(echo "${SG[$n]}" | field rps) | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
+done
+ROWS+=("${STATUS_ROW[@]}")
+
+cat <<TABLE
+
+Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share these cores)
+Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(free -g | awk '/^Mem:/ {print $2}') GiB; $("$PGBIN/postgres" --version); $(redis-server --version | cut -d' ' -f1-3)
+wrk -t2 -c$CONNECTIONS, ${WARMUP} s warm-up + ${DURATION} s per case; $USERS users per case, requests rotate over them; floor: $CONNECTIONS loops, pool $POOL
+
+| case | server req/s | p50 ms | p99 ms | floor req/s | floor p50 ms | floor p99 ms | server/floor | floor req/s, custom plans | floor req/s, generic plans | server req/s, generic plans | non-2xx+errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$(printf '%s\n' "${ROWS[@]}")
+
+- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower (generic plans: $(ratio "$(echo "${SG[1]}" | field rps)" "$(echo "${SG[50]}" | field rps)")x)
+- \`POST /tasks/cancel-all\` of $CANCEL_JOBS jobs: "$message"; server time ${server_ms} ms (its request log), ${curl_ms} ms end to end (curl); broadcasts on /0.celery.pidbox: $((b1 - b0)) (PUBLISH calls: $((p1 - p0))); Redis commands (server-side time): $redis_cmds
+- the measured cancel-all in PostgreSQL (statement durations from its log): $sql_times
+- server peak RSS (VmHWM): $((RSS_KB / 1024)) MiB
+TABLE
