@@ -13,6 +13,7 @@ use std::time::Duration;
 use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::Config;
+use ensinalab_api::dispatcher::DispatcherSettings;
 use ensinalab_api::startup::service_config;
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
 use ensinalab_ports::Service;
@@ -35,8 +36,9 @@ struct Rig {
 
 impl Rig {
     /// Both servers, the migrated schema, and the real app over the Celery adapter on port 0.
-    /// No change feed (its keep-alive PING would land in the counts at random) and a sweep
-    /// interval of an hour: its first tick, at start, is waited out by [`Rig::quiet`].
+    /// No change feed (its keep-alive PING would land in the counts at random); the sweep and
+    /// the revoke dispatcher tick once an hour: their first ticks, at start, are waited out by
+    /// [`Rig::quiet`]. A cancel's own revoke is still sent in its request.
     async fn start() -> Self {
         let pg = OwnPostgres::start();
         let redis = OwnRedis::start();
@@ -55,7 +57,13 @@ impl Rig {
         store.migrate().await.unwrap();
         let broker = CeleryBroker::new(CeleryConfig::new(redis.url())).unwrap();
         let service = Arc::new(Service::new(store.clone(), broker, service_config(&config)));
-        let app = Application::from_parts(&config, service, None).unwrap();
+        let hourly = Duration::from_secs(3600);
+        let dispatch = DispatcherSettings {
+            tick: hourly,
+            rebroadcast_every: hourly,
+            ..DispatcherSettings::default()
+        };
+        let app = Application::from_parts_with(&config, service, None, None, dispatch).unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         Self {
