@@ -12,8 +12,8 @@ pub use cancel::{
     RevokeStatus,
 };
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
-pub use lost::WORKER_LOST;
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
+pub use lost::WORKER_LOST;
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, retry_delay};
 
