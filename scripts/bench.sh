@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks the hot paths against their no-HTTP floor and prints one table (issue 8;
-# docs/benchmarks.md says how to read it). Never part of the test command: it takes about six
+# docs/benchmarks.md says how to read it). Never part of the test command: it takes about seven
 # minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
 # loopback ports in a temp dir, the release server on a third port; it stops all it started.
 #
@@ -128,25 +128,27 @@ run_floor() { # first-user seconds [plan_cache_mode]
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-declare -A S F C G SG
+declare -A S F A C
 for n in "${LIST_JOBS[@]}"; do
   echo "== GET /tasks/active, N=$n: wrk ${WARMUP}s warm-up + ${DURATION}s, then the floor" >&2
   run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
   S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
-  F[$n]=$(run_floor "$(first_user "$n")" "$DURATION")
+  # the store's sessions use force_generic_plan (crates/ensinalab-store/src/lib.rs); the other
+  # two show what PostgreSQL's default and re-planning every request would cost
+  F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
+  A[$n]=$(run_floor "$(first_user "$n")" "$DURATION" auto)
   C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
-  G[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
   echo "   server: ${S[$n]}" >&2
   echo "   floor:  ${F[$n]}" >&2
+  echo "   floor (auto): ${A[$n]}" >&2
   echo "   floor (force_custom_plan): ${C[$n]}" >&2
-  echo "   floor (force_generic_plan): ${G[$n]}" >&2
 done
 
 echo "== GET /tasks/{task_id}/status" >&2
 run_wrk "$WORK/targets-status.txt" "$WARMUP" >/dev/null
 s=$(run_wrk "$WORK/targets-status.txt" "$DURATION")
 echo "   server: $s" >&2
-STATUS_ROW=("| \`GET /tasks/{task_id}/status\` | $(echo "$s" | field rps) | $(echo "$s" | field p50_ms) | $(echo "$s" | field p99_ms) | - | - | - | - | - | - | - | $(echo "$s" | field non2xx)+$(echo "$s" | field errors) |")
+STATUS_ROW=("| \`GET /tasks/{task_id}/status\` | $(echo "$s" | field rps) | $(echo "$s" | field p50_ms) | $(echo "$s" | field p99_ms) | - | - | - | - | - | - | $(echo "$s" | field non2xx)+$(echo "$s" | field errors) |")
 
 echo "== POST /tasks/cancel-all of $CANCEL_JOBS jobs" >&2
 redis-cli -p "$RPORT" psubscribe '/0.celery.pidbox' >"$WORK/pidbox.txt" &
@@ -170,13 +172,14 @@ sleep 0.3
 pg_log_lines=$(wc -l <"$WORK/pg/log")
 p0=$(publishes) b0=$(broadcasts)
 curl_s=$(cancel_all "$CANCEL_USER")
-sleep 0.5
+# short: the revoke dispatcher re-broadcasts open revokes every 10 s (the warm-up's among them)
+sleep 0.2
 p1=$(publishes) b1=$(broadcasts)
 commandstats >"$WORK/cmd1.txt"
 psql_own "ALTER SYSTEM RESET log_min_duration_statement" && psql_own "SELECT pg_reload_conf()" >/dev/null
 sql_times=$(tail -n +"$((pg_log_lines + 1))" "$WORK/pg/log" |
   sed -n 's/.*duration: \([0-9.]*\) ms  \(execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \3 \4/p' |
-  grep -v 'ALTER\|pg_reload' | awk '{ printf "%s%s%s %.1f ms", sep, $2, ($3 == "" ? "" : " " $3), $1; sep = ", "; t += $1 } END { printf "; %.1f ms in all", t }')
+  grep -v 'ALTER\|pg_reload' | awk '$2 != "SELECT" { printf "%s%s%s %.1f ms", sep, $2, ($3 == "" ? "" : " " $3), $1; sep = ", "; t += $1 } END { printf "; %.1f ms in all", t }')
 # every Redis command of the measured cancel-all (those inside the Lua script included)
 redis_cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
   $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
@@ -189,20 +192,10 @@ echo "   $message; server ${server_ms} ms; curl ${curl_ms} ms; broadcasts $((b1 
 RSS_KB=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVER_PID/status")
 stop_server
 
-# The same server with generic plans for every statement of its sessions (the fix proposed in
-# docs/benchmarks.md), set through DATABASE_URL alone: same binary, same data.
-echo "== GET /tasks/active again, server sessions with plan_cache_mode=force_generic_plan" >&2
-start_server "$DATABASE_URL?options[plan_cache_mode]=force_generic_plan"
-for n in "${LIST_JOBS[@]}"; do
-  run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
-  SG[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
-  echo "   N=$n server (generic plans): ${SG[$n]}" >&2
-done
-stop_server
 
 ROWS=()
 for n in "${LIST_JOBS[@]}"; do
-  ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${C[$n]}" | field rps) | $(echo "${G[$n]}" | field rps) | $(echo "${SG[$n]}" | field rps) | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
+  ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
 done
 ROWS+=("${STATUS_ROW[@]}")
 
@@ -212,11 +205,11 @@ Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share
 Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(free -g | awk '/^Mem:/ {print $2}') GiB; $("$PGBIN/postgres" --version); $(redis-server --version | cut -d' ' -f1-3)
 wrk -t2 -c$CONNECTIONS, ${WARMUP} s warm-up + ${DURATION} s per case; $USERS users per case, requests rotate over them; floor: $CONNECTIONS loops, pool $POOL
 
-| case | server req/s | p50 ms | p99 ms | floor req/s | floor p50 ms | floor p99 ms | server/floor | floor req/s, custom plans | floor req/s, generic plans | server req/s, generic plans | non-2xx+errors |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| case | server req/s | p50 ms | p99 ms | floor req/s | floor p50 ms | floor p99 ms | server/floor | floor req/s, \`auto\` | floor req/s, custom plans | non-2xx+errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${ROWS[@]}")
 
-- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower (generic plans: $(ratio "$(echo "${SG[1]}" | field rps)" "$(echo "${SG[50]}" | field rps)")x)
+- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x
 - \`POST /tasks/cancel-all\` of $CANCEL_JOBS jobs: "$message"; server time ${server_ms} ms (its request log), ${curl_ms} ms end to end (curl); broadcasts on /0.celery.pidbox: $((b1 - b0)) (PUBLISH calls: $((p1 - p0))); Redis commands (server-side time): $redis_cmds
 - the measured cancel-all in PostgreSQL (statement durations from its log): $sql_times
 - server peak RSS (VmHWM): $((RSS_KB / 1024)) MiB

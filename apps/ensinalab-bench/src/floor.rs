@@ -1,6 +1,6 @@
 //! The floor of `GET /tasks/active`: what one list request costs the database and Redis, and
 //! nothing else. Same statement text and binds as `Store::active` (so the same prepared
-//! statement and the same plans), same pool size and no ping per checkout (the store pings only
+//! statement and, with `--plan-cache-mode force_generic_plan`, the same plans), same pool size and no ping per checkout (the store pings only
 //! connections idle for 30 s), one MGET per request on one shared multiplexed connection (the
 //! Celery adapter's hot path).
 
@@ -48,7 +48,8 @@ pub struct FloorArgs {
     warmup_secs: u64,
     #[arg(long, default_value_t = 15)]
     duration_secs: u64,
-    /// `plan_cache_mode` for the floor's sessions; unset keeps the server's (`auto`).
+    /// `plan_cache_mode` for the floor's sessions: the store's is `force_generic_plan`; unset
+    /// keeps PostgreSQL's default (`auto`).
     #[arg(long)]
     plan_cache_mode: Option<String>,
 }
