@@ -1,6 +1,6 @@
 //! The lost-worker check (see `ensinalab_ports`' `orphaned_tasks`): every `interval`, the tasks
 //! the backend shows running that no live worker executes are noted; one that stays so on every
-//! check for the task time limit has lost its worker (a worker killed whole never reports
+//! check for twice the task time limit has lost its worker (a worker killed whole never reports
 //! again), and its row is marked failed. A task seen running again, or gone from flight, is
 //! forgotten. Brokers that cannot tell who runs what (the in-process one) skip the check.
 
@@ -22,7 +22,9 @@ where
     B: TaskBroker + 'static,
 {
     tokio::spawn(async move {
-        let grace = Duration::from_secs(service.config().task_time_limit_secs);
+        // Twice the time limit: a task is first flagged `is_stuck` (past the limit since its
+        // row was created) and stays cancellable for a while before the rule fails it.
+        let grace = Duration::from_secs(service.config().task_time_limit_secs.max(1) * 2);
         let mut missing_since: HashMap<TaskId, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -127,3 +127,66 @@ async fn a_cancel_while_redis_is_down_is_pending_then_delivered_and_the_task_nev
     assert_eq!(body["status"], "cancelled");
     assert_eq!(body["options"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_video_cancelled_while_redis_is_down_is_killed_once_redis_returns() {
+    let mut redis = RedisServer::start();
+    let queue = unique_queue();
+    let broker = celery(&redis.url(), &queue);
+    // One PROGRESS (with the pool child's pid) at the start, then a minute of work.
+    let long = Durations {
+        options_secs: 0.3,
+        video_secs: 60.0,
+        video_steps: 1,
+    };
+    let worker = Worker::start(&redis.url(), &queue, long, &[]).await;
+    let app = App::spawn(
+        sqlite_memory().await.unwrap(),
+        broker.clone(),
+        Some(broker.watch()),
+        Some(broker.workers_online()),
+        AppSettings::default(),
+    )
+    .await;
+    let token = app.token(1);
+    let (video, task) = crate::worker_killed::running_video(&app, &token).await;
+    let task = TaskId::parse(&task).unwrap();
+    let pid = eventually(
+        Duration::from_secs(10),
+        "the child's pid in PROGRESS",
+        || async {
+            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
+            s[0].info.as_ref()?.get("pid")?.as_u64()
+        },
+    )
+    .await;
+
+    redis.stop();
+    let (status, body) = app.post(&format!("/videos/{video}/cancel"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["revoke"], &body["task_revoked"]),
+        (&json!("pending"), &json!(false))
+    );
+    redis.restart();
+
+    // Delivered (and said again until a worker hears it): the child is killed, the task never
+    // completes, the row stays cancelled.
+    eventually(Duration::from_secs(60), "the pool child killed", || async {
+        ensinalab_celery::testing::process_is_dead(u32::try_from(pid).unwrap()).then_some(())
+    })
+    .await;
+    let state = eventually(
+        Duration::from_secs(20),
+        "REVOKED in the backend",
+        || async {
+            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
+            (s[0].state.is_final()).then(|| s[0].state.clone())
+        },
+    )
+    .await;
+    assert_eq!(state, CeleryState::Revoked);
+    assert!(!worker.succeeded(task.as_str()), "{}", worker.log_text());
+    let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
+    assert_eq!(v["status"], "cancelled");
+}

@@ -25,7 +25,7 @@ const DURATIONS: Durations = Durations {
 
 /// Creates a briefing, waits for its options, selects the first; returns the video's hash
 /// and task id once the video is processing.
-async fn running_video(app: &App, token: &str) -> (String, String) {
+pub(crate) async fn running_video(app: &App, token: &str) -> (String, String) {
     let briefing = app.create_briefing(token, "Gestão de Sala de Aula").await;
     let hash = briefing["briefing_id"].as_str().unwrap().to_owned();
     let option = eventually(Duration::from_secs(20), "options", || async {

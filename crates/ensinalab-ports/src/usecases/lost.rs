@@ -2,7 +2,8 @@
 //! never reports again: Celery's backend keeps its running task at STARTED/PROGRESS forever, and
 //! no WorkerLostError comes (that one only comes for a pool child killed under a live worker).
 //! The rule: a task the backend shows running, that no live worker reports executing, on every
-//! check for at least the task time limit, has lost its worker; its row is marked `failed`
+//! check for a grace period (the server uses twice the task time limit), has lost its worker;
+//! its row is marked `failed`
 //! (through the in-flight guard, so a cancel or a late report that got there first wins).
 //! The caller (the server's reconciler) keeps the "missing since" memory between checks.
 
