@@ -168,13 +168,13 @@ pub struct TaskStatusResponse {
     pub successful: Option<bool>,
     pub failed: Option<bool>,
     /// Running states: the task's meta (e.g. `{"current": 50, "total": 100}`, or `null`);
-    /// REVOKED: `"Task foi cancelada"`.
+    /// REVOKED: `"Task foi cancelada"` (a string: any JSON value, as the seed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub info: Option<serde_json::Value>,
-    /// SUCCESS: the task's return value.
+    /// SUCCESS: the task's return value (any JSON value a task may return).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub result: Option<serde_json::Value>,
     /// FAILURE and RETRY: `"ConnectionError: Failed to connect to OpenAI API"`.
     #[serde(skip_serializing_if = "Option::is_none")]
