@@ -4,6 +4,7 @@
 # requirements file and still imports; otherwise (re)creates the venv and pip-installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/venv.sh
 
 venv=.venv/worker
 req=apps/worker/requirements.txt
@@ -17,21 +18,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
   exit 0
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v python3 >/dev/null; then
-  apt-get update -qq
-  apt-get install -y -qq python3 python3-venv >/dev/null
-fi
-
-rm -rf "$venv"
-mkdir -p .venv
-if ! python3 -m venv "$venv" 2>/dev/null; then
-  # Debian splits ensurepip into python3-venv
-  rm -rf "$venv"
-  apt-get update -qq
-  apt-get install -y -qq python3-venv >/dev/null
-  python3 -m venv "$venv"
-fi
+fresh_venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
 "$venv/bin/python" -c "import celery, sys; sys.exit(celery.__version__ != '$celery_pin')"
 echo "$want" >"$stamp"

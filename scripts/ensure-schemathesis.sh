@@ -4,6 +4,7 @@
 # pinned version already imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/venv.sh
 
 venv=.venv/schemathesis
 pin=4.32.5
@@ -13,21 +14,7 @@ if "$venv/bin/python" -c "import schemathesis, sys; sys.exit(schemathesis.__vers
   exit 0
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v python3 >/dev/null; then
-  apt-get update -qq
-  apt-get install -y -qq python3 python3-venv >/dev/null
-fi
-
-rm -rf "$venv"
-mkdir -p .venv
-if ! python3 -m venv "$venv" 2>/dev/null; then
-  # Debian splits ensurepip into python3-venv
-  rm -rf "$venv"
-  apt-get update -qq
-  apt-get install -y -qq python3-venv >/dev/null
-  python3 -m venv "$venv"
-fi
+fresh_venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$pin"
 "$venv/bin/python" -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != '$pin')"
 echo "schemathesis venv: installed schemathesis $pin into $venv"
