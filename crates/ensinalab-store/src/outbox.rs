@@ -9,9 +9,10 @@ use ensinalab_domain::{ResourceKind, TaskId};
 use ensinalab_ports::{
     FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles,
 };
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 
@@ -108,6 +109,11 @@ fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
     })
 }
 
+/// `COALESCE(column, now)`: set once, never moved.
+fn coalesce(column: Column, now: OffsetDateTime) -> Expr {
+    Func::coalesce([Expr::col(column), Expr::value(now)]).into()
+}
+
 fn ids(task_ids: &[TaskId]) -> Vec<String> {
     task_ids.iter().map(|t| t.as_str().to_owned()).collect()
 }
@@ -144,38 +150,33 @@ impl RevokeOutbox for Store {
         let mut outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
         outcomes.sort_by_key(|o| o.as_str());
         outcomes.dedup();
+        // One statement per outcome (usually one or two), all in one transaction: delivery,
+        // settlement and the broadcast time together. SET expressions read the row as it was,
+        // so only a first delivery records its outcome (the one the user was told).
+        let txn = self.db.begin().await.map_err(classify)?;
         for outcome in outcomes {
             let of_outcome: Vec<TaskId> = reports
                 .iter()
                 .filter(|r| r.outcome == outcome)
                 .map(|r| r.task_id.clone())
                 .collect();
-            // First delivery only: the outcome the user was told stays the first one.
-            Entity::update_many()
-                .col_expr(Column::DeliveredAt, Expr::value(now))
-                .col_expr(Column::Outcome, Expr::value(outcome.as_str()))
-                .filter(Column::TaskId.is_in(ids(&of_outcome)))
-                .filter(Column::DeliveredAt.is_null())
-                .exec(&self.db)
-                .await
-                .map_err(classify)?;
+            let first = Expr::col(Column::DeliveredAt).is_null();
+            let mut update = Entity::update_many()
+                .col_expr(
+                    Column::Outcome,
+                    Expr::case(first, outcome.as_str())
+                        .finally(Expr::col(Column::Outcome))
+                        .into(),
+                )
+                .col_expr(Column::DeliveredAt, coalesce(Column::DeliveredAt, now))
+                .col_expr(Column::LastBroadcastAt, Expr::value(now))
+                .filter(Column::TaskId.is_in(ids(&of_outcome)));
             if settles(outcome) {
-                Entity::update_many()
-                    .col_expr(Column::SettledAt, Expr::value(now))
-                    .filter(Column::TaskId.is_in(ids(&of_outcome)))
-                    .filter(Column::SettledAt.is_null())
-                    .exec(&self.db)
-                    .await
-                    .map_err(classify)?;
+                update = update.col_expr(Column::SettledAt, coalesce(Column::SettledAt, now));
             }
+            update.exec(&txn).await.map_err(classify)?;
         }
-        let all: Vec<TaskId> = reports.iter().map(|r| r.task_id.clone()).collect();
-        Entity::update_many()
-            .col_expr(Column::LastBroadcastAt, Expr::value(now))
-            .filter(Column::TaskId.is_in(ids(&all)))
-            .exec(&self.db)
-            .await
-            .map_err(classify)?;
+        txn.commit().await.map_err(classify)?;
         Ok(())
     }
 
