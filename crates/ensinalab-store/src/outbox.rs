@@ -12,7 +12,6 @@ use ensinalab_ports::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use time::OffsetDateTime;
 
@@ -150,10 +149,10 @@ impl RevokeOutbox for Store {
         let mut outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
         outcomes.sort_by_key(|o| o.as_str());
         outcomes.dedup();
-        // One statement per outcome (usually one or two), all in one transaction: delivery,
-        // settlement and the broadcast time together. SET expressions read the row as it was,
-        // so only a first delivery records its outcome (the one the user was told).
-        let txn = self.db.begin().await.map_err(classify)?;
+        // One statement per outcome (usually one or two): delivery, settlement and the
+        // broadcast time together. SET expressions read the row as it was, so only a first
+        // delivery records its outcome (the one the user was told). No transaction: each
+        // statement is idempotent, and cancel-all stays one transaction.
         for outcome in outcomes {
             let of_outcome: Vec<TaskId> = reports
                 .iter()
@@ -174,9 +173,8 @@ impl RevokeOutbox for Store {
             if settles(outcome) {
                 update = update.col_expr(Column::SettledAt, coalesce(Column::SettledAt, now));
             }
-            update.exec(&txn).await.map_err(classify)?;
+            update.exec(&self.db).await.map_err(classify)?;
         }
-        txn.commit().await.map_err(classify)?;
         Ok(())
     }
 
