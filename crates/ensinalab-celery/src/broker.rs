@@ -10,7 +10,6 @@ use ensinalab_domain::TaskId;
 use ensinalab_ports::{
     BrokerError, RevokeOutcome, RevokeReport, TaskBroker, TaskRequest, TaskSnapshot,
 };
-use futures_util::StreamExt as _;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::{Value, json};
@@ -18,6 +17,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::config::CeleryConfig;
 use crate::error::{classify, pool_error, timed_out};
+use crate::feed::{self, Subscription};
 use crate::message::{
     SEP, control_envelope, envelope_body, queue_keys, task_envelope, validate_task_message,
 };
@@ -135,6 +135,11 @@ impl CeleryBroker {
         let broker = Self::new(config)?;
         broker.ping().await?;
         Ok(broker)
+    }
+
+    /// The Redis client, for the PUB/SUB feeds (each opens its own connection).
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
     }
 
     /// The configuration it was built with.
@@ -330,67 +335,21 @@ impl CeleryBroker {
     /// show up too. The feed stops when the receiver is dropped. Needs a tokio runtime.
     pub fn watch(&self) -> mpsc::Receiver<TaskId> {
         let (tx, rx) = mpsc::channel(1024);
-        let broker = self.clone();
-        tokio::spawn(async move { broker.run_watch(tx).await });
+        let pattern = Subscription::Pattern(format!("{META_PREFIX}*"));
+        let task_id = |msg: &redis::Msg| {
+            let channel = msg.get_channel_name();
+            TaskId::parse(channel.strip_prefix(META_PREFIX)?).ok()
+        };
+        tokio::spawn(feed::follow(
+            self.inner.client.clone(),
+            pattern,
+            self.inner.config.command_timeout,
+            "celery change feed",
+            None,
+            task_id,
+            tx,
+        ));
         rx
-    }
-
-    async fn run_watch(self, tx: mpsc::Sender<TaskId>) {
-        let pattern = format!("{META_PREFIX}*");
-        let limit = self.inner.config.command_timeout;
-        let mut backoff = Duration::from_millis(100);
-        while !tx.is_closed() {
-            let subscribed = tokio::time::timeout(limit, async {
-                let mut pubsub = self.inner.client.get_async_pubsub().await?;
-                pubsub.psubscribe(&pattern).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            })
-            .await;
-            let pubsub = match subscribed {
-                Ok(Ok(pubsub)) => pubsub,
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "celery change feed: cannot subscribe");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-                Err(_) => {
-                    tracing::warn!("celery change feed: subscribe timed out");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            backoff = Duration::from_millis(100);
-            let (mut sink, mut stream) = pubsub.split();
-            let mut keepalive = tokio::time::interval(Duration::from_secs(15));
-            keepalive.tick().await;
-            loop {
-                tokio::select! {
-                    msg = stream.next() => {
-                        let Some(msg) = msg else { break };
-                        let channel = msg.get_channel_name();
-                        let Some(Ok(id)) = channel.strip_prefix(META_PREFIX).map(TaskId::parse)
-                        else {
-                            continue;
-                        };
-                        if tx.send(id).await.is_err() {
-                            return;
-                        }
-                    }
-                    () = tx.closed() => return,
-                    _ = keepalive.tick() => {
-                        // a half-open connection shows up here, not in the stream
-                        let alive = tokio::time::timeout(limit, sink.ping::<String>()).await;
-                        if !matches!(alive, Ok(Ok(_))) {
-                            break;
-                        }
-                    }
-                }
-            }
-            tracing::warn!("celery change feed: connection lost, resubscribing");
-            tokio::time::sleep(backoff).await;
-        }
     }
 }
 

@@ -6,14 +6,11 @@
 //! this feed fires. The feed also fires when its own subscription is (re)established: workers
 //! that came online while it was disconnected (a Redis restart) would otherwise go unseen.
 
-use std::time::Duration;
-
-use futures_util::StreamExt as _;
-use redis::Client;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::broker::CeleryBroker;
+use crate::feed::{self, Subscription};
 use crate::message::envelope_body;
 
 /// A reason to tell workers the open revokes again.
@@ -42,61 +39,18 @@ impl CeleryBroker {
     /// [`WorkerOnline::Subscribed`]); stops when the receiver is dropped. Needs a tokio runtime.
     pub fn workers_online(&self) -> mpsc::Receiver<WorkerOnline> {
         let (tx, rx) = mpsc::channel(64);
-        let channel = self.worker_online_channel();
-        let limit = self.config().command_timeout;
-        let client = Client::open(self.config().redis_url.as_str());
-        tokio::spawn(async move {
-            match client {
-                Ok(client) => run(client, channel, limit, tx).await,
-                Err(err) => tracing::warn!(error = %err, "worker events: invalid redis url"),
-            }
-        });
+        let online =
+            |msg: &redis::Msg| Some(WorkerOnline::Worker(hostname(msg.get_payload_bytes())));
+        tokio::spawn(feed::follow(
+            self.client().clone(),
+            Subscription::Channel(self.worker_online_channel()),
+            self.config().command_timeout,
+            "worker events",
+            Some(WorkerOnline::Subscribed),
+            online,
+            tx,
+        ));
         rx
-    }
-}
-
-async fn run(client: Client, channel: String, limit: Duration, tx: mpsc::Sender<WorkerOnline>) {
-    let mut backoff = Duration::from_millis(100);
-    while !tx.is_closed() {
-        let subscribed = tokio::time::timeout(limit, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        let Ok(Ok(pubsub)) = subscribed else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-            continue;
-        };
-        backoff = Duration::from_millis(100);
-        if tx.send(WorkerOnline::Subscribed).await.is_err() {
-            return;
-        }
-        let (mut sink, mut stream) = pubsub.split();
-        let mut keepalive = tokio::time::interval(Duration::from_secs(15));
-        keepalive.tick().await;
-        loop {
-            tokio::select! {
-                msg = stream.next() => {
-                    let Some(msg) = msg else { break };
-                    let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
-                    let event = WorkerOnline::Worker(hostname(&payload));
-                    if tx.send(event).await.is_err() {
-                        return;
-                    }
-                }
-                () = tx.closed() => return,
-                _ = keepalive.tick() => {
-                    let alive = tokio::time::timeout(limit, sink.ping::<String>()).await;
-                    if !matches!(alive, Ok(Ok(_))) {
-                        break;
-                    }
-                }
-            }
-        }
-        tracing::warn!("worker events: connection lost, resubscribing");
-        tokio::time::sleep(backoff).await;
     }
 }
 

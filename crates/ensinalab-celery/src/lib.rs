@@ -21,6 +21,7 @@ mod broker;
 mod config;
 mod error;
 mod events;
+mod feed;
 mod message;
 mod result;
 
