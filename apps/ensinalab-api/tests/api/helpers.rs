@@ -22,6 +22,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::mpsc::Receiver;
 
+#[path = "../common/http.rs"]
+mod http;
+pub use http::Http;
+
 /// A secret of the required length, for tests only.
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 pub const SALT: &str = "ensinalab";
@@ -80,13 +84,20 @@ impl Default for Settings {
 }
 
 pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
+    pub http: Http,
     pub store: Store,
     local: Option<LocalBroker>,
     pub ids: Hashids,
     pub auth: Authenticator,
     postgres: Option<TestPostgres>,
+}
+
+/// The app's HTTP side: `app.get(..)`, `app.client`, `app.address`.
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 /// The configuration of a test server (no environment read).
@@ -144,11 +155,10 @@ impl TestApp {
             },
         ));
         let app = Application::from_parts(&config, service, changes).expect("app starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
+        let http = Http::new(app.port(), reqwest::Client::new());
         tokio::spawn(app.run_until_stopped());
         Self {
-            address,
-            client: reqwest::Client::new(),
+            http,
             store,
             local: None,
             ids: Hashids::new(&config.hashids).expect("hashids"),
@@ -177,38 +187,6 @@ impl TestApp {
 
     pub fn admin_token(&self, user: i64) -> String {
         self.auth.mint(user, true, 600).expect("mint")
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    /// Sends a request and returns the status and the JSON body (`Null` if empty or not JSON).
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let res = req.send().await.expect("request sent");
-        let status = res.status();
-        let text = res.text().await.expect("body read");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(self.client.get(self.url(path)).bearer_auth(token))
-            .await
-    }
-
-    pub async fn post(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(self.client.post(self.url(path)).bearer_auth(token))
-            .await
-    }
-
-    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
-        self.send(
-            self.client
-                .post(self.url(path))
-                .bearer_auth(token)
-                .json(body),
-        )
-        .await
     }
 
     /// `POST /briefings` through HTTP; returns the body.

@@ -21,6 +21,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::mpsc::Receiver;
 
+#[path = "../common/http.rs"]
+mod http;
+pub use http::Http;
+
 pub const SECRET: &str = "fault-secret-fault-secret-fault-secret!";
 
 /// A port nobody listens on right now.
@@ -225,12 +229,19 @@ pub fn unique_queue() -> String {
 
 /// The real application, on port 0.
 pub struct App {
-    pub address: String,
-    pub client: reqwest::Client,
+    pub http: Http,
     #[allow(dead_code)]
     pub store: Store,
     pub ids: Hashids,
     auth: Authenticator,
+}
+
+/// The app's HTTP side: `app.get(..)`, `app.client`, `app.address`.
+impl std::ops::Deref for App {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 /// Knobs of a fault test's app.
@@ -285,14 +296,14 @@ impl App {
         let app =
             Application::from_parts_with(&config, service, changes, online, settings.dispatch)
                 .expect("app starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let http = Http::new(app.port(), client);
         tokio::spawn(app.run_until_stopped());
         Self {
-            address,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
+            http,
             store,
             ids: Hashids::new(&config.hashids).expect("hashids"),
             auth: Authenticator::new(&config.jwt),
@@ -301,37 +312,6 @@ impl App {
 
     pub fn token(&self, user: i64) -> String {
         self.auth.mint(user, false, 600).expect("mint")
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let res = req.send().await.expect("request sent");
-        let status = res.status();
-        let text = res.text().await.expect("body read");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(self.client.get(self.url(path)).bearer_auth(token))
-            .await
-    }
-
-    pub async fn post(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(self.client.post(self.url(path)).bearer_auth(token))
-            .await
-    }
-
-    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
-        self.send(
-            self.client
-                .post(self.url(path))
-                .bearer_auth(token)
-                .json(body),
-        )
-        .await
     }
 
     pub async fn readyz(&self) -> (StatusCode, Value) {
