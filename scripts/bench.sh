@@ -4,13 +4,17 @@
 # minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
 # loopback ports in a temp dir, the release server on a third port; it stops all it started.
 #
-#   BENCH_DURATION=15 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 bash scripts/bench.sh
+#   BENCH_DURATION=15 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 BENCH_CANCELS=5 bash scripts/bench.sh
+#   BENCH_CASES="cancel" bash scripts/bench.sh   # any of: list status cancel (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-15}
 WARMUP=${BENCH_WARMUP:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
+CASES=${BENCH_CASES:-list status cancel}
+# measured cancel-alls of 1,000 jobs (one user each, after one warm-up user); the median is reported
+CANCELS=${BENCH_CANCELS:-5}
 USERS=20
 LIST_JOBS=(1 10 50)
 CANCEL_JOBS=1000
@@ -74,14 +78,18 @@ DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 REDIS_URL="redis://127.0.0.1:$RPORT/0"
 export DATABASE_URL REDIS_URL
 
+has_case() { [[ " $CASES " == *" $1 "* ]]; }
+
 echo "== seeding" >&2
 first_user() { echo $(($1 * 1000 + 1)); }
 for n in "${LIST_JOBS[@]}"; do
   "$BENCH" seed --first-user "$(first_user "$n")" --users "$USERS" --jobs "$n" --tasks-out "$WORK/tasks-$n.txt"
 done
-# two users of 1,000 jobs: one cancel-all to warm up, one measured
+# users of 1,000 jobs each: the first CANCELS are measured, the last one warms up
 CANCEL_USER=$(first_user "$CANCEL_JOBS")
-"$BENCH" seed --first-user "$CANCEL_USER" --users 2 --jobs "$CANCEL_JOBS"
+if has_case cancel; then
+  "$BENCH" seed --first-user "$CANCEL_USER" --users $((CANCELS + 1)) --jobs "$CANCEL_JOBS"
+fi
 
 declare -A TOKEN
 token_of() {
@@ -90,16 +98,20 @@ token_of() {
   fi
   echo "${TOKEN[$1]}"
 }
-for n in "${LIST_JOBS[@]}"; do
-  first=$(first_user "$n")
-  for u in $(seq "$first" $((first + USERS - 1))); do
-    TOKEN[$u]=$(JWT_SECRET=$SECRET "$API" token --user-id "$u" --ttl-secs 7200)
-    echo "${TOKEN[$u]} /tasks/active"
-  done >"$WORK/targets-active-$n.txt"
-done
-while read -r user task; do
-  echo "$(token_of "$user") /tasks/$task/status"
-done <"$WORK/tasks-10.txt" >"$WORK/targets-status.txt"
+if has_case list; then
+  for n in "${LIST_JOBS[@]}"; do
+    first=$(first_user "$n")
+    for u in $(seq "$first" $((first + USERS - 1))); do
+      TOKEN[$u]=$(JWT_SECRET=$SECRET "$API" token --user-id "$u" --ttl-secs 7200)
+      echo "${TOKEN[$u]} /tasks/active"
+    done >"$WORK/targets-active-$n.txt"
+  done
+fi
+if has_case status; then
+  while read -r user task; do
+    echo "$(token_of "$user") /tasks/$task/status"
+  done <"$WORK/tasks-10.txt" >"$WORK/targets-status.txt"
+fi
 
 start_server() { # DATABASE_URL
   APORT=$(free_port)
@@ -129,75 +141,93 @@ run_floor() { # first-user seconds [plan_cache_mode]
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 declare -A S F A C
-for n in "${LIST_JOBS[@]}"; do
-  echo "== GET /tasks/active, N=$n: wrk ${WARMUP}s warm-up + ${DURATION}s, then the floor" >&2
-  run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
-  S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
-  # the store's sessions use force_generic_plan (crates/ensinalab-store/src/lib.rs); the other
-  # two show what PostgreSQL's default and re-planning every request would cost
-  F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
-  A[$n]=$(run_floor "$(first_user "$n")" "$DURATION" auto)
-  C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
-  echo "   server: ${S[$n]}" >&2
-  echo "   floor:  ${F[$n]}" >&2
-  echo "   floor (auto): ${A[$n]}" >&2
-  echo "   floor (force_custom_plan): ${C[$n]}" >&2
-done
+ROWS=()
+if has_case list; then
+  for n in "${LIST_JOBS[@]}"; do
+    echo "== GET /tasks/active, N=$n: wrk ${WARMUP}s warm-up + ${DURATION}s, then the floor" >&2
+    run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
+    S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
+    # the store's sessions use force_generic_plan (crates/ensinalab-store/src/lib.rs); the other
+    # two show what PostgreSQL's default and re-planning every request would cost
+    F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
+    A[$n]=$(run_floor "$(first_user "$n")" "$DURATION" auto)
+    C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
+    echo "   server: ${S[$n]}" >&2
+    echo "   floor:  ${F[$n]}" >&2
+    echo "   floor (auto): ${A[$n]}" >&2
+    echo "   floor (force_custom_plan): ${C[$n]}" >&2
+    ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
+  done
+fi
 
-echo "== GET /tasks/{task_id}/status" >&2
-run_wrk "$WORK/targets-status.txt" "$WARMUP" >/dev/null
-s=$(run_wrk "$WORK/targets-status.txt" "$DURATION")
-echo "   server: $s" >&2
-STATUS_ROW=("| \`GET /tasks/{task_id}/status\` | $(echo "$s" | field rps) | $(echo "$s" | field p50_ms) | $(echo "$s" | field p99_ms) | - | - | - | - | - | - | $(echo "$s" | field non2xx)+$(echo "$s" | field errors) |")
+if has_case status; then
+  echo "== GET /tasks/{task_id}/status" >&2
+  run_wrk "$WORK/targets-status.txt" "$WARMUP" >/dev/null
+  s=$(run_wrk "$WORK/targets-status.txt" "$DURATION")
+  echo "   server: $s" >&2
+  ROWS+=("| \`GET /tasks/{task_id}/status\` | $(echo "$s" | field rps) | $(echo "$s" | field p50_ms) | $(echo "$s" | field p99_ms) | - | - | - | - | - | - | $(echo "$s" | field non2xx)+$(echo "$s" | field errors) |")
+fi
 
-echo "== POST /tasks/cancel-all of $CANCEL_JOBS jobs" >&2
-redis-cli -p "$RPORT" psubscribe '/0.celery.pidbox' >"$WORK/pidbox.txt" &
-LISTENER_PID=$!
-sleep 0.5
-publishes() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
-broadcasts() { grep -c '^pmessage$' "$WORK/pidbox.txt" || true; }
-cancel_all() { # user
-  curl -s -o "$WORK/cancel.json" -w '%{time_total}' -X POST \
-    -H "Authorization: Bearer $(token_of "$1")" "http://127.0.0.1:$APORT/tasks/cancel-all"
-}
-cancel_all $((CANCEL_USER + 1)) >/dev/null # warm-up: script loaded, statements prepared
-sleep 0.5
-commandstats() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' | grep -v '^info '; }
-commandstats >"$WORK/cmd0.txt"
-# where the measured cancel's time goes: every statement's duration in PostgreSQL's log, every
-# Redis command's in INFO commandstats (usec)
-psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
-psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
-sleep 0.3
-pg_log_lines=$(wc -l <"$WORK/pg/log")
-p0=$(publishes) b0=$(broadcasts)
-curl_s=$(cancel_all "$CANCEL_USER")
-# short: the revoke dispatcher re-broadcasts open revokes every 10 s (the warm-up's among them)
-sleep 0.2
-p1=$(publishes) b1=$(broadcasts)
-commandstats >"$WORK/cmd1.txt"
-psql_own "ALTER SYSTEM RESET log_min_duration_statement" && psql_own "SELECT pg_reload_conf()" >/dev/null
-sql_times=$(tail -n +"$((pg_log_lines + 1))" "$WORK/pg/log" |
-  sed -n 's/.*duration: \([0-9.]*\) ms  \(execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \3 \4/p' |
-  grep -v 'ALTER\|pg_reload' | awk '$2 != "SELECT" { printf "%s%s%s %.1f ms", sep, $2, ($3 == "" ? "" : " " $3), $1; sep = ", "; t += $1 } END { printf "; %.1f ms in all", t }')
-# every Redis command of the measured cancel-all (those inside the Lua script included)
-redis_cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
-  $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
-  END { printf "; %.1f ms in all", t / 1000 }' "$WORK/cmd0.txt" "$WORK/cmd1.txt")
-message=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$WORK/cancel.json")
-server_ms=$(grep '"elapsed_ms"' "$WORK/server.log" | grep 'cancel-all' | tail -n 1 | sed -n 's/.*"elapsed_ms":\([0-9]*\).*/\1/p')
-curl_ms=$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')
-echo "   $message; server ${server_ms} ms; curl ${curl_ms} ms; broadcasts $((b1 - b0)); PUBLISH calls $((p1 - p0))" >&2
+CANCEL_LINES=()
+if has_case cancel; then
+  echo "== POST /tasks/cancel-all of $CANCEL_JOBS jobs, $CANCELS times (one user each)" >&2
+  redis-cli -p "$RPORT" psubscribe '/0.celery.pidbox' >"$WORK/pidbox.txt" &
+  LISTENER_PID=$!
+  sleep 0.5
+  publishes() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
+  broadcasts() { grep -c '^pmessage$' "$WORK/pidbox.txt" || true; }
+  cancel_all() { # user
+    curl -s -o "$WORK/cancel.json" -w '%{time_total}' -X POST \
+      -H "Authorization: Bearer $(token_of "$1")" "http://127.0.0.1:$APORT/tasks/cancel-all"
+  }
+  cancel_all $((CANCEL_USER + CANCELS)) >/dev/null # warm-up: script loaded, statements prepared
+  sleep 0.5
+  commandstats() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' | grep -v '^info '; }
+  # where each measured cancel's time goes: every statement's parse, bind and execute time in
+  # PostgreSQL's log, every Redis command's in INFO commandstats (usec)
+  psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+  psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.3
+  : >"$WORK/cancels.txt"
+  for u in $(seq "$CANCEL_USER" $((CANCEL_USER + CANCELS - 1))); do
+    commandstats >"$WORK/cmd0.txt"
+    pg_log_lines=$(wc -l <"$WORK/pg/log")
+    p0=$(publishes) b0=$(broadcasts)
+    curl_s=$(cancel_all "$u")
+    # short: the revoke dispatcher re-broadcasts open revokes every 10 s
+    sleep 0.2
+    p1=$(publishes) b1=$(broadcasts)
+    commandstats >"$WORK/cmd1.txt"
+    # "UPDATE briefings 10.2 ms (parse+bind 0.3)": execute time, then the other phases
+    sql_times=$(tail -n +"$((pg_log_lines + 1))" "$WORK/pg/log" |
+      sed -n 's/.*duration: \([0-9.]*\) ms  \(parse\|bind\|execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \2 \3 \4/p' |
+      grep -v 'ALTER\|pg_reload' | awk '$3 != "SELECT" {
+        key = $3 ($4 == "" ? "" : " " $4)
+        if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+        if ($2 == "execute" || $2 == "statement") run[key] += $1; else prep[key] += $1
+        t += $1 }
+        END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s%s %.1f ms%s", sep, k, run[k], (prep[k] >= 0.05 ? sprintf(" (parse+bind %.1f)", prep[k]) : ""); sep = ", " }
+              printf "; %.1f ms in all", t }')
+    redis_cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
+      $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
+      END { printf "; %.1f ms in all", t / 1000 }' "$WORK/cmd0.txt" "$WORK/cmd1.txt")
+    message=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$WORK/cancel.json")
+    server_ms=$(grep '"elapsed_ms"' "$WORK/server.log" | grep 'cancel-all' | tail -n 1 | sed -n 's/.*"elapsed_ms":\([0-9]*\).*/\1/p')
+    curl_ms=$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')
+    echo "   $message; server ${server_ms} ms; curl ${curl_ms} ms; broadcasts $((b1 - b0)); PUBLISH calls $((p1 - p0))" >&2
+    echo "$server_ms|$curl_ms|$((b1 - b0))|$((p1 - p0))|$message|$sql_times|$redis_cmds" >>"$WORK/cancels.txt"
+  done
+  psql_own "ALTER SYSTEM RESET log_min_duration_statement" && psql_own "SELECT pg_reload_conf()" >/dev/null
+  all_ms=$(cut -d'|' -f1 "$WORK/cancels.txt" | sort -n | paste -sd' ')
+  IFS='|' read -r server_ms curl_ms nb np message sql_times redis_cmds \
+    < <(sort -t'|' -k1,1n "$WORK/cancels.txt" | sed -n "$(((CANCELS + 1) / 2))p")
+  CANCEL_LINES+=("- \`POST /tasks/cancel-all\` of $CANCEL_JOBS jobs, $CANCELS users: server time (its request log) median **${server_ms} ms** (all: $all_ms); the median one: \"$message\", ${curl_ms} ms end to end (curl), broadcasts on /0.celery.pidbox: $nb (PUBLISH calls: $np)")
+  CANCEL_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log): $sql_times")
+  CANCEL_LINES+=("- that cancel-all in Redis (commands' server-side time): $redis_cmds")
+fi
 
 RSS_KB=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVER_PID/status")
 stop_server
-
-
-ROWS=()
-for n in "${LIST_JOBS[@]}"; do
-  ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
-done
-ROWS+=("${STATUS_ROW[@]}")
 
 cat <<TABLE
 
@@ -209,8 +239,9 @@ wrk -t2 -c$CONNECTIONS, ${WARMUP} s warm-up + ${DURATION} s per case; $USERS use
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${ROWS[@]}")
 
-- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x
-- \`POST /tasks/cancel-all\` of $CANCEL_JOBS jobs: "$message"; server time ${server_ms} ms (its request log), ${curl_ms} ms end to end (curl); broadcasts on /0.celery.pidbox: $((b1 - b0)) (PUBLISH calls: $((p1 - p0))); Redis commands (server-side time): $redis_cmds
-- the measured cancel-all in PostgreSQL (statement durations from its log): $sql_times
-- server peak RSS (VmHWM): $((RSS_KB / 1024)) MiB
 TABLE
+if has_case list; then
+  echo "- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x"
+fi
+if [ ${#CANCEL_LINES[@]} -gt 0 ]; then printf '%s\n' "${CANCEL_LINES[@]}"; fi
+echo "- server peak RSS (VmHWM): $((RSS_KB / 1024)) MiB"
