@@ -9,10 +9,11 @@ use ensinalab_domain::{ResourceKind, TaskId};
 use ensinalab_ports::{
     FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
 };
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Store;
@@ -46,7 +47,7 @@ pub(crate) mod revoke_outbox {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-use revoke_outbox::{ActiveModel, Column, Entity};
+use revoke_outbox::{Column, Entity};
 
 /// A revoke to record with a cancel.
 #[derive(Debug, Clone)]
@@ -57,6 +58,10 @@ pub(crate) struct Owe {
 
 /// Records the revokes `owed` on `db`, which is the cancel's own transaction. A task already
 /// owed is left alone (one row per task).
+///
+/// The rows travel as one JSON bind, not as a multi-row `VALUES` list: a cancel-all of 1,000
+/// tasks took 11,000 binds, which PostgreSQL spent longer parsing and binding (27 ms) than
+/// inserting (20 ms), and past 2,978 tasks SQLite refused it (32,766 binds at most).
 pub(crate) async fn owe_revokes<C: ConnectionTrait>(
     db: &C,
     owed: &[Owe],
@@ -64,26 +69,54 @@ pub(crate) async fn owe_revokes<C: ConnectionTrait>(
     if owed.is_empty() {
         return Ok(());
     }
+    // `[[task_id, kind, id], ...]`: PostgreSQL reads arrays of arrays about three times faster
+    // than records (`json_to_recordset`).
+    let rows: serde_json::Value = owed
+        .iter()
+        .map(|o| json!([o.task_id.as_str(), o.resource.0.as_str(), o.resource.1]))
+        .collect();
+    let backend = db.get_database_backend();
+    let source = match backend {
+        DbBackend::Postgres => {
+            "SELECT r->>0, r->>1, (r->>2)::bigint, $1, 0, $2 FROM json_array_elements($3::json) r"
+        }
+        _ => {
+            "SELECT value ->> 0, value ->> 1, value ->> 2, $1, 0, $2 FROM json_each($3) WHERE true"
+        }
+    };
+    let sql = format!(
+        "INSERT INTO revoke_outbox \
+         (task_id, resource_kind, resource_id, created_at, attempts, next_attempt_at) \
+         {source} ON CONFLICT (task_id) DO NOTHING"
+    );
     let now = now();
-    let rows = owed.iter().map(|o| ActiveModel {
-        id: NotSet,
-        task_id: Set(o.task_id.as_str().to_owned()),
-        resource_kind: Set(o.resource.0.as_str().to_owned()),
-        resource_id: Set(o.resource.1),
-        created_at: Set(now),
-        attempts: Set(0),
-        next_attempt_at: Set(now + FIRST_ATTEMPT_GRACE),
-        delivered_at: Set(None),
-        outcome: Set(None),
-        last_broadcast_at: Set(None),
-        settled_at: Set(None),
-    });
-    Entity::insert_many(rows)
-        .on_conflict_do_nothing_on([Column::TaskId])
-        .exec_without_returning(db)
+    let values: [Value; 3] = [
+        now.into(),
+        (now + FIRST_ATTEMPT_GRACE).into(),
+        rows.to_string().into(),
+    ];
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+/// `task_id IN (...)` of `task_ids` as one JSON bind, parameter `$n` (one bind whatever the
+/// count, like [`owe_revokes`]).
+fn task_id_in(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("task_id IN (SELECT json_array_elements_text(${n}::json))"),
+        _ => format!("task_id IN (SELECT value FROM json_each(${n}))"),
+    }
+}
+
+/// A JSON array of the task ids, as a bind.
+fn ids_json<'a>(task_ids: impl Iterator<Item = &'a TaskId>) -> Value {
+    task_ids
+        .map(|t| t.as_str())
+        .collect::<serde_json::Value>()
+        .to_string()
+        .into()
 }
 
 fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
@@ -106,15 +139,6 @@ fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
         attempts: u32::try_from(m.attempts).unwrap_or(0),
         delivered_at: m.delivered_at.map(convert::utc),
     })
-}
-
-/// `COALESCE(column, now)`: set once, never moved.
-fn coalesce(column: Column, now: OffsetDateTime) -> Expr {
-    Func::coalesce([Expr::col(column), Expr::value(now)]).into()
-}
-
-fn ids(task_ids: &[TaskId]) -> Vec<String> {
-    task_ids.iter().map(|t| t.as_str().to_owned()).collect()
 }
 
 impl RevokeOutbox for Store {
@@ -149,31 +173,35 @@ impl RevokeOutbox for Store {
         let mut outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
         outcomes.sort_by_key(|o| o.as_str());
         outcomes.dedup();
+        let backend = self.db.get_database_backend();
         // One statement per outcome (usually one or two): delivery, settlement and the
         // broadcast time together. SET expressions read the row as it was, so only a first
         // delivery records its outcome (the one the user was told). No transaction: each
         // statement is idempotent, and cancel-all stays one transaction.
         for outcome in outcomes {
-            let of_outcome: Vec<TaskId> = reports
-                .iter()
-                .filter(|r| r.outcome == outcome)
-                .map(|r| r.task_id.clone())
-                .collect();
-            let first = Expr::col(Column::DeliveredAt).is_null();
-            let mut update = Entity::update_many()
-                .col_expr(
-                    Column::Outcome,
-                    Expr::case(first, outcome.as_str())
-                        .finally(Expr::col(Column::Outcome))
-                        .into(),
-                )
-                .col_expr(Column::DeliveredAt, coalesce(Column::DeliveredAt, now))
-                .col_expr(Column::LastBroadcastAt, Expr::value(now))
-                .filter(Column::TaskId.is_in(ids(&of_outcome)));
-            if settles(outcome) {
-                update = update.col_expr(Column::SettledAt, coalesce(Column::SettledAt, now));
-            }
-            update.exec(&self.db).await.map_err(classify)?;
+            let settle = if settles(outcome) {
+                ", settled_at = COALESCE(settled_at, $2)"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "UPDATE revoke_outbox SET \
+                 outcome = CASE WHEN delivered_at IS NULL THEN $1 ELSE outcome END, \
+                 delivered_at = COALESCE(delivered_at, $2), last_broadcast_at = $2{settle} \
+                 WHERE {}",
+                task_id_in(backend, 3)
+            );
+            let ids = ids_json(
+                reports
+                    .iter()
+                    .filter(|r| r.outcome == outcome)
+                    .map(|r| &r.task_id),
+            );
+            let values: [Value; 3] = [outcome.as_str().into(), now.into(), ids];
+            self.db
+                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .map_err(classify)?;
         }
         Ok(())
     }
@@ -187,12 +215,15 @@ impl RevokeOutbox for Store {
         if task_ids.is_empty() {
             return Ok(());
         }
-        Entity::update_many()
-            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-            .col_expr(Column::NextAttemptAt, Expr::value(retry_at))
-            .filter(Column::TaskId.is_in(ids(task_ids)))
-            .filter(Column::DeliveredAt.is_null())
-            .exec(&self.db)
+        let backend = self.db.get_database_backend();
+        let sql = format!(
+            "UPDATE revoke_outbox SET attempts = attempts + 1, next_attempt_at = $1 \
+             WHERE delivered_at IS NULL AND {}",
+            task_id_in(backend, 2)
+        );
+        let values: [Value; 2] = [retry_at.into(), ids_json(task_ids.iter())];
+        self.db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await
             .map_err(classify)?;
         Ok(())

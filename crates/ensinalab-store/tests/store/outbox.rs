@@ -8,6 +8,8 @@ use ensinalab_ports::{
 };
 use time::{Duration, OffsetDateTime};
 
+use ensinalab_store::testing;
+
 use crate::support::*;
 
 fn after_grace() -> OffsetDateTime {
@@ -125,5 +127,45 @@ on_both_backends! {
         assert_eq!(store.open_revokes(day_ago(), 10).await.unwrap().len(), 1);
         let future = OffsetDateTime::now_utc() + Duration::seconds(5);
         assert!(store.open_revokes(future, 10).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn cancel_all_of_more_tasks_than_a_statement_has_binds_owes_and_marks_them_all(store: Store) {
+        // 6,000 rows: as a multi-row insert of the outbox's 11 columns that was 66,000 binds,
+        // past SQLite's 32,766 ("too many SQL variables" on the embedded default).
+        const N: usize = 6_000;
+        let rows: Vec<String> = (0..N)
+            .map(|i| {
+                format!(
+                    "({}, 't', 'd', 5, 'processing', '00000000-0000-4000-8000-{i:012}', \
+                     '2026-11-28T12:00:00Z', '2026-11-28T12:00:00Z')",
+                    ALICE.get()
+                )
+            })
+            .collect();
+        testing::execute(
+            &store,
+            &format!(
+                "INSERT INTO briefings (user_id, title, description, duration_minutes, status, \
+                 task_id, created_at, updated_at) VALUES {}",
+                rows.join(", ")
+            ),
+        )
+        .await
+        .unwrap();
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        let all = store.cancel_all(&caller).await.unwrap();
+        assert_eq!(all.briefings.len(), N);
+
+        let due = store.due_revokes(after_grace(), 10_000).await.unwrap();
+        assert_eq!(due.len(), N);
+        let reports: Vec<RevokeReport> = due
+            .iter()
+            .map(|o| RevokeReport { task_id: o.task_id.clone(), outcome: RevokeOutcome::Signalled })
+            .collect();
+        store.revokes_delivered(&reports, OffsetDateTime::now_utc()).await.unwrap();
+        assert!(store.due_revokes(after_grace(), 10_000).await.unwrap().is_empty());
+        assert_eq!(store.open_revokes(day_ago(), 10_000).await.unwrap().len(), N);
     }
 }
