@@ -1,6 +1,6 @@
 //! [`CeleryBroker`]: the adapter itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -402,12 +402,8 @@ impl TaskBroker for CeleryBroker {
         }
         let cfg = &self.inner.config;
         let limit = cfg.command_timeout;
-        let mut unique: Vec<&TaskId> = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !unique.contains(&id) {
-                unique.push(id);
-            }
-        }
+        let mut seen = HashSet::with_capacity(ids.len());
+        let unique: Vec<&TaskId> = ids.iter().filter(|id| seen.insert(*id)).collect();
         let mut conn = self.pooled().await?;
 
         let mut invocation = self.inner.revoke_script.prepare_invoke();
