@@ -38,15 +38,28 @@ fn later() -> OffsetDateTime {
 }
 
 #[tokio::test]
-async fn a_cancel_delivered_at_once_leaves_nothing_pending() {
+async fn a_cancel_delivered_at_once_is_marked_after_the_response_and_leaves_nothing_pending() {
     let svc = service();
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
     let done = svc.cancel_video(&caller(), v.id).await.unwrap();
     assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Signalled));
+    // The cancel answered without writing the delivery: owed, not yet marked, not yet due.
     let owed = svc.store().owed_revokes();
     assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].0.delivered_at, None);
+    assert!(
+        svc.store()
+            .due_revokes(OffsetDateTime::now_utc(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The dispatcher's next tick marks it, once.
+    assert_eq!(svc.record_deliveries().await.unwrap(), 1);
+    assert_eq!(svc.record_deliveries().await.unwrap(), 0);
+    let owed = svc.store().owed_revokes();
     assert!(owed[0].0.delivered_at.is_some());
     assert!(
         svc.store()
@@ -138,6 +151,7 @@ async fn an_unheard_revoke_is_broadcast_again_until_the_task_is_finished() {
         done.revoke,
         RevokeStatus::Done(RevokeOutcome::NoWorkerListening)
     );
+    svc.record_deliveries().await.unwrap();
     let since = OffsetDateTime::now_utc() - Duration::hours(24);
 
     // Still open: said again.

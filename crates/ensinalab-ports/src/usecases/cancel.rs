@@ -10,6 +10,9 @@
 //! broker answers. The reconciler never moves the row out of `cancelled` whatever the worker
 //! reports later.
 
+use std::collections::HashMap;
+use std::sync::PoisonError;
+
 use ensinalab_domain::{BriefingId, BriefingStatus, ResourceKind, TaskId, VideoId, VideoStatus};
 use serde_json::json;
 
@@ -214,29 +217,33 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             .map_or(RevokeStatus::Pending, |(_, status)| status)
     }
 
-    /// One attempt to deliver the revokes a cancel just committed. On success the outbox is told
-    /// (if that write fails, the dispatcher merely delivers them again: a revoke is idempotent);
-    /// on failure they stay pending for the dispatcher.
+    /// One attempt to deliver the revokes a cancel just committed. On success the delivery is
+    /// queued for [`Service::record_deliveries`], which marks the outbox after the response (a
+    /// write of one row per task, as long as the cancel's own; should it never happen, the
+    /// dispatcher merely delivers them again once their grace is over: a revoke is idempotent).
+    /// On failure they stay pending for the dispatcher.
     async fn deliver_now(&self, task_ids: &[TaskId]) -> Vec<(TaskId, RevokeStatus)> {
         if task_ids.is_empty() {
             return Vec::new();
         }
         match self.broker.revoke(task_ids).await {
             Ok(reports) => {
-                let now = time::OffsetDateTime::now_utc();
-                if let Err(err) = self.store.revokes_delivered(&reports, now).await {
-                    tracing::warn!(error = %err, "revoke delivered but not recorded; the dispatcher will repeat it");
-                }
-                task_ids
+                let outcomes: HashMap<&TaskId, RevokeOutcome> =
+                    reports.iter().map(|r| (&r.task_id, r.outcome)).collect();
+                let statuses = task_ids
                     .iter()
                     .map(|id| {
-                        let status = reports
-                            .iter()
-                            .find(|r| &r.task_id == id)
-                            .map_or(RevokeStatus::Pending, |r| RevokeStatus::Done(r.outcome));
+                        let status = outcomes
+                            .get(id)
+                            .map_or(RevokeStatus::Pending, |o| RevokeStatus::Done(*o));
                         (id.clone(), status)
                     })
-                    .collect()
+                    .collect();
+                self.delivered
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((time::OffsetDateTime::now_utc(), reports));
+                statuses
             }
             Err(err) => {
                 tracing::warn!(error = %err, tasks = task_ids.len(), "revoke pending; the dispatcher will deliver it");

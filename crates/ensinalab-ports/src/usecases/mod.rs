@@ -17,7 +17,12 @@ pub use lost::WORKER_LOST;
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, retry_delay};
 
+use std::sync::Mutex;
+
 use ensinalab_domain::{DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
+use time::OffsetDateTime;
+
+use crate::model::RevokeReport;
 
 /// Settings of the use cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +45,9 @@ pub struct Service<S, B> {
     store: S,
     broker: B,
     config: ServiceConfig,
+    /// Revokes a cancel delivered itself, each batch with its delivery time, not yet marked in
+    /// the outbox: [`Service::record_deliveries`] marks them after the response.
+    delivered: Mutex<Vec<(OffsetDateTime, Vec<RevokeReport>)>>,
 }
 
 impl<S, B> Service<S, B> {
@@ -49,6 +57,7 @@ impl<S, B> Service<S, B> {
             store,
             broker,
             config,
+            delivered: Mutex::default(),
         }
     }
 

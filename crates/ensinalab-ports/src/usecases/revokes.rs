@@ -38,6 +38,28 @@ pub fn retry_delay(attempts: u32) -> time::Duration {
 }
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Marks in the outbox the revokes cancels delivered themselves since the last call (the
+    /// dispatcher calls it every tick, before looking for due revokes). Returns how many were
+    /// marked. On a store failure the rest are dropped, not kept: the dispatcher delivers those
+    /// again once their grace is over, which marks them.
+    ///
+    /// # Errors
+    /// [`StoreError`] from the first write that failed.
+    pub async fn record_deliveries(&self) -> Result<usize, StoreError> {
+        let batches = std::mem::take(
+            &mut *self
+                .delivered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut marked = 0;
+        for (at, reports) in batches {
+            self.store.revokes_delivered(&reports, at).await?;
+            marked += reports.len();
+        }
+        Ok(marked)
+    }
+
     /// Delivers up to `limit` pending revokes due at `now`, in one broker call. When the broker
     /// cannot be reached, each is given its next attempt time (exponential backoff) and the
     /// error is returned.
