@@ -4,6 +4,7 @@
 
 use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, OptionId, ResourceKind, TaskId, UserId, VideoId,
@@ -17,8 +18,8 @@ use ensinalab_ports::{
 use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, FromQueryResult, NotSet, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, TransactionTrait, UpdateMany,
+    DbBackend, EntityTrait, FromQueryResult, NotSet, PrimaryKeyTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set, Statement, TransactionTrait, UpdateMany, Value,
 };
 use time::OffsetDateTime;
 
@@ -477,6 +478,38 @@ fn task_rows(briefings: Condition, videos: Condition) -> SelectStatement {
     b
 }
 
+/// The statement of [`Tasks::active`] for `user`. It is built once per backend and only the
+/// user's binds change per request: building it through sea-query cost more of the server's
+/// time than decoding the rows (about 8% of a one-row list's).
+fn active_statement(backend: DbBackend, user: UserId) -> Statement {
+    /// Marks the user's binds in the statement built once.
+    const USER: i64 = i64::MIN;
+    static BUILT: [OnceLock<Statement>; 2] = [OnceLock::new(), OnceLock::new()];
+    let built = BUILT[usize::from(backend == DbBackend::Postgres)].get_or_init(|| {
+        let mut query = task_rows(
+            Condition::all()
+                .add(briefing::Column::UserId.eq(USER))
+                .add(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE))),
+            Condition::all()
+                .add(video::Column::UserId.eq(USER))
+                .add(video::Column::Status.is_in(wire(VideoStatus::CANCELLABLE))),
+        );
+        query
+            .order_by("created_at", Order::Desc)
+            .order_by("id", Order::Desc);
+        backend.build(&query)
+    });
+    let mut statement = built.clone();
+    if let Some(values) = statement.values.as_mut() {
+        for value in &mut values.0 {
+            if *value == Value::BigInt(Some(USER)) {
+                *value = Value::BigInt(Some(user.get()));
+            }
+        }
+    }
+    statement
+}
+
 impl Store {
     async fn task_rows(&self, query: &SelectStatement) -> Result<Vec<TaskRow>, StoreError> {
         let statement = self.db.get_database_backend().build(query);
@@ -490,20 +523,11 @@ impl Store {
 impl Tasks for Store {
     #[tracing::instrument(skip(self), err)]
     async fn active(&self, user: UserId) -> Result<Vec<ActiveResource>, StoreError> {
-        let mut query = task_rows(
-            Condition::all()
-                .add(briefing::Column::UserId.eq(user.get()))
-                .add(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE))),
-            Condition::all()
-                .add(video::Column::UserId.eq(user.get()))
-                .add(video::Column::Status.is_in(wire(VideoStatus::CANCELLABLE))),
-        );
-        query
-            .order_by("created_at", Order::Desc)
-            .order_by("id", Order::Desc);
-        let mut active = self
-            .task_rows(&query)
-            .await?
+        let statement = active_statement(self.db.get_database_backend(), user);
+        let mut active = TaskRow::find_by_statement(statement)
+            .all(&self.db)
+            .await
+            .map_err(classify)?
             .into_iter()
             .map(|row| {
                 Ok(ActiveResource {
