@@ -2,10 +2,12 @@
 //! [`TaskSnapshot`]s. Never fails: an entry it cannot read is reported as PENDING with an
 //! `error`, so one bad value never hides the rest of a batch.
 
+use std::borrow::Cow;
 use std::io::Read as _;
 
 use ensinalab_domain::{CeleryState, TaskId, progress_fraction};
 use ensinalab_ports::TaskSnapshot;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Prefix of the backend key (and of its change channel) for one task.
@@ -25,7 +27,7 @@ pub(crate) fn decode(task_id: TaskId, raw: Option<&[u8]>) -> TaskSnapshot {
         return TaskSnapshot::pending(task_id);
     };
     match parse(raw) {
-        Ok(meta) => from_meta(task_id, &meta),
+        Ok((state, meta)) => from_meta(task_id, state, meta),
         Err(why) => TaskSnapshot {
             error: Some(format!("unreadable result backend value: {why}")),
             ..TaskSnapshot::pending(task_id)
@@ -33,16 +35,26 @@ pub(crate) fn decode(task_id: TaskId, raw: Option<&[u8]>) -> TaskSnapshot {
     }
 }
 
-fn parse(raw: &[u8]) -> Result<Value, String> {
+/// The fields of a backend value that are read. The rest (`children`, `date_done`, `args`,
+/// `kwargs`, ...) is skipped without being built: the active list decodes one value per row.
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(default)]
+    status: Value,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    traceback: Value,
+}
+
+fn parse(raw: &[u8]) -> Result<(CeleryState, Meta), String> {
     let json = match raw.strip_prefix(COMPRESSED_MARK) {
-        Some(rest) => decompress(rest)?,
-        None => raw.to_vec(),
+        Some(rest) => Cow::Owned(decompress(rest)?),
+        None => Cow::Borrowed(raw),
     };
-    let meta: Value = serde_json::from_slice(&json).map_err(|e| format!("not JSON: {e}"))?;
-    if meta.get("status").and_then(Value::as_str).is_none() {
-        return Err("no status".into());
-    }
-    Ok(meta)
+    let meta: Meta = serde_json::from_slice(&json).map_err(|e| format!("not JSON: {e}"))?;
+    let state = CeleryState::parse(meta.status.as_str().ok_or("no status")?);
+    Ok((state, meta))
 }
 
 /// `<content-type>\x00<data>`. Kombu's `gzip`/`zlib` compression is zlib data under
@@ -70,14 +82,10 @@ fn decompress(rest: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-fn from_meta(task_id: TaskId, meta: &Value) -> TaskSnapshot {
-    let state = CeleryState::parse(meta["status"].as_str().unwrap_or("PENDING"));
-    let result = meta.get("result").filter(|v| !v.is_null());
+fn from_meta(task_id: TaskId, state: CeleryState, meta: Meta) -> TaskSnapshot {
+    let result = Some(&meta.result).filter(|v| !v.is_null());
     let exception = result.filter(|r| r.get("exc_type").is_some());
-    let traceback = meta
-        .get("traceback")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let traceback = meta.traceback.as_str().map(str::to_owned);
     let progress = result.and_then(|r| {
         let current = r.get("current")?.as_f64()?;
         let total = r.get("total")?.as_f64()?;
@@ -97,13 +105,10 @@ fn from_meta(task_id: TaskId, meta: &Value) -> TaskSnapshot {
         ),
         _ => None,
     };
+    let is_exception = exception.is_some();
     TaskSnapshot {
         task_id,
-        info: if exception.is_some() {
-            None
-        } else {
-            result.cloned()
-        },
+        info: Some(meta.result).filter(|r| !r.is_null() && !is_exception),
         progress,
         error,
         traceback,
