@@ -7,7 +7,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::HeaderMap;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use ensinalab_domain::UserId;
 use ensinalab_ports::{Caller, SecurityEvent};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -217,8 +217,17 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
         return Err(ApiError::Internal("no authenticator registered".into()));
     };
     let client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    let token = bearer_token(req.headers()).ok_or(AuthError::Missing);
-    match token.and_then(|t| auth.verify(t)) {
+    // Already verified by the rate limiter, when it runs.
+    let verified = req.extensions().get::<Identity>().copied();
+    let identity = verified.map_or_else(
+        || {
+            bearer_token(req.headers())
+                .ok_or(AuthError::Missing)
+                .and_then(|t| auth.verify(t))
+        },
+        Ok,
+    );
+    match identity {
         Ok(identity) => Ok(Auth(Caller {
             user_id: identity.user_id,
             is_admin: identity.is_admin,
@@ -276,6 +285,22 @@ mod tests {
         );
         let t = a.mint(8, false, 60).unwrap();
         assert!(!a.verify(&t).unwrap().is_admin);
+    }
+
+    #[test]
+    fn the_extractor_takes_the_identity_the_rate_limiter_verified_instead_of_verifying_again() {
+        let a = auth(None, None);
+        let token = a.mint(7, false, 60).unwrap();
+        let req = actix_web::test::TestRequest::default()
+            .app_data(web::Data::new(a))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .to_http_request();
+        // Marked as verified for another user: the token is not read again.
+        req.extensions_mut().insert(Identity {
+            user_id: UserId(9),
+            is_admin: false,
+        });
+        assert_eq!(authenticate(&req).unwrap().0.user_id, UserId(9));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage as _, ResponseError, web};
 use ensinalab_ports::{RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent};
 use ensinalab_ratelimit::{InProcessLimiter, RedisLimiter};
 
@@ -176,11 +176,15 @@ pub async fn enforce(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let client_ip = req.peer_addr().map(|a| a.ip().to_string());
-    let user = req
+    let identity = req
         .app_data::<web::Data<Authenticator>>()
         .zip(bearer_token(req.headers()))
-        .and_then(|(auth, token)| auth.verify(token).ok())
-        .map(|identity| identity.user_id);
+        .and_then(|(auth, token)| auth.verify(token).ok());
+    if let Some(identity) = identity {
+        // The `Auth` extractor takes it from here instead of verifying the token again.
+        req.extensions_mut().insert(identity);
+    }
+    let user = identity.map(|identity| identity.user_id);
     let key = match user {
         Some(user) => format!("user:{}", user.get()),
         None => ip_key(req.peer_addr().map(|a| a.ip())),
