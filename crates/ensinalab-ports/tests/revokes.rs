@@ -71,6 +71,22 @@ async fn a_cancel_delivered_at_once_is_marked_after_the_response_and_leaves_noth
 }
 
 #[tokio::test]
+async fn a_delivery_never_marked_is_delivered_again_after_its_grace() {
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
+    svc.cancel_video(&caller(), v.id).await.unwrap();
+    // The mark is lost (the process died before the dispatcher's tick): the row is still owed.
+    assert_eq!(svc.deliver_revokes(later(), 10).await.unwrap().sent, 1);
+    assert_eq!(
+        svc.broker().revoke_calls(),
+        vec![vec![task(1)], vec![task(1)]]
+    );
+    assert!(svc.store().owed_revokes()[0].0.delivered_at.is_some());
+}
+
+#[tokio::test]
 async fn a_refused_cancel_owes_nothing() {
     let svc = service();
     let v = svc
