@@ -177,7 +177,7 @@ impl RevokeOutbox for Store {
         // One statement per outcome (usually one or two): delivery, settlement and the
         // broadcast time together. SET expressions read the row as it was, so only a first
         // delivery records its outcome (the one the user was told). No transaction: each
-        // statement is idempotent, and cancel-all stays one transaction.
+        // statement is idempotent.
         for outcome in outcomes {
             let settle = if settles(outcome) {
                 ", settled_at = COALESCE(settled_at, $2)"
