@@ -352,24 +352,31 @@ impl Videos for Store {
     }
 }
 
-/// Runs a cancel of many rows and returns the `(id, task_id)` of each row it moved: only the
-/// two columns the revokes need (`RETURNING *` of 1,000 rows cost more to decode than the
-/// update took to build).
+/// Runs a cancel of many rows and returns the `(id, task_id)` of each row it moved, sorted by
+/// id: only the two columns the revokes need (`RETURNING *` of 1,000 rows cost more to decode
+/// than the update took to build).
 async fn moved<E: EntityTrait>(
     txn: &DatabaseTransaction,
     update: UpdateMany<E>,
     (id, task_id): (E::Column, E::Column),
-) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+) -> Result<Vec<(i64, Option<TaskId>)>, StoreError> {
+    let table = E::default().table_name();
     let mut query = update.into_query();
     query.returning(Query::returning().columns([id, task_id]));
     let rows = txn
         .query_all_raw(txn.get_database_backend().build(&query))
         .await
         .map_err(classify)?;
-    rows.iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(classify)
+    let mut moved = rows
+        .iter()
+        .map(|row| {
+            let id: i64 = row.try_get_by_index(0).map_err(classify)?;
+            let task: Option<String> = row.try_get_by_index(1).map_err(classify)?;
+            Ok((id, convert::task_id(table, id, task.as_deref())?))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    moved.sort_by_key(|(id, _)| *id);
+    Ok(moved)
 }
 
 /// The owner's cancel of videos, guarded by [`VideoStatus::CANCELLABLE`]; callers narrow it.
@@ -576,28 +583,16 @@ impl Tasks for Store {
             (video::Column::Id, video::Column::TaskId),
         )
         .await?;
-        let mut out = CancelledAll {
+        let out = CancelledAll {
             briefings: briefings
                 .into_iter()
-                .map(|(id, task)| {
-                    Ok((
-                        BriefingId(id),
-                        convert::task_id("briefings", id, task.as_deref())?,
-                    ))
-                })
-                .collect::<Result<_, StoreError>>()?,
+                .map(|(id, task)| (BriefingId(id), task))
+                .collect(),
             videos: videos
                 .into_iter()
-                .map(|(id, task)| {
-                    Ok((
-                        VideoId(id),
-                        convert::task_id("videos", id, task.as_deref())?,
-                    ))
-                })
-                .collect::<Result<_, StoreError>>()?,
+                .map(|(id, task)| (VideoId(id), task))
+                .collect(),
         };
-        out.briefings.sort_by_key(|(id, _)| *id);
-        out.videos.sort_by_key(|(id, _)| *id);
         let owed: Vec<Owe> = out
             .briefings
             .iter()
