@@ -14,6 +14,7 @@ pub use sea_orm_migration::MigratorTrait;
 mod m20261128_000001_create_tables;
 mod m20261128_000002_briefing_task_id;
 mod m20261128_000003_revoke_outbox;
+mod m20261128_000004_revoke_outbox_by_task;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261128_000002_briefing_task_id::Migration),
             Box::new(m20261128_000003_revoke_outbox::Migration),
+            Box::new(m20261128_000004_revoke_outbox_by_task::Migration),
         ]
     }
 }

@@ -18,10 +18,11 @@ const TABLES: [&str; 5] = [
     "security_events",
     "revoke_outbox",
 ];
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
+    "m20261128_000004_revoke_outbox_by_task",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -53,6 +54,9 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    assert!(!manager.has_column("revoke_outbox", "id").await.unwrap());
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(manager.has_column("revoke_outbox", "id").await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
     assert!(!manager.has_table("revoke_outbox").await.unwrap());
     assert!(manager.has_column("briefings", "task_id").await.unwrap());
@@ -77,9 +81,71 @@ async fn up_down_up(db: &DatabaseConnection) {
     assert_eq!(names, MIGRATIONS);
 }
 
+const OWED: [&str; 2] = [
+    "('8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60', 'video', 7, '2026-11-28T10:00:00Z', 2, \
+     '2026-11-28T10:00:05Z', NULL, NULL, NULL, NULL)",
+    "('1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6', 'briefing', 3, '2026-11-28T09:00:00Z', 0, \
+     '2026-11-28T09:00:05Z', '2026-11-28T09:00:01Z', 'signalled', NULL, NULL)",
+];
+
+/// The outbox's rows as text, oldest first.
+async fn owed_rows(db: &DatabaseConnection) -> Vec<String> {
+    let rows = db
+        .query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT task_id, resource_kind, resource_id, attempts, outcome \
+             FROM revoke_outbox ORDER BY created_at",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let task: String = r.try_get_by_index(0).unwrap();
+            let kind: String = r.try_get_by_index(1).unwrap();
+            let id: i64 = r.try_get_by_index(2).unwrap();
+            let attempts: i32 = r.try_get_by_index(3).unwrap();
+            let outcome: Option<String> = r.try_get_by_index(4).unwrap();
+            format!("{task} {kind} {id} {attempts} {outcome:?}")
+        })
+        .collect()
+}
+
+/// Rebuilding the outbox around its task id (migration 4, and its `down`) keeps every owed
+/// revoke: a cancel's record must survive an upgrade.
+async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) {
+    Migrator::up(db, Some(3)).await.unwrap();
+    for row in OWED {
+        db.execute_unprepared(&format!(
+            "INSERT INTO revoke_outbox (task_id, resource_kind, resource_id, created_at, \
+             attempts, next_attempt_at, delivered_at, outcome, last_broadcast_at, settled_at) \
+             VALUES {row}"
+        ))
+        .await
+        .unwrap();
+    }
+    let before = owed_rows(db).await;
+    assert_eq!(before.len(), 2);
+    assert!(before[0].starts_with("1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6 briefing 3 0"));
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(owed_rows(db).await, before);
+    let duplicate = db
+        .execute_unprepared(&format!(
+            "INSERT INTO revoke_outbox (task_id, resource_kind, resource_id, created_at, \
+             attempts, next_attempt_at, delivered_at, outcome, last_broadcast_at, settled_at) \
+             VALUES {}",
+            OWED[0]
+        ))
+        .await;
+    assert!(duplicate.is_err(), "one row per task");
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(owed_rows(db).await, before);
+    Migrator::down(db, None).await.unwrap();
+}
+
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again_on_sqlite() {
     let db = Database::connect("sqlite::memory:").await.unwrap();
+    the_outbox_keeps_its_rows_through_its_rebuild(&db).await;
     up_down_up(&db).await;
 }
 
@@ -102,7 +168,10 @@ async fn migrations_go_up_down_and_up_again_on_postgres() {
     // Catch a failure so the database is dropped either way.
     let outcome = tokio::spawn({
         let db = db.clone();
-        async move { up_down_up(&db).await }
+        async move {
+            the_outbox_keeps_its_rows_through_its_rebuild(&db).await;
+            up_down_up(&db).await;
+        }
     })
     .await;
     db.close().await.unwrap();

@@ -27,8 +27,7 @@ pub(crate) mod revoke_outbox {
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "revoke_outbox")]
     pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
         pub task_id: String,
         pub resource_kind: String,
         pub resource_id: i64,
@@ -120,15 +119,15 @@ fn ids_json<'a>(task_ids: impl Iterator<Item = &'a TaskId>) -> Value {
 }
 
 fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
-    let task_id = convert::task_id("revoke_outbox", m.id, Some(&m.task_id))?
-        .ok_or_else(|| StoreError::Corrupt(format!("revoke_outbox {}: no task_id", m.id)))?;
+    let task_id = TaskId::parse(&m.task_id)
+        .map_err(|e| StoreError::Corrupt(format!("revoke_outbox: task_id {:?}: {e}", m.task_id)))?;
     let kind = match m.resource_kind.as_str() {
         "briefing" => ResourceKind::Briefing,
         "video" => ResourceKind::Video,
         other => {
             return Err(StoreError::Corrupt(format!(
                 "revoke_outbox {}: unknown resource kind {other:?}",
-                m.id
+                m.task_id
             )));
         }
     };
@@ -151,7 +150,8 @@ impl RevokeOutbox for Store {
         Entity::find()
             .filter(Column::DeliveredAt.is_null())
             .filter(Column::NextAttemptAt.lte(now))
-            .order_by_asc(Column::Id)
+            .order_by_asc(Column::NextAttemptAt)
+            .order_by_asc(Column::TaskId)
             .limit(u64::from(limit))
             .all(&self.db)
             .await
@@ -240,7 +240,7 @@ impl RevokeOutbox for Store {
             .filter(Column::SettledAt.is_null())
             .filter(Column::CreatedAt.gte(since))
             .order_by_asc(Column::LastBroadcastAt)
-            .order_by_asc(Column::Id)
+            .order_by_asc(Column::TaskId)
             .limit(u64::from(limit))
             .all(&self.db)
             .await
