@@ -2,7 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_redis::{Manager, Pool, Runtime};
@@ -13,7 +14,7 @@ use ensinalab_ports::{
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 use crate::config::CeleryConfig;
 use crate::error::{classify, pool_error, timed_out};
@@ -43,9 +44,12 @@ struct Inner {
     client: Client,
     /// Scripts, broadcasts and blocking reads.
     pool: Pool,
-    /// The hot path's one multiplexed connection, (re)made on demand after a failure.
-    /// deadpool's `get()` would cost an UNWATCH+PING round trip per call.
-    shared: Mutex<Option<MultiplexedConnection>>,
+    /// The hot path's multiplexed connections, one per thread that calls, each made on first
+    /// use on that thread (so its driver task runs on that thread's runtime) and dropped after
+    /// a failure. deadpool's `get()` would cost an UNWATCH+PING round trip per call; one
+    /// connection for the process made every read wake the runtime thread that drove it (16%
+    /// of the server's CPU in a profile of the active list).
+    shared: Mutex<HashMap<ThreadId, MultiplexedConnection>>,
     /// `/<db>.celery.pidbox`: PUB/SUB ignores SELECT, so kombu puts the DB in the name.
     pidbox_channel: String,
     queue_keys: [String; 4],
@@ -121,7 +125,7 @@ impl CeleryBroker {
                 revoke_script: Script::new(include_str!("revoke.lua")),
                 client,
                 pool,
-                shared: Mutex::new(None),
+                shared: Mutex::default(),
                 config,
             }),
         })
@@ -152,7 +156,7 @@ impl CeleryBroker {
         &self.inner.pidbox_channel
     }
 
-    /// Runs `f` on the shared multiplexed connection within the command timeout; a failed
+    /// Runs `f` on this thread's multiplexed connection within the command timeout; a failed
     /// connection is dropped so the next call makes a new one.
     async fn on_shared<T, F, Fut>(&self, f: F) -> Result<T, BrokerError>
     where
@@ -160,30 +164,46 @@ impl CeleryBroker {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let limit = self.inner.config.command_timeout;
+        let thread = thread::current().id();
         let outcome = tokio::time::timeout(limit, async {
-            let conn = self.shared_connection().await?;
+            let conn = self.shared_connection(thread).await?;
             f(conn).await
         })
         .await;
+        let forget = || {
+            self.inner
+                .shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&thread);
+        };
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 if err.is_unrecoverable_error() || err.is_connection_dropped() || err.is_io_error()
                 {
-                    *self.inner.shared.lock().await = None;
+                    forget();
                 }
                 Err(classify(err))
             }
             Err(_) => {
-                *self.inner.shared.lock().await = None;
+                forget();
                 Err(timed_out(limit))
             }
         }
     }
 
-    async fn shared_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let mut slot = self.inner.shared.lock().await;
-        if let Some(conn) = slot.as_ref() {
+    async fn shared_connection(
+        &self,
+        thread: ThreadId,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let shared = || {
+            self.inner
+                .shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(conn) = shared().get(&thread) {
             return Ok(conn.clone());
         }
         let limit = self.inner.config.command_timeout;
@@ -195,8 +215,8 @@ impl CeleryBroker {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        // Two first calls on one thread may race: the first one kept serves both.
+        Ok(shared().entry(thread).or_insert(conn).clone())
     }
 
     /// A pooled connection, within the command timeout.

@@ -13,7 +13,10 @@ for i = 4, #ARGV do
   local id = ARGV[i]
   local code = 2
   local raw = redis.call('GET', prefix .. id)
-  if raw then
+  -- Only a value naming a final state can be one: a running task's (STARTED, PROGRESS) is not
+  -- decoded at all, which was most of this script's time in a cancel-all of 1,000 tasks.
+  if raw and (string.find(raw, 'SUCCESS', 1, true) or string.find(raw, 'FAILURE', 1, true)
+      or string.find(raw, 'REVOKED', 1, true)) then
     local ok, meta = pcall(cjson.decode, raw)
     if ok and type(meta) == 'table' then
       local s = meta['status']

@@ -455,6 +455,30 @@ async fn captured_backend_values_decode_through_one_mget() {
     );
 }
 
+/// Reads go through a connection per thread, driven by that thread's runtime (an actix worker's
+/// own): a runtime that shuts down takes only its own connection with it.
+#[test]
+fn a_read_after_another_threads_runtime_shut_down_still_answers() {
+    let broker = broker(15, "celery");
+    let read_on_a_thread_of_its_own = |broker: CeleryBroker| {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async { broker.states(&[new_id()]).await })
+        })
+        .join()
+        .unwrap()
+    };
+    // The first thread's read makes a connection; its runtime, and the driver task of that
+    // connection, end with the thread.
+    read_on_a_thread_of_its_own(broker.clone()).unwrap();
+    let second = read_on_a_thread_of_its_own(broker.clone());
+    assert!(second.is_ok(), "{second:?}");
+    assert_eq!(second.unwrap()[0].state, CeleryState::Pending);
+}
+
 #[tokio::test]
 async fn a_dead_redis_is_a_fast_unavailable_error() {
     let mut config = CeleryConfig::new("redis://127.0.0.1:1/0");
