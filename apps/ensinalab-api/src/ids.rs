@@ -7,6 +7,8 @@ use harsh::Harsh;
 use crate::config::HashidsConfig;
 use crate::error::ApiError;
 
+mod single;
+
 /// Why hashids could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid hashids settings: {0}")]
@@ -16,6 +18,8 @@ pub struct HashidsError(String);
 #[derive(Debug, Clone)]
 pub struct Hashids {
     harsh: Harsh,
+    /// [`Self::encode`]'s fast path: the same hashes as `harsh`.
+    single: single::SingleEncoder,
 }
 
 /// 404 bodies of the seed, one per kind of resource.
@@ -48,7 +52,12 @@ impl Hashids {
             builder = builder.alphabet(a.as_bytes());
         }
         let harsh = builder.build().map_err(|e| HashidsError(e.to_string()))?;
-        Ok(Self { harsh })
+        let single = single::SingleEncoder::new(
+            alphabet.map_or(single::DEFAULT_ALPHABET, str::as_bytes),
+            config.salt.as_bytes(),
+            config.min_length,
+        );
+        Ok(Self { harsh, single })
     }
 
     /// Encodes numbers (keys are never negative; a negative one encodes as the empty string).
@@ -70,7 +79,7 @@ impl Hashids {
     /// The hash of one key.
     pub fn encode(&self, key: i64) -> String {
         u64::try_from(key)
-            .map(|k| self.harsh.encode(&[k]))
+            .map(|k| self.single.encode(k))
             .unwrap_or_default()
     }
 
