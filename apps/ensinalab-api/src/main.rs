@@ -7,11 +7,6 @@ use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::{Config, JwtSecret};
 use ensinalab_api::{Application, startup, telemetry};
 
-/// glibc's malloc, with its arenas and consolidation, took about 15% of the server's CPU on a
-/// 50-row active list; the list builds and frees many small strings per request.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     version,
