@@ -7,6 +7,7 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -56,9 +57,12 @@ fn outbox(keys: Vec<ColumnDef>) -> TableCreateStatement {
 }
 
 /// Builds `table`, copies the rows into it, puts it in the old one's place and indexes it.
+/// PostgreSQL named the new table's `constraints` (suffixes such as `pkey`) after it: they get
+/// the names the table's own would have had.
 async fn rebuild(
     manager: &SchemaManager<'_>,
     table: TableCreateStatement,
+    constraints: &[&str],
     indexes: [&str; 2],
 ) -> Result<(), DbErr> {
     manager.create_table(table).await?;
@@ -77,6 +81,14 @@ async fn rebuild(
                 .to_owned(),
         )
         .await?;
+    if manager.get_database_backend() == DbBackend::Postgres {
+        for suffix in constraints {
+            db.execute_unprepared(&format!(
+                "ALTER TABLE {TABLE} RENAME CONSTRAINT {REBUILT}_{suffix} TO {TABLE}_{suffix}"
+            ))
+            .await?;
+        }
+    }
     for index in indexes {
         db.execute_unprepared(index).await?;
     }
@@ -96,6 +108,7 @@ impl MigrationTrait for Migration {
         rebuild(
             manager,
             outbox(vec![string_len(RevokeOutbox::TaskId, 36).primary_key().to_owned()]),
+            &["pkey"],
             [
                 &format!(
                     "CREATE INDEX {DUE_INDEX} ON {TABLE} (next_attempt_at) WHERE delivered_at IS NULL"
@@ -115,6 +128,7 @@ impl MigrationTrait for Migration {
                 big_pk_auto(RevokeOutbox::Id),
                 string_len_uniq(RevokeOutbox::TaskId, 36),
             ]),
+            &["pkey", "task_id_key"],
             [
                 &format!("CREATE INDEX {DUE_INDEX} ON {TABLE} (delivered_at, next_attempt_at)"),
                 &format!("CREATE INDEX {OPEN_INDEX} ON {TABLE} (settled_at, created_at)"),

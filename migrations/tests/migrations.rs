@@ -128,6 +128,7 @@ async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) 
     assert!(before[0].starts_with("1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6 briefing 3 0"));
     Migrator::up(db, None).await.unwrap();
     assert_eq!(owed_rows(db).await, before);
+    assert_constraints(db, &["revoke_outbox_pkey"]).await;
     let duplicate = db
         .execute_unprepared(&format!(
             "INSERT INTO revoke_outbox (task_id, resource_kind, resource_id, created_at, \
@@ -139,7 +140,29 @@ async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) 
     assert!(duplicate.is_err(), "one row per task");
     Migrator::down(db, Some(1)).await.unwrap();
     assert_eq!(owed_rows(db).await, before);
+    assert_constraints(db, &["revoke_outbox_pkey", "revoke_outbox_task_id_key"]).await;
     Migrator::down(db, None).await.unwrap();
+}
+
+/// The outbox's constraint names on PostgreSQL, which names them after the table they were
+/// made with (the rebuild renames them). SQLite's are internal: nothing to check there.
+async fn assert_constraints(db: &DatabaseConnection, expected: &[&str]) {
+    if db.get_database_backend() != sea_orm_migration::sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let rows = db
+        .query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT conname::text FROM pg_constraint \
+             WHERE conrelid = 'revoke_outbox'::regclass ORDER BY conname",
+        ))
+        .await
+        .unwrap();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(names, expected);
 }
 
 #[tokio::test]
