@@ -7,6 +7,8 @@
 //! Equal to `harsh` by construction and by test (every number up to 20,000 and the extremes, for
 //! several salts, lengths and alphabets; and the Python package's vectors in `tests/api`).
 
+use std::borrow::Cow;
+
 /// Python `hashids`' default alphabet and separators (harsh's too).
 pub(super) const DEFAULT_ALPHABET: &[u8] =
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890";
@@ -126,25 +128,22 @@ impl SingleEncoder {
             }
         }
         let half = len / 2;
-        let mut pad: Option<Vec<u8>> = None;
+        let mut alphabet: Cow<'_, [u8]> = Cow::Borrowed(padding);
+        let mut first = true;
         while out.len() < self.min_length {
-            let alphabet: &[u8] = match pad.as_mut() {
-                // past the first round (lengths beyond the alphabet's): shuffle on the fly
-                Some(p) => {
-                    let key = p.clone();
-                    shuffle(p, &key);
-                    p
-                }
-                None => pad.insert(padding.to_vec()),
-            };
+            if !first {
+                // a length beyond one round's: the alphabet is shuffled again, by itself
+                let key = alphabet.to_vec();
+                shuffle(alphabet.to_mut(), &key);
+            }
+            first = false;
             let mut padded = Vec::with_capacity(out.len() + len);
             padded.extend_from_slice(&alphabet[half..]);
             padded.extend_from_slice(&out);
             padded.extend_from_slice(&alphabet[..half]);
-            let excess = padded.len().saturating_sub(self.min_length);
-            if excess > 0 {
-                let start = excess / 2;
-                padded = padded[start..start + self.min_length].to_vec();
+            if padded.len() > self.min_length {
+                padded.drain(..(padded.len() - self.min_length) / 2);
+                padded.truncate(self.min_length);
             }
             out = padded;
         }
