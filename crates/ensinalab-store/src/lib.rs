@@ -39,8 +39,12 @@ use crate::error::classify;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle time after which a pooled connection is pinged before use.
 const STALE_AFTER: Duration = Duration::from_secs(30);
-/// Pool size on PostgreSQL and SQLite files; each connection is one backend process.
-const MAX_CONNECTIONS: u32 = 10;
+/// Pool size on PostgreSQL and SQLite files; each connection is one backend process. sqlx pings
+/// every connection as it returns to the pool, so each query holds its connection for two round
+/// trips: with 10, the active list at N=50 left the CPU partly idle waiting for connections, and
+/// 20 served 13-50% more in three alternating runs (docs/benchmarks.md). Five API instances
+/// fit PostgreSQL's default `max_connections` of 100.
+const MAX_CONNECTIONS: u32 = 20;
 
 /// All repositories on one connection pool. Cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
