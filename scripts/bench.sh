@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks the hot paths against their no-HTTP floor and prints one table (issue 8;
-# docs/benchmarks.md says how to read it). Never part of the test command: it takes about seven
+# docs/benchmarks.md says how to read it). Never part of the test command: it takes about eight
 # minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
 # loopback ports in a temp dir, the release server on a third port; it stops all it started.
 #
