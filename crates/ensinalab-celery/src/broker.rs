@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -171,11 +171,7 @@ impl CeleryBroker {
         })
         .await;
         let forget = || {
-            self.inner
-                .shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&thread);
+            self.connections().remove(&thread);
         };
         match outcome {
             Ok(Ok(value)) => Ok(value),
@@ -197,13 +193,7 @@ impl CeleryBroker {
         &self,
         thread: ThreadId,
     ) -> redis::RedisResult<MultiplexedConnection> {
-        let shared = || {
-            self.inner
-                .shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(conn) = shared().get(&thread) {
+        if let Some(conn) = self.connections().get(&thread) {
             return Ok(conn.clone());
         }
         let limit = self.inner.config.command_timeout;
@@ -216,7 +206,15 @@ impl CeleryBroker {
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         // Two first calls on one thread may race: the first one kept serves both.
-        Ok(shared().entry(thread).or_insert(conn).clone())
+        Ok(self.connections().entry(thread).or_insert(conn).clone())
+    }
+
+    /// The per-thread read connections (a poisoned lock still holds valid connections).
+    fn connections(&self) -> MutexGuard<'_, HashMap<ThreadId, MultiplexedConnection>> {
+        self.inner
+            .shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A pooled connection, within the command timeout.
