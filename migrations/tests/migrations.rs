@@ -88,6 +88,19 @@ const OWED: [&str; 2] = [
      '2026-11-28T09:00:05Z', '2026-11-28T09:00:01Z', 'signalled', NULL, NULL)",
 ];
 
+/// Inserts one of [`OWED`] into the outbox.
+async fn insert_owed(
+    db: &DatabaseConnection,
+    row: &str,
+) -> Result<sea_orm_migration::sea_orm::ExecResult, sea_orm_migration::sea_orm::DbErr> {
+    db.execute_unprepared(&format!(
+        "INSERT INTO revoke_outbox (task_id, resource_kind, resource_id, created_at, \
+         attempts, next_attempt_at, delivered_at, outcome, last_broadcast_at, settled_at) \
+         VALUES {row}"
+    ))
+    .await
+}
+
 /// The outbox's rows as text, oldest first.
 async fn owed_rows(db: &DatabaseConnection) -> Vec<String> {
     let rows = db
@@ -115,13 +128,7 @@ async fn owed_rows(db: &DatabaseConnection) -> Vec<String> {
 async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) {
     Migrator::up(db, Some(3)).await.unwrap();
     for row in OWED {
-        db.execute_unprepared(&format!(
-            "INSERT INTO revoke_outbox (task_id, resource_kind, resource_id, created_at, \
-             attempts, next_attempt_at, delivered_at, outcome, last_broadcast_at, settled_at) \
-             VALUES {row}"
-        ))
-        .await
-        .unwrap();
+        insert_owed(db, row).await.unwrap();
     }
     let before = owed_rows(db).await;
     assert_eq!(before.len(), 2);
@@ -129,15 +136,7 @@ async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) 
     Migrator::up(db, None).await.unwrap();
     assert_eq!(owed_rows(db).await, before);
     assert_constraints(db, &["revoke_outbox_pkey"]).await;
-    let duplicate = db
-        .execute_unprepared(&format!(
-            "INSERT INTO revoke_outbox (task_id, resource_kind, resource_id, created_at, \
-             attempts, next_attempt_at, delivered_at, outcome, last_broadcast_at, settled_at) \
-             VALUES {}",
-            OWED[0]
-        ))
-        .await;
-    assert!(duplicate.is_err(), "one row per task");
+    assert!(insert_owed(db, OWED[0]).await.is_err(), "one row per task");
     Migrator::down(db, Some(1)).await.unwrap();
     assert_eq!(owed_rows(db).await, before);
     assert_constraints(db, &["revoke_outbox_pkey", "revoke_outbox_task_id_key"]).await;
