@@ -9,6 +9,7 @@ use ensinalab_domain::{ResourceKind, TaskId};
 use ensinalab_ports::{
     FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles,
 };
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement, Value,
@@ -98,6 +99,47 @@ pub(crate) async fn owe_revokes<C: ConnectionTrait>(
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+/// PostgreSQL: the revokes owed for the rows the cancels `moved` return, for a data-modifying
+/// `WITH` in which each `(name, kind)` names a cancel's `RETURNING id, task_id`, so the rows
+/// never leave the database (the JSON of [`owe_revokes`] took PostgreSQL 3.5 ms to read for
+/// 1,000 tasks).
+pub(crate) fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertStatement, StoreError> {
+    let now = now();
+    let mut rows = moved.iter().map(|(name, kind)| {
+        Query::select()
+            .column(Column::TaskId)
+            .expr(Expr::val(kind.as_str()))
+            .column(sea_orm::sea_query::Alias::new("id"))
+            .expr(Expr::val(now))
+            .expr(Expr::val(0))
+            .expr(Expr::val(now + FIRST_ATTEMPT_GRACE))
+            .from(sea_orm::sea_query::Alias::new(*name))
+            .and_where(Expr::col(Column::TaskId).is_not_null())
+            .to_owned()
+    });
+    let mut select = rows
+        .next()
+        .ok_or_else(|| StoreError::Other("no cancel to owe".into()))?;
+    for other in rows {
+        select.union(UnionType::All, other);
+    }
+    let mut insert = Query::insert();
+    insert
+        .into_table(Entity)
+        .columns([
+            Column::TaskId,
+            Column::ResourceKind,
+            Column::ResourceId,
+            Column::CreatedAt,
+            Column::Attempts,
+            Column::NextAttemptAt,
+        ])
+        .select_from(select)
+        .map_err(|e| StoreError::Other(e.into()))?
+        .on_conflict(OnConflict::column(Column::TaskId).do_nothing().to_owned());
+    Ok(insert)
 }
 
 /// `task_id IN (...)` of `task_ids` as one JSON bind, parameter `$n` (one bind whatever the

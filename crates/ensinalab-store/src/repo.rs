@@ -15,11 +15,15 @@ use ensinalab_ports::{
     CANCELLED_BY_USER, Caller, CancelledAll, InFlightTask, NewVideo, ResourceRef, SecurityEvent,
     SecurityLog, StoreError, Tasks, Transition, Video, VideoUpdate, Videos,
 };
-use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Condition, Expr, Order, Query, SelectStatement,
+    SubQueryStatement, UnionType, WithClause,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, FromQueryResult, NotSet, PrimaryKeyTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set, Statement, TransactionTrait, UpdateMany, Value,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, NotSet, PrimaryKeyTrait, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Set, Statement, TransactionTrait, UpdateMany,
+    Value,
 };
 use time::OffsetDateTime;
 
@@ -27,7 +31,7 @@ use crate::Store;
 use crate::convert::{self, now};
 use crate::entity::{briefing, option, security_event, video};
 use crate::error::classify;
-use crate::outbox::{Owe, owe_revokes};
+use crate::outbox::{Owe, owe_returned, owe_revokes};
 
 /// A cancel whose update matched nothing reads the row once to say why. If that read finds the
 /// row cancellable after all (a briefing moved from `pending` to `processing` in between), the
@@ -352,14 +356,22 @@ impl Videos for Store {
     }
 }
 
-/// Runs a cancel of many rows and returns the `(id, task_id)` of each row it moved, sorted by
-/// id: only the two columns the revokes need (`RETURNING *` of 1,000 rows cost more to decode
-/// than the update took to build).
+/// A moved row of a cancel of many rows: `(id, task_id)`, the only two columns the revokes need
+/// (`RETURNING *` of 1,000 rows cost more to decode than the update took to build), at `first`.
+type Moved = (i64, Option<TaskId>);
+
+fn moved_row(table: &str, row: &QueryResult, first: usize) -> Result<Moved, StoreError> {
+    let id: i64 = row.try_get_by_index(first).map_err(classify)?;
+    let task: Option<String> = row.try_get_by_index(first + 1).map_err(classify)?;
+    Ok((id, convert::task_id(table, id, task.as_deref())?))
+}
+
+/// Runs a cancel of many rows and returns the rows it moved, sorted by id.
 async fn moved<E: EntityTrait>(
     txn: &DatabaseTransaction,
     update: UpdateMany<E>,
     (id, task_id): (E::Column, E::Column),
-) -> Result<Vec<(i64, Option<TaskId>)>, StoreError> {
+) -> Result<Vec<Moved>, StoreError> {
     let table = E::default().table_name();
     let mut query = update.into_query();
     query.returning(Query::returning().columns([id, task_id]));
@@ -369,14 +381,77 @@ async fn moved<E: EntityTrait>(
         .map_err(classify)?;
     let mut moved = rows
         .iter()
-        .map(|row| {
-            let id: i64 = row.try_get_by_index(0).map_err(classify)?;
-            let task: Option<String> = row.try_get_by_index(1).map_err(classify)?;
-            Ok((id, convert::task_id(table, id, task.as_deref())?))
-        })
+        .map(|row| moved_row(table, row, 0))
         .collect::<Result<Vec<_>, StoreError>>()?;
     moved.sort_by_key(|(id, _)| *id);
     Ok(moved)
+}
+
+/// The revokes owed for the moved rows of one kind that have a task.
+fn owes(moved: &[Moved], kind: ResourceKind) -> impl Iterator<Item = Owe> + '_ {
+    moved.iter().filter_map(move |(id, task)| {
+        Some(Owe {
+            task_id: task.clone()?,
+            resource: (kind, *id),
+        })
+    })
+}
+
+/// PostgreSQL: cancel-all's two cancels and the revokes they owe as one data-modifying `WITH`
+/// (`briefings` and `videos` moved, sorted by id). The generic path sends the moved rows back as
+/// JSON for the outbox insert, which PostgreSQL took 3.5 ms to read for 1,000 jobs, plus two
+/// round trips; here they never leave the database. SQLite has no `UPDATE` inside `WITH`.
+async fn cancel_all_owing(
+    txn: &DatabaseTransaction,
+    user: i64,
+) -> Result<(Vec<Moved>, Vec<Moved>), StoreError> {
+    let mut briefings = cancel_briefings()
+        .filter(briefing::Column::UserId.eq(user))
+        .into_query();
+    briefings
+        .returning(Query::returning().columns([briefing::Column::Id, briefing::Column::TaskId]));
+    let mut videos = cancel_videos()
+        .filter(video::Column::UserId.eq(user))
+        .into_query();
+    videos.returning(Query::returning().columns([video::Column::Id, video::Column::TaskId]));
+    let owe = owe_returned(&[("b", ResourceKind::Briefing), ("v", ResourceKind::Video)])?;
+    let cte = |name: &str, query: SubQueryStatement| {
+        CommonTableExpression::new()
+            .query(query)
+            .table_name(Alias::new(name))
+            .to_owned()
+    };
+    let returned = |name: &str, kind: ResourceKind| {
+        Query::select()
+            .expr(Expr::val(kind.as_str()))
+            .columns([Alias::new("id"), Alias::new("task_id")])
+            .from(Alias::new(name))
+            .to_owned()
+    };
+    let mut select = returned("b", ResourceKind::Briefing);
+    select.union(UnionType::All, returned("v", ResourceKind::Video));
+    let query = WithClause::new()
+        .cte(cte("b", briefings.into()))
+        .cte(cte("v", videos.into()))
+        .cte(cte("owed", owe.into()))
+        .to_owned()
+        .query(select);
+    let rows = txn
+        .query_all_raw(DbBackend::Postgres.build(&query))
+        .await
+        .map_err(classify)?;
+    let (mut briefings, mut videos) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let kind: String = row.try_get_by_index(0).map_err(classify)?;
+        if kind == ResourceKind::Briefing.as_str() {
+            briefings.push(moved_row("briefings", row, 1)?);
+        } else {
+            videos.push(moved_row("videos", row, 1)?);
+        }
+    }
+    briefings.sort_by_key(|(id, _)| *id);
+    videos.sort_by_key(|(id, _)| *id);
+    Ok((briefings, videos))
 }
 
 /// The owner's cancel of videos, guarded by [`VideoStatus::CANCELLABLE`]; callers narrow it.
@@ -403,8 +478,9 @@ fn cancel_briefings() -> sea_orm::UpdateMany<briefing::Entity> {
         .filter(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE)))
 }
 
-/// One row of the briefings-and-videos union behind the cross-table reads.
-#[derive(Debug, FromQueryResult)]
+/// One row of the briefings-and-videos union behind the cross-table reads, in the column order
+/// of [`task_rows`].
+#[derive(Debug)]
 struct TaskRow {
     kind: String,
     id: i64,
@@ -415,6 +491,24 @@ struct TaskRow {
     generator_type: Option<String>,
     task_id: Option<String>,
     created_at: OffsetDateTime,
+}
+
+/// Columns are read by position, not by name: sea-orm's by-name read formats each column's name
+/// and sqlx then looks it up, which was 8% of the server's time for a 50-row list.
+impl FromQueryResult for TaskRow {
+    fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            kind: row.try_get_by_index(0)?,
+            id: row.try_get_by_index(1)?,
+            user_id: row.try_get_by_index(2)?,
+            title: row.try_get_by_index(3)?,
+            status: row.try_get_by_index(4)?,
+            progress: row.try_get_by_index(5)?,
+            generator_type: row.try_get_by_index(6)?,
+            task_id: row.try_get_by_index(7)?,
+            created_at: row.try_get_by_index(8)?,
+        })
+    }
 }
 
 impl TaskRow {
@@ -571,18 +665,28 @@ impl Tasks for Store {
     async fn cancel_all(&self, caller: &Caller) -> Result<CancelledAll, StoreError> {
         let user = caller.user_id.get();
         let txn = self.db.begin().await.map_err(classify)?;
-        let briefings = moved(
-            &txn,
-            cancel_briefings().filter(briefing::Column::UserId.eq(user)),
-            (briefing::Column::Id, briefing::Column::TaskId),
-        )
-        .await?;
-        let videos = moved(
-            &txn,
-            cancel_videos().filter(video::Column::UserId.eq(user)),
-            (video::Column::Id, video::Column::TaskId),
-        )
-        .await?;
+        let (briefings, videos) = match txn.get_database_backend() {
+            DbBackend::Postgres => cancel_all_owing(&txn, user).await?,
+            _ => {
+                let briefings = moved(
+                    &txn,
+                    cancel_briefings().filter(briefing::Column::UserId.eq(user)),
+                    (briefing::Column::Id, briefing::Column::TaskId),
+                )
+                .await?;
+                let videos = moved(
+                    &txn,
+                    cancel_videos().filter(video::Column::UserId.eq(user)),
+                    (video::Column::Id, video::Column::TaskId),
+                )
+                .await?;
+                let owed: Vec<Owe> = owes(&briefings, ResourceKind::Briefing)
+                    .chain(owes(&videos, ResourceKind::Video))
+                    .collect();
+                owe_revokes(&txn, &owed).await?;
+                (briefings, videos)
+            }
+        };
         let out = CancelledAll {
             briefings: briefings
                 .into_iter()
@@ -593,18 +697,6 @@ impl Tasks for Store {
                 .map(|(id, task)| (VideoId(id), task))
                 .collect(),
         };
-        let owed: Vec<Owe> = out
-            .briefings
-            .iter()
-            .filter_map(|(id, t)| Some((t.clone()?, (ResourceKind::Briefing, id.get()))))
-            .chain(
-                out.videos
-                    .iter()
-                    .filter_map(|(id, t)| Some((t.clone()?, (ResourceKind::Video, id.get())))),
-            )
-            .map(|(task_id, resource)| Owe { task_id, resource })
-            .collect();
-        owe_revokes(&txn, &owed).await?;
         let event = SecurityEvent {
             event: "tasks_cancelled_all".into(),
             user_id: Some(caller.user_id),

@@ -73,6 +73,31 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    async fn cancel_all_owes_a_task_shared_by_two_rows_once(store: Store) {
+        // Each table's task ids are unique, but nothing stops a briefing and a video from
+        // naming the same task: the cancel still succeeds and owes that task one revoke.
+        let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let shared = b.task_id.clone().unwrap();
+        testing::execute(&store, &format!("UPDATE videos SET task_id = '{shared}' WHERE id = {}", v.id))
+            .await
+            .unwrap();
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        let all = store.cancel_all(&caller).await.unwrap();
+        assert_eq!((all.briefings.len(), all.videos.len()), (1, 1));
+        let due: Vec<_> = store
+            .due_revokes(after_grace(), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.task_id)
+            .collect();
+        assert_eq!(due, [shared]);
+        assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
     async fn a_cancel_whose_revoke_cannot_be_recorded_changes_nothing(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
         ensinalab_store::testing::execute(&store, "DROP TABLE revoke_outbox").await.unwrap();
