@@ -151,7 +151,7 @@ impl ActiveTaskItem {
             task_id: r.task_id.map(|t| t.to_string()),
             celery_status: task
                 .celery
-                .map_or_else(CeleryStatus::unknown, |s| CeleryStatus::of(&s.state)),
+                .map_or_else(CeleryStatus::unknown, |state| CeleryStatus::of(&state)),
             generator_type: r.generator_type,
             can_cancel: task.can_cancel,
         }

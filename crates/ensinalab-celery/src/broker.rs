@@ -7,7 +7,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_redis::{Manager, Pool, Runtime};
-use ensinalab_domain::TaskId;
+use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{
     BrokerError, RevokeOutcome, RevokeReport, TaskBroker, TaskRequest, TaskSnapshot,
 };
@@ -22,7 +22,7 @@ use crate::feed::{self, Subscription};
 use crate::message::{
     SEP, control_envelope, envelope_body, queue_keys, task_envelope, validate_task_message,
 };
-use crate::result::{META_PREFIX, decode, meta_key};
+use crate::result::{META_PREFIX, decode, decode_state, meta_key};
 
 /// Kombu's names for the worker's reserved messages (default transport options).
 const UNACKED: &str = "unacked";
@@ -87,6 +87,28 @@ impl std::fmt::Debug for CeleryBroker {
 }
 
 impl CeleryBroker {
+    /// The result-backend values of `ids`, in order: one `MGET` whatever the count (even for
+    /// one id: one round trip, and always an array back).
+    async fn values(&self, ids: &[TaskId]) -> Result<Vec<Option<Vec<u8>>>, BrokerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(meta_key).collect();
+        let values: Vec<Option<Vec<u8>>> = self
+            .on_shared(|mut conn| async move {
+                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
+            })
+            .await?;
+        if values.len() != ids.len() {
+            return Err(BrokerError::Protocol(format!(
+                "MGET of {} keys returned {} values",
+                ids.len(),
+                values.len()
+            )));
+        }
+        Ok(values)
+    }
+
     /// Builds the adapter without touching the network (connections are made on first use).
     ///
     /// # Errors
@@ -390,27 +412,19 @@ impl TaskBroker for CeleryBroker {
     }
 
     async fn states(&self, ids: &[TaskId]) -> Result<Vec<TaskSnapshot>, BrokerError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = ids.iter().map(meta_key).collect();
-        // MGET even for one id: one round trip whatever the count, and always an array back.
-        let values: Vec<Option<Vec<u8>>> = self
-            .on_shared(|mut conn| async move {
-                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
-            })
-            .await?;
-        if values.len() != ids.len() {
-            return Err(BrokerError::Protocol(format!(
-                "MGET of {} keys returned {} values",
-                ids.len(),
-                values.len()
-            )));
-        }
         Ok(ids
             .iter()
-            .zip(values)
+            .zip(self.values(ids).await?)
             .map(|(id, raw)| decode(id.clone(), raw.as_deref()))
+            .collect())
+    }
+
+    async fn states_only(&self, ids: &[TaskId]) -> Result<Vec<CeleryState>, BrokerError> {
+        Ok(self
+            .values(ids)
+            .await?
+            .iter()
+            .map(|raw| decode_state(raw.as_deref()))
             .collect())
     }
 

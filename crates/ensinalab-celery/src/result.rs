@@ -47,14 +47,34 @@ struct Meta {
     traceback: Value,
 }
 
-fn parse(raw: &[u8]) -> Result<(CeleryState, Meta), String> {
-    let json = match raw.strip_prefix(COMPRESSED_MARK) {
-        Some(rest) => Cow::Owned(decompress(rest)?),
-        None => Cow::Borrowed(raw),
+/// Only the state of one backend value (`None` = no key = PENDING), as [`decode`] reads it, an
+/// unreadable value included. The status is borrowed and the rest skipped: nothing of the
+/// task's meta is built, which is all the active list needs.
+pub(crate) fn decode_state(raw: Option<&[u8]>) -> CeleryState {
+    #[derive(Deserialize)]
+    struct Status<'a> {
+        #[serde(borrow)]
+        status: Cow<'a, str>,
+    }
+    let Some(json) = raw.and_then(|raw| uncompressed(raw).ok()) else {
+        return CeleryState::Pending;
     };
+    serde_json::from_slice::<Status<'_>>(&json)
+        .map_or(CeleryState::Pending, |s| CeleryState::parse(&s.status))
+}
+
+fn parse(raw: &[u8]) -> Result<(CeleryState, Meta), String> {
+    let json = uncompressed(raw)?;
     let meta: Meta = serde_json::from_slice(&json).map_err(|e| format!("not JSON: {e}"))?;
     let state = CeleryState::parse(meta.status.as_str().ok_or("no status")?);
     Ok((state, meta))
+}
+
+fn uncompressed(raw: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    Ok(match raw.strip_prefix(COMPRESSED_MARK) {
+        Some(rest) => Cow::Owned(decompress(rest)?),
+        None => Cow::Borrowed(raw),
+    })
 }
 
 /// `<content-type>\x00<data>`. Kombu's `gzip`/`zlib` compression is zlib data under
@@ -261,6 +281,42 @@ mod tests {
             assert_eq!(s.state, CeleryState::Pending);
             assert!(s.error.is_some(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn the_state_alone_reads_as_the_whole_decode_does() {
+        let id = TaskId::parse("dd6c6817-f134-4062-a0d2-00511a4bbfa6").unwrap();
+        let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+        let mut values: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("result-"))
+            .map(|name| sample(&name).1)
+            .collect();
+        assert!(values.len() >= 8, "the captured samples are missing");
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(&values[0]).unwrap();
+        let mut compressed = b"\x00celery-compressed\x00application/x-gzip\x00".to_vec();
+        compressed.extend_from_slice(&zlib.finish().unwrap());
+        values.push(compressed);
+        for odd in [
+            json!({"status": "A\u{c9}\"B", "result": null}).to_string(),
+            json!({"status": 3}).to_string(),
+            json!({"result": 1}).to_string(),
+            "not json".to_owned(),
+        ] {
+            values.push(odd.into_bytes());
+        }
+        values.push(b"\x00celery-compressed\x00application/x-bz2\x00BZh9".to_vec());
+        for raw in &values {
+            assert_eq!(
+                decode_state(Some(raw)),
+                decode(id.clone(), Some(raw)).state,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert_eq!(decode_state(None), decode(id, None).state);
     }
 
     #[test]

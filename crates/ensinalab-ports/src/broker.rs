@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use ensinalab_domain::TaskId;
+use ensinalab_domain::{CeleryState, TaskId};
 
 use crate::error::BrokerError;
 use crate::model::{RevokeReport, TaskRequest, TaskSnapshot};
@@ -27,6 +27,23 @@ pub trait TaskBroker: Send + Sync {
         &self,
         ids: &[TaskId],
     ) -> impl Future<Output = Result<Vec<TaskSnapshot>, BrokerError>> + Send;
+
+    /// Only the Celery states of `ids`, as [`Self::states`] would give them. The active list
+    /// needs nothing more; a broker that can read a state without decoding the whole value
+    /// overrides this (Celery's result values carry the task's meta, which cost the 50-row list
+    /// several allocations per row to build and throw away).
+    ///
+    /// # Errors
+    /// As [`Self::states`].
+    fn states_only(
+        &self,
+        ids: &[TaskId],
+    ) -> impl Future<Output = Result<Vec<CeleryState>, BrokerError>> + Send {
+        async move {
+            let snapshots = self.states(ids).await?;
+            Ok(snapshots.into_iter().map(|s| s.state).collect())
+        }
+    }
 
     /// Stops `ids` for good: removes still-queued messages (recording them as revoked) and
     /// sends ONE terminate-with-SIGKILL broadcast for the rest. Returns one report per id, in

@@ -1,6 +1,6 @@
 //! Watching jobs: the active list and the status of one task.
 
-use ensinalab_domain::{Elapsed, TaskId};
+use ensinalab_domain::{CeleryState, Elapsed, TaskId};
 use time::OffsetDateTime;
 
 use super::Service;
@@ -14,7 +14,7 @@ use crate::repo::Store;
 pub struct ActiveTask {
     pub resource: ActiveResource,
     /// `None` when the row has no task id, or the broker could not be asked.
-    pub celery: Option<TaskSnapshot>,
+    pub celery: Option<CeleryState>,
     pub elapsed: Elapsed,
     pub is_stuck: bool,
     pub can_cancel: bool,
@@ -67,7 +67,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         let (mut states, celery_unavailable) = if ids.is_empty() {
             (Vec::new().into_iter(), false)
         } else {
-            match self.broker.states(&ids).await {
+            match self.broker.states_only(&ids).await {
                 Ok(states) => (states.into_iter(), false),
                 Err(err) => {
                     tracing::warn!(error = %err, "task states unavailable; listing without them");
