@@ -144,19 +144,16 @@ async fn one_request(
     let rows = query.fetch_all(pool).await?;
     let mut keys = Vec::with_capacity(rows.len());
     for row in &rows {
-        let _: (String, i64, i64, String, String) = (
-            row.try_get("kind")?,
-            row.try_get("id")?,
-            row.try_get("user_id")?,
-            row.try_get("title")?,
-            row.try_get("status")?,
+        // by position, text borrowed where the store borrows it
+        let _: (&str, i64, String, &str) = (
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
         );
-        let _: (Option<f64>, Option<String>, time::OffsetDateTime) = (
-            row.try_get("progress")?,
-            row.try_get("generator_type")?,
-            row.try_get("created_at")?,
-        );
-        if let Some(task_id) = row.try_get::<Option<String>, _>("task_id")? {
+        let _: (Option<f64>, Option<String>, time::OffsetDateTime) =
+            (row.try_get(5)?, row.try_get(6)?, row.try_get(8)?);
+        if let Some(task_id) = row.try_get::<Option<&str>, _>(7)? {
             keys.push(format!("{META_PREFIX}{task_id}"));
         }
     }

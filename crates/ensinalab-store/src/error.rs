@@ -14,6 +14,11 @@ pub(crate) fn classify(err: DbErr) -> StoreError {
     }
 }
 
+/// [`classify`] for an error of sqlx used directly (the active list on PostgreSQL).
+pub(crate) fn classify_sqlx(err: sqlx::Error) -> StoreError {
+    classify(DbErr::Query(RuntimeErr::SqlxError(err.into())))
+}
+
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         // Pool exhausted past the acquire timeout, or closed.
@@ -65,6 +70,10 @@ mod tests {
         ] {
             assert!(matches!(classify(err), StoreError::Unavailable(_)));
         }
+        assert!(matches!(
+            classify_sqlx(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable(_)
+        ));
     }
 
     #[test]

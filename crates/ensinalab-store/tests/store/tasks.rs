@@ -56,6 +56,19 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    async fn an_active_row_with_a_task_id_that_is_not_a_uuid_is_corrupt_not_a_panic(store: Store) {
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        testing::execute(&store, &format!("UPDATE videos SET task_id = 'garbage' WHERE id = {}", v.id))
+            .await
+            .unwrap();
+        match store.active(ALICE).await {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains(&format!("videos {}", v.id)), "{why}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+on_both_backends! {
     async fn a_task_id_leads_to_its_resource_whoever_owns_it(store: Store) {
         let b = briefing_in(&store, BOB, BriefingStatus::Completed).await;
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
