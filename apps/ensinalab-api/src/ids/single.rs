@@ -148,7 +148,8 @@ impl SingleEncoder {
             out = padded;
         }
         // Every byte comes from the alphabet, which `harsh` accepted as bytes of a `str`.
-        String::from_utf8_lossy(&out).into_owned()
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
