@@ -1,19 +1,32 @@
 //! The revoke outbox: a cancel and the revoke it owes are one transaction; delivery, backoff
 //! and settling are idempotent marks.
 
-use ensinalab_domain::{BriefingStatus, ResourceKind, VideoStatus};
+use ensinalab_domain::{BriefingStatus, ResourceKind, TaskId, VideoStatus};
 use ensinalab_ports::{
     Briefings, Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeReport, Tasks,
     Transition, Videos,
 };
 use time::{Duration, OffsetDateTime};
 
-use ensinalab_store::testing;
+use ensinalab_store::{Store, testing};
 
 use crate::support::*;
 
 fn after_grace() -> OffsetDateTime {
     OffsetDateTime::now_utc() + FIRST_ATTEMPT_GRACE + Duration::seconds(1)
+}
+
+/// The task ids owed a revoke once the first attempt's grace is over, sorted.
+async fn due_after_grace(store: &Store) -> Vec<TaskId> {
+    let mut due: Vec<_> = store
+        .due_revokes(after_grace(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.task_id)
+        .collect();
+    due.sort();
+    due
 }
 
 fn day_ago() -> OffsetDateTime {
@@ -54,14 +67,7 @@ on_both_backends! {
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
         let all = store.cancel_all(&caller).await.unwrap();
         assert_eq!(all.videos.len(), 2);
-        let mut due: Vec<_> = store
-            .due_revokes(after_grace(), 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.task_id)
-            .collect();
-        due.sort();
+        let due = due_after_grace(&store).await;
         let mut expected: Vec<_> = [v1.task_id, v2.task_id, b.task_id]
             .into_iter()
             .map(Option::unwrap)
@@ -85,14 +91,7 @@ on_both_backends! {
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
         let all = store.cancel_all(&caller).await.unwrap();
         assert_eq!((all.briefings.len(), all.videos.len()), (1, 1));
-        let due: Vec<_> = store
-            .due_revokes(after_grace(), 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.task_id)
-            .collect();
-        assert_eq!(due, [shared]);
+        assert_eq!(due_after_grace(&store).await, [shared]);
         assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
     }
 }
