@@ -628,11 +628,13 @@ async fn active_on_postgres(
 ) -> Result<Vec<ActiveResource>, StoreError> {
     let statement = active_statement(DbBackend::Postgres);
     let mut query = sqlx::query(statement.sql.as_str());
+    // the statement lives as long as the server: its text binds are borrowed, not cloned
     for value in statement.values.iter().flat_map(|v| &v.0) {
-        query = match active_bind(value, user) {
-            Value::String(s) => query.bind(s),
-            Value::BigInt(i) => query.bind(i),
-            Value::Double(d) => query.bind(d),
+        query = match value {
+            Value::BigInt(Some(ACTIVE_USER)) => query.bind(user.get()),
+            Value::BigInt(i) => query.bind(*i),
+            Value::String(s) => query.bind(s.as_deref()),
+            Value::Double(d) => query.bind(*d),
             other => {
                 return Err(StoreError::Other(
                     format!("active list: unexpected bind {other:?}").into(),
