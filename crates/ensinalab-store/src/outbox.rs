@@ -9,7 +9,7 @@ use ensinalab_domain::{ResourceKind, TaskId};
 use ensinalab_ports::{
     FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, UnionType};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement, Value,
@@ -111,11 +111,11 @@ pub(crate) fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertState
         Query::select()
             .column(Column::TaskId)
             .expr(Expr::val(kind.as_str()))
-            .column(sea_orm::sea_query::Alias::new("id"))
+            .column(Alias::new("id"))
             .expr(Expr::val(now))
             .expr(Expr::val(0))
             .expr(Expr::val(now + FIRST_ATTEMPT_GRACE))
-            .from(sea_orm::sea_query::Alias::new(*name))
+            .from(Alias::new(*name))
             .and_where(Expr::col(Column::TaskId).is_not_null())
             .to_owned()
     });

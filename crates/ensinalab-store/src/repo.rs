@@ -358,9 +358,10 @@ impl Videos for Store {
 }
 
 /// A moved row of a cancel of many rows: `(id, task_id)`, the only two columns the revokes need
-/// (`RETURNING *` of 1,000 rows cost more to decode than the update took to build), at `first`.
+/// (`RETURNING *` of 1,000 rows cost more to decode than the update took to build).
 type Moved = (i64, Option<TaskId>);
 
+/// The [`Moved`] whose `id` is column `first` of `row` and `task_id` the next.
 fn moved_row(table: &str, row: &QueryResult, first: usize) -> Result<Moved, StoreError> {
     let id: i64 = row.try_get_by_index(first).map_err(classify)?;
     let task: Option<String> = row.try_get_by_index(first + 1).map_err(classify)?;
