@@ -1,9 +1,10 @@
 //! EnsinaLab's database schema, as sea-orm migrations that run unchanged on PostgreSQL
 //! (production) and SQLite (the embedded default).
 //!
-//! This crate owns the tables (`briefings`, `options`, `videos`, `security_events`) and their
-//! indexes; `docs/schema.md` describes them. It imports none of our crates, so the schema can be
-//! applied or inspected by the `ensinalab-migration` binary alone. Migrations are append-only:
+//! This crate owns the tables (`briefings`, `options`, `videos`, `security_events`, and the
+//! revoke outbox's `revoke_outbox` and `revoke_batches`) and their indexes; `docs/schema.md`
+//! describes them. It imports none of our crates, so the schema can be applied or inspected by
+//! the `ensinalab-migration` binary alone. Migrations are append-only:
 //! a shipped migration is never edited, a change is a new one.
 
 use sea_orm_migration::prelude::*;
@@ -15,6 +16,7 @@ mod m20261128_000001_create_tables;
 mod m20261128_000002_briefing_task_id;
 mod m20261128_000003_revoke_outbox;
 mod m20261128_000004_revoke_outbox_by_task;
+mod m20261129_000005_revoke_batches;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_briefing_task_id::Migration),
             Box::new(m20261128_000003_revoke_outbox::Migration),
             Box::new(m20261128_000004_revoke_outbox_by_task::Migration),
+            Box::new(m20261129_000005_revoke_batches::Migration),
         ]
     }
 }

@@ -11,18 +11,20 @@ use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm_migration::SchemaManager;
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "briefings",
     "options",
     "videos",
     "security_events",
     "revoke_outbox",
+    "revoke_batches",
 ];
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
     "m20261128_000004_revoke_outbox_by_task",
+    "m20261129_000005_revoke_batches",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -54,6 +56,8 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(!manager.has_table("revoke_batches").await.unwrap());
     assert!(!manager.has_column("revoke_outbox", "id").await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
     assert!(manager.has_column("revoke_outbox", "id").await.unwrap());
@@ -133,13 +137,38 @@ async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) 
     let before = owed_rows(db).await;
     assert_eq!(before.len(), 2);
     assert!(before[0].starts_with("1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6 briefing 3 0"));
-    Migrator::up(db, None).await.unwrap();
+    Migrator::up(db, Some(1)).await.unwrap();
     assert_eq!(owed_rows(db).await, before);
     assert_constraints(db, &["revoke_outbox_pkey"]).await;
     assert!(insert_owed(db, OWED[0]).await.is_err(), "one row per task");
     Migrator::down(db, Some(1)).await.unwrap();
     assert_eq!(owed_rows(db).await, before);
     assert_constraints(db, &["revoke_outbox_pkey", "revoke_outbox_task_id_key"]).await;
+    Migrator::down(db, None).await.unwrap();
+}
+
+/// Taking the batches table away (migration 5's `down`) first spreads the batches cancels left
+/// there into the outbox, as the dispatcher would have: their revokes stay owed.
+async fn pending_batches_survive_their_table_going_down(db: &DatabaseConnection) {
+    Migrator::up(db, None).await.unwrap();
+    insert_owed(db, OWED[1]).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO revoke_batches (created_at, next_attempt_at, tasks) VALUES \
+         ('2026-11-28T10:00:00Z', '2026-11-28T10:00:05Z', \
+          '[[\"8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60\", \"video\", 7], \
+            [\"1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6\", \"briefing\", 3]]')",
+    )
+    .await
+    .unwrap();
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(
+        owed_rows(db).await,
+        [
+            "1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6 briefing 3 0 Some(\"signalled\")",
+            "8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60 video 7 0 None",
+        ],
+        "the batch's new task added, the task already owed left as it was"
+    );
     Migrator::down(db, None).await.unwrap();
 }
 
@@ -168,6 +197,7 @@ async fn assert_constraints(db: &DatabaseConnection, expected: &[&str]) {
 async fn migrations_go_up_down_and_up_again_on_sqlite() {
     let db = Database::connect("sqlite::memory:").await.unwrap();
     the_outbox_keeps_its_rows_through_its_rebuild(&db).await;
+    pending_batches_survive_their_table_going_down(&db).await;
     up_down_up(&db).await;
 }
 
@@ -192,6 +222,7 @@ async fn migrations_go_up_down_and_up_again_on_postgres() {
         let db = db.clone();
         async move {
             the_outbox_keeps_its_rows_through_its_rebuild(&db).await;
+            pending_batches_survive_their_table_going_down(&db).await;
             up_down_up(&db).await;
         }
     })
