@@ -7,7 +7,8 @@
 //!   the guard's `Drop` drops the database anyway. `scripts/ensure-postgres.sh` (run by
 //!   `scripts/test.sh`) makes sure the server is up.
 //! - [`sqlite_memory`] gives a migrated store on a private in-memory SQLite database.
-//! - [`security_events`] reads the trail back; [`execute`] runs raw SQL (to break a row).
+//! - [`security_events`] reads the trail back; [`execute`] runs raw SQL (to break a row);
+//!   [`row_count`] counts a table's rows.
 //!
 //! ```no_run
 //! use ensinalab_store::testing::TestPostgres;
@@ -26,6 +27,7 @@ use ensinalab_domain::{ResourceKind, UserId};
 use ensinalab_ports::{SecurityEvent, StoreError};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder,
+    Statement,
 };
 
 use crate::Store;
@@ -59,6 +61,25 @@ pub async fn sqlite_memory() -> Result<Store, StoreError> {
 pub async fn execute(store: &Store, sql: &str) -> Result<(), StoreError> {
     store.db.execute_unprepared(sql).await.map_err(classify)?;
     Ok(())
+}
+
+/// How many rows `table` holds, for tests of what the ports do not expose (how a cancel's
+/// revokes are written, say).
+///
+/// # Errors
+/// [`StoreError`] if the query fails.
+pub async fn row_count(store: &Store, table: &str) -> Result<i64, StoreError> {
+    let backend = store.db.get_database_backend();
+    let row = store
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("SELECT count(*) FROM {table}"),
+        ))
+        .await
+        .map_err(classify)?
+        .ok_or_else(|| StoreError::Other("count(*) returned no row".into()))?;
+    row.try_get_by_index(0).map_err(classify)
 }
 
 /// The security trail, oldest first (the ports only append to it).

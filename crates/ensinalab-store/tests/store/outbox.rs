@@ -97,9 +97,41 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    async fn a_cancel_all_writes_one_row_for_its_revokes_and_the_dispatcher_spreads_it(store: Store) {
+        for _ in 0..3 {
+            video_in(&store, ALICE, VideoStatus::Processing).await;
+        }
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        store.cancel_all(&caller).await.unwrap();
+        assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 1);
+        assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 0);
+        assert_eq!(due_after_grace(&store).await.len(), 3);
+        assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 0);
+        assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 3);
+    }
+}
+
+on_both_backends! {
+    async fn a_cancels_own_delivery_is_marked_before_anything_read_its_revoke(store: Store) {
+        // The dispatcher's tick marks what cancels delivered themselves before it reads what is
+        // due: the mark must find the revoke the cancel wrote as a batch.
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        store.cancel_video(ALICE, v.id).await.unwrap();
+        let task_id = v.task_id.unwrap();
+        let report = RevokeReport { task_id: task_id.clone(), outcome: RevokeOutcome::Signalled };
+        store.revokes_delivered(&[report], OffsetDateTime::now_utc()).await.unwrap();
+        assert!(due_after_grace(&store).await.is_empty());
+        let open = store.open_revokes(day_ago(), 10).await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].task_id, task_id);
+        assert!(open[0].delivered_at.is_some());
+    }
+}
+
+on_both_backends! {
     async fn a_cancel_whose_revoke_cannot_be_recorded_changes_nothing(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
-        ensinalab_store::testing::execute(&store, "DROP TABLE revoke_outbox").await.unwrap();
+        testing::execute(&store, "DROP TABLE revoke_batches").await.unwrap();
         assert!(store.cancel_video(ALICE, v.id).await.is_err());
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
         assert!(store.cancel_all(&caller).await.is_err());
