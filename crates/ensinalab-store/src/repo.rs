@@ -401,7 +401,7 @@ fn owes(moved: &[Moved], kind: ResourceKind) -> impl Iterator<Item = Owe> + '_ {
 
 /// PostgreSQL: cancel-all's two cancels and the revokes they owe as one data-modifying `WITH`
 /// (`briefings` and `videos` moved, sorted by id). The generic path sends the moved rows back as
-/// JSON for the outbox insert, which PostgreSQL took 3.5 ms to read for 1,000 jobs, plus two
+/// JSON for the revoke batch, which PostgreSQL took 3.5 ms to read for 1,000 jobs, plus two
 /// round trips; here they never leave the database. SQLite has no `UPDATE` inside `WITH`.
 async fn cancel_all_owing(
     txn: &DatabaseTransaction,

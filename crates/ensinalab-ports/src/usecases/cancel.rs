@@ -218,9 +218,10 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     /// One attempt to deliver the revokes a cancel just committed. On success the delivery is
-    /// queued for [`Service::record_deliveries`], which marks the outbox after the response (a
-    /// write of one row per task, as long as the cancel's own; should it never happen, the
-    /// dispatcher merely delivers them again once their grace is over: a revoke is idempotent).
+    /// queued for [`Service::record_deliveries`], which marks the outbox after the response (an
+    /// update of one row per task, longer than the cancel's own write; should it never happen,
+    /// the dispatcher merely delivers them again once their grace is over: a revoke is
+    /// idempotent).
     /// On failure they stay pending for the dispatcher.
     async fn deliver_now(&self, task_ids: &[TaskId]) -> Vec<(TaskId, RevokeStatus)> {
         if task_ids.is_empty() {
