@@ -198,10 +198,10 @@ if has_case cancel; then
     pg_log_lines=$(wc -l <"$WORK/pg/log")
     p0=$(publishes) b0=$(broadcasts)
     curl_s=$(cancel_all "$u")
-    # Long enough for the dispatcher's delivery mark of this cancel (an UPDATE of its 1,000
-    # outbox rows, at its next tick, within 0.5 s) to finish before the next measured cancel,
-    # which it overlapped with 0.2 s; short enough that the five stay inside the 10 s after
-    # which the dispatcher re-broadcasts open revokes.
+    # Long enough for the dispatcher's spread and delivery mark of this cancel (an INSERT and
+    # an UPDATE of its 1,000 outbox rows, at its next tick, within 0.5 s) to finish before the
+    # next measured cancel (the mark overlapped it with 0.2 s); short enough that the five stay
+    # inside the 10 s after which the dispatcher re-broadcasts open revokes.
     sleep 0.7
     p1=$(publishes) b1=$(broadcasts)
     commandstats >"$WORK/cmd1.txt"
