@@ -140,8 +140,9 @@ pub(crate) fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertState
     Ok(insert)
 }
 
-/// The batch's tasks as `revoke_outbox` rows (one per task; a task already owed is left
-/// alone), from `revoke_batches b` joined with its elements.
+/// The head of the spread's `INSERT`: each backend's statement follows it with the rows of
+/// `revoke_batches b` joined with its elements, one per task, and `ON CONFLICT DO NOTHING` (a
+/// task already owed keeps its row).
 const SPREAD: &str = "INSERT INTO revoke_outbox \
      (task_id, resource_kind, resource_id, created_at, attempts, next_attempt_at)";
 
