@@ -14,15 +14,6 @@ pub struct UnknownStatus {
     pub value: String,
 }
 
-/// A cancel refused because of the resource's current status; carries that status so the API
-/// can say "Status atual: completed".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cannot cancel in status {current}")]
-pub struct NotCancellable<S: fmt::Display + fmt::Debug> {
-    /// The status the resource is in.
-    pub current: S,
-}
-
 /// Which kind of resource a task belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -44,29 +35,73 @@ impl ResourceKind {
     }
 }
 
-/// What a generation task reported, as far as the database cares.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TaskOutcome {
-    /// Started or reporting progress (videos carry a fraction in `0.0..=1.0`).
-    Running {
-        /// Progress, when the task reports one.
-        progress: Option<f64>,
-    },
-    /// Finished; the payload is interpreted per resource kind by the caller.
-    Succeeded,
-    /// Raised, or its worker died; the message is shown to the owner.
-    Failed(String),
-    /// Revoked (by us or by an operator).
-    Revoked,
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resource kind string this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown resource kind {0:?}")]
+pub struct UnknownKind(pub String);
+
+impl FromStr for ResourceKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "briefing" => Ok(Self::Briefing),
+            "video" => Ok(Self::Video),
+            other => Err(UnknownKind(other.chars().take(64).collect())),
+        }
+    }
+}
+
+/// What the rules need to know of a status type, whatever the resource: its kind, its sets and
+/// its cancelled status. Implemented by [`BriefingStatus`] and [`VideoStatus`], so a rule (the
+/// cancel) and its executors (the stores) are written once for both.
+pub trait Lifecycle:
+    Copy
+    + Eq
+    + std::hash::Hash
+    + fmt::Debug
+    + fmt::Display
+    + FromStr<Err = UnknownStatus>
+    + Send
+    + Sync
+    + 'static
+{
+    /// The resource kind these statuses belong to.
+    const KIND: ResourceKind;
+    /// Every status, in lifecycle order.
+    const ALL: &'static [Self];
+    /// Statuses a user may cancel; also what "active" means for listing and cancel-all.
+    const CANCELLABLE: &'static [Self];
+    /// Statuses a task may still move (a task report writes only from these).
+    const IN_FLIGHT: &'static [Self];
+    /// Statuses in which a worker is running the task (once it has reported its start).
+    const RUNNING: &'static [Self];
+    /// Final statuses: nothing moves a row out of them.
+    const TERMINAL: &'static [Self];
+    /// Where every cancel ends.
+    const CANCELLED: Self;
+    /// Whether rows of this kind carry a progress fraction.
+    const HAS_PROGRESS: bool;
+
+    /// The wire and storage string.
+    fn as_str(self) -> &'static str;
 }
 
 macro_rules! status_enum {
     (
-        $(#[$doc:meta])* $name:ident, $kind:literal,
+        $(#[$doc:meta])* $name:ident, $kind:ident, $kind_str:literal,
         [$($variant:ident => $wire:literal),+ $(,)?],
         cancellable: [$($c:ident),+],
         in_flight: [$($f:ident),+],
-        terminal: [$($t:ident),+] $(,)?
+        running: [$($r:ident),+],
+        terminal: [$($t:ident),+],
+        cancelled: $cancelled:ident,
+        has_progress: $progress:literal $(,)?
     ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,22 +111,36 @@ macro_rules! status_enum {
             $(#[doc = concat!("`", $wire, "`")] $variant,)+
         }
 
-        impl $name {
-            /// Every status, in lifecycle order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-            /// Statuses a user may cancel; also what "active" means for listing and cancel-all.
-            pub const CANCELLABLE: &'static [Self] = &[$(Self::$c),+];
-            /// Statuses a task may still move (the reconciler writes only from these, so a late
-            /// worker report never resurrects a cancelled or finished row).
-            pub const IN_FLIGHT: &'static [Self] = &[$(Self::$f),+];
-            /// Final statuses: nothing moves a row out of them.
-            pub const TERMINAL: &'static [Self] = &[$(Self::$t),+];
+        impl Lifecycle for $name {
+            const KIND: ResourceKind = ResourceKind::$kind;
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            const CANCELLABLE: &'static [Self] = &[$(Self::$c),+];
+            const IN_FLIGHT: &'static [Self] = &[$(Self::$f),+];
+            const RUNNING: &'static [Self] = &[$(Self::$r),+];
+            const TERMINAL: &'static [Self] = &[$(Self::$t),+];
+            const CANCELLED: Self = Self::$cancelled;
+            const HAS_PROGRESS: bool = $progress;
 
-            /// The wire and storage string.
-            pub fn as_str(self) -> &'static str {
+            fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $wire,)+
                 }
+            }
+        }
+
+        impl $name {
+            /// Every status, in lifecycle order.
+            pub const ALL: &'static [Self] = <Self as Lifecycle>::ALL;
+            /// See [`Lifecycle::CANCELLABLE`].
+            pub const CANCELLABLE: &'static [Self] = <Self as Lifecycle>::CANCELLABLE;
+            /// See [`Lifecycle::IN_FLIGHT`].
+            pub const IN_FLIGHT: &'static [Self] = <Self as Lifecycle>::IN_FLIGHT;
+            /// See [`Lifecycle::TERMINAL`].
+            pub const TERMINAL: &'static [Self] = <Self as Lifecycle>::TERMINAL;
+
+            /// The wire and storage string.
+            pub fn as_str(self) -> &'static str {
+                <Self as Lifecycle>::as_str(self)
             }
 
             /// Whether a user may cancel a resource in this status.
@@ -108,18 +157,6 @@ macro_rules! status_enum {
             pub fn is_in_flight(self) -> bool {
                 Self::IN_FLIGHT.contains(&self)
             }
-
-            /// The cancellation rule.
-            ///
-            /// # Errors
-            /// [`NotCancellable`] with the current status when it is not in [`Self::CANCELLABLE`].
-            pub fn check_cancellable(self) -> Result<(), NotCancellable<Self>> {
-                if self.is_cancellable() {
-                    Ok(())
-                } else {
-                    Err(NotCancellable { current: self })
-                }
-            }
         }
 
         impl fmt::Display for $name {
@@ -134,7 +171,7 @@ macro_rules! status_enum {
                 match s {
                     $($wire => Ok(Self::$variant),)+
                     other => Err(UnknownStatus {
-                        kind: $kind,
+                        kind: $kind_str,
                         value: other.chars().take(64).collect(),
                     }),
                 }
@@ -145,7 +182,7 @@ macro_rules! status_enum {
 
 status_enum!(
     /// Lifecycle of a briefing: its options are generated by a task, then a video is made from one.
-    BriefingStatus, "briefing",
+    BriefingStatus, Briefing, "briefing",
     [
         Pending => "pending",
         Processing => "processing",
@@ -157,13 +194,16 @@ status_enum!(
     ],
     cancellable: [Processing, GeneratingOptions],
     in_flight: [Pending, Processing, GeneratingOptions],
+    running: [Processing, GeneratingOptions],
     terminal: [Completed, Failed, Cancelled],
+    cancelled: Cancelled,
+    has_progress: false,
 );
 
 status_enum!(
     /// Lifecycle of a video. `pending_approval` waits for a human, so it may be cancelled, but no
     /// task writes to it any more.
-    VideoStatus, "video",
+    VideoStatus, Video, "video",
     [
         Queued => "queued",
         Processing => "processing",
@@ -174,7 +214,10 @@ status_enum!(
     ],
     cancellable: [Queued, Processing, PendingApproval],
     in_flight: [Queued, Processing],
+    running: [Processing],
     terminal: [Completed, Failed, Cancelled],
+    cancelled: Cancelled,
+    has_progress: true,
 );
 
 #[cfg(test)]
@@ -232,10 +275,6 @@ mod tests {
         for &s in B::ALL {
             let expected = matches!(s, B::Processing | B::GeneratingOptions);
             assert_eq!(s.is_cancellable(), expected, "{s}");
-            match s.check_cancellable() {
-                Ok(()) => assert!(expected),
-                Err(e) => assert_eq!(e.current, s),
-            }
         }
     }
 
@@ -244,20 +283,7 @@ mod tests {
         for &s in V::ALL {
             let expected = matches!(s, V::Queued | V::Processing | V::PendingApproval);
             assert_eq!(s.is_cancellable(), expected, "{s}");
-            assert_eq!(s.check_cancellable().is_ok(), expected);
         }
-    }
-
-    #[test]
-    fn a_rejection_carries_the_current_status() {
-        let err = V::Completed.check_cancellable().unwrap_err();
-        assert_eq!(
-            err,
-            NotCancellable {
-                current: V::Completed
-            }
-        );
-        assert_eq!(err.current.as_str(), "completed");
     }
 
     #[test]
@@ -285,7 +311,26 @@ mod tests {
 
     #[test]
     fn resource_kinds_have_the_seeds_wire_names() {
-        assert_eq!(ResourceKind::Briefing.as_str(), "briefing");
-        assert_eq!(ResourceKind::Video.as_str(), "video");
+        for (kind, wire) in [
+            (ResourceKind::Briefing, "briefing"),
+            (ResourceKind::Video, "video"),
+        ] {
+            assert_eq!(kind.as_str(), wire);
+            assert_eq!(wire.parse::<ResourceKind>(), Ok(kind));
+        }
+        assert!("Video".parse::<ResourceKind>().is_err());
+    }
+
+    #[test]
+    fn each_status_type_names_its_kind_and_running_is_a_subset_of_in_flight_and_cancellable() {
+        assert_eq!(<B as Lifecycle>::KIND, ResourceKind::Briefing);
+        assert_eq!(<V as Lifecycle>::KIND, ResourceKind::Video);
+        for &s in B::RUNNING {
+            assert!(s.is_in_flight() && s.is_cancellable(), "{s}");
+        }
+        for &s in V::RUNNING {
+            assert!(s.is_in_flight() && s.is_cancellable(), "{s}");
+        }
+        assert!(B::CANCELLED.is_terminal() && V::CANCELLED.is_terminal());
     }
 }
