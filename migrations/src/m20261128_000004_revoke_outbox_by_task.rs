@@ -1,7 +1,7 @@
 //! `revoke_outbox` keyed by its task id, with partial indexes: the rows a cancel-all inserts
-//! (one per task, inside its transaction) were the largest write of a cancel-all of 1,000 jobs,
-//! and about a third of that was upkeep of indexes no query needs in full (22 -> 15 ms in
-//! psql). The surrogate `id` key and its sequence go (`task_id` was already unique, and nothing
+//! (one per task, inside its transaction) were the largest write of a cancel-all, and part of
+//! that was upkeep of indexes no query needs in full (docs/benchmarks.md, "outbox indexes").
+//! The surrogate `id` key and its sequence go (`task_id` was already unique, and nothing
 //! refers to a row by `id`); the two dispatcher indexes keep only the rows their queries read
 //! (undelivered, unsettled), which also keeps them small while the table grows. The table is
 //! rebuilt and its rows copied: SQLite cannot change a primary key in place.

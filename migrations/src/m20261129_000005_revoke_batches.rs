@@ -1,9 +1,8 @@
 //! `revoke_batches`: what a cancel writes in its transaction is now ONE row holding every revoke
 //! it owes (a JSON array of `[task_id, resource_kind, resource_id]`), not one `revoke_outbox`
 //! row per task. The dispatcher spreads batches into `revoke_outbox`, whose per-task rows it
-//! marks, before it reads or marks that table. A cancel-all of 1,000 jobs had spent about 12 of
-//! its 40 ms in PostgreSQL inserting and indexing those 1,000 rows; writing them now happens
-//! after the response. `down` spreads the batches still pending first, so no owed revoke is
+//! marks, before it reads or marks that table, so writing the per-task rows happens after the
+//! cancel's response (docs/benchmarks.md, "the revoke batch"). `down` spreads the batches still pending first, so no owed revoke is
 //! lost.
 
 use sea_orm_migration::prelude::*;

@@ -9,13 +9,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header::HeaderMap;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use ensinalab_domain::UserId;
-use ensinalab_ports::{Caller, SecurityEvent};
+use ensinalab_ports::{Caller, SecurityEvent, SecurityEventKind};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwtConfig;
 use crate::error::ApiError;
-use crate::trail::SecurityTrail;
+use ensinalab_jobs::trail::SecurityTrail;
 
 /// Tokens longer than this are refused before parsing (a bound on work per request).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -237,7 +237,7 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
             // The trail's record() is the structured log line; without a trail, log here.
             match req.app_data::<web::Data<SecurityTrail>>() {
                 Some(trail) => trail.record(SecurityEvent {
-                    event: "auth_failed".to_owned(),
+                    event: SecurityEventKind::AuthFailed,
                     user_id: None,
                     resource: None,
                     task_id: None,

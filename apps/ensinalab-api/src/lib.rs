@@ -1,7 +1,8 @@
 //! The EnsinaLab task-control HTTP API.
 //!
 //! This crate owns everything HTTP: configuration from the environment, startup (the store and
-//! broker chosen at run time, each choice instantiating one generic `run`), JWT authentication,
+//! broker chosen at run time, each choice instantiating one generic `run`, and the background
+//! jobs of `ensinalab-jobs` started beside the server), JWT authentication,
 //! hashids in URLs and bodies, the JSON wire shapes of the seed contract
 //! (`docs/api.md`), the OpenAPI document and the mapping of every use-case error to one
 //! [`ApiError`]. The rules themselves live in `ensinalab-ports` and `ensinalab-domain`; a
@@ -9,19 +10,15 @@
 
 pub mod auth;
 pub mod config;
-pub mod dispatcher;
 pub mod dto;
 pub mod error;
 pub mod ids;
-pub mod lost;
 pub mod openapi;
 pub mod probe;
 pub mod ratelimit;
-pub mod reconciler;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
-pub mod trail;
 
 pub use config::Config;
 pub use error::ApiError;

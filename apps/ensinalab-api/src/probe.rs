@@ -14,7 +14,7 @@ pub trait Probe: Send + Sync {
     fn probe(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-impl Probe for ensinalab_store::Store {
+impl Probe for ensinalab_store::SqlStore {
     async fn probe(&self) -> Result<(), StoreError> {
         self.ping().await
     }

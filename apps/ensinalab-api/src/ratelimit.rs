@@ -22,13 +22,15 @@ use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, ResponseError, web};
-use ensinalab_ports::{RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent};
+use ensinalab_ports::{
+    RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent, SecurityEventKind,
+};
 use ensinalab_ratelimit::{InProcessLimiter, RedisLimiter};
 
 use crate::auth::{Authenticator, bearer_token};
 use crate::config::{RateLimitBackend, RateLimitConfig};
 use crate::error::ApiError;
-use crate::trail::SecurityTrail;
+use ensinalab_jobs::trail::SecurityTrail;
 
 /// Every quota counts per minute.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -256,7 +258,7 @@ async fn record_refusal(
         return;
     };
     trail.record(SecurityEvent {
-        event: "rate_limited".to_owned(),
+        event: SecurityEventKind::RateLimited,
         user_id: user,
         resource: None,
         task_id: None,

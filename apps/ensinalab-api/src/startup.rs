@@ -1,6 +1,7 @@
-//! Startup: adapters chosen from the configuration, the HTTP server bound, the reconciler
-//! started. [`Application::build`] is what `main` runs; tests boot the same server on port 0
-//! through [`Application::from_parts`] with adapters they keep a handle on.
+//! Startup: adapters chosen from the configuration, the HTTP server bound, the background jobs
+//! (`ensinalab-jobs`) started beside it. [`Application::build`] is what `main` runs; tests boot
+//! the same server on port 0 through [`Application::from_parts`] with adapters they keep a
+//! handle on.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -8,22 +9,24 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{Service, ServiceConfig, Store, TaskBroker};
+use ensinalab_jobs::dispatcher::DispatcherSettings;
+use ensinalab_jobs::trail::SecurityTrail;
+use ensinalab_jobs::{Feeds, Jobs, Pacing};
+use ensinalab_local::{LocalBroker, LocalConfig};
+use ensinalab_ports::{Service, Settings, Store, TaskBroker};
 use tokio::sync::mpsc::Receiver;
-use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::config::{BrokerChoice, Config};
-use crate::dispatcher::{self, DispatcherSettings};
 use crate::ids::{Hashids, HashidsError};
-use crate::lost;
 use crate::probe::Probe;
 use crate::ratelimit::RateLimits;
-use crate::trail::{self, SecurityTrail};
-use crate::{reconciler, routes};
-use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
-use ensinalab_local::{LocalBroker, LocalConfig};
+use crate::routes;
+
+/// How long the background jobs may take to finish what they are doing once the server stopped.
+const JOBS_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +49,11 @@ pub enum StartupError {
     RateLimiter(#[source] ensinalab_ports::BoxError),
 }
 
-/// A bound, not yet running server.
+/// A bound, not yet running server, and its running background jobs.
 pub struct Application {
     port: u16,
     server: Server,
-    background: Vec<JoinHandle<()>>,
+    jobs: Jobs,
 }
 
 impl Application {
@@ -96,12 +99,12 @@ impl Application {
     /// [`Self::from_parts`] over a fresh service: one instantiation per broker choice.
     fn run<B: TaskBroker + 'static>(
         config: &Config,
-        store: ensinalab_store::Store,
+        store: ensinalab_store::SqlStore,
         broker: B,
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
     ) -> Result<Self, StartupError> {
-        let service = Arc::new(Service::new(store, broker, service_config(config)));
+        let service = Arc::new(Service::new(store, broker, settings(config)));
         Self::from_parts_with(
             config,
             service,
@@ -111,8 +114,9 @@ impl Application {
         )
     }
 
-    /// Binds the server over `store` and `broker`, and starts the reconciler on `changes` (the
-    /// broker's change feed) plus a periodic sweep, and the revoke dispatcher (without a
+    /// Binds the server over the service's store and broker, and starts the background jobs:
+    /// the reconciler on `changes` (the broker's change feed) plus its periodic sweep, the
+    /// lost-worker check, the security-trail writer and the revoke dispatcher (without a
     /// worker-online feed). Must be called inside a tokio runtime.
     ///
     /// # Errors
@@ -151,20 +155,30 @@ impl Application {
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
     {
-        let mut app = Self::bind(config, Arc::clone(&service), changes)?;
-        app.background
-            .push(lost::spawn(Arc::clone(&service), config.reconcile_interval));
-        app.background
-            .push(dispatcher::spawn(service, online, dispatch));
-        Ok(app)
+        let (trail, trail_rx) = SecurityTrail::channel();
+        let (port, server) = Self::bind(config, Arc::clone(&service), trail)?;
+        let feeds = Feeds {
+            task_changes: changes,
+            workers_online: online,
+            trail: trail_rx,
+        };
+        let pacing = Pacing {
+            reconcile_every: config.reconcile_interval,
+            dispatcher: dispatch,
+        };
+        Ok(Self {
+            port,
+            server,
+            jobs: ensinalab_jobs::start(service, feeds, pacing),
+        })
     }
 
-    /// The server and the reconciler.
+    /// The HTTP server, bound.
     fn bind<S, B>(
         config: &Config,
         service: Arc<Service<S, B>>,
-        changes: Option<Receiver<TaskId>>,
-    ) -> Result<Self, StartupError>
+        trail: SecurityTrail,
+    ) -> Result<(u16, Server), StartupError>
     where
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
@@ -183,14 +197,12 @@ impl Application {
             .port();
         let ids = web::Data::new(Hashids::new(&config.hashids)?);
         let auth = web::Data::new(Authenticator::new(&config.jwt));
-        let data = web::Data::from(Arc::clone(&service));
+        let data = web::Data::from(service);
         let json_limit = config.json_limit_bytes;
         let limits = web::Data::new(
             RateLimits::new(&config.rate_limit).map_err(|e| StartupError::RateLimiter(e.into()))?,
         );
-        let (trail, trail_rx) = SecurityTrail::channel();
         let trail = web::Data::new(trail);
-        let trail_writer = trail::spawn_writer(Arc::clone(&service), trail_rx);
         let server = HttpServer::new(move || {
             App::new()
                 // Inside the request log, so refusals are logged with their 429.
@@ -210,13 +222,7 @@ impl Application {
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
-        let mut background = reconciler::spawn(service, changes, config.reconcile_interval);
-        background.push(trail_writer);
-        Ok(Self {
-            port,
-            server,
-            background,
-        })
+        Ok((port, server))
     }
 
     /// The port actually bound (useful with port 0).
@@ -225,15 +231,13 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains in-flight requests),
-    /// then stops the reconciler.
+    /// then stops the background jobs.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> Result<(), std::io::Error> {
         let result = self.server.await;
-        for handle in self.background {
-            handle.abort();
-        }
+        self.jobs.stop(JOBS_GRACE).await;
         result
     }
 }
@@ -242,15 +246,15 @@ impl Application {
 ///
 /// # Errors
 /// [`StartupError::Store`].
-pub async fn open_store(config: &Config) -> Result<ensinalab_store::Store, StartupError> {
-    ensinalab_store::Store::connect(&config.database_url)
+pub async fn open_store(config: &Config) -> Result<ensinalab_store::SqlStore, StartupError> {
+    ensinalab_store::SqlStore::connect(&config.database_url)
         .await
         .map_err(|e| StartupError::Store(e.into()))
 }
 
-/// The service settings from the configuration.
-pub fn service_config(config: &Config) -> ServiceConfig {
-    ServiceConfig {
+/// The use cases' settings from the configuration.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
         task_time_limit_secs: config.task_time_limit_secs,
     }
 }

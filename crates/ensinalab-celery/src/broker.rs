@@ -47,8 +47,8 @@ struct Inner {
     /// The hot path's multiplexed connections, one per thread that calls, each made on first
     /// use on that thread (so its driver task runs on that thread's runtime) and dropped after
     /// a failure. deadpool's `get()` would cost an UNWATCH+PING round trip per call; one
-    /// connection for the process made every read wake the runtime thread that drove it (16%
-    /// of the server's CPU in a profile of the active list).
+    /// connection for the process made every read wake the runtime thread that drove it
+    /// (docs/benchmarks.md, "per-thread read connections").
     shared: Mutex<HashMap<ThreadId, MultiplexedConnection>>,
     /// `/<db>.celery.pidbox`: PUB/SUB ignores SELECT, so kombu puts the DB in the name.
     pidbox_channel: String,
@@ -58,7 +58,7 @@ struct Inner {
 
 /// One task a worker is executing, from `inspect active`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ActiveTask {
+pub struct WorkerTask {
     pub task_id: TaskId,
     /// Celery task name, e.g. `ensinalab.generate_video`.
     pub name: String,
@@ -74,7 +74,7 @@ pub struct WorkerActivity {
     /// Node name, e.g. `celery@host`.
     pub worker: String,
     /// Its running tasks (ids that are not UUIDs, from other producers, are left out).
-    pub active: Vec<ActiveTask>,
+    pub active: Vec<WorkerTask>,
 }
 
 impl std::fmt::Debug for CeleryBroker {
@@ -539,13 +539,13 @@ impl TaskBroker for CeleryBroker {
 }
 
 /// The tasks of one worker's `active` reply.
-fn active_tasks(reply: &Value) -> Vec<ActiveTask> {
+fn active_tasks(reply: &Value) -> Vec<WorkerTask> {
     let Some(list) = reply.as_array() else {
         return Vec::new();
     };
     list.iter()
         .filter_map(|t| {
-            Some(ActiveTask {
+            Some(WorkerTask {
                 task_id: TaskId::parse(t.get("id")?.as_str()?).ok()?,
                 name: t
                     .get("name")
@@ -598,7 +598,7 @@ mod tests {
         let tasks = active_tasks(&body["w1@lab"]);
         assert_eq!(
             tasks,
-            vec![ActiveTask {
+            vec![WorkerTask {
                 task_id: TaskId::parse("1c6e7fe4-d636-474b-a4cd-c016667198bf").unwrap(),
                 name: "labapp.progress".into(),
                 worker_pid: Some(11362),

@@ -1,13 +1,127 @@
-//! Reading the security trail back: the query of `GET /admin/security-events`.
+//! The security trail: what an event is ([`SecurityEvent`], [`SecurityEventKind`]), the one
+//! log line every event also is ([`SecurityEvent::log`]), and reading the trail back (the
+//! query of `GET /admin/security-events`).
 //!
 //! Pagination is by keyset on the event id, newest first: a page is "the `limit` newest events
 //! with an id below `before_id`", so a page never shifts when events are appended meanwhile
 //! (an offset would).
 
-use ensinalab_domain::UserId;
+use std::fmt;
+use std::str::FromStr;
+
+use ensinalab_domain::{ResourceKind, TaskId, UserId};
 use time::OffsetDateTime;
 
-use crate::model::SecurityEvent;
+/// What happened, as the trail's `event` column and the log's `event` field name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityEventKind {
+    /// A user cancelled one of their videos.
+    VideoCancelled,
+    /// A user cancelled the option generation of one of their briefings.
+    BriefingCancelled,
+    /// A user cancelled everything they had running (details carry the counts).
+    TasksCancelledAll,
+    /// A cancel was refused: someone else's resource, a missing one, or a final status.
+    CancelRefused,
+    /// A read was refused: someone else's (or a missing) briefing, video, option or task.
+    ReadRefused,
+    /// A request without a valid token.
+    AuthFailed,
+    /// A request over a rate limit.
+    RateLimited,
+    /// A non-admin token on an admin route.
+    AdminRefused,
+}
+
+impl SecurityEventKind {
+    /// Every kind.
+    pub const ALL: [Self; 8] = [
+        Self::VideoCancelled,
+        Self::BriefingCancelled,
+        Self::TasksCancelledAll,
+        Self::CancelRefused,
+        Self::ReadRefused,
+        Self::AuthFailed,
+        Self::RateLimited,
+        Self::AdminRefused,
+    ];
+
+    /// The stored and logged name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VideoCancelled => "video_cancelled",
+            Self::BriefingCancelled => "briefing_cancelled",
+            Self::TasksCancelledAll => "tasks_cancelled_all",
+            Self::CancelRefused => "cancel_refused",
+            Self::ReadRefused => "read_refused",
+            Self::AuthFailed => "auth_failed",
+            Self::RateLimited => "rate_limited",
+            Self::AdminRefused => "admin_refused",
+        }
+    }
+
+    /// The event of a user's cancel of one resource of `kind`.
+    pub fn cancelled(kind: ResourceKind) -> Self {
+        match kind {
+            ResourceKind::Briefing => Self::BriefingCancelled,
+            ResourceKind::Video => Self::VideoCancelled,
+        }
+    }
+}
+
+impl fmt::Display for SecurityEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event name this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown security event {0:?}")]
+pub struct UnknownEventKind(pub String);
+
+impl FromStr for SecurityEventKind {
+    type Err = UnknownEventKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownEventKind(s.chars().take(64).collect()))
+    }
+}
+
+/// A row of the security trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityEvent {
+    pub event: SecurityEventKind,
+    /// `None` for failed authentication.
+    pub user_id: Option<UserId>,
+    pub resource: Option<(ResourceKind, i64)>,
+    pub task_id: Option<TaskId>,
+    /// e.g. `cancelled`, `not_found`, `not_owner`, `not_cancellable`, `refused`.
+    pub outcome: String,
+    pub client_ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl SecurityEvent {
+    /// The event's structured log line (target `security`). Every event is one, whether or not
+    /// its row is written: the log is the trail of last resort.
+    pub fn log(&self) {
+        tracing::warn!(
+            target: "security",
+            event = self.event.as_str(),
+            outcome = %self.outcome,
+            user_id = self.user_id.map(UserId::get),
+            resource_type = self.resource.map(|(kind, _)| kind.as_str()),
+            resource_id = self.resource.map(|(_, id)| id),
+            task_id = self.task_id.as_ref().map(TaskId::as_str),
+            client_ip = self.client_ip.as_deref().unwrap_or("-"),
+            details = %self.details,
+            "security event"
+        );
+    }
+}
 
 /// Largest page a query may ask for.
 pub const MAX_SECURITY_EVENTS_PAGE: u32 = 200;
@@ -16,8 +130,7 @@ pub const MAX_SECURITY_EVENTS_PAGE: u32 = 200;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecurityEventQuery {
     pub user_id: Option<UserId>,
-    /// Exact event name, e.g. `cancel_refused`.
-    pub event: Option<String>,
+    pub event: Option<SecurityEventKind>,
     /// `created_at >= since`.
     pub since: Option<OffsetDateTime>,
     /// `created_at < until`.
@@ -54,7 +167,7 @@ impl SecurityEventQuery {
     /// Whether `stored` passes every filter (fakes use it; the store does it in SQL).
     pub fn matches(&self, stored: &StoredSecurityEvent) -> bool {
         self.user_id.is_none_or(|u| stored.event.user_id == Some(u))
-            && self.event.as_ref().is_none_or(|e| &stored.event.event == e)
+            && self.event.is_none_or(|e| stored.event.event == e)
             && self.since.is_none_or(|t| stored.created_at >= t)
             && self.until.is_none_or(|t| stored.created_at < t)
             && self.before_id.is_none_or(|id| stored.id < id)
@@ -77,5 +190,22 @@ impl SecurityEventPage {
             events,
             next_before_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_round_trip_through_their_names() {
+        for kind in SecurityEventKind::ALL {
+            assert_eq!(kind.as_str().parse::<SecurityEventKind>(), Ok(kind));
+        }
+        assert!("Video_Cancelled".parse::<SecurityEventKind>().is_err());
+        assert_eq!(
+            SecurityEventKind::cancelled(ResourceKind::Video).as_str(),
+            "video_cancelled"
+        );
     }
 }

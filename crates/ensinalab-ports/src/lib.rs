@@ -1,14 +1,19 @@
 //! The ports of EnsinaLab task control, and the use cases that drive them.
 //!
 //! Ports are traits the adapters implement: [`Store`] (briefings, videos, cross-table task
-//! queries, the security trail) and [`TaskBroker`] (dispatch, observe, revoke). Use cases are
-//! methods of [`Service`], generic over both, each returning its own error enum. No
+//! queries, the security trail, the revoke outbox) and [`TaskBroker`] (dispatch, observe,
+//! revoke), plus [`ChangeSink`], where the stream of task changes goes. Use cases are methods of
+//! [`Service`], generic over the store and the broker, each returning its own error enum; they
+//! carry out the domain's rules (the cancel: `ensinalab_domain::decide_cancel`), write every
+//! security event of what they did or refused, and emit every change a user could see, once,
+//! after it committed. No
 //! infrastructure type (database, Redis, HTTP) appears here; adapters classify their failures
 //! into [`StoreError`] and [`BrokerError`] at the edge. In-memory fakes live in [`testing`]
 //! behind the `testing` feature.
 
 mod audit;
 mod broker;
+mod changes;
 mod error;
 mod model;
 mod outbox;
@@ -20,12 +25,14 @@ mod usecases;
 pub mod testing;
 
 pub use audit::{
-    MAX_SECURITY_EVENTS_PAGE, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent,
+    MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind, SecurityEventPage,
+    SecurityEventQuery, StoredSecurityEvent, UnknownEventKind,
 };
 pub use broker::TaskBroker;
+pub use changes::{ChangeKind, ChangeSink, LogChanges, TaskChange};
 pub use error::{BoxError, BrokerError, StoreError};
 pub use model::*;
 pub use outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 pub use ratelimit::{RateDecision, RateLimitError, RateLimiter, RatePolicy};
-pub use repo::{Briefings, CANCELLED_BY_USER, SecurityLog, Store, Tasks, Videos};
+pub use repo::{Briefings, SecurityLog, Store, Tasks, Videos};
 pub use usecases::*;

@@ -2,10 +2,12 @@
 //! the api crate.
 
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, CeleryState, GeneratedOption, OptionId, ResourceKind, TaskId,
-    UserId, VideoId, VideoStatus,
+    BriefingId, BriefingStatus, CancelReason, CeleryState, GeneratedOption, Lifecycle, OptionId,
+    ResourceKind, TaskId, UserId, VideoId, VideoStatus,
 };
 use time::OffsetDateTime;
+
+use crate::changes::ChangeKind;
 
 /// Who is asking, as established by authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,64 @@ pub struct Video {
     pub updated_at: OffsetDateTime,
 }
 
+/// What the use cases need of a briefing or a video, so that a rule over either (the cancel,
+/// ownership, the change it emits) is written once.
+pub trait Resource: Clone + Send + Sync + 'static {
+    /// Its status type, which also names its kind.
+    type Status: Lifecycle + Into<AnyStatus>;
+    /// The row's key.
+    fn id(&self) -> i64;
+    /// Who owns it.
+    fn owner(&self) -> UserId;
+    fn status(&self) -> Self::Status;
+    fn task_id(&self) -> Option<&TaskId>;
+    /// Videos only.
+    fn progress(&self) -> Option<f64>;
+
+    /// Its kind and key, as the trail and the change stream name it.
+    fn key(&self) -> (ResourceKind, i64) {
+        (<Self::Status as Lifecycle>::KIND, self.id())
+    }
+}
+
+impl Resource for Briefing {
+    type Status = BriefingStatus;
+    fn id(&self) -> i64 {
+        self.id.get()
+    }
+    fn owner(&self) -> UserId {
+        self.user_id
+    }
+    fn status(&self) -> BriefingStatus {
+        self.status
+    }
+    fn task_id(&self) -> Option<&TaskId> {
+        self.task_id.as_ref()
+    }
+    fn progress(&self) -> Option<f64> {
+        None
+    }
+}
+
+impl Resource for Video {
+    type Status = VideoStatus;
+    fn id(&self) -> i64 {
+        self.id.get()
+    }
+    fn owner(&self) -> UserId {
+        self.user_id
+    }
+    fn status(&self) -> VideoStatus {
+        self.status
+    }
+    fn task_id(&self) -> Option<&TaskId> {
+        self.task_id.as_ref()
+    }
+    fn progress(&self) -> Option<f64> {
+        Some(self.progress)
+    }
+}
+
 /// A video to insert (status `queued`, progress 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewVideo {
@@ -79,6 +139,18 @@ pub struct NewVideo {
 pub enum AnyStatus {
     Briefing(BriefingStatus),
     Video(VideoStatus),
+}
+
+impl From<BriefingStatus> for AnyStatus {
+    fn from(s: BriefingStatus) -> Self {
+        Self::Briefing(s)
+    }
+}
+
+impl From<VideoStatus> for AnyStatus {
+    fn from(s: VideoStatus) -> Self {
+        Self::Video(s)
+    }
 }
 
 impl AnyStatus {
@@ -174,6 +246,18 @@ pub enum BriefingUpdate {
     Revoked,
 }
 
+impl BriefingUpdate {
+    /// The change a briefing makes when this update moves it.
+    pub fn change(&self) -> ChangeKind {
+        match self {
+            Self::Running => ChangeKind::Started,
+            Self::OptionsReady(_) => ChangeKind::OptionsReady,
+            Self::Failed(_) => ChangeKind::Failed,
+            Self::Revoked => ChangeKind::Cancelled(CancelReason::Revoked),
+        }
+    }
+}
+
 /// A task report the reconciler applies to a video (only while it is in flight).
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoUpdate {
@@ -185,6 +269,20 @@ pub enum VideoUpdate {
     Failed(String),
     /// The task was revoked: `cancelled`.
     Revoked,
+}
+
+impl VideoUpdate {
+    /// The change a video makes when this update moves it (a running report is progress; the
+    /// reconciler knows when it is the start).
+    pub fn change(&self) -> ChangeKind {
+        match self {
+            Self::Running { .. } => ChangeKind::Progress,
+            Self::Finished(VideoStatus::PendingApproval) => ChangeKind::PendingApproval,
+            Self::Finished(_) => ChangeKind::Completed,
+            Self::Failed(_) => ChangeKind::Failed,
+            Self::Revoked => ChangeKind::Cancelled(CancelReason::Revoked),
+        }
+    }
 }
 
 /// A generation task to dispatch (see `docs/celery-contract.md`).
@@ -292,19 +390,4 @@ impl RevokeOutcome {
 pub struct RevokeReport {
     pub task_id: TaskId,
     pub outcome: RevokeOutcome,
-}
-
-/// A row of the security trail.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecurityEvent {
-    /// e.g. `video_cancelled`, `cancel_refused`, `auth_failed`, `rate_limited`.
-    pub event: String,
-    /// `None` for failed authentication.
-    pub user_id: Option<UserId>,
-    pub resource: Option<(ResourceKind, i64)>,
-    pub task_id: Option<TaskId>,
-    /// e.g. `cancelled`, `not_found`, `not_owner`, `not_cancellable`.
-    pub outcome: String,
-    pub client_ip: Option<String>,
-    pub details: serde_json::Value,
 }

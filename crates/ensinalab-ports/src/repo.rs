@@ -4,19 +4,17 @@
 use std::future::Future;
 
 use ensinalab_domain::{
-    BriefingDraft, BriefingId, BriefingStatus, OptionId, TaskId, UserId, VideoId, VideoStatus,
+    BriefingDraft, BriefingId, BriefingStatus, Cancel, OptionId, TaskId, UserId, VideoId,
+    VideoStatus,
 };
 
-use crate::audit::{SecurityEventPage, SecurityEventQuery};
+use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
 use crate::error::StoreError;
 use crate::model::{
-    ActiveResource, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll, InFlightTask,
-    NewVideo, ResourceRef, SecurityEvent, Transition, Video, VideoUpdate,
+    ActiveResource, Briefing, BriefingOption, BriefingUpdate, CancelledAll, InFlightTask, NewVideo,
+    ResourceRef, Transition, Video, VideoUpdate,
 };
 use crate::outbox::RevokeOutbox;
-
-/// Text written to a video's `error_message` when its owner cancels it (seed contract).
-pub const CANCELLED_BY_USER: &str = "Cancelado pelo usuário";
 
 /// Briefings and their options.
 pub trait Briefings: Send + Sync {
@@ -32,31 +30,29 @@ pub trait Briefings: Send + Sync {
         task_id: &TaskId,
     ) -> impl Future<Output = Result<Briefing, StoreError>> + Send;
 
-    /// The briefing and its options (oldest first) if it exists AND belongs to `user`; `None`
-    /// otherwise (a missing row and someone else's row MUST look the same).
+    /// The briefing and its options (oldest first), whoever owns it: the use case decides who
+    /// may see it (a missing row and someone else's MUST look the same to the caller).
     ///
     /// # Errors
     /// `StoreError` on database failure only.
     fn briefing(
         &self,
-        user: UserId,
         id: BriefingId,
     ) -> impl Future<Output = Result<Option<(Briefing, Vec<BriefingOption>)>, StoreError>> + Send;
 
-    /// The option and its briefing, if the briefing belongs to `user`.
+    /// The option and its briefing, whoever owns it.
     ///
     /// # Errors
     /// `StoreError` on database failure only.
     fn option(
         &self,
-        user: UserId,
         id: OptionId,
     ) -> impl Future<Output = Result<Option<(Briefing, BriefingOption)>, StoreError>> + Send;
 
-    /// Atomically moves the briefing to `cancelled` if it belongs to `user` and is in
-    /// [`BriefingStatus::CANCELLABLE`] (one conditional update: a cancel racing a completion ends
-    /// in exactly one terminal state). Otherwise MUST say why: `NotFound`, `NotOwned`, or
-    /// `Refused(current)`, changing nothing.
+    /// Carries out `cancel` (decided by the domain's cancel rule) on the briefing if it belongs
+    /// to `user`: ONE conditional write guarded by `cancel.from`, setting what `cancel` says, so
+    /// a cancel racing a completion ends in exactly one terminal state. Otherwise MUST say why:
+    /// `NotFound`, `NotOwned`, or `Refused(current)`, changing nothing.
     ///
     /// When the row moves and has a task id, an [`OwedRevoke`](crate::OwedRevoke) for that task
     /// MUST be written in the same transaction (see [`RevokeOutbox`]): the status and the debt
@@ -68,11 +64,14 @@ pub trait Briefings: Send + Sync {
         &self,
         user: UserId,
         id: BriefingId,
+        cancel: &Cancel<BriefingStatus>,
     ) -> impl Future<Output = Result<Transition<Briefing, BriefingStatus>, StoreError>> + Send;
 
     /// Applies a task report if, and only if, the briefing is still in
-    /// [`BriefingStatus::IN_FLIGHT`]; options are stored in the same transaction. Returns
-    /// whether the row changed.
+    /// [`BriefingStatus::IN_FLIGHT`]; options are stored in the same transaction; a
+    /// [`BriefingUpdate::Revoked`] writes what the domain's cancel for
+    /// [`CancelReason::Revoked`](ensinalab_domain::CancelReason::Revoked) says. Returns the row
+    /// after the change when it changed, `None` when the guard kept it as it was.
     ///
     /// # Errors
     /// `StoreError` on database failure only.
@@ -80,7 +79,7 @@ pub trait Briefings: Send + Sync {
         &self,
         id: BriefingId,
         update: &BriefingUpdate,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Briefing>, StoreError>> + Send;
 }
 
 /// Videos.
@@ -94,19 +93,13 @@ pub trait Videos: Send + Sync {
         new: &NewVideo,
     ) -> impl Future<Output = Result<Video, StoreError>> + Send;
 
-    /// The video if it exists AND belongs to `user`.
+    /// The video, whoever owns it (see [`Briefings::briefing`]).
     ///
     /// # Errors
     /// `StoreError` on database failure only.
-    fn video(
-        &self,
-        user: UserId,
-        id: VideoId,
-    ) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
+    fn video(&self, id: VideoId) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
 
-    /// Like [`Briefings::cancel_briefing`], for [`VideoStatus::CANCELLABLE`]; also sets
-    /// `error_message` to [`CANCELLED_BY_USER`] and `progress` to 0; the owed revoke is written
-    /// in the same transaction.
+    /// Like [`Briefings::cancel_briefing`], for a video.
     ///
     /// # Errors
     /// `StoreError` on database failure only; nothing is changed then.
@@ -114,6 +107,7 @@ pub trait Videos: Send + Sync {
         &self,
         user: UserId,
         id: VideoId,
+        cancel: &Cancel<VideoStatus>,
     ) -> impl Future<Output = Result<Transition<Video, VideoStatus>, StoreError>> + Send;
 
     /// Like [`Briefings::apply_briefing_update`], guarded by [`VideoStatus::IN_FLIGHT`].
@@ -124,7 +118,7 @@ pub trait Videos: Send + Sync {
         &self,
         id: VideoId,
         update: &VideoUpdate,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
 }
 
 /// Queries and transitions across briefings and videos.
@@ -148,17 +142,18 @@ pub trait Tasks: Send + Sync {
         task_id: &TaskId,
     ) -> impl Future<Output = Result<Option<ResourceRef>, StoreError>> + Send;
 
-    /// In one transaction: cancels every cancellable briefing and video of the caller (the same
-    /// guarded updates as the single cancels, videos also get [`CANCELLED_BY_USER`] and progress
-    /// 0), writes an owed revoke for every moved row with a task id (see [`RevokeOutbox`]) and
-    /// records one `tasks_cancelled_all` security event with the counts. Returns what moved,
-    /// with the task ids to revoke.
+    /// In one transaction: carries out `briefings` on every briefing of `user` and `videos` on
+    /// every video of `user` (the same guarded writes as the single cancels) and writes an owed
+    /// revoke for every moved row with a task id (see [`RevokeOutbox`]). Returns what moved,
+    /// with the task ids to revoke, sorted by id.
     ///
     /// # Errors
     /// `StoreError` on database failure; nothing is changed then.
     fn cancel_all(
         &self,
-        caller: &Caller,
+        user: UserId,
+        briefings: &Cancel<BriefingStatus>,
+        videos: &Cancel<VideoStatus>,
     ) -> impl Future<Output = Result<CancelledAll, StoreError>> + Send;
 
     /// Up to `limit` resources in flight with a task id, oldest first (the reconciler's sweep).

@@ -6,21 +6,22 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ensinalab_domain::{
-    BriefingDraft, BriefingId, BriefingStatus, OptionId, ResourceKind, TaskId, UserId, VideoId,
-    VideoStatus,
+    BriefingDraft, BriefingId, BriefingStatus, Cancel, CancelReason, OptionId, ResourceKind,
+    TaskId, UserId, VideoId, VideoStatus,
 };
 use time::OffsetDateTime;
 
-use crate::audit::{SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
+use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
 use crate::broker::TaskBroker;
+use crate::changes::{ChangeSink, TaskChange};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
-    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll,
-    InFlightTask, NewVideo, ResourceRef, RevokeOutcome, RevokeReport, SecurityEvent, TaskRequest,
+    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, CancelledAll,
+    InFlightTask, NewVideo, Resource, ResourceRef, RevokeOutcome, RevokeReport, TaskRequest,
     TaskSnapshot, Transition, Video, VideoUpdate,
 };
 use crate::outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
-use crate::repo::{Briefings, CANCELLED_BY_USER, SecurityLog, Tasks, Videos};
+use crate::repo::{Briefings, SecurityLog, Tasks, Videos};
 
 #[derive(Default)]
 struct Tables {
@@ -55,6 +56,8 @@ pub struct InMemoryStore {
     tables: Mutex<Tables>,
     /// When set, every call fails with `Unavailable`.
     pub down: AtomicBool,
+    /// When above 0: this many more calls succeed, then the store goes `down`.
+    pub fail_after: AtomicUsize,
 }
 
 fn down_error() -> StoreError {
@@ -65,6 +68,11 @@ impl InMemoryStore {
     fn with<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> Result<T, StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(down_error());
+        }
+        let left = self.fail_after.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail_after.store(left - 1, Ordering::SeqCst);
+            self.down.store(left == 1, Ordering::SeqCst);
         }
         let mut tables = self.tables.lock().map_err(|_| down_error())?;
         Ok(f(&mut tables))
@@ -176,35 +184,54 @@ impl InMemoryStore {
     }
 }
 
-fn transition<T: Clone, S: Copy>(
-    row: Option<&mut T>,
-    user: UserId,
-    owner: impl Fn(&T) -> UserId,
-    status: impl Fn(&T) -> S,
-    allowed: impl Fn(S) -> bool,
-    change: impl FnOnce(&mut T),
-) -> Transition<T, S> {
-    match row {
-        None => Transition::NotFound,
-        Some(r) if owner(r) != user => Transition::NotOwned,
-        Some(r) if !allowed(status(r)) => Transition::Refused(status(r)),
-        Some(r) => {
-            change(r);
-            Transition::Done(r.clone())
+/// A row the fake can cancel: what `cancel` says, written into it.
+trait Cancelable: Resource {
+    fn write(&mut self, cancel: &Cancel<Self::Status>);
+}
+
+impl Cancelable for Video {
+    fn write(&mut self, cancel: &Cancel<VideoStatus>) {
+        self.status = cancel.to;
+        if let Some(message) = cancel.error_message {
+            self.error_message = Some(message.to_owned());
         }
+        if let Some(progress) = cancel.progress {
+            self.progress = progress;
+        }
+        self.updated_at = OffsetDateTime::now_utc();
     }
 }
 
-fn cancel_video_row(v: &mut Video) {
-    v.status = VideoStatus::Cancelled;
-    v.error_message = Some(CANCELLED_BY_USER.to_owned());
-    v.progress = 0.0;
-    v.updated_at = OffsetDateTime::now_utc();
+impl Cancelable for Briefing {
+    fn write(&mut self, cancel: &Cancel<BriefingStatus>) {
+        self.status = cancel.to;
+        if let Some(message) = cancel.error_message {
+            self.error_message = Some(message.to_owned());
+        }
+        self.updated_at = OffsetDateTime::now_utc();
+    }
 }
 
-fn cancel_briefing_row(b: &mut Briefing) {
-    b.status = BriefingStatus::Cancelled;
-    b.updated_at = OffsetDateTime::now_utc();
+/// A user's guarded cancel of one row; the owed revoke is recorded with it.
+fn cancel_row<R: Cancelable>(
+    t: &mut Tables,
+    find: impl FnOnce(&mut Tables) -> Option<&mut R>,
+    user: UserId,
+    cancel: &Cancel<R::Status>,
+) -> Transition<R, R::Status> {
+    let moved = match find(t) {
+        None => Transition::NotFound,
+        Some(r) if r.owner() != user => Transition::NotOwned,
+        Some(r) if !cancel.allows(r.status()) => Transition::Refused(r.status()),
+        Some(r) => {
+            r.write(cancel);
+            Transition::Done(r.clone())
+        }
+    };
+    if let Transition::Done(row) = &moved {
+        owe_revoke(t, row.task_id(), row.key());
+    }
+    moved
 }
 
 impl Briefings for InMemoryStore {
@@ -235,15 +262,10 @@ impl Briefings for InMemoryStore {
 
     async fn briefing(
         &self,
-        user: UserId,
         id: BriefingId,
     ) -> Result<Option<(Briefing, Vec<BriefingOption>)>, StoreError> {
         self.with(|t| {
-            let b = t
-                .briefings
-                .iter()
-                .find(|b| b.id == id && b.user_id == user)?
-                .clone();
+            let b = t.briefings.iter().find(|b| b.id == id)?.clone();
             let options = t
                 .options
                 .iter()
@@ -254,18 +276,10 @@ impl Briefings for InMemoryStore {
         })
     }
 
-    async fn option(
-        &self,
-        user: UserId,
-        id: OptionId,
-    ) -> Result<Option<(Briefing, BriefingOption)>, StoreError> {
+    async fn option(&self, id: OptionId) -> Result<Option<(Briefing, BriefingOption)>, StoreError> {
         self.with(|t| {
             let o = t.options.iter().find(|o| o.id == id)?.clone();
-            let b = t
-                .briefings
-                .iter()
-                .find(|b| b.id == o.briefing_id && b.user_id == user)?
-                .clone();
+            let b = t.briefings.iter().find(|b| b.id == o.briefing_id)?.clone();
             Some((b, o))
         })
     }
@@ -274,21 +288,15 @@ impl Briefings for InMemoryStore {
         &self,
         user: UserId,
         id: BriefingId,
+        cancel: &Cancel<BriefingStatus>,
     ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
         self.with(|t| {
-            let row = t.briefings.iter_mut().find(|b| b.id == id);
-            let moved = transition(
-                row,
+            cancel_row(
+                t,
+                |t| t.briefings.iter_mut().find(|b| b.id == id),
                 user,
-                |b| b.user_id,
-                |b| b.status,
-                BriefingStatus::is_cancellable,
-                cancel_briefing_row,
-            );
-            if let Transition::Done(b) = &moved {
-                owe_revoke(t, b.task_id.as_ref(), (ResourceKind::Briefing, b.id.get()));
-            }
-            moved
+                cancel,
+            )
         })
     }
 
@@ -296,15 +304,12 @@ impl Briefings for InMemoryStore {
         &self,
         id: BriefingId,
         update: &BriefingUpdate,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Briefing>, StoreError> {
         self.with(|t| {
-            let Some(b) = t
+            let b = t
                 .briefings
                 .iter_mut()
-                .find(|b| b.id == id && b.status.is_in_flight())
-            else {
-                return false;
-            };
+                .find(|b| b.id == id && b.status.is_in_flight())?;
             b.updated_at = OffsetDateTime::now_utc();
             let mut new_options = Vec::new();
             match update {
@@ -317,8 +322,9 @@ impl Briefings for InMemoryStore {
                     b.status = BriefingStatus::Failed;
                     b.error_message = Some(msg.clone());
                 }
-                BriefingUpdate::Revoked => b.status = BriefingStatus::Cancelled,
+                BriefingUpdate::Revoked => b.write(&Cancel::new(CancelReason::Revoked)),
             }
+            let moved = b.clone();
             for o in new_options {
                 let option = BriefingOption {
                     id: OptionId(t.next()),
@@ -330,7 +336,7 @@ impl Briefings for InMemoryStore {
                 };
                 t.options.push(option);
             }
-            true
+            Some(moved)
         })
     }
 }
@@ -358,34 +364,23 @@ impl Videos for InMemoryStore {
         })
     }
 
-    async fn video(&self, user: UserId, id: VideoId) -> Result<Option<Video>, StoreError> {
-        self.with(|t| {
-            t.videos
-                .iter()
-                .find(|v| v.id == id && v.user_id == user)
-                .cloned()
-        })
+    async fn video(&self, id: VideoId) -> Result<Option<Video>, StoreError> {
+        self.with(|t| t.videos.iter().find(|v| v.id == id).cloned())
     }
 
     async fn cancel_video(
         &self,
         user: UserId,
         id: VideoId,
+        cancel: &Cancel<VideoStatus>,
     ) -> Result<Transition<Video, VideoStatus>, StoreError> {
         self.with(|t| {
-            let row = t.videos.iter_mut().find(|v| v.id == id);
-            let moved = transition(
-                row,
+            cancel_row(
+                t,
+                |t| t.videos.iter_mut().find(|v| v.id == id),
                 user,
-                |v| v.user_id,
-                |v| v.status,
-                VideoStatus::is_cancellable,
-                cancel_video_row,
-            );
-            if let Transition::Done(v) = &moved {
-                owe_revoke(t, v.task_id.as_ref(), (ResourceKind::Video, v.id.get()));
-            }
-            moved
+                cancel,
+            )
         })
     }
 
@@ -393,15 +388,12 @@ impl Videos for InMemoryStore {
         &self,
         id: VideoId,
         update: &VideoUpdate,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Video>, StoreError> {
         self.with(|t| {
-            let Some(v) = t
+            let v = t
                 .videos
                 .iter_mut()
-                .find(|v| v.id == id && v.status.is_in_flight())
-            else {
-                return false;
-            };
+                .find(|v| v.id == id && v.status.is_in_flight())?;
             v.updated_at = OffsetDateTime::now_utc();
             match update {
                 VideoUpdate::Running { progress } => {
@@ -416,9 +408,9 @@ impl Videos for InMemoryStore {
                     v.status = VideoStatus::Failed;
                     v.error_message = Some(msg.clone());
                 }
-                VideoUpdate::Revoked => v.status = VideoStatus::Cancelled,
+                VideoUpdate::Revoked => v.write(&Cancel::new(CancelReason::Revoked)),
             }
-            true
+            Some(v.clone())
         })
     }
 }
@@ -482,50 +474,36 @@ impl Tasks for InMemoryStore {
         })
     }
 
-    async fn cancel_all(&self, caller: &Caller) -> Result<CancelledAll, StoreError> {
+    async fn cancel_all(
+        &self,
+        user: UserId,
+        briefings: &Cancel<BriefingStatus>,
+        videos: &Cancel<VideoStatus>,
+    ) -> Result<CancelledAll, StoreError> {
         self.with(|t| {
             let mut out = CancelledAll::default();
+            let mut owed = Vec::new();
             for b in t
                 .briefings
                 .iter_mut()
-                .filter(|b| b.user_id == caller.user_id && b.status.is_cancellable())
+                .filter(|b| b.user_id == user && briefings.allows(b.status))
             {
-                cancel_briefing_row(b);
+                b.write(briefings);
                 out.briefings.push((b.id, b.task_id.clone()));
+                owed.push((b.task_id.clone(), b.key()));
             }
             for v in t
                 .videos
                 .iter_mut()
-                .filter(|v| v.user_id == caller.user_id && v.status.is_cancellable())
+                .filter(|v| v.user_id == user && videos.allows(v.status))
             {
-                cancel_video_row(v);
+                v.write(videos);
                 out.videos.push((v.id, v.task_id.clone()));
+                owed.push((v.task_id.clone(), v.key()));
             }
-            let owed: Vec<_> = out
-                .briefings
-                .iter()
-                .map(|(id, task)| (task.clone(), (ResourceKind::Briefing, id.get())))
-                .chain(
-                    out.videos
-                        .iter()
-                        .map(|(id, task)| (task.clone(), (ResourceKind::Video, id.get()))),
-                )
-                .collect();
             for (task, resource) in owed {
                 owe_revoke(t, task.as_ref(), resource);
             }
-            t.push_event(SecurityEvent {
-                event: "tasks_cancelled_all".into(),
-                user_id: Some(caller.user_id),
-                resource: None,
-                task_id: None,
-                outcome: "cancelled".into(),
-                client_ip: caller.client_ip.clone(),
-                details: serde_json::json!({
-                    "briefings": out.briefings.len(),
-                    "videos": out.videos.len(),
-                }),
-            });
             out
         })
     }
@@ -590,6 +568,27 @@ impl SecurityLog for InMemoryStore {
                 .collect();
             SecurityEventPage::from_overfetch(matching, limit)
         })
+    }
+}
+
+/// A change sink that keeps every change it was given.
+#[derive(Default)]
+pub struct RecordingSink {
+    changes: Mutex<Vec<TaskChange>>,
+}
+
+impl RecordingSink {
+    /// The changes so far, in emission order.
+    pub fn changes(&self) -> Vec<TaskChange> {
+        self.changes.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl ChangeSink for RecordingSink {
+    fn publish(&self, change: &TaskChange) {
+        if let Ok(mut c) = self.changes.lock() {
+            c.push(change.clone());
+        }
     }
 }
 

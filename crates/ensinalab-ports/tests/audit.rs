@@ -4,11 +4,14 @@
 
 use ensinalab_domain::UserId;
 use ensinalab_ports::testing::InMemoryStore;
-use ensinalab_ports::{SecurityEvent, SecurityEventQuery, SecurityLog};
+use ensinalab_ports::{SecurityEvent, SecurityEventKind, SecurityEventQuery, SecurityLog};
 
-fn event(name: &str, user: i64) -> SecurityEvent {
+const A: SecurityEventKind = SecurityEventKind::CancelRefused;
+const B: SecurityEventKind = SecurityEventKind::AuthFailed;
+
+fn event(kind: SecurityEventKind, user: i64) -> SecurityEvent {
     SecurityEvent {
-        event: name.to_owned(),
+        event: kind,
         user_id: Some(UserId(user)),
         resource: None,
         task_id: None,
@@ -21,12 +24,12 @@ fn event(name: &str, user: i64) -> SecurityEvent {
 #[tokio::test]
 async fn the_fake_filters_and_pages_newest_first() {
     let store = InMemoryStore::default();
-    for (name, user) in [("a", 1), ("b", 1), ("a", 2), ("a", 1), ("a", 1)] {
+    for (name, user) in [(A, 1), (B, 1), (A, 2), (A, 1), (A, 1)] {
         store.record(&event(name, user)).await.unwrap();
     }
     let mut q = SecurityEventQuery {
         user_id: Some(UserId(1)),
-        event: Some("a".into()),
+        event: Some(A),
         limit: 2,
         ..SecurityEventQuery::default()
     };

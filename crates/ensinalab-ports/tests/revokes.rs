@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use ensinalab_domain::{BriefingStatus, TaskId, UserId, VideoStatus};
 use ensinalab_ports::testing::{InMemoryStore, RecordingBroker};
 use ensinalab_ports::{
-    Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, Service, ServiceConfig,
+    Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, Service, Settings,
     retry_delay,
 };
 use time::{Duration, OffsetDateTime};
@@ -29,7 +29,7 @@ fn service() -> Service<InMemoryStore, RecordingBroker> {
     Service::new(
         InMemoryStore::default(),
         RecordingBroker::default(),
-        ServiceConfig::default(),
+        Settings::default(),
     )
 }
 

@@ -3,13 +3,13 @@
 use std::sync::atomic::Ordering;
 
 use ensinalab_domain::{
-    BriefingDraft, BriefingId, BriefingStatus, CeleryState, OptionId, ResourceKind, TaskId, UserId,
-    VideoId, VideoStatus,
+    BriefingDraft, BriefingId, BriefingStatus, CANCELLED_BY_USER, CeleryState, OptionId,
+    ResourceKind, TaskId, UserId, VideoId, VideoStatus,
 };
 use ensinalab_ports::testing::{InMemoryStore, RecordingBroker};
 use ensinalab_ports::{
-    CANCELLED_BY_USER, Caller, CancelBriefingError, CancelVideoError, RevokeOutcome, RevokeStatus,
-    SelectOptionError, Service, ServiceConfig, TaskKind, TaskSnapshot, TaskStatusError,
+    Caller, CancelBriefingError, CancelVideoError, RevokeOutcome, RevokeStatus, SecurityEventKind,
+    SelectOptionError, Service, Settings, TaskKind, TaskSnapshot, TaskStatusError,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -33,7 +33,7 @@ fn service() -> Service<InMemoryStore, RecordingBroker> {
     Service::new(
         InMemoryStore::default(),
         RecordingBroker::default(),
-        ServiceConfig::default(),
+        Settings::default(),
     )
 }
 
@@ -56,7 +56,7 @@ async fn cancelling_your_processing_video_cancels_it_revokes_its_task_and_logs_i
     assert_eq!(svc.broker().revoke_calls(), vec![vec![task(1)]]);
     let events = svc.store().events();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event, "video_cancelled");
+    assert_eq!(events[0].event, SecurityEventKind::VideoCancelled);
     assert_eq!(events[0].outcome, "cancelled");
     assert_eq!(events[0].user_id, Some(ALICE));
     assert_eq!(
@@ -97,7 +97,7 @@ async fn someone_elses_video_is_not_found_unchanged_and_logged_as_an_attempt() {
     assert!(svc.broker().revoke_calls().is_empty());
     let events = svc.store().events();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event, "cancel_refused");
+    assert_eq!(events[0].event, SecurityEventKind::CancelRefused);
     assert_eq!(events[0].outcome, "not_owner");
     assert_eq!(events[0].user_id, Some(BOB));
 }
@@ -199,7 +199,10 @@ async fn cancelling_a_generating_briefing_cancels_it_and_revokes_its_task() {
         assert_eq!(done.resource.status, BriefingStatus::Cancelled);
         assert!(done.revoke.revoked());
         assert_eq!(svc.broker().revoke_calls(), vec![vec![task(7)]]);
-        assert_eq!(svc.store().events()[0].event, "briefing_cancelled");
+        assert_eq!(
+            svc.store().events()[0].event,
+            SecurityEventKind::BriefingCancelled
+        );
     }
 }
 
@@ -283,7 +286,7 @@ async fn cancel_all_touches_only_the_callers_active_resources_with_one_revoke() 
     );
     let events = s.events();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event, "tasks_cancelled_all");
+    assert_eq!(events[0].event, SecurityEventKind::TasksCancelledAll);
     assert_eq!(events[0].details, json!({"briefings": 2, "videos": 2}));
 }
 
@@ -353,7 +356,7 @@ async fn a_job_is_stuck_only_past_the_configured_limit() {
     let svc = Service::new(
         InMemoryStore::default(),
         RecordingBroker::default(),
-        ServiceConfig {
+        Settings {
             task_time_limit_secs: 60,
         },
     );

@@ -1,23 +1,48 @@
-//! Reading the security trail: filtered, newest first, keyset-paginated on the id.
+//! The `SecurityLog` port: appending to the trail, and reading it filtered, newest first,
+//! keyset-paginated on the id.
 //!
 //! A user filter walks `idx_security_events_user_created`; the others scan backwards from the
 //! newest id and stop after one page, which is what an admin looking at recent events needs.
 
-use ensinalab_domain::{ResourceKind, UserId};
+use ensinalab_domain::UserId;
 use ensinalab_ports::{
-    SecurityEvent, SecurityEventPage, SecurityEventQuery, StoreError, StoredSecurityEvent,
+    SecurityEvent, SecurityEventPage, SecurityEventQuery, SecurityLog, StoreError,
+    StoredSecurityEvent,
 };
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, NotSet, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 
-use crate::Store;
-use crate::convert;
+use crate::SqlStore;
+use crate::convert::{self, now};
 use crate::entity::security_event::{self, Column};
 use crate::error::classify;
 
-impl Store {
+impl SecurityLog for SqlStore {
     #[tracing::instrument(skip(self), err)]
-    pub(crate) async fn query_security_events(
+    async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
+        security_event::ActiveModel {
+            id: NotSet,
+            event: Set(event.event.as_str().to_owned()),
+            user_id: Set(event.user_id.map(UserId::get)),
+            resource_kind: Set(event.resource.map(|(kind, _)| kind.as_str().to_owned())),
+            resource_id: Set(event.resource.map(|(_, id)| id)),
+            task_id: Set(event.task_id.as_ref().map(|t| t.as_str().to_owned())),
+            outcome: Set(event.outcome.clone()),
+            client_ip: Set(event.client_ip.clone()),
+            details: Set(event.details.clone()),
+            created_at: Set(now()),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn security_events(
         &self,
         query: &SecurityEventQuery,
     ) -> Result<SecurityEventPage, StoreError> {
@@ -26,7 +51,7 @@ impl Store {
         if let Some(user) = query.user_id {
             select = select.filter(Column::UserId.eq(user.get()));
         }
-        if let Some(event) = &query.event {
+        if let Some(event) = query.event {
             select = select.filter(Column::Event.eq(event.as_str()));
         }
         let sqlite = self.db.get_database_backend() == DbBackend::Sqlite;
@@ -67,23 +92,23 @@ impl Store {
 
 /// A row as the port's record; `Corrupt` for a row the ports could not have written.
 pub(crate) fn stored_event(row: security_event::Model) -> Result<StoredSecurityEvent, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("security_events {}: {what}", row.id));
+    let table = "security_events";
     let resource = match (row.resource_kind.as_deref(), row.resource_id) {
         (None, None) => None,
-        (Some(kind), Some(id)) if kind == ResourceKind::Briefing.as_str() => {
-            Some((ResourceKind::Briefing, id))
+        (Some(kind), Some(id)) => Some(convert::resource(table, row.id, kind, id)?),
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "{table} {}: resource kind and id not both set",
+                row.id
+            )));
         }
-        (Some(kind), Some(id)) if kind == ResourceKind::Video.as_str() => {
-            Some((ResourceKind::Video, id))
-        }
-        _ => return Err(corrupt("resource")),
     };
     Ok(StoredSecurityEvent {
         id: row.id,
         created_at: convert::utc(row.created_at),
         event: SecurityEvent {
-            task_id: convert::task_id("security_events", row.id, row.task_id.as_deref())?,
-            event: row.event,
+            task_id: convert::task_id(table, row.id, row.task_id.as_deref())?,
+            event: convert::parsed(table, row.id, &row.event)?,
             user_id: row.user_id.map(UserId),
             resource,
             outcome: row.outcome,

@@ -4,24 +4,36 @@
 //! This crate owns how rows become domain records and how status transitions are made safe
 //! against races: every transition is one conditional `UPDATE ... WHERE status IN (allowed)
 //! RETURNING ...`, so a user's cancel racing a worker's completion ends in exactly one terminal
-//! state and the loser is told. `docs/schema.md` describes the tables, indexes and guards.
+//! state and the loser is told. It decides no rule: the guard and the write of a cancel come
+//! from the domain's decision (`ensinalab_domain::Cancel`), which [`guarded`] carries out for
+//! either kind of row. `docs/schema.md` describes the tables, indexes and guards.
 //! Database errors are classified here: connection trouble is `StoreError::Unavailable`,
 //! everything else `StoreError::Other`, an impossible stored value `StoreError::Corrupt`.
 //!
+//! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
+//! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `audit` the
+//! security trail, `convert` every decoder of a row shape, and `postgres` the statements that
+//! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), ensinalab_ports::StoreError> {
-//! let store = ensinalab_store::Store::connect("sqlite://ensinalab.db?mode=rwc").await?;
+//! let store = ensinalab_store::SqlStore::connect("sqlite://ensinalab.db?mode=rwc").await?;
 //! store.migrate().await?;
 //! store.ping().await?;
 //! # Ok(()) }
 //! ```
 
 mod audit;
+mod briefings;
 mod convert;
 mod entity;
 mod error;
+mod guarded;
 mod outbox;
-mod repo;
+mod owe;
+mod postgres;
+mod tasks;
+mod videos;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -41,18 +53,17 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const STALE_AFTER: Duration = Duration::from_secs(30);
 /// Pool size on PostgreSQL and SQLite files; each connection is one backend process. sqlx pings
 /// every connection as it returns to the pool, so each query holds its connection for two round
-/// trips: with 10, the active list at N=50 left the CPU partly idle waiting for connections, and
-/// 20 served 13-50% more in three alternating runs (docs/benchmarks.md). Five API instances
-/// fit PostgreSQL's default `max_connections` of 100.
+/// trips; a pool of 10 left the CPU waiting for connections under load (docs/benchmarks.md,
+/// "pool size"). Five API instances fit PostgreSQL's default `max_connections` of 100.
 const MAX_CONNECTIONS: u32 = 20;
 
 /// All repositories on one connection pool. Cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct SqlStore {
     db: DatabaseConnection,
 }
 
-impl Store {
+impl SqlStore {
     /// Connects to `url`: `postgres://user@host:port/db`, `sqlite://path.db?mode=rwc`, or
     /// `sqlite::memory:`. An in-memory SQLite database lives as long as its connection, so the
     /// store then keeps exactly one connection for its whole life (and callers share it).
@@ -71,8 +82,8 @@ impl Store {
             .sqlx_logging(false)
             // sqlx prepares every statement. Each one here is keyed by an indexed id, user_id or
             // task_id, so one generic plan is right for all; PostgreSQL's default (`auto`) kept
-            // re-planning the active list per request, at up to half the throughput
-            // (docs/benchmarks.md). Sent in the startup packet: no extra round trip.
+            // re-planning the active list per request (docs/benchmarks.md, "generic plans").
+            // Sent in the startup packet: no extra round trip.
             .map_sqlx_postgres_opts(|pg| pg.options([("plan_cache_mode", "force_generic_plan")]));
         if is_sqlite_memory(url) {
             options
@@ -117,7 +128,7 @@ mod tests {
     async fn postgres_sessions_use_one_generic_plan_per_statement() {
         let url = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let store = Store::connect(&url).await.unwrap();
+        let store = SqlStore::connect(&url).await.unwrap();
         let show = Statement::from_string(DbBackend::Postgres, "SHOW plan_cache_mode");
         let row = store.db.query_one_raw(show).await.unwrap().unwrap();
         let mode: String = row.try_get("", "plan_cache_mode").unwrap();

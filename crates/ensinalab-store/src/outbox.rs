@@ -1,27 +1,20 @@
-//! The revoke outbox: the revokes cancels owe the task broker.
-//!
-//! [`owe_revokes`] is called by the cancel transitions inside THEIR transaction, so a committed
-//! cancel always has its revokes recorded, as one `revoke_batches` row per cancel;
-//! [`RevokeOutbox`] is what the dispatcher reads and marks, one `revoke_outbox` row per task,
-//! spread from the batches first. Every mark is an idempotent conditional update: delivering
-//! twice (the cancel's own attempt racing the dispatcher) changes nothing the first delivery
-//! did not.
+//! The dispatcher's side of the revoke outbox: the [`RevokeOutbox`] port, one `revoke_outbox`
+//! row per owed task, spread first from the batches cancels wrote (`owe`). Every mark is an
+//! idempotent conditional update: delivering twice (the cancel's own attempt racing the
+//! dispatcher) changes nothing the first delivery did not.
 
-use ensinalab_domain::{ResourceKind, TaskId};
-use ensinalab_ports::{
-    FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles,
-};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, Query, UnionType};
+use ensinalab_domain::TaskId;
+use ensinalab_ports::{OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement, TransactionTrait, Value,
 };
-use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::Store;
-use crate::convert::{self, now};
+use crate::SqlStore;
+use crate::convert;
 use crate::error::classify;
+use crate::postgres;
 
 /// `revoke_outbox`, one row per cancelled task.
 pub(crate) mod revoke_outbox {
@@ -51,118 +44,21 @@ pub(crate) mod revoke_outbox {
 
 use revoke_outbox::{Column, Entity};
 
-/// A revoke to record with a cancel.
-#[derive(Debug, Clone)]
-pub(crate) struct Owe {
-    pub task_id: TaskId,
-    pub resource: (ResourceKind, i64),
-}
-
-/// Records the revokes `owed` on `db`, which is the cancel's own transaction, as ONE
-/// `revoke_batches` row: `[[task_id, kind, id], ...]`, the form `Store::spread_batches` reads
-/// (PostgreSQL reads arrays of arrays about three times faster than records). A
-/// cancel-all of 1,000 jobs inserting (and indexing) 1,000 `revoke_outbox` rows here spent about
-/// 12 ms of its 40 in PostgreSQL; the dispatcher spreads the batch after the response.
-///
-/// The rows travel as one JSON bind: a multi-row `VALUES` list of a cancel-all of 1,000 tasks
-/// took 11,000 binds, which PostgreSQL spent longer parsing and binding (27 ms) than
-/// inserting (20 ms), and past 2,978 tasks SQLite refused it (32,766 binds at most).
-pub(crate) async fn owe_revokes<C: ConnectionTrait>(
-    db: &C,
-    owed: &[Owe],
-) -> Result<(), StoreError> {
-    if owed.is_empty() {
-        return Ok(());
-    }
-    let tasks: serde_json::Value = owed
-        .iter()
-        .map(|o| json!([o.task_id.as_str(), o.resource.0.as_str(), o.resource.1]))
-        .collect();
-    let backend = db.get_database_backend();
-    let tasks_bind = match backend {
-        DbBackend::Postgres => "$3::json",
-        _ => "$3",
-    };
-    let sql = format!(
-        "INSERT INTO revoke_batches (created_at, next_attempt_at, tasks) \
-         VALUES ($1, $2, {tasks_bind})"
-    );
-    let now = now();
-    let values: [Value; 3] = [
-        now.into(),
-        (now + FIRST_ATTEMPT_GRACE).into(),
-        tasks.to_string().into(),
-    ];
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(classify)?;
-    Ok(())
-}
-
-/// PostgreSQL: the batch of revokes owed for the rows the cancels `moved` return, for a
-/// data-modifying `WITH` in which each `(name, kind)` names a cancel's `RETURNING id, task_id`, so
-/// the rows never leave the database (the JSON of [`owe_revokes`] took PostgreSQL 3.5 ms to read
-/// for 1,000 tasks). No row when nothing with a task moved.
-pub(crate) fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertStatement, StoreError> {
-    let mut rows = moved.iter().map(|(name, kind)| {
-        Query::select()
-            .column(Column::TaskId)
-            .expr_as(Expr::val(kind.as_str()), Alias::new("kind"))
-            .column(Alias::new("id"))
-            .from(Alias::new(*name))
-            .and_where(Expr::col(Column::TaskId).is_not_null())
-            .to_owned()
-    });
-    let mut owed = rows
-        .next()
-        .ok_or_else(|| StoreError::Other("no cancel to owe".into()))?;
-    for other in rows {
-        owed.union(UnionType::All, other);
-    }
-    let now = now();
-    let batch = Query::select()
-        .expr(Expr::val(now))
-        .expr(Expr::val(now + FIRST_ATTEMPT_GRACE))
-        .expr(Expr::cust("json_agg(json_build_array(task_id, kind, id))"))
-        .from_subquery(owed, Alias::new("owed"))
-        .and_having(Expr::cust("count(*) > 0"))
-        .to_owned();
-    let mut insert = Query::insert();
-    insert
-        .into_table(Alias::new("revoke_batches"))
-        .columns([
-            Alias::new("created_at"),
-            Alias::new("next_attempt_at"),
-            Alias::new("tasks"),
-        ])
-        .select_from(batch)
-        .map_err(|e| StoreError::Other(e.into()))?;
-    Ok(insert)
-}
-
 /// The head of the spread's `INSERT`: each backend's statement follows it with the rows of
 /// `revoke_batches b` joined with its elements, one per task, and `ON CONFLICT DO NOTHING` (a
 /// task already owed keeps its row).
 const SPREAD: &str = "INSERT INTO revoke_outbox \
      (task_id, resource_kind, resource_id, created_at, attempts, next_attempt_at)";
 
-impl Store {
-    /// Moves the batches cancels wrote ([`owe_revokes`]) into `revoke_outbox`: every method that
-    /// reads or marks that table calls this first, so a committed cancel's revokes are there
-    /// (its own delivery's mark included).
+impl SqlStore {
+    /// Moves the batches cancels wrote (`owe`) into `revoke_outbox`: every method that reads or
+    /// marks that table calls this first, so a committed cancel's revokes are there (its own
+    /// delivery's mark included).
     async fn spread_batches(&self) -> Result<(), StoreError> {
         match self.db.get_database_backend() {
-            // One statement: the batches it deletes are exactly those it spreads, even while
-            // cancels commit new ones.
             DbBackend::Postgres => {
                 self.db
-                    .execute_unprepared(&format!(
-                        "WITH spread AS (DELETE FROM revoke_batches \
-                         RETURNING created_at, next_attempt_at, tasks) \
-                         {SPREAD} SELECT r->>0, r->>1, (r->>2)::bigint, b.created_at, 0, \
-                         b.next_attempt_at FROM spread b, json_array_elements(b.tasks) r \
-                         ON CONFLICT (task_id) DO NOTHING"
-                    ))
+                    .execute_unprepared(&postgres::spread_batches(SPREAD))
                     .await
                     .map_err(classify)?;
             }
@@ -189,7 +85,7 @@ impl Store {
 }
 
 /// `task_id IN (...)` of `task_ids` as one JSON bind, parameter `$n` (one bind whatever the
-/// count, like [`owe_revokes`]).
+/// count, like the batch a cancel writes).
 fn task_id_in(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("task_id IN (SELECT json_array_elements_text(${n}::json))"),
@@ -207,28 +103,18 @@ fn ids_json<'a>(task_ids: impl Iterator<Item = &'a TaskId>) -> Value {
 }
 
 fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
-    let task_id = TaskId::parse(&m.task_id)
-        .map_err(|e| StoreError::Corrupt(format!("revoke_outbox: task_id {:?}: {e}", m.task_id)))?;
-    let kind = match m.resource_kind.as_str() {
-        "briefing" => ResourceKind::Briefing,
-        "video" => ResourceKind::Video,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "revoke_outbox {}: unknown resource kind {other:?}",
-                m.task_id
-            )));
-        }
-    };
+    let table = "revoke_outbox";
+    let task_id = convert::required_task_id(table, &m.task_id, &m.task_id)?;
     Ok(OwedRevoke {
+        resource: convert::resource(table, &m.task_id, &m.resource_kind, m.resource_id)?,
         task_id,
-        resource: (kind, m.resource_id),
         created_at: convert::utc(m.created_at),
         attempts: u32::try_from(m.attempts).unwrap_or(0),
         delivered_at: m.delivered_at.map(convert::utc),
     })
 }
 
-impl RevokeOutbox for Store {
+impl RevokeOutbox for SqlStore {
     #[tracing::instrument(skip(self), err)]
     async fn due_revokes(
         &self,

@@ -23,15 +23,14 @@
 
 use std::time::Duration;
 
-use ensinalab_domain::{ResourceKind, UserId};
 use ensinalab_ports::{SecurityEvent, StoreError};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder,
     Statement,
 };
 
-use crate::Store;
-use crate::convert;
+use crate::SqlStore as Store;
+use crate::audit::stored_event;
 use crate::entity::security_event;
 use crate::error::classify;
 
@@ -87,31 +86,13 @@ pub async fn row_count(store: &Store, table: &str) -> Result<i64, StoreError> {
 /// # Errors
 /// [`StoreError`] on database failure; `Corrupt` for a row the ports could not have written.
 pub async fn security_events(store: &Store) -> Result<Vec<SecurityEvent>, StoreError> {
-    let rows = security_event::Entity::find()
+    security_event::Entity::find()
         .order_by_asc(security_event::Column::Id)
         .all(&store.db)
         .await
-        .map_err(classify)?;
-    rows.into_iter()
-        .map(|row| {
-            let corrupt =
-                |what: &str| StoreError::Corrupt(format!("security_events {}: {what}", row.id));
-            let resource = match (row.resource_kind.as_deref(), row.resource_id) {
-                (None, None) => None,
-                (Some("briefing"), Some(id)) => Some((ResourceKind::Briefing, id)),
-                (Some("video"), Some(id)) => Some((ResourceKind::Video, id)),
-                _ => return Err(corrupt("resource")),
-            };
-            Ok(SecurityEvent {
-                task_id: convert::task_id("security_events", row.id, row.task_id.as_deref())?,
-                event: row.event,
-                user_id: row.user_id.map(UserId),
-                resource,
-                outcome: row.outcome,
-                client_ip: row.client_ip,
-                details: row.details,
-            })
-        })
+        .map_err(classify)?
+        .into_iter()
+        .map(|row| Ok(stored_event(row)?.event))
         .collect()
 }
 

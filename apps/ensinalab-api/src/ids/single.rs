@@ -2,7 +2,7 @@
 //! work. For a single number the alphabet shuffles depend only on the "lottery" character
 //! (`n % 100` picks it), so they are done once per lottery at start-up: encoding is then a base
 //! conversion and two table lookups. The active list encodes one key per row, and `harsh`'s
-//! shuffles and allocations were about 6% of the server's CPU on a 50-row list.
+//! shuffles and allocations per call showed in its profile (docs/benchmarks.md, "hashids").
 //!
 //! Equal to `harsh` by construction and by test (every number up to 20,000 and the extremes, for
 //! several salts, lengths and alphabets; and the Python package's vectors in `tests/api`).

@@ -4,8 +4,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use ensinalab_domain::UserId;
 use ensinalab_ports::{
-    MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventPage, SecurityEventQuery, Store,
-    StoredSecurityEvent, TaskBroker,
+    MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind, SecurityEventPage,
+    SecurityEventQuery, Store, StoredSecurityEvent, TaskBroker,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -17,7 +17,7 @@ use crate::auth::identify;
 use crate::dto::rfc3339;
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::Hashids;
-use crate::trail::SecurityTrail;
+use ensinalab_jobs::trail::SecurityTrail;
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -28,7 +28,8 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub struct SecurityEventsParams {
     /// Only this user's events (the token `sub`).
     pub user_id: Option<i64>,
-    /// Only this event, e.g. `cancel_refused`, `auth_failed`, `rate_limited`.
+    /// Only this event, e.g. `cancel_refused`, `auth_failed`, `rate_limited` (an unknown name
+    /// is a 400).
     pub event: Option<String>,
     /// RFC 3339; events at or after this instant.
     pub since: Option<String>,
@@ -46,7 +47,7 @@ pub struct SecurityEventItem {
     /// Increasing; newest first in a page.
     pub id: i64,
     /// `video_cancelled`, `briefing_cancelled`, `tasks_cancelled_all`, `cancel_refused`,
-    /// `auth_failed`, `rate_limited`, `admin_refused`.
+    /// `read_refused`, `auth_failed`, `rate_limited`, `admin_refused`.
     pub event: String,
     /// e.g. `cancelled`, `not_found`, `not_owner`, `not_cancellable`, `invalid_token`,
     /// `refused`.
@@ -92,7 +93,7 @@ impl SecurityEventItem {
         let e = stored.event;
         Self {
             id: stored.id,
-            event: e.event,
+            event: e.event.as_str().to_owned(),
             outcome: e.outcome,
             user_id: e.user_id.map(UserId::get),
             resource_type: e.resource.map(|(kind, _)| kind.as_str().to_owned()),
@@ -122,7 +123,11 @@ impl SecurityEventsParams {
         }
         Ok(SecurityEventQuery {
             user_id: self.user_id.map(UserId),
-            event: self.event.clone(),
+            event: self
+                .event
+                .as_deref()
+                .map(|e| e.parse::<SecurityEventKind>().map_err(|_| bad("event")))
+                .transpose()?,
             since: instant(self.since.as_deref(), "since")?,
             until: instant(self.until.as_deref(), "until")?,
             before_id: self
@@ -161,7 +166,7 @@ pub async fn security_events<S: Store, B: TaskBroker>(
     if !caller.is_admin {
         if let Some(trail) = req.app_data::<web::Data<SecurityTrail>>() {
             trail.record(SecurityEvent {
-                event: "admin_refused".to_owned(),
+                event: SecurityEventKind::AdminRefused,
                 user_id: Some(caller.user_id),
                 resource: None,
                 task_id: None,

@@ -261,7 +261,7 @@ async fn every_bad_token_is_the_same_401(app: &TestApp) {
             .await
             .expect("events")
             .into_iter()
-            .filter(|e| e.event == "auth_failed")
+            .filter(|e| e.event.as_str() == "auth_failed")
             .collect();
         if failed.len() >= attempts {
             break;

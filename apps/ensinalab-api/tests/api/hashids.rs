@@ -1,5 +1,5 @@
-//! The hashids test vectors of the Python `hashids` package (shared/hashids/vectors.json,
-//! copied here so the repository is self-contained).
+//! Test vectors made by the Python `hashids` package, which the links already out there use
+//! (`hashids-vectors.json`, beside this file).
 
 use ensinalab_api::config::HashidsConfig;
 use ensinalab_api::ids::Hashids;

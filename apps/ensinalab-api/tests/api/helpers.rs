@@ -13,10 +13,10 @@ use ensinalab_domain::{
 };
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_ports::{
-    Briefing, BriefingUpdate, Briefings, NewVideo, Service, ServiceConfig, TaskBroker, Video,
-    VideoUpdate, Videos, new_task_id,
+    Briefing, BriefingUpdate, Briefings, NewVideo, Service, TaskBroker, Video, VideoUpdate, Videos,
+    new_task_id,
 };
-use ensinalab_store::Store;
+use ensinalab_store::SqlStore;
 use ensinalab_store::testing::{TestPostgres, sqlite_memory};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -85,7 +85,7 @@ impl Default for Settings {
 
 pub struct TestApp {
     pub http: Http,
-    pub store: Store,
+    pub store: SqlStore,
     local: Option<LocalBroker>,
     pub ids: Hashids,
     pub auth: Authenticator,
@@ -150,7 +150,7 @@ impl TestApp {
         let service = Arc::new(Service::new(
             store.clone(),
             broker,
-            ServiceConfig {
+            ensinalab_ports::Settings {
                 task_time_limit_secs: settings.task_time_limit_secs,
             },
         ));
@@ -257,10 +257,10 @@ impl TestApp {
             .apply_briefing_update(b.id, &BriefingUpdate::OptionsReady(options.to_vec()))
             .await
             .expect("options stored");
-        assert!(moved);
+        assert!(moved.is_some());
         let (_, opts) = self
             .store
-            .briefing(UserId(user), b.id)
+            .briefing(b.id)
             .await
             .expect("read")
             .expect("exists");
@@ -298,11 +298,12 @@ impl TestApp {
                     .apply_video_update(video.id, &update)
                     .await
                     .expect("update")
+                    .is_some()
             );
         }
         let video = self
             .store
-            .video(UserId(user), video.id)
+            .video(video.id)
             .await
             .expect("read")
             .expect("exists");
@@ -314,12 +315,11 @@ impl TestApp {
         self.ids.encode(key)
     }
 
+    /// The video as stored; `user` must own it.
     pub async fn video_row(&self, user: i64, id: VideoId) -> Video {
-        self.store
-            .video(UserId(user), id)
-            .await
-            .expect("read")
-            .expect("exists")
+        let video = self.store.video(id).await.expect("read").expect("exists");
+        assert_eq!(video.user_id, UserId(user));
+        video
     }
 }
 

@@ -187,7 +187,7 @@ async fn the_cancel_quota_applies_on_top_and_a_refused_cancel_has_no_effect(app:
     let id = app.ids.video(&hash).expect("decodes");
     let task = app
         .store
-        .video(UserId(1), id)
+        .video(id)
         .await
         .expect("read")
         .expect("exists")
@@ -246,7 +246,7 @@ async fn the_cancel_quota_applies_on_top_and_a_refused_cancel_has_no_effect(app:
         .await
         .expect("events");
     assert!(
-        !events.iter().any(|e| e.event == "video_cancelled"),
+        !events.iter().any(|e| e.event.as_str() == "video_cancelled"),
         "{events:?}"
     );
 }
@@ -273,7 +273,7 @@ async fn without_a_valid_token_requests_are_limited_per_client_ip(app: &TestApp)
     assert_eq!(ok.status, StatusCode::OK);
 
     // Each failed authentication is in the trail, with the IP and never the token.
-    let failed = events_when(app, 3, |e| e.event == "auth_failed").await;
+    let failed = events_when(app, 3, |e| e.event.as_str() == "auth_failed").await;
     assert_eq!(failed.len(), 3);
     for e in &failed {
         assert_eq!(e.outcome, "invalid_token");
@@ -282,7 +282,7 @@ async fn without_a_valid_token_requests_are_limited_per_client_ip(app: &TestApp)
         assert_eq!(e.details["path"], "/tasks/active");
         assert!(!e.details.to_string().contains("not.a.jwt"), "{e:?}");
     }
-    let limited = events_when(app, 1, |e| e.event == "rate_limited").await;
+    let limited = events_when(app, 1, |e| e.event.as_str() == "rate_limited").await;
     assert_eq!(limited[0].user_id, None);
     assert_eq!(limited[0].client_ip.as_deref(), Some("127.0.0.1"));
 }
@@ -304,7 +304,7 @@ async fn a_flood_of_refusals_writes_one_rate_limited_event_per_key_and_window(ap
             assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         }
     }
-    let events = events_when(app, 2, |e| e.event == "rate_limited").await;
+    let events = events_when(app, 2, |e| e.event.as_str() == "rate_limited").await;
     let users: Vec<_> = events.iter().map(|e| e.user_id).collect();
     assert_eq!(users, [Some(UserId(1)), Some(UserId(2))], "{events:?}");
     assert_eq!(events[0].outcome, "refused");
@@ -389,7 +389,7 @@ async fn two_instances_on_one_redis_share_the_limits() {
                 .await
                 .expect("events")
                 .into_iter()
-                .filter(|e| e.event == "rate_limited")
+                .filter(|e| e.event.as_str() == "rate_limited")
                 .count()
         }
     };

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use ensinalab_domain::CANCELLED_BY_USER;
 use ensinalab_domain::{BriefingStatus, UserId, VideoStatus};
 use ensinalab_local::LocalConfig;
-use ensinalab_ports::{Briefings, CANCELLED_BY_USER};
+use ensinalab_ports::Briefings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -194,7 +195,7 @@ async fn cancelling_another_users_video_is_a_404_and_changes_nothing(app: &TestA
         .await
         .expect("events");
     let last = events.last().expect("the attempt is recorded");
-    assert_eq!(last.event, "cancel_refused");
+    assert_eq!(last.event.as_str(), "cancel_refused");
     assert_eq!(last.outcome, "not_owner");
     assert_eq!(last.user_id, Some(UserId(2)));
 }
@@ -315,7 +316,7 @@ async fn cancel_all_cancels_only_the_callers_active_tasks(app: &TestApp) {
     for b in [&b1, &b2] {
         let (row, _) = app
             .store
-            .briefing(UserId(1), b.id)
+            .briefing(b.id)
             .await
             .expect("read")
             .expect("exists");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ensinalab_ports::CANCELLED_BY_USER;
+use ensinalab_domain::CANCELLED_BY_USER;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -79,7 +79,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
     assert_eq!(briefing["options"], json!([]));
     let (row, _) = app
         .store
-        .briefing(UserId(1), app.ids.briefing(hash).expect("our hash"))
+        .briefing(app.ids.briefing(hash).expect("our hash"))
         .await
         .expect("read")
         .expect("exists");
@@ -105,7 +105,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
         .apply_briefing_update(seeded.id, &BriefingUpdate::OptionsReady(vec![option]))
         .await
         .expect("options stored");
-    assert!(moved);
+    assert!(moved.is_some());
     let (status, seeded) = app
         .get(
             &format!("/briefings/{}", app.ids.encode(seeded.id.get())),
@@ -130,7 +130,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
     assert_eq!(failed["error_message"], ERROR);
     let row = app
         .store
-        .video(UserId(1), app.ids.video(video_hash).expect("our hash"))
+        .video(app.ids.video(video_hash).expect("our hash"))
         .await
         .expect("read")
         .expect("exists");

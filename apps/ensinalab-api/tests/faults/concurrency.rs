@@ -23,7 +23,7 @@ const VIDEOS: usize = 24;
 const CANCELS_PER_VIDEO: usize = 3;
 const CANCEL_ALLS: usize = 3;
 
-async fn processing_video(store: &ensinalab_store::Store, user: UserId) -> VideoId {
+async fn processing_video(store: &ensinalab_store::SqlStore, user: UserId) -> VideoId {
     let draft = BriefingDraft::new("Gestão de Sala de Aula", "...", 10).unwrap();
     let b = store
         .create_briefing(user, &draft, &new_task_id())
@@ -35,8 +35,14 @@ async fn processing_video(store: &ensinalab_store::Store, user: UserId) -> Video
         generator_type: "simple".into(),
     };
     let ready = BriefingUpdate::OptionsReady(vec![option]);
-    assert!(store.apply_briefing_update(b.id, &ready).await.unwrap());
-    let (_, options) = store.briefing(user, b.id).await.unwrap().unwrap();
+    assert!(
+        store
+            .apply_briefing_update(b.id, &ready)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (_, options) = store.briefing(b.id).await.unwrap().unwrap();
     let v = store
         .create_video(&NewVideo {
             user_id: user,
@@ -49,7 +55,13 @@ async fn processing_video(store: &ensinalab_store::Store, user: UserId) -> Video
         .await
         .unwrap();
     let running = VideoUpdate::Running { progress: 0.5 };
-    assert!(store.apply_video_update(v.id, &running).await.unwrap());
+    assert!(
+        store
+            .apply_video_update(v.id, &running)
+            .await
+            .unwrap()
+            .is_some()
+    );
     v.id
 }
 
@@ -96,7 +108,10 @@ async fn concurrent_cancels_cancel_alls_and_completions_end_in_one_terminal_stat
             start.wait().await;
             // What the reconciler writes when a worker reports SUCCESS.
             let done = VideoUpdate::Finished(VideoStatus::Completed);
-            Outcome::Complete(id, store.apply_video_update(id, &done).await.unwrap())
+            Outcome::Complete(
+                id,
+                store.apply_video_update(id, &done).await.unwrap().is_some(),
+            )
         }));
     }
     for _ in 0..CANCEL_ALLS {
@@ -145,7 +160,7 @@ async fn concurrent_cancels_cancel_alls_and_completions_end_in_one_terminal_stat
     }
 
     for &id in &videos {
-        let row = store.video(user, id).await.unwrap().unwrap();
+        let row = store.video(id).await.unwrap().unwrap();
         let cancels = cancelled_by.get(&id).copied().unwrap_or(0);
         let completions = completed_by.get(&id).copied().unwrap_or(0);
         match row.status {
@@ -178,7 +193,7 @@ async fn concurrent_cancels_cancel_alls_and_completions_end_in_one_terminal_stat
         trail
             .events
             .iter()
-            .filter(|e| e.event.event == name)
+            .filter(|e| e.event.event.as_str() == name)
             .collect::<Vec<_>>()
     };
     assert_eq!(named("video_cancelled").len(), single_cancels);

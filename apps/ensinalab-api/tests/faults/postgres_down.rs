@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ensinalab_domain::{BriefingDraft, BriefingStatus, UserId};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_ports::{Briefings, RevokeOutbox, new_task_id};
-use ensinalab_store::Store;
+use ensinalab_store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -20,7 +20,7 @@ const BOUND: Duration = Duration::from_secs(15);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_postgres_down_requests_fail_fast_with_503_and_recover_by_themselves() {
     let pg = PgServer::start();
-    let store = Store::connect(&pg.url()).await.unwrap();
+    let store = SqlStore::connect(&pg.url()).await.unwrap();
     store.migrate().await.unwrap();
     let broker = LocalBroker::new(LocalConfig {
         options_duration: Duration::from_secs(60),

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::Config;
-use ensinalab_api::dispatcher::DispatcherSettings;
 use ensinalab_api::ids::Hashids;
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{Service, ServiceConfig, TaskBroker};
-use ensinalab_store::Store;
+use ensinalab_jobs::dispatcher::DispatcherSettings;
+use ensinalab_ports::{Service, Settings, TaskBroker};
+use ensinalab_store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::mpsc::Receiver;
@@ -231,7 +231,7 @@ pub fn unique_queue() -> String {
 pub struct App {
     pub http: Http,
     #[allow(dead_code)]
-    pub store: Store,
+    pub store: SqlStore,
     pub ids: Hashids,
     auth: Authenticator,
 }
@@ -279,7 +279,7 @@ pub fn config(settings: &AppSettings) -> Config {
 
 impl App {
     pub async fn spawn<B: TaskBroker + 'static>(
-        store: Store,
+        store: SqlStore,
         broker: B,
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
@@ -289,7 +289,7 @@ impl App {
         let service = Arc::new(Service::new(
             store.clone(),
             broker,
-            ServiceConfig {
+            Settings {
                 task_time_limit_secs: settings.task_time_limit_secs,
             },
         ));

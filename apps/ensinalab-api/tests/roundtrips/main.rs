@@ -13,11 +13,11 @@ use std::time::Duration;
 use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::Config;
-use ensinalab_api::dispatcher::DispatcherSettings;
-use ensinalab_api::startup::service_config;
+use ensinalab_api::startup::settings;
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_jobs::dispatcher::DispatcherSettings;
 use ensinalab_ports::Service;
-use ensinalab_store::Store;
+use ensinalab_store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ const SECRET: &str = "roundtrips-secret-roundtrips-secret!";
 struct Rig {
     pg: OwnPostgres,
     redis: OwnRedis,
-    store: Store,
+    store: SqlStore,
     address: String,
     auth: Authenticator,
     client: reqwest::Client,
@@ -53,10 +53,10 @@ impl Rig {
             _ => None,
         })
         .unwrap();
-        let store = Store::connect(&pg.url()).await.unwrap();
+        let store = SqlStore::connect(&pg.url()).await.unwrap();
         store.migrate().await.unwrap();
         let broker = CeleryBroker::new(CeleryConfig::new(redis.url())).unwrap();
-        let service = Arc::new(Service::new(store.clone(), broker, service_config(&config)));
+        let service = Arc::new(Service::new(store.clone(), broker, settings(&config)));
         let hourly = Duration::from_secs(3600);
         let dispatch = DispatcherSettings {
             tick: hourly,

@@ -1,25 +1,34 @@
 //! Cancelling a video, a briefing's option generation, or everything a user has running.
 //!
-//! Order of a cancel: ownership, status, then the database transition together with the revoke
-//! it owes (one transaction: see [`RevokeOutbox`](crate::RevokeOutbox)), then one attempt to
-//! deliver that revoke, then the security event. The database moves first, in one guarded
-//! update, so the user's intent is recorded even when the broker is down or slow, and a cancel
-//! racing a completion ends in exactly one terminal state. If the revoke cannot be delivered
-//! now, the cancel still stands and the revoke is *pending*: the response says
-//! `task_revoked: false`, `revoke: "pending"`, and the server's dispatcher delivers it once the
-//! broker answers. The reconciler never moves the row out of `cancelled` whatever the worker
-//! reports later.
+//! The domain decides the cancel ([`Cancel`]: from which statuses, what it writes); here it is
+//! carried out. Order of a cancel: the store's guarded transition together with the revoke it
+//! owes (one transaction: see [`RevokeOutbox`](crate::RevokeOutbox)), the `cancelled` change,
+//! one attempt to deliver that revoke, the security event, the `revoke` change. The database
+//! moves first, in one guarded write, so the user's intent is recorded even when the broker is
+//! down or slow, and a cancel racing a completion ends in exactly one terminal state. If the
+//! revoke cannot be delivered now, the cancel still stands and the revoke is *pending*: the
+//! response says `task_revoked: false`, `revoke: "pending"`, and the server's dispatcher
+//! delivers it once the broker answers. The reconciler never moves the row out of `cancelled`
+//! whatever the worker reports later.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::PoisonError;
 
-use ensinalab_domain::{BriefingId, BriefingStatus, ResourceKind, TaskId, VideoId, VideoStatus};
+use ensinalab_domain::{
+    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, UserId,
+    VideoId, VideoStatus,
+};
 use serde_json::json;
+use time::OffsetDateTime;
 
 use super::Service;
+use super::trail::Refusal;
+use crate::audit::{SecurityEvent, SecurityEventKind};
 use crate::broker::TaskBroker;
+use crate::changes::{ChangeKind, TaskChange};
 use crate::error::StoreError;
-use crate::model::{Briefing, Caller, RevokeOutcome, SecurityEvent, Transition, Video};
+use crate::model::{Briefing, Caller, Resource, RevokeOutcome, Transition, Video};
 use crate::repo::Store;
 
 /// What became of the revoke that follows a cancel.
@@ -57,31 +66,23 @@ pub struct Cancelled<T> {
     pub revoke: RevokeStatus,
 }
 
-/// Why a video could not be cancelled.
+/// Why a resource could not be cancelled.
 #[derive(Debug, thiserror::Error)]
-pub enum CancelVideoError {
+pub enum CancelError<S: std::fmt::Display + std::fmt::Debug> {
     /// Missing, or someone else's (the same answer, so ids cannot be probed).
-    #[error("video not found")]
+    #[error("not found")]
     NotFound,
     /// Its status does not allow cancelling.
-    #[error("video cannot be cancelled in status {status}")]
-    NotCancellable { status: VideoStatus },
+    #[error("cannot be cancelled in status {status}")]
+    NotCancellable { status: S },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Why a video could not be cancelled.
+pub type CancelVideoError = CancelError<VideoStatus>;
 /// Why a briefing's generation could not be cancelled.
-#[derive(Debug, thiserror::Error)]
-pub enum CancelBriefingError {
-    /// Missing, or someone else's.
-    #[error("briefing not found")]
-    NotFound,
-    /// Its status does not allow cancelling.
-    #[error("briefing cannot be cancelled in status {status}")]
-    NotCancellable { status: BriefingStatus },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub type CancelBriefingError = CancelError<BriefingStatus>;
 
 /// Why cancel-all failed (nothing was changed then).
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,38 @@ impl CancelledAllReport {
     }
 }
 
+/// A resource one user may cancel: which store method carries out its cancel.
+trait Cancellable: Resource {
+    fn cancel_in<S: Store>(
+        store: &S,
+        user: UserId,
+        id: i64,
+        cancel: &Cancel<Self::Status>,
+    ) -> impl Future<Output = Result<Transition<Self, Self::Status>, StoreError>> + Send;
+}
+
+impl Cancellable for Video {
+    fn cancel_in<S: Store>(
+        store: &S,
+        user: UserId,
+        id: i64,
+        cancel: &Cancel<VideoStatus>,
+    ) -> impl Future<Output = Result<Transition<Self, VideoStatus>, StoreError>> + Send {
+        store.cancel_video(user, VideoId(id), cancel)
+    }
+}
+
+impl Cancellable for Briefing {
+    fn cancel_in<S: Store>(
+        store: &S,
+        user: UserId,
+        id: i64,
+        cancel: &Cancel<BriefingStatus>,
+    ) -> impl Future<Output = Result<Transition<Self, BriefingStatus>, StoreError>> + Send {
+        store.cancel_briefing(user, BriefingId(id), cancel)
+    }
+}
+
 impl<S: Store, B: TaskBroker> Service<S, B> {
     /// Cancels a video of the caller.
     ///
@@ -117,34 +150,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: VideoId,
     ) -> Result<Cancelled<Video>, CancelVideoError> {
-        let resource = (ResourceKind::Video, id.get());
-        match self.store.cancel_video(caller.user_id, id).await? {
-            Transition::Done(video) => {
-                let revoke = self.revoke_one(video.task_id.as_ref()).await;
-                self.audit(
-                    caller,
-                    "video_cancelled",
-                    resource,
-                    video.task_id.clone(),
-                    revoke,
-                )
-                .await?;
-                Ok(Cancelled {
-                    resource: video,
-                    revoke,
-                })
-            }
-            Transition::Refused(status) => {
-                self.audit_refusal(caller, resource, "not_cancellable", Some(status.as_str()))
-                    .await?;
-                Err(CancelVideoError::NotCancellable { status })
-            }
-            refusal => {
-                self.audit_refusal(caller, resource, missing(&refusal), None)
-                    .await?;
-                Err(CancelVideoError::NotFound)
-            }
-        }
+        self.cancel_one(caller, id.get()).await
     }
 
     /// Cancels the option generation of a briefing of the caller.
@@ -156,73 +162,155 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: BriefingId,
     ) -> Result<Cancelled<Briefing>, CancelBriefingError> {
-        let resource = (ResourceKind::Briefing, id.get());
-        match self.store.cancel_briefing(caller.user_id, id).await? {
-            Transition::Done(briefing) => {
-                let revoke = self.revoke_one(briefing.task_id.as_ref()).await;
-                self.audit(
-                    caller,
-                    "briefing_cancelled",
-                    resource,
-                    briefing.task_id.clone(),
-                    revoke,
-                )
-                .await?;
-                Ok(Cancelled {
-                    resource: briefing,
-                    revoke,
-                })
-            }
-            Transition::Refused(status) => {
-                self.audit_refusal(caller, resource, "not_cancellable", Some(status.as_str()))
-                    .await?;
-                Err(CancelBriefingError::NotCancellable { status })
-            }
-            refusal => {
-                self.audit_refusal(caller, resource, missing(&refusal), None)
-                    .await?;
-                Err(CancelBriefingError::NotFound)
-            }
-        }
+        self.cancel_one(caller, id.get()).await
     }
 
-    /// Cancels every active briefing and video of the caller: one transaction (which also
-    /// writes the security event), then one revoke call for all their tasks.
+    /// A user's cancel of one of their resources.
+    async fn cancel_one<R: Cancellable>(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<Cancelled<R>, CancelError<R::Status>> {
+        let cancel = Cancel::new(CancelReason::User);
+        let key = (<R::Status as Lifecycle>::KIND, id);
+        let row = match R::cancel_in(&self.store, caller.user_id, id, &cancel).await? {
+            Transition::Done(row) => row,
+            Transition::Refused(status) => {
+                self.refuse_cancel(caller, key, Refusal::Status, Some(status.as_str()))
+                    .await;
+                return Err(CancelError::NotCancellable { status });
+            }
+            Transition::NotOwned => {
+                self.refuse_cancel(caller, key, Refusal::Foreign, None)
+                    .await;
+                return Err(CancelError::NotFound);
+            }
+            Transition::NotFound => {
+                self.refuse_cancel(caller, key, Refusal::Missing, None)
+                    .await;
+                return Err(CancelError::NotFound);
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        self.emit(&TaskChange::of(
+            &row,
+            ChangeKind::Cancelled(cancel.reason),
+            now,
+        ));
+        let revoke = match row.task_id() {
+            Some(task) => self
+                .deliver_now(std::slice::from_ref(task))
+                .await
+                .first()
+                .map_or(RevokeStatus::Pending, |(_, status)| *status),
+            None => RevokeStatus::NoTask,
+        };
+        self.audit(SecurityEvent {
+            event: SecurityEventKind::cancelled(key.0),
+            user_id: Some(caller.user_id),
+            resource: Some(key),
+            task_id: row.task_id().cloned(),
+            outcome: "cancelled".to_owned(),
+            client_ip: caller.client_ip.clone(),
+            details: json!({ "revoked": revoke.revoked(), "revoke": revoke.as_str() }),
+        })
+        .await;
+        self.emit(&TaskChange::of(
+            &row,
+            ChangeKind::Revoke(revoke),
+            OffsetDateTime::now_utc(),
+        ));
+        Ok(Cancelled {
+            resource: row,
+            revoke,
+        })
+    }
+
+    /// Cancels every active briefing and video of the caller: one transaction, then one revoke
+    /// call for all their tasks.
     ///
     /// # Errors
     /// [`CancelAllError`] when the transaction fails; nothing changed then.
     pub async fn cancel_all(&self, caller: &Caller) -> Result<CancelledAllReport, CancelAllError> {
-        let cancelled = self.store.cancel_all(caller).await?;
-        let task_ids: Vec<TaskId> = cancelled
+        let reason = CancelReason::UserAll;
+        let (briefings, videos) = (Cancel::new(reason), Cancel::new(reason));
+        let moved = self
+            .store
+            .cancel_all(caller.user_id, &briefings, &videos)
+            .await?;
+        let now = OffsetDateTime::now_utc();
+        // Every moved row, as the change stream shows it.
+        let changed: Vec<TaskChange> = moved
             .briefings
             .iter()
-            .filter_map(|(_, t)| t.clone())
-            .chain(cancelled.videos.iter().filter_map(|(_, t)| t.clone()))
+            .map(|(id, task)| {
+                (
+                    ResourceKind::Briefing,
+                    id.get(),
+                    task,
+                    briefings.to.into(),
+                    None,
+                )
+            })
+            .chain(moved.videos.iter().map(|(id, task)| {
+                (
+                    ResourceKind::Video,
+                    id.get(),
+                    task,
+                    videos.to.into(),
+                    videos.progress,
+                )
+            }))
+            .map(|(kind, id, task, status, progress)| TaskChange {
+                user_id: caller.user_id,
+                resource: (kind, id),
+                task_id: task.clone(),
+                kind: ChangeKind::Cancelled(reason),
+                status,
+                progress,
+                at: now,
+            })
             .collect();
+        for change in &changed {
+            self.emit(change);
+        }
+        let task_ids: Vec<TaskId> = changed.iter().filter_map(|c| c.task_id.clone()).collect();
         let revokes = self.deliver_now(&task_ids).await;
+        self.audit(SecurityEvent {
+            event: SecurityEventKind::TasksCancelledAll,
+            user_id: Some(caller.user_id),
+            resource: None,
+            task_id: None,
+            outcome: "cancelled".to_owned(),
+            client_ip: caller.client_ip.clone(),
+            details: json!({ "briefings": moved.briefings.len(), "videos": moved.videos.len() }),
+        })
+        .await;
+        let at = OffsetDateTime::now_utc();
+        let mut statuses = revokes.iter().map(|(_, status)| *status);
+        for change in changed {
+            let revoke = match change.task_id {
+                Some(_) => statuses.next().unwrap_or(RevokeStatus::Pending),
+                None => RevokeStatus::NoTask,
+            };
+            self.emit(&TaskChange {
+                kind: ChangeKind::Revoke(revoke),
+                at,
+                ..change
+            });
+        }
         Ok(CancelledAllReport {
-            briefings: cancelled.briefings.into_iter().map(|(id, _)| id).collect(),
-            videos: cancelled.videos.into_iter().map(|(id, _)| id).collect(),
+            briefings: moved.briefings.into_iter().map(|(id, _)| id).collect(),
+            videos: moved.videos.into_iter().map(|(id, _)| id).collect(),
             revokes,
         })
     }
 
-    async fn revoke_one(&self, task_id: Option<&TaskId>) -> RevokeStatus {
-        let Some(task_id) = task_id else {
-            return RevokeStatus::NoTask;
-        };
-        self.deliver_now(std::slice::from_ref(task_id))
-            .await
-            .pop()
-            .map_or(RevokeStatus::Pending, |(_, status)| status)
-    }
-
-    /// One attempt to deliver the revokes a cancel just committed. On success the delivery is
-    /// queued for [`Service::record_deliveries`], which marks the outbox after the response (an
-    /// update of one row per task, longer than the cancel's own write; should it never happen,
-    /// the dispatcher merely delivers them again once their grace is over: a revoke is
-    /// idempotent).
-    /// On failure they stay pending for the dispatcher.
+    /// One attempt to deliver the revokes a cancel just committed: one status per id, in
+    /// order. On success the delivery is queued for [`Service::record_deliveries`], which marks
+    /// the outbox after the response (should that never happen, the dispatcher merely delivers
+    /// them again once their grace is over: a revoke is idempotent). On failure they stay
+    /// pending for the dispatcher.
     async fn deliver_now(&self, task_ids: &[TaskId]) -> Vec<(TaskId, RevokeStatus)> {
         if task_ids.is_empty() {
             return Vec::new();
@@ -243,7 +331,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                 self.delivered
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push((time::OffsetDateTime::now_utc(), reports));
+                    .push((OffsetDateTime::now_utc(), reports));
                 statuses
             }
             Err(err) => {
@@ -254,54 +342,5 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                     .collect()
             }
         }
-    }
-
-    async fn audit(
-        &self,
-        caller: &Caller,
-        event: &str,
-        resource: (ResourceKind, i64),
-        task_id: Option<TaskId>,
-        revoke: RevokeStatus,
-    ) -> Result<(), StoreError> {
-        self.store
-            .record(&SecurityEvent {
-                event: event.to_owned(),
-                user_id: Some(caller.user_id),
-                resource: Some(resource),
-                task_id,
-                outcome: "cancelled".to_owned(),
-                client_ip: caller.client_ip.clone(),
-                details: json!({ "revoked": revoke.revoked(), "revoke": revoke.as_str() }),
-            })
-            .await
-    }
-
-    async fn audit_refusal(
-        &self,
-        caller: &Caller,
-        resource: (ResourceKind, i64),
-        outcome: &str,
-        status: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.store
-            .record(&SecurityEvent {
-                event: "cancel_refused".to_owned(),
-                user_id: Some(caller.user_id),
-                resource: Some(resource),
-                task_id: None,
-                outcome: outcome.to_owned(),
-                client_ip: caller.client_ip.clone(),
-                details: status.map_or_else(|| json!({}), |s| json!({ "status": s })),
-            })
-            .await
-    }
-}
-
-/// `not_owner` for someone else's resource (an attempt worth flagging), `not_found` otherwise.
-fn missing<T, S>(refusal: &Transition<T, S>) -> &'static str {
-    match refusal {
-        Transition::NotOwned => "not_owner",
-        _ => "not_found",
     }
 }

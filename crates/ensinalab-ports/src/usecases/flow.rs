@@ -3,15 +3,24 @@
 //! Each task id is chosen before its row is written, and the row is written before the task is
 //! published, so no worker report can arrive for a row that does not know its task yet. If the
 //! publish fails, the row is marked `failed` (it will never run) and the caller gets the error.
+//!
+//! Reads are by id; whether the caller may see the row is decided here, once: someone else's
+//! row and a missing one are the same `NotFound`, and both are a refused read in the trail.
 
-use ensinalab_domain::{BriefingDraft, BriefingId, BriefingStatus, OptionId, VideoId};
+use ensinalab_domain::{
+    BriefingDraft, BriefingId, BriefingStatus, OptionId, ResourceKind, VideoId,
+};
+use serde_json::json;
+use time::OffsetDateTime;
 
+use super::trail::Refusal;
 use super::{Service, new_task_id};
 use crate::broker::TaskBroker;
+use crate::changes::{ChangeKind, TaskChange};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
-    Briefing, BriefingOption, BriefingUpdate, Caller, NewVideo, TaskKind, TaskRequest, Video,
-    VideoUpdate,
+    Briefing, BriefingOption, BriefingUpdate, Caller, NewVideo, Resource, TaskKind, TaskRequest,
+    Video, VideoUpdate,
 };
 use crate::repo::Store;
 
@@ -90,11 +99,10 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         };
         if let Err(err) = self.broker.publish(&task).await {
             let failed = BriefingUpdate::Failed(DISPATCH_FAILED.to_owned());
-            self.store
-                .apply_briefing_update(briefing.id, &failed)
-                .await?;
+            self.update_briefing(briefing.id, &failed).await?;
             return Err(err.into());
         }
+        self.emit_now(&briefing, ChangeKind::Created);
         Ok(briefing)
     }
 
@@ -107,10 +115,17 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: BriefingId,
     ) -> Result<(Briefing, Vec<BriefingOption>), BriefingError> {
-        self.store
-            .briefing(caller.user_id, id)
-            .await?
-            .ok_or(BriefingError::NotFound)
+        let found = self.store.briefing(id).await?;
+        let requested = Some((ResourceKind::Briefing, id.get()));
+        self.owned(
+            caller,
+            found,
+            |(b, _)| b,
+            requested,
+            json!({"action": "read_briefing"}),
+        )
+        .await
+        .ok_or(BriefingError::NotFound)
     }
 
     /// Creates a `queued` video from an option of the caller's briefing and dispatches
@@ -124,10 +139,11 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: OptionId,
     ) -> Result<Video, SelectOptionError> {
+        let found = self.store.option(id).await?;
+        let details = json!({"action": "select_option", "option_id": id.get()});
         let (briefing, option) = self
-            .store
-            .option(caller.user_id, id)
-            .await?
+            .owned(caller, found, |(b, _)| b, None, details)
+            .await
             .ok_or(SelectOptionError::NotFound)?;
         if !matches!(
             briefing.status,
@@ -162,9 +178,11 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         };
         if let Err(err) = self.broker.publish(&task).await {
             let failed = VideoUpdate::Failed(DISPATCH_FAILED.to_owned());
-            self.store.apply_video_update(video.id, &failed).await?;
+            self.update_video(video.id, &failed, failed.change())
+                .await?;
             return Err(err.into());
         }
+        self.emit_now(&video, ChangeKind::Created);
         Ok(video)
     }
 
@@ -177,9 +195,41 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: VideoId,
     ) -> Result<Video, VideoStatusError> {
-        self.store
-            .video(caller.user_id, id)
-            .await?
-            .ok_or(VideoStatusError::NotFound)
+        let found = self.store.video(id).await?;
+        let requested = Some((ResourceKind::Video, id.get()));
+        self.owned(
+            caller,
+            found,
+            |v| v,
+            requested,
+            json!({"action": "read_video"}),
+        )
+        .await
+        .ok_or(VideoStatusError::NotFound)
+    }
+
+    /// `found` if its resource (`resource_of` it) is the caller's. Otherwise `None`, and the
+    /// refused read is in the trail, naming the resource found, or else the one `requested`.
+    async fn owned<T, R: Resource>(
+        &self,
+        caller: &Caller,
+        found: Option<T>,
+        resource_of: impl Fn(&T) -> &R,
+        requested: Option<(ResourceKind, i64)>,
+        details: serde_json::Value,
+    ) -> Option<T> {
+        let (refusal, resource) = match &found {
+            Some(t) if resource_of(t).owner() == caller.user_id => return found,
+            Some(t) => (Refusal::Foreign, Some(resource_of(t).key())),
+            None => (Refusal::Missing, requested),
+        };
+        self.refuse_read(caller, details, resource, None, refusal)
+            .await;
+        None
+    }
+
+    /// Emits change `kind` of `row`, as it is now.
+    pub(crate) fn emit_now<R: Resource>(&self, row: &R, kind: ChangeKind) {
+        self.emit(&TaskChange::of(row, kind, OffsetDateTime::now_utc()));
     }
 }

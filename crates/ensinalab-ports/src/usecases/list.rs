@@ -1,9 +1,11 @@
 //! Watching jobs: the active list and the status of one task.
 
-use ensinalab_domain::{CeleryState, Elapsed, TaskId};
+use ensinalab_domain::{CeleryState, Elapsed, ResourceKind, TaskId};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::Service;
+use super::trail::Refusal;
 use crate::broker::TaskBroker;
 use crate::error::{BrokerError, StoreError};
 use crate::model::{ActiveResource, Caller, TaskSnapshot};
@@ -75,7 +77,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                 }
             }
         };
-        let limit = self.config.task_time_limit_secs;
+        let limit = self.settings.task_time_limit_secs;
         let tasks: Vec<ActiveTask> = rows
             .into_iter()
             .map(|resource| {
@@ -93,7 +95,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             .collect();
         let briefings = tasks
             .iter()
-            .filter(|t| t.resource.status.kind() == ensinalab_domain::ResourceKind::Briefing)
+            .filter(|t| t.resource.status.kind() == ResourceKind::Briefing)
             .count();
         Ok(ActiveList {
             videos: tasks.len() - briefings,
@@ -104,8 +106,8 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     /// The Celery state of one task, if it belongs to one of the caller's briefings or videos
-    /// (anyone else's task is `NotFound`, so results and tracebacks never leak). The traceback
-    /// is kept for admins only.
+    /// (anyone else's task is `NotFound`, so results and tracebacks never leak, and is a refused
+    /// read in the trail). The traceback is kept for admins only.
     ///
     /// # Errors
     /// [`TaskStatusError`].
@@ -114,9 +116,16 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         task_id: &TaskId,
     ) -> Result<TaskSnapshot, TaskStatusError> {
-        match self.store.resource_for_task(task_id).await? {
-            Some(owner) if owner.user_id == caller.user_id => {}
-            _ => return Err(TaskStatusError::NotFound),
+        let (refusal, resource) = match self.store.resource_for_task(task_id).await? {
+            Some(owner) if owner.user_id == caller.user_id => (None, None),
+            Some(owner) => (Some(Refusal::Foreign), Some((owner.kind, owner.id))),
+            None => (Some(Refusal::Missing), None),
+        };
+        if let Some(refusal) = refusal {
+            let details = json!({"action": "read_task"});
+            self.refuse_read(caller, details, resource, Some(task_id), refusal)
+                .await;
+            return Err(TaskStatusError::NotFound);
         }
         let mut snapshot = self
             .broker

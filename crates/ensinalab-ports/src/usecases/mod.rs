@@ -3,35 +3,38 @@
 mod cancel;
 mod flow;
 mod list;
-mod lost;
 mod reconcile;
 mod revokes;
+mod trail;
+mod worker_lost;
 
 pub use cancel::{
-    CancelAllError, CancelBriefingError, CancelVideoError, Cancelled, CancelledAllReport,
-    RevokeStatus,
+    CancelAllError, CancelBriefingError, CancelError, CancelVideoError, Cancelled,
+    CancelledAllReport, RevokeStatus,
 };
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
-pub use lost::WORKER_LOST;
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, retry_delay};
+pub use trail::REFUSAL_WINDOW;
+pub use worker_lost::WORKER_LOST;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ensinalab_domain::{DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 use time::OffsetDateTime;
 
+use crate::changes::{ChangeSink, LogChanges, TaskChange};
 use crate::model::RevokeReport;
 
 /// Settings of the use cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServiceConfig {
+pub struct Settings {
     /// A job running longer than this is flagged `is_stuck` (Celery's `task_time_limit`).
     pub task_time_limit_secs: u64,
 }
 
-impl Default for ServiceConfig {
+impl Default for Settings {
     fn default() -> Self {
         Self {
             task_time_limit_secs: DEFAULT_TASK_TIME_LIMIT_SECS,
@@ -39,26 +42,48 @@ impl Default for ServiceConfig {
     }
 }
 
-/// The application service: every use case, over one store and one broker.
-#[derive(Debug)]
+/// The application service: every use case, over one store and one broker, emitting its
+/// changes to its sinks.
 pub struct Service<S, B> {
     store: S,
     broker: B,
-    config: ServiceConfig,
+    settings: Settings,
+    sinks: Vec<Arc<dyn ChangeSink>>,
     /// Revokes a cancel delivered itself, each batch with its delivery time, not yet marked in
     /// the outbox: [`Service::record_deliveries`] marks them after the response.
     delivered: Mutex<Vec<(OffsetDateTime, Vec<RevokeReport>)>>,
+    /// Which refused reads already have their row in this window (see [`trail`]).
+    refusals: trail::RefusalGate,
+}
+
+impl<S, B> std::fmt::Debug for Service<S, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("settings", &self.settings)
+            .field("sinks", &self.sinks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S, B> Service<S, B> {
-    /// Wires a store and a broker.
-    pub fn new(store: S, broker: B, config: ServiceConfig) -> Self {
+    /// Wires a store and a broker; changes go to the logs ([`LogChanges`]) until more sinks are
+    /// added.
+    pub fn new(store: S, broker: B, settings: Settings) -> Self {
         Self {
             store,
             broker,
-            config,
+            settings,
+            sinks: vec![Arc::new(LogChanges)],
             delivered: Mutex::default(),
+            refusals: trail::RefusalGate::default(),
         }
+    }
+
+    /// Adds a consumer of the change stream.
+    #[must_use]
+    pub fn with_sink(mut self, sink: Arc<dyn ChangeSink>) -> Self {
+        self.sinks.push(sink);
+        self
     }
 
     /// The store (for readiness checks and background jobs).
@@ -72,8 +97,15 @@ impl<S, B> Service<S, B> {
     }
 
     /// The settings.
-    pub fn config(&self) -> ServiceConfig {
-        self.config
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Hands a committed change to every sink.
+    fn emit(&self, change: &TaskChange) {
+        for sink in &self.sinks {
+            sink.publish(change);
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use ensinalab_domain::{
 
 use super::Service;
 use crate::broker::TaskBroker;
+use crate::changes::ChangeKind;
 use crate::error::{BrokerError, StoreError};
 use crate::model::{AnyStatus, BriefingUpdate, InFlightTask, TaskSnapshot, VideoUpdate};
 use crate::repo::Store;
@@ -88,24 +89,52 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     async fn apply(&self, row: &InFlightTask, snapshot: &TaskSnapshot) -> Result<bool, StoreError> {
+        let id = row.resource.id;
         match row.status {
             AnyStatus::Briefing(status) => match briefing_update(status, snapshot) {
-                Some(update) => {
-                    self.store
-                        .apply_briefing_update(BriefingId(row.resource.id), &update)
-                        .await
-                }
+                Some(update) => self.update_briefing(BriefingId(id), &update).await,
                 None => Ok(false),
             },
             AnyStatus::Video(status) => match video_update(status, row.progress, snapshot) {
                 Some(update) => {
-                    self.store
-                        .apply_video_update(VideoId(row.resource.id), &update)
-                        .await
+                    // A running task's first report is its start; the next ones are progress.
+                    let change = match (&update, &snapshot.state) {
+                        (VideoUpdate::Running { .. }, CeleryState::Started) => ChangeKind::Started,
+                        _ => update.change(),
+                    };
+                    self.update_video(VideoId(id), &update, change).await
                 }
                 None => Ok(false),
             },
         }
+    }
+
+    /// Applies `update` to briefing `id` through the store's in-flight guard and, when the row
+    /// moved, emits its change. Returns whether it moved.
+    pub(crate) async fn update_briefing(
+        &self,
+        id: BriefingId,
+        update: &BriefingUpdate,
+    ) -> Result<bool, StoreError> {
+        let moved = self.store.apply_briefing_update(id, update).await?;
+        if let Some(row) = &moved {
+            self.emit_now(row, update.change());
+        }
+        Ok(moved.is_some())
+    }
+
+    /// [`Self::update_briefing`] for a video, emitting `change` when it moved.
+    pub(crate) async fn update_video(
+        &self,
+        id: VideoId,
+        update: &VideoUpdate,
+        change: ChangeKind,
+    ) -> Result<bool, StoreError> {
+        let moved = self.store.apply_video_update(id, update).await?;
+        if let Some(row) = &moved {
+            self.emit_now(row, change);
+        }
+        Ok(moved.is_some())
     }
 }
 

@@ -5,7 +5,7 @@ use ensinalab_store::testing;
 use crate::support::*;
 
 on_both_backends! {
-    async fn a_new_briefing_is_processing_with_its_task_and_only_its_owner_sees_it(store: Store) {
+    async fn a_new_briefing_is_processing_with_its_task_and_reads_back_by_id(store: Store) {
         let task_id = task();
         let created = store.create_briefing(ALICE, &draft(), &task_id).await.unwrap();
         assert_eq!(created.user_id, ALICE);
@@ -17,11 +17,11 @@ on_both_backends! {
         assert_eq!(created.error_message, None);
         assert_eq!(created.created_at, created.updated_at);
 
-        let (read, options) = store.briefing(ALICE, created.id).await.unwrap().unwrap();
+        let (read, options) = store.briefing(created.id).await.unwrap().unwrap();
         assert_eq!(read, created);
         assert!(options.is_empty());
-        assert_eq!(store.briefing(BOB, created.id).await.unwrap(), None);
-        assert_eq!(store.briefing(ALICE, BriefingId(created.id.get() + 1000)).await.unwrap(), None);
+        assert_eq!(read.user_id, ALICE, "the owner is on the row: the use case checks it");
+        assert_eq!(store.briefing(BriefingId(created.id.get() + 1000)).await.unwrap(), None);
     }
 }
 
@@ -29,9 +29,9 @@ on_both_backends! {
     async fn options_ready_stores_the_options_with_the_status_and_only_once(store: Store) {
         let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
         let update = BriefingUpdate::OptionsReady(vec![generated("Primeira"), generated("Segunda")]);
-        assert!(store.apply_briefing_update(b.id, &update).await.unwrap());
+        assert!(store.apply_briefing_update(b.id, &update).await.unwrap().is_some());
 
-        let (read, options) = store.briefing(ALICE, b.id).await.unwrap().unwrap();
+        let (read, options) = store.briefing(b.id).await.unwrap().unwrap();
         assert_eq!(read.status, BriefingStatus::OptionsReady);
         let titles: Vec<_> = options.iter().map(|o| o.title.as_str()).collect();
         assert_eq!(titles, ["Primeira", "Segunda"]);
@@ -39,14 +39,13 @@ on_both_backends! {
         assert_eq!(options[0].description, "Primeira: roteiro");
 
         // options_ready is not in flight: a repeated report changes nothing, adds nothing.
-        assert!(!store.apply_briefing_update(b.id, &update).await.unwrap());
-        assert_eq!(store.briefing(ALICE, b.id).await.unwrap().unwrap().1.len(), 2);
+        assert!(store.apply_briefing_update(b.id, &update).await.unwrap().is_none());
+        assert_eq!(store.briefing(b.id).await.unwrap().unwrap().1.len(), 2);
 
-        let (owner_briefing, option) = store.option(ALICE, options[1].id).await.unwrap().unwrap();
+        let (owner_briefing, option) = store.option(options[1].id).await.unwrap().unwrap();
         assert_eq!(owner_briefing, read);
         assert_eq!(option, options[1]);
-        assert_eq!(store.option(BOB, options[1].id).await.unwrap(), None);
-        assert_eq!(store.option(ALICE, OptionId(options[1].id.get() + 1000)).await.unwrap(), None);
+        assert_eq!(store.option(OptionId(options[1].id.get() + 1000)).await.unwrap(), None);
     }
 }
 
@@ -54,8 +53,8 @@ on_both_backends! {
     async fn options_ready_on_a_cancelled_briefing_stores_no_options(store: Store) {
         let b = briefing_in(&store, ALICE, BriefingStatus::Cancelled).await;
         let update = BriefingUpdate::OptionsReady(vec![generated("Tarde demais")]);
-        assert!(!store.apply_briefing_update(b.id, &update).await.unwrap());
-        let (read, options) = store.briefing(ALICE, b.id).await.unwrap().unwrap();
+        assert!(store.apply_briefing_update(b.id, &update).await.unwrap().is_none());
+        let (read, options) = store.briefing(b.id).await.unwrap().unwrap();
         assert_eq!(read.status, BriefingStatus::Cancelled);
         assert!(options.is_empty());
     }
@@ -66,12 +65,12 @@ on_both_backends! {
         for status in BriefingStatus::ALL.iter().copied() {
             let b = briefing_in(&store, ALICE, status).await;
             assert_eq!(
-                store.cancel_briefing(BOB, b.id).await.unwrap(),
+                store.cancel_briefing(BOB, b.id, &by_user()).await.unwrap(),
                 Transition::NotOwned,
                 "{status}"
             );
-            let outcome = store.cancel_briefing(ALICE, b.id).await.unwrap();
-            let after = store.briefing(ALICE, b.id).await.unwrap().unwrap().0;
+            let outcome = store.cancel_briefing(ALICE, b.id, &by_user()).await.unwrap();
+            let after = store.briefing(b.id).await.unwrap().unwrap().0;
             if status.is_cancellable() {
                 let Transition::Done(done) = outcome else {
                     panic!("{status}: {outcome:?}")
@@ -80,7 +79,7 @@ on_both_backends! {
                 assert_eq!(done, after);
                 assert!(done.updated_at >= b.updated_at);
                 assert_eq!(
-                    store.cancel_briefing(ALICE, b.id).await.unwrap(),
+                    store.cancel_briefing(ALICE, b.id, &by_user()).await.unwrap(),
                     Transition::Refused(BriefingStatus::Cancelled)
                 );
             } else {
@@ -89,7 +88,7 @@ on_both_backends! {
             }
         }
         assert_eq!(
-            store.cancel_briefing(ALICE, BriefingId(999_999)).await.unwrap(),
+            store.cancel_briefing(ALICE, BriefingId(999_999), &by_user()).await.unwrap(),
             Transition::NotFound
         );
     }
@@ -98,19 +97,19 @@ on_both_backends! {
 on_both_backends! {
     async fn task_reports_move_a_briefing_only_while_it_is_in_flight(store: Store) {
         let b = briefing_in(&store, ALICE, BriefingStatus::Pending).await;
-        assert!(store.apply_briefing_update(b.id, &BriefingUpdate::Running).await.unwrap());
-        let read = store.briefing(ALICE, b.id).await.unwrap().unwrap().0;
+        assert!(store.apply_briefing_update(b.id, &BriefingUpdate::Running).await.unwrap().is_some());
+        let read = store.briefing(b.id).await.unwrap().unwrap().0;
         assert_eq!(read.status, BriefingStatus::Processing);
 
         let failed = BriefingUpdate::Failed("ValueError: boom".into());
-        assert!(store.apply_briefing_update(b.id, &failed).await.unwrap());
-        let read = store.briefing(ALICE, b.id).await.unwrap().unwrap().0;
+        assert!(store.apply_briefing_update(b.id, &failed).await.unwrap().is_some());
+        let read = store.briefing(b.id).await.unwrap().unwrap().0;
         assert_eq!(read.status, BriefingStatus::Failed);
         assert_eq!(read.error_message.as_deref(), Some("ValueError: boom"));
 
         let revoked = briefing_in(&store, ALICE, BriefingStatus::GeneratingOptions).await;
-        assert!(store.apply_briefing_update(revoked.id, &BriefingUpdate::Revoked).await.unwrap());
-        let read = store.briefing(ALICE, revoked.id).await.unwrap().unwrap().0;
+        assert!(store.apply_briefing_update(revoked.id, &BriefingUpdate::Revoked).await.unwrap().is_some());
+        let read = store.briefing(revoked.id).await.unwrap().unwrap().0;
         assert_eq!(read.status, BriefingStatus::Cancelled);
 
         let updates = [
@@ -122,11 +121,11 @@ on_both_backends! {
         for status in BriefingStatus::ALL.iter().copied().filter(|s| !s.is_in_flight()) {
             let b = briefing_in(&store, ALICE, status).await;
             for update in &updates {
-                assert!(!store.apply_briefing_update(b.id, update).await.unwrap(), "{status}");
+                assert!(store.apply_briefing_update(b.id, update).await.unwrap().is_none(), "{status}");
             }
-            assert_eq!(store.briefing(ALICE, b.id).await.unwrap().unwrap(), (b, vec![]));
+            assert_eq!(store.briefing(b.id).await.unwrap().unwrap(), (b, vec![]));
         }
-        assert!(!store.apply_briefing_update(BriefingId(999_999), &BriefingUpdate::Running).await.unwrap());
+        assert!(store.apply_briefing_update(BriefingId(999_999), &BriefingUpdate::Running).await.unwrap().is_none());
     }
 }
 
@@ -134,14 +133,14 @@ on_both_backends! {
     async fn an_unknown_briefing_status_in_the_database_is_corrupt_not_a_panic(store: Store) {
         let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
         set_status(&store, "briefings", b.id.get(), "exploded").await;
-        assert!(matches!(store.briefing(ALICE, b.id).await, Err(StoreError::Corrupt(_))));
-        assert!(matches!(store.cancel_briefing(ALICE, b.id).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.briefing(b.id).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.cancel_briefing(ALICE, b.id, &by_user()).await, Err(StoreError::Corrupt(_))));
 
         let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
         testing::execute(&store, &format!("UPDATE briefings SET task_id = 'not-a-uuid' WHERE id = {}", b.id))
             .await
             .unwrap();
-        let err = store.briefing(ALICE, b.id).await.unwrap_err();
+        let err = store.briefing(b.id).await.unwrap_err();
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("task_id")), "{err:?}");
     }
 }

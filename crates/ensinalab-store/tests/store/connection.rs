@@ -1,6 +1,6 @@
 use ensinalab_domain::VideoStatus;
 use ensinalab_ports::{StoreError, Videos};
-use ensinalab_store::Store;
+use ensinalab_store::SqlStore;
 
 use crate::support::*;
 
@@ -14,7 +14,7 @@ on_both_backends! {
 
 #[tokio::test]
 async fn a_database_nobody_listens_for_is_unavailable() {
-    let err = Store::connect("postgres://postgres@127.0.0.1:1/ensinalab")
+    let err = SqlStore::connect("postgres://postgres@127.0.0.1:1/ensinalab")
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -22,7 +22,7 @@ async fn a_database_nobody_listens_for_is_unavailable() {
 
 #[tokio::test]
 async fn a_url_of_no_supported_database_is_not_called_unavailable() {
-    let err = Store::connect("mysqlx://nowhere").await.unwrap_err();
+    let err = SqlStore::connect("mysqlx://nowhere").await.unwrap_err();
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
 }
 
@@ -32,14 +32,14 @@ async fn a_sqlite_file_keeps_its_rows_across_connections() {
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("ensinalab.db").display());
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = SqlStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let v = video_in(&store, ALICE, VideoStatus::Processing).await;
     drop(store);
 
-    let again = Store::connect(&url).await.unwrap();
+    let again = SqlStore::connect(&url).await.unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(again.video(ALICE, v.id).await.unwrap(), Some(v));
+    assert_eq!(again.video(v.id).await.unwrap(), Some(v));
     drop(again);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -49,18 +49,18 @@ async fn each_in_memory_sqlite_store_is_a_database_of_its_own() {
     let one = ensinalab_store::testing::sqlite_memory().await.unwrap();
     let v = video_in(&one, ALICE, VideoStatus::Queued).await;
     let other = ensinalab_store::testing::sqlite_memory().await.unwrap();
-    assert_eq!(other.video(ALICE, v.id).await.unwrap(), None);
+    assert_eq!(other.video(v.id).await.unwrap(), None);
     // Clones share the one connection, so they see the same rows.
-    assert_eq!(one.clone().video(ALICE, v.id).await.unwrap(), Some(v));
+    assert_eq!(one.clone().video(v.id).await.unwrap(), Some(v));
 }
 
 #[tokio::test]
 async fn a_test_database_is_dropped_even_when_the_test_never_cleans_up() {
     let db = ensinalab_store::testing::TestPostgres::new().await.unwrap();
     let url = db.url().to_owned();
-    Store::connect(&url).await.unwrap().ping().await.unwrap();
+    SqlStore::connect(&url).await.unwrap().ping().await.unwrap();
     drop(db);
-    let err = Store::connect(&url).await.unwrap_err();
+    let err = SqlStore::connect(&url).await.unwrap_err();
     assert!(err.to_string().contains("database"), "{err:?}");
     let source = std::error::Error::source(&err)
         .map(ToString::to_string)

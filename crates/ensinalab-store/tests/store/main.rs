@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod briefings;
+mod cancel;
 mod connection;
 mod outbox;
 mod race;

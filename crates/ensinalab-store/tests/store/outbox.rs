@@ -3,12 +3,12 @@
 
 use ensinalab_domain::{BriefingStatus, ResourceKind, TaskId, VideoStatus};
 use ensinalab_ports::{
-    Briefings, Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeReport, Tasks,
-    Transition, Videos,
+    Briefings, Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeReport, Transition,
+    Videos,
 };
 use time::{Duration, OffsetDateTime};
 
-use ensinalab_store::{Store, testing};
+use ensinalab_store::{SqlStore as Store, testing};
 
 use crate::support::*;
 
@@ -38,10 +38,10 @@ on_both_backends! {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
         let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
         let done = video_in(&store, ALICE, VideoStatus::Completed).await;
-        assert!(matches!(store.cancel_video(ALICE, v.id).await.unwrap(), Transition::Done(_)));
-        assert!(matches!(store.cancel_briefing(ALICE, b.id).await.unwrap(), Transition::Done(_)));
-        assert!(matches!(store.cancel_video(ALICE, done.id).await.unwrap(), Transition::Refused(_)));
-        assert!(matches!(store.cancel_video(BOB, v.id).await.unwrap(), Transition::NotOwned));
+        assert!(matches!(store.cancel_video(ALICE, v.id, &by_user()).await.unwrap(), Transition::Done(_)));
+        assert!(matches!(store.cancel_briefing(ALICE, b.id, &by_user()).await.unwrap(), Transition::Done(_)));
+        assert!(matches!(store.cancel_video(ALICE, done.id, &by_user()).await.unwrap(), Transition::Refused(_)));
+        assert!(matches!(store.cancel_video(BOB, v.id, &by_user()).await.unwrap(), Transition::NotOwned));
 
         // Left to the cancel's own attempt first.
         assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
@@ -65,7 +65,7 @@ on_both_backends! {
         let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
         let bob = video_in(&store, BOB, VideoStatus::Processing).await;
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
-        let all = store.cancel_all(&caller).await.unwrap();
+        let all = cancel_all(&store, &caller).await.unwrap();
         assert_eq!(all.videos.len(), 2);
         let due = due_after_grace(&store).await;
         let mut expected: Vec<_> = [v1.task_id, v2.task_id, b.task_id]
@@ -89,7 +89,7 @@ on_both_backends! {
             .await
             .unwrap();
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
-        let all = store.cancel_all(&caller).await.unwrap();
+        let all = cancel_all(&store, &caller).await.unwrap();
         assert_eq!((all.briefings.len(), all.videos.len()), (1, 1));
         assert_eq!(due_after_grace(&store).await, [shared]);
         assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
@@ -102,7 +102,7 @@ on_both_backends! {
             video_in(&store, ALICE, VideoStatus::Processing).await;
         }
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
-        store.cancel_all(&caller).await.unwrap();
+        cancel_all(&store, &caller).await.unwrap();
         assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 1);
         assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 0);
         assert_eq!(due_after_grace(&store).await.len(), 3);
@@ -116,7 +116,7 @@ on_both_backends! {
         // The dispatcher's tick marks what cancels delivered themselves before it reads what is
         // due: the mark must find the revoke the cancel wrote as a batch.
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
-        store.cancel_video(ALICE, v.id).await.unwrap();
+        store.cancel_video(ALICE, v.id, &by_user()).await.unwrap();
         let task_id = v.task_id.unwrap();
         let report = RevokeReport { task_id: task_id.clone(), outcome: RevokeOutcome::Signalled };
         store.revokes_delivered(&[report], OffsetDateTime::now_utc()).await.unwrap();
@@ -132,10 +132,10 @@ on_both_backends! {
     async fn a_cancel_whose_revoke_cannot_be_recorded_changes_nothing(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
         testing::execute(&store, "DROP TABLE revoke_batches").await.unwrap();
-        assert!(store.cancel_video(ALICE, v.id).await.is_err());
+        assert!(store.cancel_video(ALICE, v.id, &by_user()).await.is_err());
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
-        assert!(store.cancel_all(&caller).await.is_err());
-        let row = store.video(ALICE, v.id).await.unwrap().unwrap();
+        assert!(cancel_all(&store, &caller).await.is_err());
+        let row = store.video(v.id).await.unwrap().unwrap();
         assert_eq!(row.status, VideoStatus::Processing);
     }
 }
@@ -144,8 +144,8 @@ on_both_backends! {
     async fn failures_back_off_and_deliveries_settle_only_finished_tasks(store: Store) {
         let queued = video_in(&store, ALICE, VideoStatus::Queued).await;
         let running = video_in(&store, ALICE, VideoStatus::Processing).await;
-        store.cancel_video(ALICE, queued.id).await.unwrap();
-        store.cancel_video(ALICE, running.id).await.unwrap();
+        store.cancel_video(ALICE, queued.id, &by_user()).await.unwrap();
+        store.cancel_video(ALICE, running.id, &by_user()).await.unwrap();
         let (q, r) = (queued.task_id.unwrap(), running.task_id.unwrap());
 
         let t1 = after_grace();
@@ -176,7 +176,7 @@ on_both_backends! {
 on_both_backends! {
     async fn revokes_older_than_the_bound_are_not_open(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
-        store.cancel_video(ALICE, v.id).await.unwrap();
+        store.cancel_video(ALICE, v.id, &by_user()).await.unwrap();
         let t = v.task_id.unwrap();
         let report = [RevokeReport { task_id: t.clone(), outcome: RevokeOutcome::Signalled }];
         store.revokes_delivered(&report, OffsetDateTime::now_utc()).await.unwrap();
@@ -211,7 +211,7 @@ on_both_backends! {
         .await
         .unwrap();
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
-        let all = store.cancel_all(&caller).await.unwrap();
+        let all = cancel_all(&store, &caller).await.unwrap();
         assert_eq!(all.briefings.len(), N);
 
         let due = store.due_revokes(after_grace(), 10_000).await.unwrap();

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use ensinalab_domain::{BriefingStatus, VideoStatus};
-use ensinalab_ports::{
-    BriefingUpdate, Briefings, CANCELLED_BY_USER, Transition, VideoUpdate, Videos,
-};
+use ensinalab_domain::{BriefingStatus, CANCELLED_BY_USER, VideoStatus};
+use ensinalab_ports::{BriefingUpdate, Briefings, Transition, VideoUpdate, Videos};
 use ensinalab_store::testing::TestPostgres;
 use tokio::sync::Barrier;
 
@@ -33,7 +31,7 @@ async fn a_cancel_racing_a_completion_ends_in_exactly_one_terminal_state_and_the
         let id = v.id;
         let cancel = tokio::spawn(async move {
             start_cancel.wait().await;
-            canceller.cancel_video(ALICE, id).await
+            canceller.cancel_video(ALICE, id, &by_user()).await
         });
         let finish = tokio::spawn(async move {
             start_finish.wait().await;
@@ -48,16 +46,16 @@ async fn a_cancel_racing_a_completion_ends_in_exactly_one_terminal_state_and_the
     for (id, cancel, finish) in races {
         let cancelled = cancel.await.unwrap().unwrap();
         let completed = finish.await.unwrap().unwrap();
-        let row = store.video(ALICE, id).await.unwrap().unwrap();
+        let row = store.video(id).await.unwrap().unwrap();
         match (cancelled, completed) {
-            (Transition::Done(done), false) => {
+            (Transition::Done(done), None) => {
                 cancels_won += 1;
                 assert_eq!(row.status, VideoStatus::Cancelled);
                 assert_eq!(row.error_message.as_deref(), Some(CANCELLED_BY_USER));
                 assert_eq!(row.progress, 0.0);
                 assert_eq!(done, row);
             }
-            (Transition::Refused(VideoStatus::Completed), true) => {
+            (Transition::Refused(VideoStatus::Completed), Some(_)) => {
                 completions_won += 1;
                 assert_eq!(row.status, VideoStatus::Completed);
                 assert_eq!(row.error_message, None);
@@ -88,7 +86,7 @@ async fn a_cancel_racing_options_ready_never_leaves_options_on_a_cancelled_brief
         let id = b.id;
         let cancel = tokio::spawn(async move {
             start_cancel.wait().await;
-            canceller.cancel_briefing(ALICE, id).await
+            canceller.cancel_briefing(ALICE, id, &by_user()).await
         });
         let report = tokio::spawn(async move {
             start_report.wait().await;
@@ -104,9 +102,9 @@ async fn a_cancel_racing_options_ready_never_leaves_options_on_a_cancelled_brief
     for (id, cancel, report) in races {
         let cancelled = cancel.await.unwrap().unwrap();
         let reported = report.await.unwrap().unwrap();
-        let (row, options) = store.briefing(ALICE, id).await.unwrap().unwrap();
+        let (row, options) = store.briefing(id).await.unwrap().unwrap();
         match (cancelled, reported) {
-            (Transition::Done(done), false) => {
+            (Transition::Done(done), None) => {
                 cancels_won += 1;
                 assert_eq!(row.status, BriefingStatus::Cancelled);
                 assert!(
@@ -115,7 +113,7 @@ async fn a_cancel_racing_options_ready_never_leaves_options_on_a_cancelled_brief
                 );
                 assert_eq!(done, row);
             }
-            (Transition::Refused(BriefingStatus::OptionsReady), true) => {
+            (Transition::Refused(BriefingStatus::OptionsReady), Some(_)) => {
                 reports_won += 1;
                 assert_eq!(row.status, BriefingStatus::OptionsReady);
                 assert_eq!(options.len(), 2);

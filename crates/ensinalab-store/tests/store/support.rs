@@ -1,12 +1,14 @@
 //! Fixtures and the two-backend test macro.
 
 use ensinalab_domain::{
-    BriefingDraft, BriefingStatus, GeneratedOption, TaskId, UserId, VideoStatus,
+    BriefingDraft, BriefingStatus, Cancel, CancelReason, GeneratedOption, Lifecycle, TaskId,
+    UserId, VideoStatus,
 };
 use ensinalab_ports::{
-    Briefing, BriefingOption, BriefingUpdate, Briefings, NewVideo, Video, Videos,
+    Briefing, BriefingOption, BriefingUpdate, Briefings, Caller, CancelledAll, NewVideo,
+    StoreError, Tasks, Video, Videos,
 };
-use ensinalab_store::Store;
+use ensinalab_store::SqlStore as Store;
 use ensinalab_store::testing;
 
 /// Writes `async fn name(store: Store) { .. }` once and runs it as `name::on_postgres` (a fresh
@@ -18,7 +20,7 @@ macro_rules! on_both_backends {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn body($store: ensinalab_store::Store) $body
+            async fn body($store: ensinalab_store::SqlStore) $body
 
             #[tokio::test]
             async fn on_postgres() {
@@ -40,6 +42,20 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// The cancel the domain decides for a user's cancel of one resource.
+pub fn by_user<S: Lifecycle>() -> Cancel<S> {
+    Cancel::new(CancelReason::User)
+}
+
+/// The store's half of a user's cancel-all, as the use case calls it.
+pub async fn cancel_all(store: &Store, caller: &Caller) -> Result<CancelledAll, StoreError> {
+    let (b, v) = (
+        Cancel::new(CancelReason::UserAll),
+        Cancel::new(CancelReason::UserAll),
+    );
+    store.cancel_all(caller.user_id, &b, &v).await
+}
 
 pub const ALICE: UserId = UserId(1);
 pub const BOB: UserId = UserId(2);
@@ -89,7 +105,7 @@ pub async fn briefing_in(store: &Store, user: UserId, status: BriefingStatus) ->
         .await
         .unwrap();
     set_status(store, "briefings", b.id.get(), status.as_str()).await;
-    store.briefing(user, b.id).await.unwrap().unwrap().0
+    store.briefing(b.id).await.unwrap().unwrap().0
 }
 
 /// A briefing of `user` with one option, through the ports.
@@ -99,8 +115,14 @@ pub async fn briefing_with_option(store: &Store, user: UserId) -> (Briefing, Bri
         .await
         .unwrap();
     let update = BriefingUpdate::OptionsReady(vec![generated("Como usar Google Classroom")]);
-    assert!(store.apply_briefing_update(b.id, &update).await.unwrap());
-    let (b, mut options) = store.briefing(user, b.id).await.unwrap().unwrap();
+    assert!(
+        store
+            .apply_briefing_update(b.id, &update)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (b, mut options) = store.briefing(b.id).await.unwrap().unwrap();
     (b, options.remove(0))
 }
 
@@ -119,5 +141,5 @@ pub async fn video_in(store: &Store, user: UserId, status: VideoStatus) -> Video
         .await
         .unwrap();
     set_status(store, "videos", v.id.get(), status.as_str()).await;
-    store.video(user, v.id).await.unwrap().unwrap()
+    store.video(v.id).await.unwrap().unwrap()
 }

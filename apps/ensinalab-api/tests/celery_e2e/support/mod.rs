@@ -12,7 +12,7 @@ use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::Config;
 use ensinalab_api::ids::Hashids;
-use ensinalab_store::Store;
+use ensinalab_store::SqlStore;
 use ensinalab_store::testing::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -48,7 +48,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     /// The app's own store, for asserting what the database holds.
-    pub store: Store,
+    pub store: SqlStore,
     pub ids: Hashids,
     pub db: u8,
     pub queue: String,
@@ -97,7 +97,9 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         let store = match &postgres {
             Some(pg) => pg.store().clone(),
-            None => Store::connect(&database_url).await.expect("sqlite store"),
+            None => SqlStore::connect(&database_url)
+                .await
+                .expect("sqlite store"),
         };
         Self {
             address,

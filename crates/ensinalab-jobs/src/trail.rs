@@ -1,6 +1,6 @@
-//! The HTTP layer's own security events (failed authentication, rate-limit refusals, refused
+//! The security events of the HTTP layer (failed authentication, rate-limit refusals, refused
 //! admin access): a structured log line at once, and a `security_events` row written by a
-//! background task through the `SecurityLog` port.
+//! background handler through the `SecurityLog` port.
 //!
 //! The row is written off the request path on purpose: a flood of bad tokens must not hold a
 //! database connection per request. The queue is bounded; when it is full the row is dropped
@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use ensinalab_ports::{SecurityEvent, SecurityLog, Service};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+
+use crate::Handler;
 
 /// Events waiting to be written; beyond this, rows are dropped (and counted in the log).
 const QUEUE: usize = 1024;
@@ -22,7 +23,7 @@ pub struct SecurityTrail {
 }
 
 impl SecurityTrail {
-    /// A trail and the receiving end its writer drains.
+    /// A trail and the queue its writer drains.
     pub fn channel() -> (Self, mpsc::Receiver<SecurityEvent>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         (Self { tx }, rx)
@@ -30,35 +31,22 @@ impl SecurityTrail {
 
     /// Logs the event and queues its row. Never blocks, never fails the request.
     pub fn record(&self, event: SecurityEvent) {
-        tracing::warn!(
-            target: "security",
-            event = %event.event,
-            outcome = %event.outcome,
-            user_id = event.user_id.map(|u| u.get()),
-            client_ip = event.client_ip.as_deref().unwrap_or("-"),
-            details = %event.details,
-            "security event"
-        );
+        event.log();
         if let Err(e) = self.tx.try_send(event) {
             tracing::warn!(target: "security", error = %e, "security trail queue full or closed; row dropped");
         }
     }
 }
 
-/// Writes queued events through the store until the channel closes.
-pub fn spawn_writer<S, B>(
-    service: Arc<Service<S, B>>,
-    mut rx: mpsc::Receiver<SecurityEvent>,
-) -> JoinHandle<()>
-where
-    S: SecurityLog + 'static,
-    B: Send + Sync + 'static,
+/// Writes each queued event through the store.
+pub struct TrailWriter<S, B>(pub Arc<Service<S, B>>);
+
+impl<S: SecurityLog + 'static, B: Send + Sync + 'static> Handler<SecurityEvent>
+    for TrailWriter<S, B>
 {
-    tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if let Err(e) = service.store().record(&event).await {
-                tracing::error!(target: "security", error = %e, event = %event.event, "security event not stored");
-            }
+    async fn handle(&mut self, event: SecurityEvent) {
+        if let Err(e) = self.0.store().record(&event).await {
+            tracing::error!(target: "security", error = %e, event = event.event.as_str(), "security event not stored");
         }
-    })
+    }
 }

@@ -53,21 +53,15 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     /// # Errors
     /// [`StoreError`] on database failure.
     pub async fn fail_lost(&self, row: &InFlightTask) -> Result<bool, StoreError> {
+        let id = row.resource.id;
         match row.status {
             AnyStatus::Briefing(_) => {
-                self.store
-                    .apply_briefing_update(
-                        BriefingId(row.resource.id),
-                        &BriefingUpdate::Failed(WORKER_LOST.to_owned()),
-                    )
-                    .await
+                let update = BriefingUpdate::Failed(WORKER_LOST.to_owned());
+                self.update_briefing(BriefingId(id), &update).await
             }
             AnyStatus::Video(_) => {
-                self.store
-                    .apply_video_update(
-                        VideoId(row.resource.id),
-                        &VideoUpdate::Failed(WORKER_LOST.to_owned()),
-                    )
+                let update = VideoUpdate::Failed(WORKER_LOST.to_owned());
+                self.update_video(VideoId(id), &update, update.change())
                     .await
             }
         }

@@ -1,0 +1,181 @@
+//! The statements PostgreSQL runs its own way, each because the generic form measured slower
+//! on the hot path (docs/benchmarks.md); each is tested on both backends against the same cases
+//! as the generic one it replaces.
+
+use ensinalab_domain::{BriefingStatus, Cancel, ResourceKind, UserId, VideoStatus};
+use ensinalab_ports::{ActiveResource, FIRST_ATTEMPT_GRACE, StoreError};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Expr, ExprTrait, InsertStatement, Query, SelectStatement,
+    SubQueryStatement, UnionType, WithClause,
+};
+use sea_orm::sqlx::{self, Row as _};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, QueryFilter, QueryTrait, Value,
+};
+
+use crate::convert::{self, Moved, UnionRow};
+use crate::entity::{briefing, video};
+use crate::error::{classify, classify_sqlx};
+use crate::guarded::{Table, cancel_write};
+use crate::tasks::{ACTIVE_USER, active_statement};
+
+/// The active list through sqlx itself, its text columns read borrowed: sea-orm's per-column
+/// read (an owned `String`, a type check, error mapping per column) was most of the server's
+/// time for a long list (docs/benchmarks.md, "the active list").
+pub(crate) async fn active(
+    pool: &sqlx::PgPool,
+    user: UserId,
+) -> Result<Vec<ActiveResource>, StoreError> {
+    let statement = active_statement(DbBackend::Postgres);
+    let mut query = sqlx::query(statement.sql.as_str());
+    // the statement lives as long as the server: its text binds are borrowed, not cloned
+    for value in statement.values.iter().flat_map(|v| &v.0) {
+        query = match value {
+            Value::BigInt(Some(ACTIVE_USER)) => query.bind(user.get()),
+            Value::BigInt(i) => query.bind(*i),
+            Value::String(s) => query.bind(s.as_deref()),
+            Value::Double(d) => query.bind(*d),
+            other => {
+                return Err(StoreError::Other(
+                    format!("active list: unexpected bind {other:?}").into(),
+                ));
+            }
+        };
+    }
+    let rows = query.fetch_all(pool).await.map_err(classify_sqlx)?;
+    rows.iter()
+        .map(|row| {
+            let column = |e| classify_sqlx(e);
+            UnionRow {
+                kind: row.try_get(0).map_err(column)?,
+                id: row.try_get(1).map_err(column)?,
+                user_id: row.try_get(2).map_err(column)?,
+                title: row.try_get(3).map_err(column)?,
+                status: row.try_get(4).map_err(column)?,
+                progress: row.try_get(5).map_err(column)?,
+                generator_type: row.try_get(6).map_err(column)?,
+                task_id: row.try_get(7).map_err(column)?,
+                created_at: row.try_get(8).map_err(column)?,
+            }
+            .into_active()
+        })
+        .collect()
+}
+
+/// Cancel-all's two guarded writes and the revoke batch they owe as ONE data-modifying `WITH`,
+/// so the moved rows never leave the database to be written back (SQLite has no `UPDATE`
+/// inside `WITH`). Returns the moved briefings and videos, sorted by id.
+pub(crate) async fn cancel_all(
+    txn: &DatabaseTransaction,
+    user: i64,
+    briefings: &Cancel<BriefingStatus>,
+    videos: &Cancel<VideoStatus>,
+) -> Result<(Vec<Moved>, Vec<Moved>), StoreError> {
+    let b = returning_moved::<briefing::Entity>(cancel_write(briefings), user);
+    let v = returning_moved::<video::Entity>(cancel_write(videos), user);
+    let owe = owe_returned(&[("b", ResourceKind::Briefing), ("v", ResourceKind::Video)])?;
+    let cte = |name: &str, query: SubQueryStatement| {
+        CommonTableExpression::new()
+            .query(query)
+            .table_name(Alias::new(name))
+            .to_owned()
+    };
+    let returned = |name: &str, kind: ResourceKind| {
+        Query::select()
+            .expr(Expr::val(kind.as_str()))
+            .columns([Alias::new("id"), Alias::new("task_id")])
+            .from(Alias::new(name))
+            .to_owned()
+    };
+    let mut select = returned("b", ResourceKind::Briefing);
+    select.union(UnionType::All, returned("v", ResourceKind::Video));
+    let query = WithClause::new()
+        .cte(cte("b", b.into()))
+        .cte(cte("v", v.into()))
+        .cte(cte("owed", owe.into()))
+        .to_owned()
+        .query(select);
+    let rows = txn
+        .query_all_raw(DbBackend::Postgres.build(&query))
+        .await
+        .map_err(classify)?;
+    let (mut briefings, mut videos) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let kind: String = row.try_get_by_index(0).map_err(classify)?;
+        let id: i64 = row.try_get_by_index(1).map_err(classify)?;
+        let task: Option<String> = row.try_get_by_index(2).map_err(classify)?;
+        let kind: ResourceKind = convert::parsed("briefings/videos union", id, &kind)?;
+        let moved = convert::moved(kind, id, task.as_deref())?;
+        match kind {
+            ResourceKind::Briefing => briefings.push(moved),
+            ResourceKind::Video => videos.push(moved),
+        }
+    }
+    briefings.sort_by_key(|(id, _)| *id);
+    videos.sort_by_key(|(id, _)| *id);
+    Ok((briefings, videos))
+}
+
+/// `update` narrowed to `user`, returning `id, task_id`.
+fn returning_moved<T: Table>(
+    update: sea_orm::UpdateMany<T>,
+    user: i64,
+) -> sea_orm::sea_query::UpdateStatement {
+    let mut query = update.filter(T::USER_ID.eq(user)).into_query();
+    query.returning(Query::returning().columns([T::ID, T::TASK_ID]));
+    query
+}
+
+/// The revoke batch owed for the rows the cancels `moved` return, for a data-modifying `WITH`
+/// in which each `(name, kind)` names a cancel's `RETURNING id, task_id` (the form
+/// `owe::owe_revokes` writes, built inside the statement). No row when nothing with a task
+/// moved.
+fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertStatement, StoreError> {
+    let mut rows = moved.iter().map(|(name, kind)| -> SelectStatement {
+        Query::select()
+            .column(Alias::new("task_id"))
+            .expr_as(Expr::val(kind.as_str()), Alias::new("kind"))
+            .column(Alias::new("id"))
+            .from(Alias::new(*name))
+            .and_where(Expr::col(Alias::new("task_id")).is_not_null())
+            .to_owned()
+    });
+    let mut owed = rows
+        .next()
+        .ok_or_else(|| StoreError::Other("no cancel to owe".into()))?;
+    for other in rows {
+        owed.union(UnionType::All, other);
+    }
+    let now = convert::now();
+    let batch = Query::select()
+        .expr(Expr::val(now))
+        .expr(Expr::val(now + FIRST_ATTEMPT_GRACE))
+        .expr(Expr::cust("json_agg(json_build_array(task_id, kind, id))"))
+        .from_subquery(owed, Alias::new("owed"))
+        .and_having(Expr::cust("count(*) > 0"))
+        .to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new("revoke_batches"))
+        .columns([
+            Alias::new("created_at"),
+            Alias::new("next_attempt_at"),
+            Alias::new("tasks"),
+        ])
+        .select_from(batch)
+        .map_err(|e| StoreError::Other(e.into()))?;
+    Ok(insert)
+}
+
+/// Spreads the revoke batches into `revoke_outbox` in one statement: the batches it deletes are
+/// exactly those it spreads, even while cancels commit new ones (SQLite has no `DELETE` inside
+/// `WITH`: `outbox` does it in a transaction there).
+pub(crate) fn spread_batches(insert_head: &str) -> String {
+    format!(
+        "WITH spread AS (DELETE FROM revoke_batches \
+         RETURNING created_at, next_attempt_at, tasks) \
+         {insert_head} SELECT r->>0, r->>1, (r->>2)::bigint, b.created_at, 0, \
+         b.next_attempt_at FROM spread b, json_array_elements(b.tasks) r \
+         ON CONFLICT (task_id) DO NOTHING"
+    )
+}

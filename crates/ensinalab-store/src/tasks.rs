@@ -1,0 +1,272 @@
+//! The `Tasks` port: reads across briefings and videos (one `UNION ALL` of both tables), and
+//! cancel-all.
+
+use std::sync::OnceLock;
+
+use ensinalab_domain::{
+    BriefingId, BriefingStatus, Cancel, ResourceKind, TaskId, UserId, VideoId, VideoStatus,
+};
+use ensinalab_ports::{ActiveResource, CancelledAll, InFlightTask, ResourceRef, StoreError, Tasks};
+use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
+    QueryFilter, QueryResult, QueryTrait, Statement, TransactionTrait, UpdateMany, Value,
+};
+use time::OffsetDateTime;
+
+use crate::SqlStore;
+use crate::convert::{self, Moved, UnionRow};
+use crate::entity::{briefing, video};
+use crate::error::classify;
+use crate::guarded::{Table, cancel_write, wire};
+use crate::owe::{Owe, owe_revokes};
+use crate::postgres;
+
+/// A row of [`task_rows`] as sea-orm reads it; [`TaskRow::union`] lends it to the one decoder.
+/// Columns are read by position: a by-name read formats and looks up each column's name
+/// (docs/benchmarks.md, "reading rows").
+#[derive(Debug)]
+struct TaskRow {
+    kind: String,
+    id: i64,
+    user_id: i64,
+    title: String,
+    status: String,
+    progress: Option<f64>,
+    generator_type: Option<String>,
+    task_id: Option<String>,
+    created_at: OffsetDateTime,
+}
+
+impl FromQueryResult for TaskRow {
+    fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            kind: row.try_get_by_index(0)?,
+            id: row.try_get_by_index(1)?,
+            user_id: row.try_get_by_index(2)?,
+            title: row.try_get_by_index(3)?,
+            status: row.try_get_by_index(4)?,
+            progress: row.try_get_by_index(5)?,
+            generator_type: row.try_get_by_index(6)?,
+            task_id: row.try_get_by_index(7)?,
+            created_at: row.try_get_by_index(8)?,
+        })
+    }
+}
+
+impl TaskRow {
+    /// Decodes through `decode`, which gets the row as a [`UnionRow`].
+    fn union<T>(self, decode: impl FnOnce(UnionRow<'_>) -> T) -> T {
+        let Self {
+            kind,
+            id,
+            user_id,
+            title,
+            status,
+            progress,
+            generator_type,
+            task_id,
+            created_at,
+        } = self;
+        decode(UnionRow {
+            kind: &kind,
+            id,
+            user_id,
+            title,
+            status: &status,
+            progress,
+            generator_type,
+            task_id: task_id.as_deref(),
+            created_at,
+        })
+    }
+}
+
+/// `SELECT` briefings `UNION ALL` videos in the shape of [`UnionRow`], each side filtered by its
+/// own condition; the caller orders and limits the whole.
+pub(crate) fn task_rows(briefings: Condition, videos: Condition) -> SelectStatement {
+    let mut b = Query::select();
+    b.expr_as(Expr::val(ResourceKind::Briefing.as_str()), "kind")
+        .column(briefing::Column::Id)
+        .column(briefing::Column::UserId)
+        .column(briefing::Column::Title)
+        .column(briefing::Column::Status)
+        .expr_as(Expr::val(Option::<f64>::None), "progress")
+        .expr_as(Expr::val(Option::<String>::None), "generator_type")
+        .column(briefing::Column::TaskId)
+        .column(briefing::Column::CreatedAt)
+        .from(briefing::Entity)
+        .cond_where(briefings);
+    let mut v = Query::select();
+    v.expr_as(Expr::val(ResourceKind::Video.as_str()), "kind")
+        .column(video::Column::Id)
+        .column(video::Column::UserId)
+        .column(video::Column::Title)
+        .column(video::Column::Status)
+        .column(video::Column::Progress)
+        .column(video::Column::GeneratorType)
+        .column(video::Column::TaskId)
+        .column(video::Column::CreatedAt)
+        .from(video::Entity)
+        .cond_where(videos);
+    b.union(UnionType::All, v);
+    b
+}
+
+/// Marks the user's binds in [`active_statement`].
+pub(crate) const ACTIVE_USER: i64 = i64::MIN;
+
+/// The statement of [`Tasks::active`], its user's binds [`ACTIVE_USER`]: built once per backend
+/// (building it per request cost more than decoding its rows: docs/benchmarks.md, "the active
+/// list"); only the user's binds change per request.
+pub(crate) fn active_statement(backend: DbBackend) -> &'static Statement {
+    static BUILT: [OnceLock<Statement>; 2] = [OnceLock::new(), OnceLock::new()];
+    BUILT[usize::from(backend == DbBackend::Postgres)].get_or_init(|| {
+        let mut query = task_rows(
+            Condition::all()
+                .add(briefing::Column::UserId.eq(ACTIVE_USER))
+                .add(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE))),
+            Condition::all()
+                .add(video::Column::UserId.eq(ACTIVE_USER))
+                .add(video::Column::Status.is_in(wire(VideoStatus::CANCELLABLE))),
+        );
+        query
+            .order_by("created_at", Order::Desc)
+            .order_by("id", Order::Desc);
+        backend.build(&query)
+    })
+}
+
+impl SqlStore {
+    /// The rows of a union query, each decoded by `decode`.
+    async fn union_rows<T>(
+        &self,
+        statement: Statement,
+        decode: impl Fn(UnionRow<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        TaskRow::find_by_statement(statement)
+            .all(&self.db)
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .map(|row| row.union(&decode))
+            .collect()
+    }
+}
+
+/// The rows `cancel` moves in `T` for `user`, sorted by id, with the revokes they owe.
+async fn cancel_rows<T: Table>(
+    txn: &DatabaseTransaction,
+    user: i64,
+    cancel: &Cancel<T::Status>,
+) -> Result<(Vec<Moved>, Vec<Owe>), StoreError> {
+    let kind = <T::Status as ensinalab_domain::Lifecycle>::KIND;
+    let update: UpdateMany<T> = cancel_write::<T>(cancel).filter(T::USER_ID.eq(user));
+    let mut query = update.into_query();
+    query.returning(Query::returning().columns([T::ID, T::TASK_ID]));
+    let rows = txn
+        .query_all_raw(txn.get_database_backend().build(&query))
+        .await
+        .map_err(classify)?;
+    let mut moved = rows
+        .iter()
+        .map(|row| {
+            let id: i64 = row.try_get_by_index(0).map_err(classify)?;
+            let task: Option<String> = row.try_get_by_index(1).map_err(classify)?;
+            convert::moved(kind, id, task.as_deref())
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    moved.sort_by_key(|(id, _)| *id);
+    let owed = moved
+        .iter()
+        .filter_map(|(id, task)| Some(Owe::new(task.clone()?, (kind, *id))))
+        .collect();
+    Ok((moved, owed))
+}
+
+impl Tasks for SqlStore {
+    #[tracing::instrument(skip(self), err)]
+    async fn active(&self, user: UserId) -> Result<Vec<ActiveResource>, StoreError> {
+        let backend = self.db.get_database_backend();
+        let mut active = if backend == DbBackend::Postgres {
+            postgres::active(self.db.get_postgres_connection_pool(), user).await?
+        } else {
+            let mut statement = active_statement(backend).clone();
+            for value in statement.values.iter_mut().flat_map(|v| v.0.iter_mut()) {
+                if *value == Value::BigInt(Some(ACTIVE_USER)) {
+                    *value = Value::BigInt(Some(user.get()));
+                }
+            }
+            self.union_rows(statement, |row| row.into_active()).await?
+        };
+        // SQLite compares its RFC 3339 text, which misorders rows within one second (`05Z`
+        // sorts after `05.5Z`); the list is one user's active rows, so sort it again here.
+        active.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(active)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn resource_for_task(&self, task_id: &TaskId) -> Result<Option<ResourceRef>, StoreError> {
+        let mut query = task_rows(
+            Condition::all().add(briefing::Column::TaskId.eq(task_id.as_str())),
+            Condition::all().add(video::Column::TaskId.eq(task_id.as_str())),
+        );
+        query.order_by("kind", Order::Asc).limit(1);
+        let statement = self.db.get_database_backend().build(&query);
+        let rows = self.union_rows(statement, |row| row.resource()).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    #[tracing::instrument(skip(self, briefings, videos), err)]
+    async fn cancel_all(
+        &self,
+        user: UserId,
+        briefings: &Cancel<BriefingStatus>,
+        videos: &Cancel<VideoStatus>,
+    ) -> Result<CancelledAll, StoreError> {
+        let user = user.get();
+        let txn = self.db.begin().await.map_err(classify)?;
+        let (briefings, videos) = match txn.get_database_backend() {
+            DbBackend::Postgres => postgres::cancel_all(&txn, user, briefings, videos).await?,
+            _ => {
+                let (b, mut owed) = cancel_rows::<briefing::Entity>(&txn, user, briefings).await?;
+                let (v, owed_v) = cancel_rows::<video::Entity>(&txn, user, videos).await?;
+                owed.extend(owed_v);
+                owe_revokes(&txn, &owed).await?;
+                (b, v)
+            }
+        };
+        txn.commit().await.map_err(classify)?;
+        Ok(CancelledAll {
+            briefings: briefings
+                .into_iter()
+                .map(|(id, task)| (BriefingId(id), task))
+                .collect(),
+            videos: videos
+                .into_iter()
+                .map(|(id, task)| (VideoId(id), task))
+                .collect(),
+        })
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn in_flight(&self, limit: u32) -> Result<Vec<InFlightTask>, StoreError> {
+        let mut query = task_rows(
+            Condition::all()
+                .add(briefing::Column::Status.is_in(wire(BriefingStatus::IN_FLIGHT)))
+                .add(briefing::Column::TaskId.is_not_null()),
+            Condition::all()
+                .add(video::Column::Status.is_in(wire(VideoStatus::IN_FLIGHT)))
+                .add(video::Column::TaskId.is_not_null()),
+        );
+        query
+            .order_by("created_at", Order::Asc)
+            .order_by("id", Order::Asc)
+            .limit(u64::from(limit));
+        let statement = self.db.get_database_backend().build(&query);
+        let rows = self
+            .union_rows(statement, |row| row.into_in_flight())
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+}

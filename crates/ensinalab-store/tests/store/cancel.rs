@@ -1,0 +1,82 @@
+//! The store carries out the domain's cancel, whatever its reason, without deciding again: for
+//! every status × reason, the row moves exactly when `decide_cancel` allows it, and writes what
+//! the decision says. The same cases on both backends.
+
+use ensinalab_domain::{
+    BriefingStatus, Cancel, CancelReason, Lifecycle, VideoStatus, decide_cancel,
+};
+use ensinalab_ports::{Briefings, Transition, Videos};
+
+use crate::support::*;
+
+on_both_backends! {
+    async fn every_video_status_and_reason_moves_exactly_as_the_domain_decides(store: Store) {
+        for reason in CancelReason::ALL {
+            for &status in <VideoStatus as Lifecycle>::ALL {
+                let v = video_in(&store, ALICE, status).await;
+                let outcome = store.cancel_video(ALICE, v.id, &Cancel::new(reason)).await.unwrap();
+                let after = store.video(v.id).await.unwrap().unwrap();
+                match decide_cancel(status, reason) {
+                    Ok(cancel) => {
+                        assert_eq!(outcome, Transition::Done(after.clone()), "{status} {reason}");
+                        assert_eq!(after.status, cancel.to);
+                        assert_eq!(after.error_message.as_deref(), cancel.error_message);
+                        assert_eq!(after.progress, cancel.progress.unwrap_or(v.progress));
+                    }
+                    Err(refused) => {
+                        assert_eq!(outcome, Transition::Refused(refused.current), "{status} {reason}");
+                        assert_eq!(after, v, "{status} {reason}: untouched");
+                    }
+                }
+            }
+        }
+    }
+}
+
+on_both_backends! {
+    async fn every_briefing_status_and_reason_moves_exactly_as_the_domain_decides(store: Store) {
+        for reason in CancelReason::ALL {
+            for &status in <BriefingStatus as Lifecycle>::ALL {
+                let b = briefing_in(&store, ALICE, status).await;
+                let outcome = store.cancel_briefing(ALICE, b.id, &Cancel::new(reason)).await.unwrap();
+                let after = store.briefing(b.id).await.unwrap().unwrap().0;
+                match decide_cancel(status, reason) {
+                    Ok(cancel) => {
+                        assert_eq!(outcome, Transition::Done(after.clone()), "{status} {reason}");
+                        assert_eq!(after.status, cancel.to);
+                        assert_eq!(after.error_message.as_deref(), cancel.error_message);
+                    }
+                    Err(refused) => {
+                        assert_eq!(outcome, Transition::Refused(refused.current), "{status} {reason}");
+                        assert_eq!(after, b, "{status} {reason}: untouched");
+                    }
+                }
+            }
+        }
+    }
+}
+
+on_both_backends! {
+    async fn cancel_all_moves_exactly_the_rows_the_domain_allows_for_its_reasons(store: Store) {
+        // Cancel-all for the timeout: only running rows move, with the timeout's message.
+        let running = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let queued = video_in(&store, ALICE, VideoStatus::Queued).await;
+        let pending = briefing_in(&store, ALICE, BriefingStatus::Pending).await;
+        let generating = briefing_in(&store, ALICE, BriefingStatus::GeneratingOptions).await;
+        let timeout = CancelReason::Timeout;
+        let moved = ensinalab_ports::Tasks::cancel_all(
+            &store,
+            ALICE,
+            &Cancel::new(timeout),
+            &Cancel::new(timeout),
+        )
+        .await
+        .unwrap();
+        assert_eq!(moved.videos, vec![(running.id, running.task_id.clone())]);
+        assert_eq!(moved.briefings, vec![(generating.id, generating.task_id.clone())]);
+        let after = store.video(running.id).await.unwrap().unwrap();
+        assert_eq!(after.error_message.as_deref(), Cancel::<VideoStatus>::new(timeout).error_message);
+        assert_eq!(store.video(queued.id).await.unwrap().unwrap(), queued);
+        assert_eq!(store.briefing(pending.id).await.unwrap().unwrap().0, pending);
+    }
+}
