@@ -119,7 +119,7 @@ impl ResponseError for ApiError {
 }
 
 /// The error and its sources, `a: b: c`.
-fn chain(err: &dyn std::error::Error) -> String {
+pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::{Config, JwtSecret};
-use ensinalab_api::{Application, startup, telemetry};
+use ensinalab_api::{Application, error, startup, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -60,7 +60,7 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("ensinalab-api: {}", chain(err.as_ref()));
+            eprintln!("ensinalab-api: {}", error::chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -124,15 +124,4 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -12,8 +12,8 @@ use ensinalab_domain::{BriefingStatus, ResourceKind, VideoStatus};
 use sea_orm::sqlx::Row as _;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::AnyError;
 use crate::seed::META_PREFIX;
+use crate::{AnyError, Target};
 
 /// The statement `Store::active` sends, as `pg_stat_statements` shows it (checked by
 /// `apps/ensinalab-api/tests/roundtrips`, which counts it as the list's only statement).
@@ -29,15 +29,9 @@ pub const ACTIVE_SQL: &str = concat!(
 
 #[derive(clap::Args)]
 pub struct FloorArgs {
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: String,
-    /// Requests rotate over users FIRST..FIRST+USERS.
-    #[arg(long)]
-    first_user: i64,
-    #[arg(long, default_value_t = 20)]
-    users: i64,
+    /// Requests rotate over these users.
+    #[command(flatten)]
+    target: Target,
     /// Concurrent loops (wrk's connections).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -55,7 +49,7 @@ pub struct FloorArgs {
 }
 
 pub async fn run(args: FloorArgs) -> Result<(), AnyError> {
-    let mut options = PgConnectOptions::from_str(&args.database_url)?;
+    let mut options = PgConnectOptions::from_str(&args.target.database_url)?;
     if let Some(mode) = &args.plan_cache_mode {
         options = options.options([("plan_cache_mode", mode.as_str())]);
     }
@@ -66,7 +60,7 @@ pub async fn run(args: FloorArgs) -> Result<(), AnyError> {
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
-    let redis = redis::Client::open(args.redis_url.as_str())?
+    let redis = redis::Client::open(args.target.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
 
@@ -86,7 +80,8 @@ pub async fn run(args: FloorArgs) -> Result<(), AnyError> {
                 if began >= end {
                     break;
                 }
-                let user = args.first_user + i64::try_from(i).unwrap_or(0) % args.users;
+                let user =
+                    args.target.first_user + i64::try_from(i).unwrap_or(0) % args.target.users;
                 i += args.concurrency;
                 let ok = one_request(&pool, redis.clone(), user).await.is_ok();
                 let done = Instant::now();

@@ -48,3 +48,17 @@ async fn main() -> std::process::ExitCode {
 
 /// Errors of both commands; this is a tool, so a message is all a caller needs.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The databases and the users a command works on.
+#[derive(clap::Args)]
+pub struct Target {
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: String,
+    /// The first user id; users are FIRST..FIRST+USERS.
+    #[arg(long)]
+    first_user: i64,
+    #[arg(long, default_value_t = 20)]
+    users: i64,
+}

@@ -8,22 +8,15 @@ use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
-use crate::AnyError;
+use crate::{AnyError, Target};
 
 /// The result backend's key prefix (Celery's `celery-task-meta-<id>`).
 pub const META_PREFIX: &str = "celery-task-meta-";
 
 #[derive(clap::Args)]
 pub struct SeedArgs {
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: String,
-    /// The first user id; users are FIRST..FIRST+USERS.
-    #[arg(long)]
-    first_user: i64,
-    #[arg(long, default_value_t = 20)]
-    users: i64,
+    #[command(flatten)]
+    target: Target,
     /// Active jobs per user: even ones are videos (`processing`), odd ones briefings
     /// (`generating_options`), all with a task id.
     #[arg(long)]
@@ -35,9 +28,9 @@ pub struct SeedArgs {
 }
 
 pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
-    let db = Database::connect(args.database_url.as_str()).await?;
+    let db = Database::connect(args.target.database_url.as_str()).await?;
     Migrator::up(&db, None).await?;
-    let client = redis::Client::open(args.redis_url.as_str())?;
+    let client = redis::Client::open(args.target.redis_url.as_str())?;
     let mut redis = client.get_multiplexed_async_connection().await?;
     let mut tasks_out = match &args.tasks_out {
         Some(path) => Some(
@@ -48,7 +41,7 @@ pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
         ),
         None => None,
     };
-    for user in args.first_user..args.first_user + args.users {
+    for user in args.target.first_user..args.target.first_user + args.target.users {
         let ids: Vec<String> = (0..args.jobs)
             .map(|_| uuid::Uuid::new_v4().to_string())
             .collect();
@@ -69,8 +62,8 @@ pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
     }
     eprintln!(
         "seeded users {}..{} with {} active jobs each",
-        args.first_user,
-        args.first_user + args.users - 1,
+        args.target.first_user,
+        args.target.first_user + args.target.users - 1,
         args.jobs
     );
     Ok(())

@@ -28,6 +28,6 @@ mod result;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use broker::{WorkerTask, CeleryBroker, WorkerActivity};
+pub use broker::{CeleryBroker, WorkerActivity, WorkerTask};
 pub use config::CeleryConfig;
 pub use events::WorkerOnline;

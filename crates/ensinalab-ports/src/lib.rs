@@ -34,5 +34,5 @@ pub use error::{BoxError, BrokerError, StoreError};
 pub use model::*;
 pub use outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 pub use ratelimit::{RateDecision, RateLimitError, RateLimiter, RatePolicy};
-pub use repo::{Briefings, SecurityLog, Store, Tasks, Videos};
+pub use repo::{Briefings, Cancels, SecurityLog, Status, Store, Tasks, Videos};
 pub use usecases::*;

@@ -85,6 +85,27 @@ pub trait Resource: Clone + Send + Sync + 'static {
     }
 }
 
+/// The typed id of a resource: what a call names, and the kind of row it gets back.
+pub trait ResourceId: Copy + Send + Sync + std::fmt::Debug + 'static {
+    type Row: Resource;
+    /// The database key.
+    fn key(self) -> i64;
+}
+
+impl ResourceId for BriefingId {
+    type Row = Briefing;
+    fn key(self) -> i64 {
+        self.get()
+    }
+}
+
+impl ResourceId for VideoId {
+    type Row = Video;
+    fn key(self) -> i64 {
+        self.get()
+    }
+}
+
 impl Resource for Briefing {
     type Status = BriefingStatus;
     fn id(&self) -> i64 {

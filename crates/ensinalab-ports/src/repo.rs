@@ -12,7 +12,7 @@ use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
 use crate::error::StoreError;
 use crate::model::{
     ActiveResource, Briefing, BriefingOption, BriefingUpdate, CancelledAll, InFlightTask, NewVideo,
-    ResourceRef, Transition, Video, VideoUpdate,
+    Resource, ResourceId, ResourceRef, Transition, Video, VideoUpdate,
 };
 use crate::outbox::RevokeOutbox;
 
@@ -49,24 +49,6 @@ pub trait Briefings: Send + Sync {
         id: OptionId,
     ) -> impl Future<Output = Result<Option<(Briefing, BriefingOption)>, StoreError>> + Send;
 
-    /// Carries out `cancel` (decided by the domain's cancel rule) on the briefing if it belongs
-    /// to `user`: ONE conditional write guarded by `cancel.from`, setting what `cancel` says, so
-    /// a cancel racing a completion ends in exactly one terminal state. Otherwise MUST say why:
-    /// `NotFound`, `NotOwned`, or `Refused(current)`, changing nothing.
-    ///
-    /// When the row moves and has a task id, an [`OwedRevoke`](crate::OwedRevoke) for that task
-    /// MUST be written in the same transaction (see [`RevokeOutbox`]): the status and the debt
-    /// of a revoke are committed together or not at all.
-    ///
-    /// # Errors
-    /// `StoreError` on database failure only; nothing is changed then.
-    fn cancel_briefing(
-        &self,
-        user: UserId,
-        id: BriefingId,
-        cancel: &Cancel<BriefingStatus>,
-    ) -> impl Future<Output = Result<Transition<Briefing, BriefingStatus>, StoreError>> + Send;
-
     /// Applies a task report if, and only if, the briefing is still in
     /// [`BriefingStatus::IN_FLIGHT`]; options are stored in the same transaction; a
     /// [`BriefingUpdate::Revoked`] writes what the domain's cancel for
@@ -99,17 +81,6 @@ pub trait Videos: Send + Sync {
     /// `StoreError` on database failure only.
     fn video(&self, id: VideoId) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
 
-    /// Like [`Briefings::cancel_briefing`], for a video.
-    ///
-    /// # Errors
-    /// `StoreError` on database failure only; nothing is changed then.
-    fn cancel_video(
-        &self,
-        user: UserId,
-        id: VideoId,
-        cancel: &Cancel<VideoStatus>,
-    ) -> impl Future<Output = Result<Transition<Video, VideoStatus>, StoreError>> + Send;
-
     /// Like [`Briefings::apply_briefing_update`], guarded by [`VideoStatus::IN_FLIGHT`].
     ///
     /// # Errors
@@ -120,6 +91,30 @@ pub trait Videos: Send + Sync {
         update: &VideoUpdate,
     ) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
 }
+
+/// A user's cancel of one resource, for each kind of id (`BriefingId`, `VideoId`).
+pub trait Cancels<I: ResourceId>: Send + Sync {
+    /// Carries out `cancel` (decided by the domain's cancel rule) on resource `id` if it belongs
+    /// to `user`: ONE conditional write guarded by `cancel.from`, setting what `cancel` says, so
+    /// a cancel racing a completion ends in exactly one terminal state. Otherwise MUST say why:
+    /// `NotFound`, `NotOwned`, or `Refused(current)`, changing nothing.
+    ///
+    /// When the row moves and has a task id, an [`OwedRevoke`](crate::OwedRevoke) for that task
+    /// MUST be written in the same transaction (see [`RevokeOutbox`]): the status and the debt
+    /// of a revoke are committed together or not at all.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only; nothing is changed then.
+    fn cancel(
+        &self,
+        user: UserId,
+        id: I,
+        cancel: &Cancel<Status<I>>,
+    ) -> impl Future<Output = Result<Transition<I::Row, Status<I>>, StoreError>> + Send;
+}
+
+/// The status type of the resource `I` names.
+pub type Status<I> = <<I as ResourceId>::Row as Resource>::Status;
 
 /// Queries and transitions across briefings and videos.
 pub trait Tasks: Send + Sync {
@@ -186,5 +181,17 @@ pub trait SecurityLog: Send + Sync {
 }
 
 /// Everything a use case may need from storage.
-pub trait Store: Briefings + Videos + Tasks + SecurityLog + RevokeOutbox {}
-impl<T: Briefings + Videos + Tasks + SecurityLog + RevokeOutbox> Store for T {}
+pub trait Store:
+    Briefings + Videos + Cancels<BriefingId> + Cancels<VideoId> + Tasks + SecurityLog + RevokeOutbox
+{
+}
+impl<T> Store for T where
+    T: Briefings
+        + Videos
+        + Cancels<BriefingId>
+        + Cancels<VideoId>
+        + Tasks
+        + SecurityLog
+        + RevokeOutbox
+{
+}

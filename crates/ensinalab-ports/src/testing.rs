@@ -16,12 +16,13 @@ use crate::broker::TaskBroker;
 use crate::changes::{ChangeSink, TaskChange};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
-    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, CancelledAll,
-    InFlightTask, NewVideo, Resource, ResourceRef, RevokeOutcome, RevokeReport, TaskRequest,
-    TaskSnapshot, Transition, Video, VideoUpdate,
+    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll,
+    InFlightTask, NewVideo, Resource, ResourceId, ResourceRef, RevokeOutcome, RevokeReport,
+    TaskRequest, TaskSnapshot, Transition, Video, VideoUpdate,
 };
 use crate::outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
-use crate::repo::{Briefings, SecurityLog, Tasks, Videos};
+use crate::repo::{Briefings, Cancels, SecurityLog, Status, Tasks, Videos};
+use crate::usecases::{Service, Settings};
 
 #[derive(Default)]
 struct Tables {
@@ -48,6 +49,29 @@ impl Tables {
         };
         self.events.push(stored);
     }
+}
+
+/// The caller of a use-case test: `user`, not an admin, from a documentation address.
+pub fn caller(user: UserId) -> Caller {
+    Caller {
+        user_id: user,
+        is_admin: false,
+        client_ip: Some("203.0.113.7".into()),
+    }
+}
+
+/// Task id number `n`: a valid UUID, the same for the same `n`.
+pub fn task(n: u32) -> TaskId {
+    TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).expect("a valid uuid")
+}
+
+/// A service over fresh fakes, with the default settings.
+pub fn service() -> Service<InMemoryStore, RecordingBroker> {
+    Service::new(
+        InMemoryStore::default(),
+        RecordingBroker::default(),
+        Settings::default(),
+    )
 }
 
 /// All repositories over vectors behind one mutex (never held across an await).
@@ -184,12 +208,17 @@ impl InMemoryStore {
     }
 }
 
-/// A row the fake can cancel: what `cancel` says, written into it.
+/// A row the fake can cancel: where its table is, and what `cancel` says, written into it.
 trait Cancelable: Resource {
+    fn table(t: &mut Tables) -> &mut Vec<Self>;
     fn write(&mut self, cancel: &Cancel<Self::Status>);
 }
 
 impl Cancelable for Video {
+    fn table(t: &mut Tables) -> &mut Vec<Self> {
+        &mut t.videos
+    }
+
     fn write(&mut self, cancel: &Cancel<VideoStatus>) {
         self.status = cancel.to;
         if let Some(message) = cancel.error_message {
@@ -203,6 +232,10 @@ impl Cancelable for Video {
 }
 
 impl Cancelable for Briefing {
+    fn table(t: &mut Tables) -> &mut Vec<Self> {
+        &mut t.briefings
+    }
+
     fn write(&mut self, cancel: &Cancel<BriefingStatus>) {
         self.status = cancel.to;
         if let Some(message) = cancel.error_message {
@@ -213,13 +246,27 @@ impl Cancelable for Briefing {
 }
 
 /// A user's guarded cancel of one row; the owed revoke is recorded with it.
+impl<I: ResourceId> Cancels<I> for InMemoryStore
+where
+    I::Row: Cancelable,
+{
+    async fn cancel(
+        &self,
+        user: UserId,
+        id: I,
+        cancel: &Cancel<Status<I>>,
+    ) -> Result<Transition<I::Row, Status<I>>, StoreError> {
+        self.with(|t| cancel_row(t, id.key(), user, cancel))
+    }
+}
+
 fn cancel_row<R: Cancelable>(
     t: &mut Tables,
-    find: impl FnOnce(&mut Tables) -> Option<&mut R>,
+    id: i64,
     user: UserId,
     cancel: &Cancel<R::Status>,
 ) -> Transition<R, R::Status> {
-    let moved = match find(t) {
+    let moved = match R::table(t).iter_mut().find(|r| r.id() == id) {
         None => Transition::NotFound,
         Some(r) if r.owner() != user => Transition::NotOwned,
         Some(r) if !cancel.allows(r.status()) => Transition::Refused(r.status()),
@@ -281,22 +328,6 @@ impl Briefings for InMemoryStore {
             let o = t.options.iter().find(|o| o.id == id)?.clone();
             let b = t.briefings.iter().find(|b| b.id == o.briefing_id)?.clone();
             Some((b, o))
-        })
-    }
-
-    async fn cancel_briefing(
-        &self,
-        user: UserId,
-        id: BriefingId,
-        cancel: &Cancel<BriefingStatus>,
-    ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
-        self.with(|t| {
-            cancel_row(
-                t,
-                |t| t.briefings.iter_mut().find(|b| b.id == id),
-                user,
-                cancel,
-            )
         })
     }
 
@@ -366,22 +397,6 @@ impl Videos for InMemoryStore {
 
     async fn video(&self, id: VideoId) -> Result<Option<Video>, StoreError> {
         self.with(|t| t.videos.iter().find(|v| v.id == id).cloned())
-    }
-
-    async fn cancel_video(
-        &self,
-        user: UserId,
-        id: VideoId,
-        cancel: &Cancel<VideoStatus>,
-    ) -> Result<Transition<Video, VideoStatus>, StoreError> {
-        self.with(|t| {
-            cancel_row(
-                t,
-                |t| t.videos.iter_mut().find(|v| v.id == id),
-                user,
-                cancel,
-            )
-        })
     }
 
     async fn apply_video_update(

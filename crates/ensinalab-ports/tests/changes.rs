@@ -9,27 +9,14 @@ use ensinalab_domain::{
     BriefingDraft, BriefingStatus, CancelReason, CeleryState, ResourceKind, TaskId, UserId,
     VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, RecordingSink};
+use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, RecordingSink, caller, task};
 use ensinalab_ports::{
-    AnyStatus, Caller, ChangeKind, RevokeOutcome, RevokeStatus, Service, Settings, TaskChange,
-    TaskSnapshot,
+    AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, Service, Settings, TaskChange, TaskSnapshot,
 };
 use serde_json::json;
 
 const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
-
-fn caller(user: UserId) -> Caller {
-    Caller {
-        user_id: user,
-        is_admin: false,
-        client_ip: None,
-    }
-}
-
-fn task(n: u32) -> TaskId {
-    TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).unwrap()
-}
 
 fn service() -> (Service<InMemoryStore, RecordingBroker>, Arc<RecordingSink>) {
     let sink = Arc::new(RecordingSink::default());

@@ -3,35 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_domain::{BriefingStatus, TaskId, UserId, VideoStatus};
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker};
+use ensinalab_domain::{BriefingStatus, UserId, VideoStatus};
+use ensinalab_ports::testing::{caller, service, task};
 use ensinalab_ports::{
-    Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, Service, Settings,
-    retry_delay,
+    FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, retry_delay,
 };
 use time::{Duration, OffsetDateTime};
 
 const ALICE: UserId = UserId(1);
-
-fn caller() -> Caller {
-    Caller {
-        user_id: ALICE,
-        is_admin: false,
-        client_ip: None,
-    }
-}
-
-fn task(n: u32) -> TaskId {
-    TaskId::parse(&format!("650e8400-e29b-41d4-a716-{n:012}")).expect("a valid uuid")
-}
-
-fn service() -> Service<InMemoryStore, RecordingBroker> {
-    Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings::default(),
-    )
-}
 
 fn later() -> OffsetDateTime {
     OffsetDateTime::now_utc() + FIRST_ATTEMPT_GRACE + Duration::seconds(1)
@@ -43,7 +22,7 @@ async fn a_cancel_delivered_at_once_is_marked_after_the_response_and_leaves_noth
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
-    let done = svc.cancel_video(&caller(), v.id).await.unwrap();
+    let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Signalled));
     // The cancel answered without writing the delivery: owed, not yet marked, not yet due.
     let owed = svc.store().owed_revokes();
@@ -76,7 +55,7 @@ async fn a_delivery_never_marked_is_delivered_again_after_its_grace() {
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
-    svc.cancel_video(&caller(), v.id).await.unwrap();
+    svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     // The mark is lost (the process died before the dispatcher's tick): the row is still owed.
     assert_eq!(svc.deliver_revokes(later(), 10).await.unwrap().sent, 1);
     assert_eq!(
@@ -92,11 +71,11 @@ async fn a_refused_cancel_owes_nothing() {
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Completed, Some(task(1)));
-    assert!(svc.cancel_video(&caller(), v.id).await.is_err());
+    assert!(svc.cancel_video(&caller(ALICE), v.id).await.is_err());
     let b = svc
         .store()
         .insert_briefing(ALICE, BriefingStatus::OptionsReady, Some(task(2)));
-    assert!(svc.cancel_briefing(&caller(), b.id).await.is_err());
+    assert!(svc.cancel_briefing(&caller(ALICE), b.id).await.is_err());
     assert!(svc.store().owed_revokes().is_empty());
 }
 
@@ -107,7 +86,7 @@ async fn a_pending_revoke_is_delivered_once_the_broker_answers_with_backoff_mean
         .store()
         .insert_video(ALICE, VideoStatus::Queued, Some(task(1)));
     svc.broker().fail_next.store(2, Ordering::SeqCst);
-    let done = svc.cancel_video(&caller(), v.id).await.unwrap();
+    let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(done.revoke, RevokeStatus::Pending);
 
     // Not due yet: the cancel itself had the first attempt.
@@ -139,7 +118,7 @@ async fn cancel_all_owes_one_revoke_per_task_and_delivers_them_in_one_call() {
     s.insert_video(ALICE, VideoStatus::PendingApproval, None);
     svc.broker().fail_next.store(1, Ordering::SeqCst);
 
-    let report = svc.cancel_all(&caller()).await.unwrap();
+    let report = svc.cancel_all(&caller(ALICE)).await.unwrap();
     assert_eq!(report.total(), 3);
     assert_eq!(
         report.revokes,
@@ -162,7 +141,7 @@ async fn an_unheard_revoke_is_broadcast_again_until_the_task_is_finished() {
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Queued, Some(task(1)));
-    let done = svc.cancel_video(&caller(), v.id).await.unwrap();
+    let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(
         done.revoke,
         RevokeStatus::Done(RevokeOutcome::NoWorkerListening)
@@ -199,7 +178,7 @@ async fn revokes_older_than_the_bound_are_not_broadcast_again() {
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
-    svc.cancel_video(&caller(), v.id).await.unwrap();
+    svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     let since = OffsetDateTime::now_utc() + Duration::seconds(1);
     let report = svc
         .rebroadcast_revokes(OffsetDateTime::now_utc(), since, 10)

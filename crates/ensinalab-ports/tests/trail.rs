@@ -5,36 +5,14 @@
 use std::sync::atomic::Ordering;
 
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, OptionId, ResourceKind, TaskId, UserId, VideoId, VideoStatus,
+    BriefingId, BriefingStatus, OptionId, ResourceKind, UserId, VideoId, VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker};
-use ensinalab_ports::{
-    Caller, SecurityEvent, SecurityEventKind as Kind, Service, Settings, VideoStatusError,
-};
+use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
+use ensinalab_ports::{SecurityEvent, SecurityEventKind as Kind, Service, VideoStatusError};
 use serde_json::json;
 
 const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
-
-fn caller(user: UserId) -> Caller {
-    Caller {
-        user_id: user,
-        is_admin: false,
-        client_ip: Some("203.0.113.7".into()),
-    }
-}
-
-fn task(n: u32) -> TaskId {
-    TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).unwrap()
-}
-
-fn service() -> Service<InMemoryStore, RecordingBroker> {
-    Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings::default(),
-    )
-}
 
 /// The one event recorded, with the caller's id and IP on it.
 fn only_event(svc: &Service<InMemoryStore, RecordingBroker>, user: UserId) -> SecurityEvent {

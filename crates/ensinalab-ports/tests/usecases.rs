@@ -4,9 +4,9 @@ use std::sync::atomic::Ordering;
 
 use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, CANCELLED_BY_USER, CeleryState, OptionId,
-    ResourceKind, TaskId, UserId, VideoId, VideoStatus,
+    ResourceKind, UserId, VideoId, VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker};
+use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
 use ensinalab_ports::{
     Caller, CancelBriefingError, CancelVideoError, RevokeOutcome, RevokeStatus, SecurityEventKind,
     SelectOptionError, Service, Settings, TaskKind, TaskSnapshot, TaskStatusError,
@@ -16,26 +16,6 @@ use time::{Duration, OffsetDateTime};
 
 const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
-
-fn caller(user: UserId) -> Caller {
-    Caller {
-        user_id: user,
-        is_admin: false,
-        client_ip: Some("127.0.0.1".into()),
-    }
-}
-
-fn task(n: u32) -> TaskId {
-    TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).expect("a valid uuid")
-}
-
-fn service() -> Service<InMemoryStore, RecordingBroker> {
-    Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings::default(),
-    )
-}
 
 #[tokio::test]
 async fn cancelling_your_processing_video_cancels_it_revokes_its_task_and_logs_it() {

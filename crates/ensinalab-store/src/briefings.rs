@@ -3,9 +3,7 @@
 use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, Cancel, CancelReason, OptionId, TaskId, UserId,
 };
-use ensinalab_ports::{
-    Briefing, BriefingOption, BriefingUpdate, Briefings, StoreError, Transition,
-};
+use ensinalab_ports::{Briefing, BriefingOption, BriefingUpdate, Briefings, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set,
@@ -16,7 +14,7 @@ use crate::SqlStore;
 use crate::convert::{self, now};
 use crate::entity::{briefing, option};
 use crate::error::classify;
-use crate::guarded::{cancel_one, cancel_write, in_flight, moved_row};
+use crate::guarded::{cancel_write, in_flight, moved_row};
 
 fn duration_column(minutes: u32) -> Result<i32, StoreError> {
     i32::try_from(minutes)
@@ -88,16 +86,6 @@ impl Briefings for SqlStore {
             ))),
             _ => Ok(None),
         }
-    }
-
-    #[tracing::instrument(skip(self, cancel), err)]
-    async fn cancel_briefing(
-        &self,
-        user: UserId,
-        id: BriefingId,
-        cancel: &Cancel<BriefingStatus>,
-    ) -> Result<Transition<Briefing, BriefingStatus>, StoreError> {
-        cancel_one::<briefing::Entity>(&self.db, user, id.get(), cancel).await
     }
 
     #[tracing::instrument(skip(self), err)]

@@ -5,13 +5,16 @@
 //! read-then-write in Rust, decides the order.
 
 use ensinalab_domain::{BriefingStatus, Cancel, Lifecycle, UserId, VideoStatus};
-use ensinalab_ports::{Briefing, Resource, StoreError, Transition, Video};
+use ensinalab_ports::{
+    Briefing, Cancels, Resource, ResourceId, Status, StoreError, Transition, Video,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PrimaryKeyTrait, QueryFilter, QuerySelect,
-    TransactionTrait, UpdateMany,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    UpdateMany,
 };
 
+use crate::SqlStore;
 use crate::convert::{self, now};
 use crate::entity::{briefing, video};
 use crate::error::classify;
@@ -72,6 +75,34 @@ impl Table for video::Entity {
     }
 }
 
+/// A kind of row the store keeps: the table it lives in.
+pub(crate) trait Stored: Resource {
+    type Table: Table<Row = Self, Status = Self::Status>;
+}
+
+impl Stored for Briefing {
+    type Table = briefing::Entity;
+}
+
+impl Stored for Video {
+    type Table = video::Entity;
+}
+
+impl<I: ResourceId> Cancels<I> for SqlStore
+where
+    I::Row: Stored,
+{
+    #[tracing::instrument(skip(self, cancel), err)]
+    async fn cancel(
+        &self,
+        user: UserId,
+        id: I,
+        cancel: &Cancel<Status<I>>,
+    ) -> Result<Transition<I::Row, Status<I>>, StoreError> {
+        cancel_one::<<I::Row as Stored>::Table>(&self.db, user, id.key(), cancel).await
+    }
+}
+
 /// The statuses as stored.
 pub(crate) fn wire<S: Lifecycle>(statuses: &[S]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
@@ -116,16 +147,12 @@ pub(crate) async fn moved_row<T: Table>(
 /// A user's cancel of row `id` of `T`: `cancel` narrowed to the row and its owner, and the
 /// revoke the moved row owes, in one transaction. When nothing moved, one read of the row's
 /// `(owner, status)` says why: no row, someone else's, or a status `cancel` does not allow.
-pub(crate) async fn cancel_one<T>(
+async fn cancel_one<T: Table>(
     db: &DatabaseConnection,
     user: UserId,
     id: i64,
     cancel: &Cancel<T::Status>,
-) -> Result<Transition<T::Row, T::Status>, StoreError>
-where
-    T: Table,
-    i64: Into<<T::PrimaryKey as PrimaryKeyTrait>::ValueType>,
-{
+) -> Result<Transition<T::Row, T::Status>, StoreError> {
     let table = T::default().table_name();
     let update = cancel_write::<T>(cancel)
         .filter(T::ID.eq(id))
@@ -151,7 +178,8 @@ where
         // Nothing was written: end the transaction before reading (an in-memory SQLite store
         // has a single connection).
         txn.rollback().await.map_err(classify)?;
-        let current = T::find_by_id(id)
+        let current = T::find()
+            .filter(T::ID.eq(id))
             .select_only()
             .column(T::USER_ID)
             .column(T::STATUS)

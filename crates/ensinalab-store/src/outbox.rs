@@ -7,7 +7,7 @@ use ensinalab_domain::TaskId;
 use ensinalab_ports::{OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait, Value,
+    Select, Statement, TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 
@@ -114,18 +114,15 @@ fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
     })
 }
 
-impl RevokeOutbox for SqlStore {
-    #[tracing::instrument(skip(self), err)]
-    async fn due_revokes(
+impl SqlStore {
+    /// The first `limit` rows of `select` (ties broken by task id), spread batches included.
+    async fn owed(
         &self,
-        now: OffsetDateTime,
+        select: Select<Entity>,
         limit: u32,
     ) -> Result<Vec<OwedRevoke>, StoreError> {
         self.spread_batches().await?;
-        Entity::find()
-            .filter(Column::DeliveredAt.is_null())
-            .filter(Column::NextAttemptAt.lte(now))
-            .order_by_asc(Column::NextAttemptAt)
+        select
             .order_by_asc(Column::TaskId)
             .limit(u64::from(limit))
             .all(&self.db)
@@ -134,6 +131,21 @@ impl RevokeOutbox for SqlStore {
             .into_iter()
             .map(owed)
             .collect()
+    }
+}
+
+impl RevokeOutbox for SqlStore {
+    #[tracing::instrument(skip(self), err)]
+    async fn due_revokes(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedRevoke>, StoreError> {
+        let due = Entity::find()
+            .filter(Column::DeliveredAt.is_null())
+            .filter(Column::NextAttemptAt.lte(now))
+            .order_by_asc(Column::NextAttemptAt);
+        self.owed(due, limit).await
     }
 
     #[tracing::instrument(skip(self, reports), fields(reports = reports.len()), err)]
@@ -212,19 +224,11 @@ impl RevokeOutbox for SqlStore {
         since: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<OwedRevoke>, StoreError> {
-        self.spread_batches().await?;
-        Entity::find()
+        let open = Entity::find()
             .filter(Column::DeliveredAt.is_not_null())
             .filter(Column::SettledAt.is_null())
             .filter(Column::CreatedAt.gte(since))
-            .order_by_asc(Column::LastBroadcastAt)
-            .order_by_asc(Column::TaskId)
-            .limit(u64::from(limit))
-            .all(&self.db)
-            .await
-            .map_err(classify)?
-            .into_iter()
-            .map(owed)
-            .collect()
+            .order_by_asc(Column::LastBroadcastAt);
+        self.owed(open, limit).await
     }
 }

@@ -1,7 +1,7 @@
 //! The `Videos` port.
 
-use ensinalab_domain::{Cancel, CancelReason, UserId, VideoId, VideoStatus};
-use ensinalab_ports::{NewVideo, StoreError, Transition, Video, VideoUpdate, Videos};
+use ensinalab_domain::{Cancel, CancelReason, VideoId, VideoStatus};
+use ensinalab_ports::{NewVideo, StoreError, Video, VideoUpdate, Videos};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
 
@@ -9,7 +9,7 @@ use crate::SqlStore;
 use crate::convert::{self, now};
 use crate::entity::video;
 use crate::error::classify;
-use crate::guarded::{cancel_one, cancel_write, in_flight, moved_row};
+use crate::guarded::{cancel_write, in_flight, moved_row};
 
 impl Videos for SqlStore {
     #[tracing::instrument(skip(self), err)]
@@ -43,16 +43,6 @@ impl Videos for SqlStore {
             .map_err(classify)?
             .map(convert::video)
             .transpose()
-    }
-
-    #[tracing::instrument(skip(self, cancel), err)]
-    async fn cancel_video(
-        &self,
-        user: UserId,
-        id: VideoId,
-        cancel: &Cancel<VideoStatus>,
-    ) -> Result<Transition<Video, VideoStatus>, StoreError> {
-        cancel_one::<video::Entity>(&self.db, user, id.get(), cancel).await
     }
 
     #[tracing::instrument(skip(self), err)]

@@ -28,25 +28,31 @@ fn bin() -> Command {
     cmd
 }
 
-#[test]
-fn the_token_subcommand_mints_a_token_the_server_accepts() {
-    let out = bin()
-        .args([
-            "token",
-            "--user-id",
-            "42",
-            "--role",
-            "admin",
-            "--ttl-secs",
-            "60",
-        ])
-        .env("JWT_SECRET", SECRET)
-        .output()
-        .expect("runs");
+/// Runs `cmd` and fails the test with its stderr unless it succeeded.
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("runs");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn the_token_subcommand_mints_a_token_the_server_accepts() {
+    let out = succeeds(
+        bin()
+            .args([
+                "token",
+                "--user-id",
+                "42",
+                "--role",
+                "admin",
+                "--ttl-secs",
+                "60",
+            ])
+            .env("JWT_SECRET", SECRET),
     );
     let token = String::from_utf8(out.stdout).expect("utf-8");
     let auth = Authenticator::new(&JwtConfig {
@@ -103,16 +109,7 @@ fn the_migrate_subcommand_migrates_a_fresh_sqlite_file() {
     let dir = std::env::temp_dir().join(format!("ensinalab-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/m.db?mode=rwc", dir.display());
-    let out = bin()
-        .arg("migrate")
-        .env("DATABASE_URL", &url)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(bin().arg("migrate").env("DATABASE_URL", &url));
     assert!(dir.join("m.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,8 @@
 //! API tests: the real application on port 0, over HTTP, on SQLite and PostgreSQL. One binary
 //! (zero-to-production's layout), so it is linked once.
 
+#[path = "../common/contract.rs"]
+mod contract;
 mod helpers;
 
 mod admin;

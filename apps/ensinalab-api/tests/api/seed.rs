@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::helpers::{Settings, TestApp};
 
+use crate::contract;
+
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
@@ -48,16 +50,7 @@ async fn cancelling_a_video_right_after_selecting_it_leaves_it_cancelled(app: &T
         ["signalled", "removed_from_queue"].contains(&revoke.as_str()),
         "{body}"
     );
-    assert_eq!(
-        body,
-        json!({
-            "video_id": hash,
-            "message": "Vídeo cancelado com sucesso",
-            "task_revoked": true,
-            "status": "cancelled",
-            "revoke": revoke,
-        })
-    );
+    assert_eq!(body, contract::video_cancelled(&hash, true, &revoke));
 
     let (status, body) = app.get(&format!("/videos/{hash}/status"), &token).await;
     assert_eq!(status, StatusCode::OK);
@@ -155,16 +148,7 @@ async fn a_stuck_briefing_is_flagged_and_can_be_cancelled_and_recreated(app: &Te
         .post(&format!("/briefings/{hash}/cancel-generation"), &token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        body,
-        json!({
-            "briefing_id": hash,
-            "message": "Geração de opções cancelada com sucesso",
-            "task_revoked": true,
-            "status": "cancelled",
-            "revoke": "signalled",
-        })
-    );
+    assert_eq!(body, contract::briefing_cancelled(&hash, true, "signalled"));
     let (_, b) = app.get(&format!("/briefings/{hash}"), &token).await;
     assert_eq!(b["status"], "cancelled");
     let (_, list) = app.get("/tasks/active", &token).await;
@@ -414,14 +398,7 @@ async fn a_failed_task_shows_its_error_to_the_owner_and_its_traceback_to_admins_
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({
-            "task_id": task,
-            "state": "FAILURE",
-            "ready": true,
-            "successful": false,
-            "failed": true,
-            "error": "ConnectionError: Failed to connect to OpenAI API",
-        })
+        contract::failed_task(&task, "ConnectionError: Failed to connect to OpenAI API")
     );
     let (status, body) = app
         .get(&format!("/tasks/{task}/status"), &app.admin_token(1))

@@ -12,6 +12,8 @@ use crate::support::{
     parent_of, process_is_dead, redis_url, str_of, unique_queue,
 };
 
+use crate::contract;
+
 const DB: u8 = 6;
 
 /// States that mean a task ran (or was about to) in a pool process.
@@ -21,16 +23,7 @@ const RAN: [&str; 3] = ["STARTED", "PROGRESS", "SUCCESS"];
 async fn cancel_video(app: &TestApp, token: &str, hash: &str, revoke: &str) {
     let (status, body) = app.post(&format!("/videos/{hash}/cancel"), token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        body,
-        json!({
-            "video_id": hash,
-            "message": "Vídeo cancelado com sucesso",
-            "task_revoked": true,
-            "status": "cancelled",
-            "revoke": revoke,
-        })
-    );
+    assert_eq!(body, contract::video_cancelled(hash, true, revoke));
 }
 
 /// What `GET /tasks/{id}/status` says of a revoked task.
@@ -221,13 +214,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({
-            "briefing_id": briefing_hash,
-            "message": "Geração de opções cancelada com sucesso",
-            "task_revoked": true,
-            "status": "cancelled",
-            "revoke": "removed_from_queue",
-        })
+        contract::briefing_cancelled(briefing_hash, true, "removed_from_queue")
     );
     assert_eq!(app.queued(), Vec::<String>::new());
 

@@ -10,6 +10,8 @@ use serde_json::json;
 
 use crate::support::{Backend, Durations, TestApp, Worker, redis_url, str_of, unique_queue};
 
+use crate::contract;
+
 const DB: u8 = 5;
 
 /// What the reference worker raises for a title starting with `[fail]`.
@@ -21,17 +23,7 @@ async fn assert_failure_is_reported(app: &TestApp, task: &str) {
     let path = format!("/tasks/{task}/status");
     let (status, body) = app.get(&path, &app.token(1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        body,
-        json!({
-            "task_id": task,
-            "state": "FAILURE",
-            "ready": true,
-            "successful": false,
-            "failed": true,
-            "error": ERROR,
-        })
-    );
+    assert_eq!(body, contract::failed_task(task, ERROR));
 
     let (status, body) = app.get(&path, &app.admin_token(1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

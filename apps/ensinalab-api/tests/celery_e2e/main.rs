@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/contract.rs"]
+mod contract;
 mod support;
 
 mod cancel;

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/contract.rs"]
+mod contract;
 mod support;
 
 mod concurrency;

@@ -14,6 +14,8 @@ use time::OffsetDateTime;
 
 use crate::support::*;
 
+use crate::contract;
+
 const DURATIONS: Durations = Durations {
     options_secs: 0.5,
     video_secs: 20.0,
@@ -26,14 +28,7 @@ async fn a_cancel_while_redis_is_down_is_pending_then_delivered_and_the_task_nev
     let queue = unique_queue();
     let broker = celery(&redis.url(), &queue);
     let store = sqlite_memory().await.unwrap();
-    let app = App::spawn(
-        store.clone(),
-        broker.clone(),
-        Some(broker.watch()),
-        Some(broker.workers_online()),
-        AppSettings::default(),
-    )
-    .await;
+    let app = App::over_celery(store.clone(), &broker, AppSettings::default()).await;
     let token = app.token(1);
 
     // No worker yet: the options task waits in the queue.
@@ -53,16 +48,7 @@ async fn a_cancel_while_redis_is_down_is_pending_then_delivered_and_the_task_nev
         .post(&format!("/briefings/{hash}/cancel-generation"), &token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        body,
-        json!({
-            "briefing_id": hash,
-            "message": "Geração de opções cancelada com sucesso",
-            "task_revoked": false,
-            "status": "cancelled",
-            "revoke": "pending",
-        })
-    );
+    assert_eq!(body, contract::briefing_cancelled(&hash, false, "pending"));
     let (status, body) = app.get(&format!("/briefings/{hash}"), &token).await;
     assert_eq!(
         (status, &body["status"]),
@@ -140,11 +126,9 @@ async fn a_running_video_cancelled_while_redis_is_down_is_killed_once_redis_retu
         video_steps: 1,
     };
     let worker = Worker::start(&redis.url(), &queue, long, &[]).await;
-    let app = App::spawn(
+    let app = App::over_celery(
         sqlite_memory().await.unwrap(),
-        broker.clone(),
-        Some(broker.watch()),
-        Some(broker.workers_online()),
+        &broker,
         AppSettings::default(),
     )
     .await;

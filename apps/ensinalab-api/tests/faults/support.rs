@@ -278,6 +278,16 @@ pub fn config(settings: &AppSettings) -> Config {
 }
 
 impl App {
+    /// The app over a Celery broker, with its change feed and worker-online events wired.
+    pub async fn over_celery(
+        store: SqlStore,
+        broker: &CeleryBroker,
+        settings: AppSettings,
+    ) -> Self {
+        let (changes, online) = (broker.watch(), broker.workers_online());
+        Self::spawn(store, broker.clone(), Some(changes), Some(online), settings).await
+    }
+
     pub async fn spawn<B: TaskBroker + 'static>(
         store: SqlStore,
         broker: B,

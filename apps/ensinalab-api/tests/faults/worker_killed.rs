@@ -54,11 +54,9 @@ async fn active_row(app: &App, token: &str, video: &str) -> Option<Value> {
 }
 
 async fn spawn_app(broker: &CeleryBroker) -> App {
-    App::spawn(
+    App::over_celery(
         sqlite_memory().await.unwrap(),
-        broker.clone(),
-        Some(broker.watch()),
-        Some(broker.workers_online()),
+        broker,
         AppSettings {
             task_time_limit_secs: 2,
             ..AppSettings::default()

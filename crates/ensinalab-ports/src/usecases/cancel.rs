@@ -12,12 +12,11 @@
 //! whatever the worker reports later.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::PoisonError;
 
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, UserId,
-    VideoId, VideoStatus,
+    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, VideoId,
+    VideoStatus,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -28,8 +27,8 @@ use crate::audit::{SecurityEvent, SecurityEventKind};
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeKind, TaskChange};
 use crate::error::StoreError;
-use crate::model::{Briefing, Caller, Resource, RevokeOutcome, Transition, Video};
-use crate::repo::Store;
+use crate::model::{Briefing, Caller, Resource, ResourceId, RevokeOutcome, Transition, Video};
+use crate::repo::{Cancels, Status, Store};
 
 /// What became of the revoke that follows a cancel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,38 +107,6 @@ impl CancelledAllReport {
     }
 }
 
-/// A resource one user may cancel: which store method carries out its cancel.
-trait Cancellable: Resource {
-    fn cancel_in<S: Store>(
-        store: &S,
-        user: UserId,
-        id: i64,
-        cancel: &Cancel<Self::Status>,
-    ) -> impl Future<Output = Result<Transition<Self, Self::Status>, StoreError>> + Send;
-}
-
-impl Cancellable for Video {
-    fn cancel_in<S: Store>(
-        store: &S,
-        user: UserId,
-        id: i64,
-        cancel: &Cancel<VideoStatus>,
-    ) -> impl Future<Output = Result<Transition<Self, VideoStatus>, StoreError>> + Send {
-        store.cancel_video(user, VideoId(id), cancel)
-    }
-}
-
-impl Cancellable for Briefing {
-    fn cancel_in<S: Store>(
-        store: &S,
-        user: UserId,
-        id: i64,
-        cancel: &Cancel<BriefingStatus>,
-    ) -> impl Future<Output = Result<Transition<Self, BriefingStatus>, StoreError>> + Send {
-        store.cancel_briefing(user, BriefingId(id), cancel)
-    }
-}
-
 impl<S: Store, B: TaskBroker> Service<S, B> {
     /// Cancels a video of the caller.
     ///
@@ -150,7 +117,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: VideoId,
     ) -> Result<Cancelled<Video>, CancelVideoError> {
-        self.cancel_one(caller, id.get()).await
+        self.cancel_one(caller, id).await
     }
 
     /// Cancels the option generation of a briefing of the caller.
@@ -162,18 +129,21 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: BriefingId,
     ) -> Result<Cancelled<Briefing>, CancelBriefingError> {
-        self.cancel_one(caller, id.get()).await
+        self.cancel_one(caller, id).await
     }
 
     /// A user's cancel of one of their resources.
-    async fn cancel_one<R: Cancellable>(
+    async fn cancel_one<I: ResourceId>(
         &self,
         caller: &Caller,
-        id: i64,
-    ) -> Result<Cancelled<R>, CancelError<R::Status>> {
+        id: I,
+    ) -> Result<Cancelled<I::Row>, CancelError<Status<I>>>
+    where
+        S: Cancels<I>,
+    {
         let cancel = Cancel::new(CancelReason::User);
-        let key = (<R::Status as Lifecycle>::KIND, id);
-        let row = match R::cancel_in(&self.store, caller.user_id, id, &cancel).await? {
+        let key = (<Status<I> as Lifecycle>::KIND, id.key());
+        let row = match self.store.cancel(caller.user_id, id, &cancel).await? {
             Transition::Done(row) => row,
             Transition::Refused(status) => {
                 self.refuse_cancel(caller, key, Refusal::Status, Some(status.as_str()))

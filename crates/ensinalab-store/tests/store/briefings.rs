@@ -65,11 +65,11 @@ on_both_backends! {
         for status in BriefingStatus::ALL.iter().copied() {
             let b = briefing_in(&store, ALICE, status).await;
             assert_eq!(
-                store.cancel_briefing(BOB, b.id, &by_user()).await.unwrap(),
+                store.cancel(BOB, b.id, &by_user()).await.unwrap(),
                 Transition::NotOwned,
                 "{status}"
             );
-            let outcome = store.cancel_briefing(ALICE, b.id, &by_user()).await.unwrap();
+            let outcome = store.cancel(ALICE, b.id, &by_user()).await.unwrap();
             let after = store.briefing(b.id).await.unwrap().unwrap().0;
             if status.is_cancellable() {
                 let Transition::Done(done) = outcome else {
@@ -79,7 +79,7 @@ on_both_backends! {
                 assert_eq!(done, after);
                 assert!(done.updated_at >= b.updated_at);
                 assert_eq!(
-                    store.cancel_briefing(ALICE, b.id, &by_user()).await.unwrap(),
+                    store.cancel(ALICE, b.id, &by_user()).await.unwrap(),
                     Transition::Refused(BriefingStatus::Cancelled)
                 );
             } else {
@@ -88,7 +88,7 @@ on_both_backends! {
             }
         }
         assert_eq!(
-            store.cancel_briefing(ALICE, BriefingId(999_999), &by_user()).await.unwrap(),
+            store.cancel(ALICE, BriefingId(999_999), &by_user()).await.unwrap(),
             Transition::NotFound
         );
     }
@@ -134,7 +134,7 @@ on_both_backends! {
         let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
         set_status(&store, "briefings", b.id.get(), "exploded").await;
         assert!(matches!(store.briefing(b.id).await, Err(StoreError::Corrupt(_))));
-        assert!(matches!(store.cancel_briefing(ALICE, b.id, &by_user()).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.cancel(ALICE, b.id, &by_user()).await, Err(StoreError::Corrupt(_))));
 
         let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
         testing::execute(&store, &format!("UPDATE briefings SET task_id = 'not-a-uuid' WHERE id = {}", b.id))

@@ -14,7 +14,7 @@ on_both_backends! {
         for reason in CancelReason::ALL {
             for &status in <VideoStatus as Lifecycle>::ALL {
                 let v = video_in(&store, ALICE, status).await;
-                let outcome = store.cancel_video(ALICE, v.id, &Cancel::new(reason)).await.unwrap();
+                let outcome = store.cancel(ALICE, v.id, &Cancel::new(reason)).await.unwrap();
                 let after = store.video(v.id).await.unwrap().unwrap();
                 match decide_cancel(status, reason) {
                     Ok(cancel) => {
@@ -38,7 +38,7 @@ on_both_backends! {
         for reason in CancelReason::ALL {
             for &status in <BriefingStatus as Lifecycle>::ALL {
                 let b = briefing_in(&store, ALICE, status).await;
-                let outcome = store.cancel_briefing(ALICE, b.id, &Cancel::new(reason)).await.unwrap();
+                let outcome = store.cancel(ALICE, b.id, &Cancel::new(reason)).await.unwrap();
                 let after = store.briefing(b.id).await.unwrap().unwrap().0;
                 match decide_cancel(status, reason) {
                     Ok(cancel) => {

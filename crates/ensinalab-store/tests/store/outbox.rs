@@ -3,8 +3,7 @@
 
 use ensinalab_domain::{BriefingStatus, ResourceKind, TaskId, VideoStatus};
 use ensinalab_ports::{
-    Briefings, Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeReport, Transition,
-    Videos,
+    Caller, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeReport, Transition, Videos,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -38,10 +37,10 @@ on_both_backends! {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
         let b = briefing_in(&store, ALICE, BriefingStatus::Processing).await;
         let done = video_in(&store, ALICE, VideoStatus::Completed).await;
-        assert!(matches!(store.cancel_video(ALICE, v.id, &by_user()).await.unwrap(), Transition::Done(_)));
-        assert!(matches!(store.cancel_briefing(ALICE, b.id, &by_user()).await.unwrap(), Transition::Done(_)));
-        assert!(matches!(store.cancel_video(ALICE, done.id, &by_user()).await.unwrap(), Transition::Refused(_)));
-        assert!(matches!(store.cancel_video(BOB, v.id, &by_user()).await.unwrap(), Transition::NotOwned));
+        assert!(matches!(store.cancel(ALICE, v.id, &by_user()).await.unwrap(), Transition::Done(_)));
+        assert!(matches!(store.cancel(ALICE, b.id, &by_user()).await.unwrap(), Transition::Done(_)));
+        assert!(matches!(store.cancel(ALICE, done.id, &by_user()).await.unwrap(), Transition::Refused(_)));
+        assert!(matches!(store.cancel(BOB, v.id, &by_user()).await.unwrap(), Transition::NotOwned));
 
         // Left to the cancel's own attempt first.
         assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
@@ -116,7 +115,7 @@ on_both_backends! {
         // The dispatcher's tick marks what cancels delivered themselves before it reads what is
         // due: the mark must find the revoke the cancel wrote as a batch.
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
-        store.cancel_video(ALICE, v.id, &by_user()).await.unwrap();
+        store.cancel(ALICE, v.id, &by_user()).await.unwrap();
         let task_id = v.task_id.unwrap();
         let report = RevokeReport { task_id: task_id.clone(), outcome: RevokeOutcome::Signalled };
         store.revokes_delivered(&[report], OffsetDateTime::now_utc()).await.unwrap();
@@ -132,7 +131,7 @@ on_both_backends! {
     async fn a_cancel_whose_revoke_cannot_be_recorded_changes_nothing(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
         testing::execute(&store, "DROP TABLE revoke_batches").await.unwrap();
-        assert!(store.cancel_video(ALICE, v.id, &by_user()).await.is_err());
+        assert!(store.cancel(ALICE, v.id, &by_user()).await.is_err());
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
         assert!(cancel_all(&store, &caller).await.is_err());
         let row = store.video(v.id).await.unwrap().unwrap();
@@ -144,8 +143,8 @@ on_both_backends! {
     async fn failures_back_off_and_deliveries_settle_only_finished_tasks(store: Store) {
         let queued = video_in(&store, ALICE, VideoStatus::Queued).await;
         let running = video_in(&store, ALICE, VideoStatus::Processing).await;
-        store.cancel_video(ALICE, queued.id, &by_user()).await.unwrap();
-        store.cancel_video(ALICE, running.id, &by_user()).await.unwrap();
+        store.cancel(ALICE, queued.id, &by_user()).await.unwrap();
+        store.cancel(ALICE, running.id, &by_user()).await.unwrap();
         let (q, r) = (queued.task_id.unwrap(), running.task_id.unwrap());
 
         let t1 = after_grace();
@@ -176,7 +175,7 @@ on_both_backends! {
 on_both_backends! {
     async fn revokes_older_than_the_bound_are_not_open(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
-        store.cancel_video(ALICE, v.id, &by_user()).await.unwrap();
+        store.cancel(ALICE, v.id, &by_user()).await.unwrap();
         let t = v.task_id.unwrap();
         let report = [RevokeReport { task_id: t.clone(), outcome: RevokeOutcome::Signalled }];
         store.revokes_delivered(&report, OffsetDateTime::now_utc()).await.unwrap();

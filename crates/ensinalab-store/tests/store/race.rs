@@ -31,7 +31,7 @@ async fn a_cancel_racing_a_completion_ends_in_exactly_one_terminal_state_and_the
         let id = v.id;
         let cancel = tokio::spawn(async move {
             start_cancel.wait().await;
-            canceller.cancel_video(ALICE, id, &by_user()).await
+            canceller.cancel(ALICE, id, &by_user()).await
         });
         let finish = tokio::spawn(async move {
             start_finish.wait().await;
@@ -86,7 +86,7 @@ async fn a_cancel_racing_options_ready_never_leaves_options_on_a_cancelled_brief
         let id = b.id;
         let cancel = tokio::spawn(async move {
             start_cancel.wait().await;
-            canceller.cancel_briefing(ALICE, id, &by_user()).await
+            canceller.cancel(ALICE, id, &by_user()).await
         });
         let report = tokio::spawn(async move {
             start_report.wait().await;

@@ -4,6 +4,7 @@ use ensinalab_domain::{
     BriefingDraft, BriefingStatus, Cancel, CancelReason, GeneratedOption, Lifecycle, TaskId,
     UserId, VideoStatus,
 };
+pub use ensinalab_ports::Cancels;
 use ensinalab_ports::{
     Briefing, BriefingOption, BriefingUpdate, Briefings, Caller, CancelledAll, NewVideo,
     StoreError, Tasks, Video, Videos,

@@ -36,8 +36,8 @@ on_both_backends! {
     async fn a_video_is_cancelled_only_by_its_owner_and_only_while_cancellable(store: Store) {
         for status in VideoStatus::ALL.iter().copied() {
             let v = video_in(&store, ALICE, status).await;
-            assert_eq!(store.cancel_video(BOB, v.id, &by_user()).await.unwrap(), Transition::NotOwned);
-            let outcome = store.cancel_video(ALICE, v.id, &by_user()).await.unwrap();
+            assert_eq!(store.cancel(BOB, v.id, &by_user()).await.unwrap(), Transition::NotOwned);
+            let outcome = store.cancel(ALICE, v.id, &by_user()).await.unwrap();
             let after = store.video(v.id).await.unwrap().unwrap();
             if status.is_cancellable() {
                 let Transition::Done(done) = outcome else {
@@ -48,7 +48,7 @@ on_both_backends! {
                 assert_eq!(done.progress, 0.0);
                 assert_eq!(done, after);
                 assert_eq!(
-                    store.cancel_video(ALICE, v.id, &by_user()).await.unwrap(),
+                    store.cancel(ALICE, v.id, &by_user()).await.unwrap(),
                     Transition::Refused(VideoStatus::Cancelled)
                 );
             } else {
@@ -57,7 +57,7 @@ on_both_backends! {
             }
         }
         assert_eq!(
-            store.cancel_video(ALICE, VideoId(999_999), &by_user()).await.unwrap(),
+            store.cancel(ALICE, VideoId(999_999), &by_user()).await.unwrap(),
             Transition::NotFound
         );
     }
@@ -113,6 +113,6 @@ on_both_backends! {
         set_status(&store, "videos", v.id.get(), "QUEUED").await;
         let err = store.video(v.id).await.unwrap_err();
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("QUEUED")), "{err:?}");
-        assert!(matches!(store.cancel_video(ALICE, v.id, &by_user()).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.cancel(ALICE, v.id, &by_user()).await, Err(StoreError::Corrupt(_))));
     }
 }
