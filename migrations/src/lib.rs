@@ -17,6 +17,7 @@ mod m20261128_000002_briefing_task_id;
 mod m20261128_000003_revoke_outbox;
 mod m20261128_000004_revoke_outbox_by_task;
 mod m20261129_000005_revoke_batches;
+mod m20261202_000006_security_events_created;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_revoke_outbox::Migration),
             Box::new(m20261128_000004_revoke_outbox_by_task::Migration),
             Box::new(m20261129_000005_revoke_batches::Migration),
+            Box::new(m20261202_000006_security_events_created::Migration),
         ]
     }
 }

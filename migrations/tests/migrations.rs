@@ -19,12 +19,13 @@ const TABLES: [&str; 6] = [
     "revoke_outbox",
     "revoke_batches",
 ];
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
     "m20261128_000004_revoke_outbox_by_task",
     "m20261129_000005_revoke_batches",
+    "m20261202_000006_security_events_created",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -56,6 +57,10 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    let created = "idx_security_events_created";
+    assert!(manager.has_index("security_events", created).await.unwrap());
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(!manager.has_index("security_events", created).await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
     assert!(!manager.has_table("revoke_batches").await.unwrap());
     assert!(!manager.has_column("revoke_outbox", "id").await.unwrap());
@@ -150,7 +155,7 @@ async fn the_outbox_keeps_its_rows_through_its_rebuild(db: &DatabaseConnection) 
 /// Taking the batches table away (migration 5's `down`) first spreads the batches cancels left
 /// there into the outbox, as the dispatcher would have: their revokes stay owed.
 async fn pending_batches_survive_their_table_going_down(db: &DatabaseConnection) {
-    Migrator::up(db, None).await.unwrap();
+    Migrator::up(db, Some(5)).await.unwrap();
     insert_owed(db, OWED[1]).await.unwrap();
     db.execute_unprepared(
         "INSERT INTO revoke_batches (created_at, next_attempt_at, tasks) VALUES \

@@ -33,6 +33,9 @@ pub enum AuthError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("`sub` is not a positive integer")]
     BadSubject,
+    /// Valid for longer from now than `JWT_MAX_TTL_SECS` allows.
+    #[error("token valid for more than {0} s from now")]
+    LivesTooLong(u64),
 }
 
 /// The claims we read.
@@ -42,6 +45,8 @@ struct Claims {
     sub: serde_json::Value,
     #[serde(default)]
     role: Option<String>,
+    /// Required and checked by the decoder; read again for the lifetime bound.
+    exp: u64,
 }
 
 /// The claims we write when minting.
@@ -73,6 +78,8 @@ pub struct Authenticator {
     validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
+    /// `exp` may be at most this far from now (leeway included).
+    max_ttl_secs: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -111,6 +118,7 @@ impl Authenticator {
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            max_ttl_secs: config.max_ttl_secs.saturating_add(config.leeway_secs),
         }
     }
 
@@ -123,6 +131,9 @@ impl Authenticator {
             return Err(AuthError::TooLong);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
+        if data.claims.exp.saturating_sub(now_secs()) > self.max_ttl_secs {
+            return Err(AuthError::LivesTooLong(self.max_ttl_secs));
+        }
         let user = match &data.claims.sub {
             serde_json::Value::Number(n) => n.as_i64(),
             serde_json::Value::String(s)
@@ -143,14 +154,13 @@ impl Authenticator {
     /// Mints a token for `user`, valid `ttl_secs` from now, with the configured `iss`/`aud`.
     ///
     /// # Errors
-    /// When signing fails (it does not with an HMAC key).
-    pub fn mint(
-        &self,
-        user: i64,
-        admin: bool,
-        ttl_secs: u64,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+    /// [`AuthError::LivesTooLong`] past `JWT_MAX_TTL_SECS` (such a token would be refused);
+    /// [`AuthError::Invalid`] when signing fails (it does not with an HMAC key).
+    pub fn mint(&self, user: i64, admin: bool, ttl_secs: u64) -> Result<String, AuthError> {
+        if ttl_secs > self.max_ttl_secs {
+            return Err(AuthError::LivesTooLong(self.max_ttl_secs));
+        }
+        let now = now_secs();
         let claims = MintedClaims {
             sub: user.to_string(),
             exp: now.saturating_add(ttl_secs),
@@ -160,8 +170,16 @@ impl Authenticator {
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
 }
 
 /// The caller of a route, authenticated. Extracting it is the authentication.
@@ -189,6 +207,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl AuthError {
+    /// A short code of why a token was refused, for the trail (never the parse error's text,
+    /// which quotes the client's own bytes).
+    fn reason(&self) -> &'static str {
+        use jsonwebtoken::errors::ErrorKind;
+        match self {
+            Self::Invalid(e) => match e.kind() {
+                ErrorKind::ExpiredSignature => "expired",
+                ErrorKind::ImmatureSignature => "not_yet_valid",
+                ErrorKind::InvalidSignature => "bad_signature",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "bad_algorithm",
+                ErrorKind::InvalidIssuer => "bad_issuer",
+                ErrorKind::InvalidAudience => "bad_audience",
+                ErrorKind::MissingRequiredClaim(_) => "missing_claim",
+                _ => "malformed",
+            },
+            other => other.outcome(),
+        }
+    }
+
     /// The event's `outcome`: which check failed, never the token.
     fn outcome(&self) -> &'static str {
         match self {
@@ -196,6 +233,7 @@ impl AuthError {
             Self::TooLong => "token_too_long",
             Self::Invalid(_) => "invalid_token",
             Self::BadSubject => "bad_subject",
+            Self::LivesTooLong(_) => "lives_too_long",
         }
     }
 }
@@ -208,7 +246,7 @@ pub fn identify(req: &HttpRequest) -> Option<Caller> {
     Some(Caller {
         user_id: identity.user_id,
         is_admin: identity.is_admin,
-        client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+        client_ip: crate::client::ip(req).map(|ip| ip.to_string()),
     })
 }
 
@@ -216,7 +254,7 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
     let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
         return Err(ApiError::Internal("no authenticator registered".into()));
     };
-    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
+    let client_ip = crate::client::ip(req).map(|ip| ip.to_string());
     // Already verified by the rate limiter, when it runs.
     let verified = req.extensions().get::<Identity>().copied();
     let identity = verified.map_or_else(
@@ -243,10 +281,11 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
                     task_id: None,
                     outcome: err.outcome().to_owned(),
                     client_ip,
+                    // Never the token's parse error: that would store the client's own text.
                     details: serde_json::json!({
-                        "reason": err.to_string(),
-                        "method": req.method().as_str(),
-                        "path": req.path().chars().take(200).collect::<String>(),
+                        "reason": err.reason(),
+                        "method": crate::client::method(req.method()),
+                        "route": crate::client::route(req),
                     }),
                 }),
                 None => {
@@ -269,6 +308,7 @@ mod tests {
             issuer: issuer.map(str::to_owned),
             audience: audience.map(str::to_owned),
             leeway_secs: 0,
+            max_ttl_secs: 3600,
         })
     }
 
@@ -301,6 +341,26 @@ mod tests {
             is_admin: false,
         });
         assert_eq!(authenticate(&req).unwrap().0.user_id, UserId(9));
+    }
+
+    #[test]
+    fn a_token_valid_for_longer_than_the_maximum_is_neither_minted_nor_accepted() {
+        let a = auth(None, None);
+        assert!(matches!(
+            a.mint(7, false, 3601),
+            Err(AuthError::LivesTooLong(3600))
+        ));
+        assert!(a.verify(&a.mint(7, false, 3600).unwrap()).is_ok());
+        // Minted elsewhere with the same key for a year: refused here.
+        let lax = Authenticator {
+            max_ttl_secs: u64::MAX,
+            ..auth(None, None)
+        };
+        let long = lax.mint(7, false, 365 * 24 * 3600).unwrap();
+        assert!(matches!(
+            a.verify(&long),
+            Err(AuthError::LivesTooLong(3600))
+        ));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::client::{BadCidr, TrustedProxies};
+
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
@@ -69,6 +71,9 @@ pub struct JwtConfig {
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
+    /// `JWT_MAX_TTL_SECS`: a token valid for longer from now is refused (and `token` will not
+    /// mint one): a leaked long-lived token would outlive any rotation.
+    pub max_ttl_secs: u64,
 }
 
 /// Hashids settings; must match every other service that shows these ids.
@@ -130,7 +135,31 @@ pub struct Config {
     /// Largest JSON body accepted (413 above).
     pub json_limit_bytes: usize,
     pub rate_limit: RateLimitConfig,
+    pub http: HttpLimits,
+    /// `TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// `MAX_ACTIVE_JOBS_PER_USER`: jobs a user may have in flight; past it, creating is a 429.
+    pub max_active_jobs_per_user: u32,
+    /// `SECURITY_EVENT_RETENTION_DAYS`: security events older than this are pruned.
+    pub security_event_retention_days: u32,
 }
+
+/// How long a client may take, and how long an idle connection stays open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `CLIENT_HEADER_TIMEOUT_SECS`: to send a request's head (its headers).
+    pub header_timeout: Duration,
+    /// `REQUEST_TIMEOUT_SECS`: from the head to the response's head, the body's upload
+    /// included (408 past it).
+    pub request_timeout: Duration,
+    /// `KEEP_ALIVE_SECS`: an idle keep-alive connection is closed after this.
+    pub keep_alive: Duration,
+    /// `CLIENT_DISCONNECT_TIMEOUT_SECS`: to close its side once the server closed its own.
+    pub disconnect_timeout: Duration,
+}
+
+/// Default `JWT_MAX_TTL_SECS`: a day.
+pub const DEFAULT_JWT_MAX_TTL_SECS: u64 = 24 * 3600;
 
 /// Default `DATABASE_URL`: a SQLite file next to where the server starts.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ensinalab.db?mode=rwc";
@@ -153,7 +182,7 @@ impl Config {
     /// [`ConfigError`] naming the first variable with a bad value.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
-        let bind_addr = parse(&get, "BIND_ADDR", "127.0.0.1:8080".parse().ok())?;
+        let bind_addr: SocketAddr = parse(&get, "BIND_ADDR", "127.0.0.1:8080".parse().ok())?;
         let broker = match get("REDIS_URL") {
             Some(redis_url) => BrokerChoice::Celery {
                 redis_url,
@@ -172,16 +201,20 @@ impl Config {
                 });
             }
             Some(s) => JwtSecret::Configured(s),
+            // Dev mode mints a token for anyone who reads the logs: this machine only.
+            None if !bind_addr.ip().is_loopback() => {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    message: format!(
+                        "is required to listen on {bind_addr}: without it the server runs in dev \
+                         mode, which only binds a loopback address (127.0.0.1, ::1)"
+                    ),
+                });
+            }
             None => JwtSecret::Dev(random_secret()),
         };
         let rate_limit = rate_limit(&get)?;
-        let interval: u64 = parse(&get, "RECONCILE_INTERVAL_SECS", Some(2))?;
-        if interval == 0 {
-            return Err(ConfigError {
-                var: "RECONCILE_INTERVAL_SECS",
-                message: "must be at least 1".to_owned(),
-            });
-        }
+        let reconcile_interval = secs(&get, "RECONCILE_INTERVAL_SECS", 2)?;
         Ok(Self {
             bind_addr,
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
@@ -191,6 +224,7 @@ impl Config {
                 issuer: get("JWT_ISSUER"),
                 audience: get("JWT_AUDIENCE"),
                 leeway_secs: parse(&get, "JWT_LEEWAY_SECS", Some(5))?,
+                max_ttl_secs: at_least_one(&get, "JWT_MAX_TTL_SECS", DEFAULT_JWT_MAX_TTL_SECS)?,
             },
             hashids: HashidsConfig {
                 salt: get("HASHIDS_SALT").unwrap_or_default(),
@@ -212,9 +246,29 @@ impl Config {
                 }
             },
             auto_migrate: parse_bool(&get, "AUTO_MIGRATE", true)?,
-            reconcile_interval: Duration::from_secs(interval),
+            reconcile_interval,
             json_limit_bytes: parse(&get, "JSON_LIMIT_BYTES", Some(64 * 1024))?,
             rate_limit,
+            http: HttpLimits {
+                header_timeout: secs(&get, "CLIENT_HEADER_TIMEOUT_SECS", 5)?,
+                request_timeout: secs(&get, "REQUEST_TIMEOUT_SECS", 30)?,
+                keep_alive: secs(&get, "KEEP_ALIVE_SECS", 5)?,
+                disconnect_timeout: secs(&get, "CLIENT_DISCONNECT_TIMEOUT_SECS", 1)?,
+            },
+            trusted_proxies: match get("TRUSTED_PROXIES") {
+                None => TrustedProxies::default(),
+                Some(list) => TrustedProxies(
+                    list.split(',')
+                        .map(|net| net.parse())
+                        .collect::<Result<_, BadCidr>>()
+                        .map_err(|e| ConfigError {
+                            var: "TRUSTED_PROXIES",
+                            message: e.to_string(),
+                        })?,
+                ),
+            },
+            max_active_jobs_per_user: at_least_one(&get, "MAX_ACTIVE_JOBS_PER_USER", 100)?,
+            security_event_retention_days: at_least_one(&get, "SECURITY_EVENT_RETENTION_DAYS", 90)?,
         })
     }
 }
@@ -222,17 +276,36 @@ impl Config {
 /// Default `RATE_LIMIT_PREFIX`.
 pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "ensinalab:ratelimit:";
 
+/// A count or a duration that must not be zero.
+fn at_least_one<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    let n = parse(get, var, Some(default))?;
+    if n == T::from(0) {
+        return Err(ConfigError {
+            var,
+            message: "must be at least 1".to_owned(),
+        });
+    }
+    Ok(n)
+}
+
+/// Whole seconds, at least one.
+fn secs(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    at_least_one(get, var, default).map(Duration::from_secs)
+}
+
 fn rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimitConfig, ConfigError> {
-    let at_least_one = |var: &'static str, default: u32| -> Result<u32, ConfigError> {
-        let n = parse(get, var, Some(default))?;
-        if n == 0 {
-            return Err(ConfigError {
-                var,
-                message: "must be at least 1".to_owned(),
-            });
-        }
-        Ok(n)
-    };
     let backend = match get("RATE_LIMIT_BACKEND").as_deref() {
         None | Some("memory") => RateLimitBackend::Memory,
         // Refused rather than silently per-instance: the operator asked for shared limits.
@@ -252,8 +325,8 @@ fn rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimitConfig, 
         }
     };
     Ok(RateLimitConfig {
-        per_min: at_least_one("RATE_LIMIT_PER_MIN", 100)?,
-        cancel_per_min: at_least_one("CANCEL_RATE_LIMIT_PER_MIN", 10)?,
+        per_min: at_least_one(get, "RATE_LIMIT_PER_MIN", 100)?,
+        cancel_per_min: at_least_one(get, "CANCEL_RATE_LIMIT_PER_MIN", 10)?,
         backend,
     })
 }
@@ -362,6 +435,11 @@ mod tests {
             ("RATE_LIMIT_PER_MIN", "0"),
             ("CANCEL_RATE_LIMIT_PER_MIN", "ten"),
             ("RATE_LIMIT_BACKEND", "memcached"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, example.com"),
+            ("MAX_ACTIVE_JOBS_PER_USER", "0"),
+            ("SECURITY_EVENT_RETENTION_DAYS", "-1"),
+            ("REQUEST_TIMEOUT_SECS", "0"),
+            ("JWT_MAX_TTL_SECS", "0"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();
@@ -401,6 +479,36 @@ mod tests {
                 prefix: DEFAULT_RATE_LIMIT_PREFIX.into()
             }
         );
+    }
+
+    #[test]
+    fn dev_mode_binds_loopback_only() {
+        for addr in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.1:0"] {
+            assert!(
+                config(&[("BIND_ADDR", addr)]).unwrap().jwt.secret.is_dev(),
+                "{addr}"
+            );
+        }
+        for addr in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:80"] {
+            let err = config(&[("BIND_ADDR", addr)]).unwrap_err();
+            assert_eq!(err.var, "JWT_SECRET", "{addr}");
+            assert!(err.to_string().contains("dev mode"), "{err}");
+        }
+        let secret = "s".repeat(32);
+        let c = config(&[("BIND_ADDR", "0.0.0.0:8080"), ("JWT_SECRET", &secret)]).unwrap();
+        assert!(!c.jwt.secret.is_dev());
+    }
+
+    #[test]
+    fn hardening_settings_have_their_defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.jwt.max_ttl_secs, 24 * 3600);
+        assert_eq!(c.max_active_jobs_per_user, 100);
+        assert_eq!(c.security_event_retention_days, 90);
+        assert_eq!(c.trusted_proxies, TrustedProxies::default());
+        assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+        let c = config(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1")]).unwrap();
+        assert_eq!(c.trusted_proxies.0.len(), 2);
     }
 
     #[test]

@@ -2,16 +2,17 @@
 //! seed does not have are additions only. Each converts by hand from a use-case result, with
 //! keys turned into hashids here and nowhere else.
 
-use ensinalab_domain::{BriefingDraft, CeleryState, DraftError};
+use ensinalab_domain::{BriefingDraft, CeleryState, DraftError, UserId};
 use ensinalab_ports::{
-    ActiveList, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport, TaskSnapshot,
-    Video,
+    ActiveList, ActivePage, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport,
+    DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskSnapshot, Video,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::error::ApiError;
 use crate::ids::Hashids;
 
 /// RFC 3339 in UTC to the second, like the seed (`2025-11-13T10:30:00Z`).
@@ -26,9 +27,13 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 /// `GET /tasks/active`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActiveTasksResponse {
-    pub total: usize,
+    /// Every job the caller has in flight, on every page.
+    pub total: u64,
     pub tasks: Vec<ActiveTaskItem>,
+    /// Every page's counts, by kind.
     pub summary: Summary,
+    /// Added: pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
     /// Added: `true` when the task broker could not be asked; every `celery_status.state` is
     /// then `UNKNOWN` and the list is the database's alone.
     pub celery_unavailable: bool,
@@ -37,8 +42,40 @@ pub struct ActiveTasksResponse {
 /// Counts by kind.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Summary {
-    pub briefings: usize,
-    pub videos: usize,
+    pub briefings: u64,
+    pub videos: u64,
+}
+
+/// `GET /tasks/active`'s query: which page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivePageParams {
+    /// Jobs per page, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ActivePageParams {
+    /// The page `user` asks for.
+    ///
+    /// # Errors
+    /// [`ApiError::BadRequest`] for a limit out of range, or a cursor that is not one of
+    /// `user`'s.
+    pub fn page(&self, user: UserId, ids: &Hashids) -> Result<ActivePage, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_ACTIVE_PAGE);
+        if !(1..=MAX_ACTIVE_PAGE).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "Parâmetro inválido: limit (de 1 a {MAX_ACTIVE_PAGE})"
+            )));
+        }
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|c| ids.position(user, c))
+            .transpose()?;
+        Ok(ActivePage { limit, after })
+    }
 }
 
 /// One running briefing or video.
@@ -113,10 +150,11 @@ impl CeleryStatus {
 }
 
 impl ActiveTasksResponse {
-    /// From the use case's list.
-    pub fn new(list: ActiveList, ids: &Hashids) -> Self {
+    /// From the use case's page of `user`'s list.
+    pub fn new(list: ActiveList, user: UserId, ids: &Hashids) -> Self {
         Self {
-            total: list.tasks.len(),
+            total: list.briefings + list.videos,
+            next_cursor: list.next.map(|at| ids.cursor(user, &at)),
             tasks: list
                 .tasks
                 .into_iter()

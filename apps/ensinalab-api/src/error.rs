@@ -51,9 +51,16 @@ pub enum ApiError {
     /// A known route with another method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request did not arrive whole within `REQUEST_TIMEOUT_SECS` (408).
+    #[error("request timeout")]
+    RequestTimeout,
     /// Over a rate limit (429 with `Retry-After`); the request had no effect.
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// The caller holds `max` jobs already (429, no `Retry-After`: it depends on them); nothing
+    /// was created.
+    #[error("too many jobs")]
+    TooManyJobs { max: u32 },
     /// The database cannot be reached (503).
     #[error("database unavailable")]
     StoreUnavailable(#[source] BoxError),
@@ -77,7 +84,8 @@ impl ResponseError for ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited { .. } | Self::TooManyJobs { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable(_) | Self::BrokerUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -95,9 +103,13 @@ impl ResponseError for ApiError {
                 format!("Corpo da requisição grande demais (limite: {limit} bytes)")
             }
             Self::MethodNotAllowed => "Método não permitido".to_owned(),
+            Self::RequestTimeout => "Tempo esgotado ao receber a requisição".to_owned(),
             Self::RateLimited { retry_after_secs } => {
                 format!("Muitas requisições. Tente novamente em {retry_after_secs} segundos")
             }
+            Self::TooManyJobs { max } => format!(
+                "Limite de {max} tarefas em andamento atingido. Cancele uma ou aguarde uma terminar"
+            ),
             Self::StoreUnavailable(_) => DB_DOWN.to_owned(),
             Self::BrokerUnavailable(_) => BROKER_DOWN.to_owned(),
             Self::BrokerProtocol(_) => BROKER_PROTOCOL.to_owned(),
@@ -108,6 +120,9 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self, cause = %chain(self), "request failed");
         }
         let mut response = HttpResponse::build(status);
+        // Also set by the app's default headers, which an error raised outside them misses.
+        response.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
         if matches!(self, Self::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
@@ -201,6 +216,7 @@ impl From<TaskStatusError> for ApiError {
 impl From<CreateBriefingError> for ApiError {
     fn from(err: CreateBriefingError) -> Self {
         match err {
+            CreateBriefingError::TooManyJobs { max } => Self::TooManyJobs { max },
             CreateBriefingError::Store(e) => e.into(),
             CreateBriefingError::Broker(e) => e.into(),
         }
@@ -223,6 +239,7 @@ impl From<SelectOptionError> for ApiError {
             SelectOptionError::BriefingNotReady { status } => Self::BadRequest(format!(
                 "Briefing não está pronto para gerar vídeo. Status atual: {status}"
             )),
+            SelectOptionError::TooManyJobs { max } => Self::TooManyJobs { max },
             SelectOptionError::Store(e) => e.into(),
             SelectOptionError::Broker(e) => e.into(),
         }

@@ -1,8 +1,10 @@
 //! Hashids: how database keys look in URLs and bodies. Compatible with the Python `hashids`
 //! package (tests/api/hashids-vectors.json), so ids minted by the old service keep working.
 
-use ensinalab_domain::{BriefingId, OptionId, VideoId};
+use ensinalab_domain::{BriefingId, OptionId, ResourceKind, UserId, VideoId};
+use ensinalab_ports::ActivePosition;
 use harsh::Harsh;
+use time::OffsetDateTime;
 
 use crate::config::HashidsConfig;
 use crate::error::ApiError;
@@ -115,6 +117,51 @@ impl Hashids {
             .ok_or(ApiError::NotFound(BRIEFING_NOT_FOUND))
     }
 
+    /// The `next_cursor` of a page of `user`'s active list that ends at `at`: an opaque hash of
+    /// the user and the position (the user, so that a cursor is worth nothing to anyone else).
+    pub fn cursor(&self, user: UserId, at: &ActivePosition) -> String {
+        let micros = at.created_at.unix_timestamp_nanos() / 1_000;
+        let kind = match at.kind {
+            ResourceKind::Briefing => 0,
+            ResourceKind::Video => 1,
+        };
+        let numbers = [user.get(), i64::try_from(micros).unwrap_or(0), kind, at.id];
+        match numbers.map(u64::try_from) {
+            [Ok(a), Ok(b), Ok(c), Ok(d)] => self.encode_many(&[a, b, c, d]),
+            _ => String::new(),
+        }
+    }
+
+    /// The position a `cursor` of [`Self::cursor`] names, if it is one of `user`'s.
+    ///
+    /// # Errors
+    /// [`ApiError::BadRequest`] for anything else: garbage, another user's cursor.
+    pub fn position(&self, user: UserId, cursor: &str) -> Result<ActivePosition, ApiError> {
+        let bad = || ApiError::BadRequest("Parâmetro inválido: cursor".to_owned());
+        if cursor.len() > 128 {
+            return Err(bad());
+        }
+        let [owner, micros, kind, id] = self.decode_many(cursor)[..] else {
+            return Err(bad());
+        };
+        let kind = match kind {
+            0 => ResourceKind::Briefing,
+            1 => ResourceKind::Video,
+            _ => return Err(bad()),
+        };
+        let created_at = i128::from(micros)
+            .checked_mul(1_000)
+            .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok());
+        match (i64::try_from(owner), created_at, i64::try_from(id)) {
+            (Ok(owner), Some(created_at), Ok(id)) if owner == user.get() => Ok(ActivePosition {
+                created_at,
+                kind,
+                id,
+            }),
+            _ => Err(bad()),
+        }
+    }
+
     /// An option key from its hash.
     ///
     /// # Errors
@@ -145,6 +192,28 @@ mod tests {
             let hash = ids.encode(key);
             assert!(hash.len() >= 6, "{hash}");
             assert_eq!(ids.decode(&hash), Some(key));
+        }
+    }
+
+    #[test]
+    fn a_cursor_names_its_position_to_its_user_only() {
+        let ids = ids();
+        let at = ActivePosition {
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_000)
+                .unwrap(),
+            kind: ResourceKind::Video,
+            id: 42,
+        };
+        let cursor = ids.cursor(UserId(7), &at);
+        assert_eq!(ids.position(UserId(7), &cursor).unwrap(), at);
+        assert!(ids.position(UserId(8), &cursor).is_err(), "another user's");
+        for forged in [
+            "",
+            "aB3xY9",
+            &ids.encode(7),
+            &ids.encode_many(&[7, 1, 9, 1]),
+        ] {
+            assert!(ids.position(UserId(7), forged).is_err(), "{forged:?}");
         }
     }
 

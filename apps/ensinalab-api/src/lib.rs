@@ -9,7 +9,9 @@
 //! handler here parses, calls one use case and maps its result, nothing more.
 
 pub mod auth;
+pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod dto;
 pub mod error;
 pub mod ids;

@@ -68,19 +68,22 @@ async fn main() -> ExitCode {
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The dev token's lifetime (never past `JWT_MAX_TTL_SECS`, which config checks is positive).
+const DEV_TOKEN_TTL_SECS: u64 = 3600;
+
 async fn serve(config: Config) -> Result<(), AnyError> {
     let app = Application::build(&config).await?;
     let url = format!("http://{}:{}", config.bind_addr.ip(), app.port());
     tracing::info!(%url, database = %redact(&config.database_url), "listening");
     if let JwtSecret::Dev(_) = config.jwt.secret {
-        let token = Authenticator::new(&config.jwt).mint(1, false, 24 * 3600)?;
+        let token = Authenticator::new(&config.jwt).mint(1, false, DEV_TOKEN_TTL_SECS)?;
         tracing::warn!(
             "DEV MODE: JWT_SECRET is not set; tokens are signed with a random secret that dies \
              with this process. Set JWT_SECRET (32+ bytes) in any shared or production setting."
         );
         // On stderr, so stdout stays pure JSON with LOG_FORMAT=json.
         eprintln!(
-            "\n  Dev token for user 1 (24 h):\n\n  curl -H 'Authorization: Bearer {token}' {url}/tasks/active\n"
+            "\n  Dev token for user 1 (1 h):\n\n  curl -H 'Authorization: Bearer {token}' {url}/tasks/active\n"
         );
     }
     app.run_until_stopped().await?;
@@ -94,6 +97,13 @@ fn token(config: &Config, user_id: i64, role: Option<&str>, ttl_secs: u64) -> Re
     }
     if user_id < 1 {
         return Err("--user-id must be a positive integer".into());
+    }
+    if ttl_secs > config.jwt.max_ttl_secs {
+        return Err(format!(
+            "--ttl-secs {ttl_secs} is over JWT_MAX_TTL_SECS ({}): the server would refuse the token",
+            config.jwt.max_ttl_secs
+        )
+        .into());
     }
     let admin = match role {
         None => false,

@@ -1,6 +1,8 @@
 //! Rate limits on every route but the probes and the OpenAPI document: `RATE_LIMIT_PER_MIN` per
 //! user (the token's `sub`), or per client IP for a request without a valid token (a bound on
-//! token guessing), and `CANCEL_RATE_LIMIT_PER_MIN` on the three cancel routes on top of it.
+//! token guessing), and `CANCEL_RATE_LIMIT_PER_MIN` on the three cancel routes on top of it,
+//! counted by a middleware on those routes themselves (`routes::configure`), not by matching
+//! path text, so no spelling of a path reaches a cancel without it.
 //!
 //! A refused request never reaches its handler (it has no effect), gets a 429 with
 //! `Retry-After`, and writes a `rate_limited` security event, at most one per key, policy and
@@ -18,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, ResponseError, web};
+use ensinalab_domain::UserId;
 use ensinalab_ports::{
     RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent, SecurityEventKind,
 };
@@ -153,19 +156,16 @@ pub fn ip_key(ip: Option<IpAddr>) -> String {
     }
 }
 
-/// `POST /videos/{h}/cancel`, `POST /briefings/{h}/cancel-generation`, `POST /tasks/cancel-all`.
-pub fn is_cancel_route(method: &Method, path: &str) -> bool {
-    if method != Method::POST {
-        return false;
-    }
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    matches!(
-        segments.as_slice(),
-        ["videos", _, "cancel"] | ["briefings", _, "cancel-generation"] | ["tasks", "cancel-all"]
-    )
+/// Who a request counts against: its verified user, or else its client address.
+#[derive(Debug, Clone)]
+struct RateKey {
+    key: String,
+    user: Option<UserId>,
 }
 
-/// The middleware. Registered on the whole app; exempt paths pass untouched.
+/// The general quota, over the whole app (the probes and the OpenAPI document exempt). It also
+/// verifies the token once and leaves the identity for the `Auth` extractor, and the key for
+/// [`enforce_cancel`].
 ///
 /// # Errors
 /// Whatever the inner service returns.
@@ -177,7 +177,6 @@ pub async fn enforce(
     let Some(limits) = limits.filter(|_| !EXEMPT.contains(&req.path())) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let client_ip = req.peer_addr().map(|a| a.ip().to_string());
     let identity = req
         .app_data::<web::Data<Authenticator>>()
         .zip(bearer_token(req.headers()))
@@ -187,46 +186,96 @@ pub async fn enforce(
         req.extensions_mut().insert(identity);
     }
     let user = identity.map(|identity| identity.user_id);
-    let key = match user {
-        Some(user) => format!("user:{}", user.get()),
-        None => ip_key(req.peer_addr().map(|a| a.ip())),
+    let key = RateKey {
+        key: match user {
+            Some(user) => format!("user:{}", user.get()),
+            None => ip_key(crate::client::ip(req.request())),
+        },
+        user,
     };
-    let mut policies = vec![&limits.general];
-    if is_cancel_route(req.method(), req.path()) {
-        policies.push(&limits.cancel);
-    }
-
-    let mut counted = Vec::with_capacity(policies.len());
-    for policy in policies {
-        match limits.limiter.check(policy, &key).await {
-            Ok(decision) if decision.allowed => counted.push(limit_item(policy.name, &decision)),
-            Ok(decision) => {
-                let retry_after = decision.retry_after.map_or(1, ceil_secs).max(1);
-                record_refusal(&limits, &req, policy, &key, user, client_ip, retry_after).await;
-                let mut res = ApiError::RateLimited {
-                    retry_after_secs: retry_after,
-                }
-                .error_response();
-                let headers = res.headers_mut();
-                headers.insert(RATELIMIT_POLICY.clone(), limits.policy_header.clone());
-                if let Ok(v) = HeaderValue::from_str(&limit_item(policy.name, &decision)) {
-                    headers.insert(RATELIMIT.clone(), v);
-                }
-                return Ok(req.into_response(res).map_into_right_body());
-            }
-            Err(err) => limits.outage(&err),
-        }
-    }
-
+    let counted = match check(&limits, &req, &limits.general, &key).await {
+        Ok(counted) => counted,
+        Err(refused) => return Ok(req.into_response(refused).map_into_right_body()),
+    };
+    req.extensions_mut().insert(key);
     let mut res = next.call(req).await?;
+    if res.status() == StatusCode::TOO_MANY_REQUESTS && res.headers().contains_key(&RATELIMIT) {
+        // An inner quota refused it: its answer names the refusing policy only.
+        return Ok(res.map_into_left_body());
+    }
     let headers = res.headers_mut();
     headers.insert(RATELIMIT_POLICY.clone(), limits.policy_header.clone());
-    if !counted.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&counted.join(", "))
-    {
+    // An inner quota (the cancel one) may have said where it stands: the general one comes first.
+    let items = match (
+        counted,
+        headers.get(&RATELIMIT).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(general), Some(inner)) => Some(format!("{general}, {inner}")),
+        (Some(general), None) => Some(general),
+        (None, inner) => inner.map(str::to_owned),
+    };
+    if let Some(v) = items.and_then(|items| HeaderValue::from_str(&items).ok()) {
         headers.insert(RATELIMIT.clone(), v);
     }
     Ok(res.map_into_left_body())
+}
+
+/// The cancel quota, on top of the general one. Wrapped around the three cancel resources
+/// themselves, so it counts every request the router sends to a cancel, whatever spelling of
+/// the path got it there (percent-encoded, doubled slashes, ...).
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn enforce_cancel(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limits = req.app_data::<web::Data<RateLimits>>().cloned();
+    let key = req.extensions().get::<RateKey>().cloned();
+    // Another method on a cancel resource is a 405 that cancels nothing.
+    let (Some(limits), Some(key), true) = (limits, key, req.method() == Method::POST) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let counted = match check(&limits, &req, &limits.cancel, &key).await {
+        Ok(counted) => counted,
+        Err(refused) => return Ok(req.into_response(refused).map_into_right_body()),
+    };
+    let mut res = next.call(req).await?;
+    if let Some(v) = counted.and_then(|item| HeaderValue::from_str(&item).ok()) {
+        res.headers_mut().insert(RATELIMIT.clone(), v);
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// Counts the request against `policy`: its `RateLimit` item when allowed (`None` when the
+/// limiter could not answer and the request is let through), or the whole 429 when refused.
+async fn check(
+    limits: &RateLimits,
+    req: &ServiceRequest,
+    policy: &RatePolicy,
+    key: &RateKey,
+) -> Result<Option<String>, actix_web::HttpResponse> {
+    match limits.limiter.check(policy, &key.key).await {
+        Ok(decision) if decision.allowed => Ok(Some(limit_item(policy.name, &decision))),
+        Ok(decision) => {
+            let retry_after = decision.retry_after.map_or(1, ceil_secs).max(1);
+            record_refusal(limits, req, policy, key, retry_after).await;
+            let mut res = ApiError::RateLimited {
+                retry_after_secs: retry_after,
+            }
+            .error_response();
+            let headers = res.headers_mut();
+            headers.insert(RATELIMIT_POLICY.clone(), limits.policy_header.clone());
+            if let Ok(v) = HeaderValue::from_str(&limit_item(policy.name, &decision)) {
+                headers.insert(RATELIMIT.clone(), v);
+            }
+            Err(res)
+        }
+        Err(err) => {
+            limits.outage(&err);
+            Ok(None)
+        }
+    }
 }
 
 /// The `rate_limited` event, unless this key already has one for this policy in the window.
@@ -234,22 +283,20 @@ async fn record_refusal(
     limits: &RateLimits,
     req: &ServiceRequest,
     policy: &RatePolicy,
-    key: &str,
-    user: Option<ensinalab_domain::UserId>,
-    client_ip: Option<String>,
+    key: &RateKey,
     retry_after: u64,
 ) {
     let first_in_window = limits
         .limiter
-        .check(&limits.event, &format!("{}:{key}", policy.name))
+        .check(&limits.event, &format!("{}:{}", policy.name, key.key))
         .await
         .is_ok_and(|d| d.allowed);
-    let path: String = req.path().chars().take(200).collect();
+    let route = crate::client::route(req.request());
     if !first_in_window {
         tracing::debug!(
             policy = policy.name,
-            key,
-            path,
+            key = key.key,
+            route,
             "rate limited (already in the trail this window)"
         );
         return;
@@ -259,15 +306,15 @@ async fn record_refusal(
     };
     trail.record(SecurityEvent {
         event: SecurityEventKind::RateLimited,
-        user_id: user,
+        user_id: key.user,
         resource: None,
         task_id: None,
         outcome: "refused".to_owned(),
-        client_ip,
+        client_ip: crate::client::ip(req.request()).map(|ip| ip.to_string()),
         details: serde_json::json!({
             "policy": policy.name,
-            "method": req.method().as_str(),
-            "path": path,
+            "method": crate::client::method(req.method()),
+            "route": route,
             "retry_after_secs": retry_after,
         }),
     });
@@ -276,23 +323,6 @@ async fn record_refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_three_cancel_routes_and_only_they_are_cancel_routes() {
-        let table = [
-            (Method::POST, "/videos/aB3xY9/cancel", true),
-            (Method::POST, "/briefings/aB3xY9/cancel-generation", true),
-            (Method::POST, "/tasks/cancel-all", true),
-            (Method::GET, "/videos/aB3xY9/cancel", false),
-            (Method::POST, "/videos/aB3xY9/status", false),
-            (Method::POST, "/briefings", false),
-            (Method::POST, "/options/aB3xY9/select", false),
-            (Method::POST, "/videos/cancel", false),
-        ];
-        for (method, path, cancel) in table {
-            assert_eq!(is_cancel_route(&method, path), cancel, "{method} {path}");
-        }
-    }
 
     #[test]
     fn anonymous_clients_are_keyed_by_ipv4_address_or_ipv6_64() {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
@@ -20,10 +22,12 @@ use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;
 use crate::config::{BrokerChoice, Config};
+use crate::deadline::RequestDeadline;
 use crate::ids::{Hashids, HashidsError};
 use crate::probe::Probe;
 use crate::ratelimit::RateLimits;
 use crate::routes;
+use crate::routes::{READY_MAX_AGE, Readiness};
 
 /// How long the background jobs may take to finish what they are doing once the server stopped.
 const JOBS_GRACE: Duration = Duration::from_secs(5);
@@ -165,6 +169,9 @@ impl Application {
         let pacing = Pacing {
             reconcile_every: config.reconcile_interval,
             dispatcher: dispatch,
+            trail_retention: Duration::from_secs(
+                u64::from(config.security_event_retention_days) * 24 * 3600,
+            ),
         };
         Ok(Self {
             port,
@@ -203,6 +210,10 @@ impl Application {
             RateLimits::new(&config.rate_limit).map_err(|e| StartupError::RateLimiter(e.into()))?,
         );
         let trail = web::Data::new(trail);
+        let proxies = web::Data::new(config.trusted_proxies.clone());
+        let deadline = web::Data::new(RequestDeadline(config.http.request_timeout));
+        let readiness = web::Data::new(Readiness::new(READY_MAX_AGE));
+        let http = config.http;
         let server = HttpServer::new(move || {
             App::new()
                 // Inside the request log, so refusals are logged with their 429.
@@ -210,15 +221,29 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::telemetry::log_request,
                 ))
+                // Every answer is data for this caller only: never sniffed, never cached.
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .add((header::CACHE_CONTROL, "no-store")),
+                )
+                .wrap(actix_web::middleware::from_fn(crate::deadline::enforce))
+                .app_data(deadline.clone())
+                .app_data(readiness.clone())
+                .app_data(proxies.clone())
                 .app_data(data.clone())
                 .app_data(ids.clone())
                 .app_data(auth.clone())
                 .app_data(limits.clone())
                 .app_data(trail.clone())
                 .app_data(routes::json_config(json_limit))
+                .app_data(routes::query_config())
                 .configure(routes::configure::<S, B>)
                 .default_service(web::to(routes::not_found))
         })
+        .client_request_timeout(http.header_timeout)
+        .client_disconnect_timeout(http.disconnect_timeout)
+        .keep_alive(http.keep_alive)
         .listen(listener)
         .map_err(StartupError::Server)?
         .run();
@@ -256,5 +281,6 @@ pub async fn open_store(config: &Config) -> Result<ensinalab_store::SqlStore, St
 pub fn settings(config: &Config) -> Settings {
     Settings {
         task_time_limit_secs: config.task_time_limit_secs,
+        max_active_jobs_per_user: config.max_active_jobs_per_user,
     }
 }

@@ -29,6 +29,12 @@ pub enum DraftError {
         /// The limit.
         max: u32,
     },
+    /// A control character (NUL included) in the title.
+    #[error("title must not contain control characters")]
+    ControlInTitle,
+    /// A control character other than newline and tab in the description.
+    #[error("description must not contain control characters other than newline and tab")]
+    ControlInDescription,
 }
 
 /// A valid briefing request.
@@ -40,7 +46,9 @@ pub struct BriefingDraft {
 }
 
 impl BriefingDraft {
-    /// Validates a draft; the title is trimmed.
+    /// Validates a draft; the title is trimmed. Control characters are refused (a NUL cannot
+    /// even be stored in PostgreSQL's text, and the others forge lines in logs and screens),
+    /// except newline and tab in a description, which is prose.
     ///
     /// # Errors
     /// A [`DraftError`] naming the first field that breaks its rule.
@@ -48,6 +56,15 @@ impl BriefingDraft {
         let title = title.trim();
         if title.is_empty() {
             return Err(DraftError::EmptyTitle);
+        }
+        if title.chars().any(char::is_control) {
+            return Err(DraftError::ControlInTitle);
+        }
+        if description
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(DraftError::ControlInDescription);
         }
         if title.chars().count() > TITLE_MAX {
             return Err(DraftError::TitleTooLong { max: TITLE_MAX });
@@ -135,6 +152,28 @@ mod tests {
         ];
         for (title, description, duration, err) in table {
             assert_eq!(BriefingDraft::new(title, description, duration), Err(err));
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_newlines_and_tabs_in_a_description() {
+        let table = [
+            ("Aula\u{0}zero", "", Some(DraftError::ControlInTitle)),
+            ("Aula\nzero", "", Some(DraftError::ControlInTitle)),
+            ("Aula\u{1b}[31m", "", Some(DraftError::ControlInTitle)),
+            ("Au\u{85}la", "", Some(DraftError::ControlInTitle)),
+            ("Aula", "a\u{0}b", Some(DraftError::ControlInDescription)),
+            ("Aula", "a\rb", Some(DraftError::ControlInDescription)),
+            ("Aula", "a\u{7f}", Some(DraftError::ControlInDescription)),
+            ("Aula", "linha 1\nlinha 2\tcoluna", None),
+            ("Aula — ação ✓", "é", None),
+        ];
+        for (title, description, err) in table {
+            assert_eq!(
+                BriefingDraft::new(title, description, 10).err(),
+                err,
+                "{title:?} {description:?}"
+            );
         }
     }
 

@@ -81,6 +81,9 @@ pub trait Lifecycle:
     const IN_FLIGHT: &'static [Self];
     /// Statuses in which a worker is running the task (once it has reported its start).
     const RUNNING: &'static [Self];
+    /// Statuses that hold one of the user's job slots (`MAX_ACTIVE_JOBS_PER_USER`): in flight or
+    /// cancellable, i.e. neither final nor waiting for the user's choice.
+    const ACTIVE: &'static [Self];
     /// Final statuses: nothing moves a row out of them.
     const TERMINAL: &'static [Self];
     /// Where every cancel ends.
@@ -99,6 +102,7 @@ macro_rules! status_enum {
         cancellable: [$($c:ident),+],
         in_flight: [$($f:ident),+],
         running: [$($r:ident),+],
+        active: [$($a:ident),+],
         terminal: [$($t:ident),+],
         cancelled: $cancelled:ident,
         has_progress: $progress:literal $(,)?
@@ -117,6 +121,7 @@ macro_rules! status_enum {
             const CANCELLABLE: &'static [Self] = &[$(Self::$c),+];
             const IN_FLIGHT: &'static [Self] = &[$(Self::$f),+];
             const RUNNING: &'static [Self] = &[$(Self::$r),+];
+            const ACTIVE: &'static [Self] = &[$(Self::$a),+];
             const TERMINAL: &'static [Self] = &[$(Self::$t),+];
             const CANCELLED: Self = Self::$cancelled;
             const HAS_PROGRESS: bool = $progress;
@@ -195,6 +200,7 @@ status_enum!(
     cancellable: [Processing, GeneratingOptions],
     in_flight: [Pending, Processing, GeneratingOptions],
     running: [Processing, GeneratingOptions],
+    active: [Pending, Processing, GeneratingOptions],
     terminal: [Completed, Failed, Cancelled],
     cancelled: Cancelled,
     has_progress: false,
@@ -215,6 +221,7 @@ status_enum!(
     cancellable: [Queued, Processing, PendingApproval],
     in_flight: [Queued, Processing],
     running: [Processing],
+    active: [Queued, Processing, PendingApproval],
     terminal: [Completed, Failed, Cancelled],
     cancelled: Cancelled,
     has_progress: true,
@@ -332,5 +339,17 @@ mod tests {
             assert!(s.is_in_flight() && s.is_cancellable(), "{s}");
         }
         assert!(B::CANCELLED.is_terminal() && V::CANCELLED.is_terminal());
+    }
+
+    #[test]
+    fn a_job_holds_a_slot_exactly_while_it_is_in_flight_or_cancellable() {
+        for &s in B::ALL {
+            let expected = s.is_in_flight() || s.is_cancellable();
+            assert_eq!(B::ACTIVE.contains(&s), expected, "{s}");
+        }
+        for &s in V::ALL {
+            let expected = s.is_in_flight() || s.is_cancellable();
+            assert_eq!(V::ACTIVE.contains(&s), expected, "{s}");
+        }
     }
 }

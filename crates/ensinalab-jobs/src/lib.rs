@@ -7,12 +7,13 @@
 //! errors and go on; none ends the process.
 //!
 //! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
-//! the [`lost_workers`] rule, and the [`trail`] writer. They drive use cases of
+//! the [`lost_workers`] rule, the [`trail`] writer and the trail's [`retention`]. They drive use cases of
 //! `ensinalab_ports::Service`; the rules stay there and in the domain.
 
 pub mod dispatcher;
 pub mod lost_workers;
 pub mod reconciler;
+pub mod retention;
 pub mod trail;
 
 use std::fmt::Debug;
@@ -30,6 +31,7 @@ use tokio::time::MissedTickBehavior;
 use crate::dispatcher::{Dispatcher, DispatcherSettings, OnWorkerOnline, Rebroadcasts};
 use crate::lost_workers::LostWorkers;
 use crate::reconciler::{OnTaskChanged, Sweep};
+use crate::retention::TrailRetention;
 use crate::trail::TrailWriter;
 
 /// What feeds the event-driven jobs.
@@ -49,6 +51,8 @@ pub struct Pacing {
     /// The reconciler's sweep and the lost-worker check.
     pub reconcile_every: Duration,
     pub dispatcher: DispatcherSettings,
+    /// How much of the security trail is kept.
+    pub trail_retention: Duration,
 }
 
 /// Starts every background job of the server over `service`. Must be called inside a tokio
@@ -85,6 +89,11 @@ where
         "security trail",
         feeds.trail,
         TrailWriter(Arc::clone(&service)),
+    );
+    jobs.every(
+        "security trail retention",
+        retention::PRUNE_EVERY,
+        TrailRetention::new(Arc::clone(&service), pacing.trail_retention),
     );
     jobs.every(
         "revoke dispatcher",

@@ -215,6 +215,56 @@ pub struct ActiveResource {
     pub created_at: OffsetDateTime,
 }
 
+/// The largest page of the active list a caller may ask for.
+pub const MAX_ACTIVE_PAGE: u32 = 500;
+/// The page of the active list when the caller names none.
+pub const DEFAULT_ACTIVE_PAGE: u32 = 100;
+
+/// Which page of a user's active list to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivePage {
+    /// `1..=MAX_ACTIVE_PAGE`.
+    pub limit: u32,
+    /// The last row of the previous page; `None` for the first page.
+    pub after: Option<ActivePosition>,
+}
+
+impl Default for ActivePage {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_ACTIVE_PAGE,
+            after: None,
+        }
+    }
+}
+
+/// A row's place in the active list's order (newest first, then kind, then id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivePosition {
+    pub created_at: OffsetDateTime,
+    pub kind: ResourceKind,
+    pub id: i64,
+}
+
+impl ActivePosition {
+    /// Where `row` stands.
+    pub fn of(row: &ActiveResource) -> Self {
+        Self {
+            created_at: row.created_at,
+            kind: row.status.kind(),
+            id: row.id,
+        }
+    }
+}
+
+/// What [`crate::Tasks::active`] read: a page, and the counts of the whole list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ActiveRows {
+    pub rows: Vec<ActiveResource>,
+    pub briefings: u64,
+    pub videos: u64,
+}
+
 /// Which resource a task belongs to, for ownership checks and the reconciler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceRef {

@@ -8,18 +8,24 @@ use ensinalab_domain::{
     VideoStatus,
 };
 
+use time::OffsetDateTime;
+
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
 use crate::error::StoreError;
 use crate::model::{
-    ActiveResource, Briefing, BriefingOption, BriefingUpdate, CancelledAll, InFlightTask, NewVideo,
-    Resource, ResourceId, ResourceRef, Transition, Video, VideoUpdate,
+    ActivePage, ActiveRows, Briefing, BriefingOption, BriefingUpdate, CancelledAll, InFlightTask,
+    NewVideo, Resource, ResourceId, ResourceRef, Transition, Video, VideoUpdate,
 };
 use crate::outbox::RevokeOutbox;
 
 /// Briefings and their options.
 pub trait Briefings: Send + Sync {
     /// Inserts a briefing in `processing` with its `generate_options` task id already set, so a
-    /// worker's report can never arrive before the row knows its task.
+    /// worker's report can never arrive before the row knows its task; unless `user` already
+    /// holds `slots` jobs ([`Lifecycle::ACTIVE`](ensinalab_domain::Lifecycle::ACTIVE) briefings
+    /// and videos), then `None` and nothing is written. Counting and inserting MUST not
+    /// interleave with another creation of the same user's (on one database, however many
+    /// servers).
     ///
     /// # Errors
     /// `StoreError` when the insert fails.
@@ -28,7 +34,8 @@ pub trait Briefings: Send + Sync {
         user: UserId,
         draft: &BriefingDraft,
         task_id: &TaskId,
-    ) -> impl Future<Output = Result<Briefing, StoreError>> + Send;
+        slots: u32,
+    ) -> impl Future<Output = Result<Option<Briefing>, StoreError>> + Send;
 
     /// The briefing and its options (oldest first), whoever owns it: the use case decides who
     /// may see it (a missing row and someone else's MUST look the same to the caller).
@@ -66,14 +73,16 @@ pub trait Briefings: Send + Sync {
 
 /// Videos.
 pub trait Videos: Send + Sync {
-    /// Inserts a video in `queued`, progress 0, with its task id.
+    /// Inserts a video in `queued`, progress 0, with its task id; unless its user already holds
+    /// `slots` jobs (as [`Briefings::create_briefing`]), then `None`.
     ///
     /// # Errors
     /// `StoreError` when the insert fails.
     fn create_video(
         &self,
         new: &NewVideo,
-    ) -> impl Future<Output = Result<Video, StoreError>> + Send;
+        slots: u32,
+    ) -> impl Future<Output = Result<Option<Video>, StoreError>> + Send;
 
     /// The video, whoever owns it (see [`Briefings::briefing`]).
     ///
@@ -118,15 +127,18 @@ pub type Status<I> = <<I as ResourceId>::Row as Resource>::Status;
 
 /// Queries and transitions across briefings and videos.
 pub trait Tasks: Send + Sync {
-    /// The user's cancellable briefings and videos, newest first, in a constant number of
-    /// queries whatever their number.
+    /// A page of the user's cancellable briefings and videos, newest first (by `created_at`,
+    /// then kind, then id: a total order, so pages never overlap or skip), at most
+    /// `page.limit + 1` rows after `page.after` (the one extra says a next page exists), with
+    /// the counts of the whole list; one statement whatever their number.
     ///
     /// # Errors
     /// `StoreError` on database failure only.
     fn active(
         &self,
         user: UserId,
-    ) -> impl Future<Output = Result<Vec<ActiveResource>, StoreError>> + Send;
+        page: &ActivePage,
+    ) -> impl Future<Output = Result<ActiveRows, StoreError>> + Send;
 
     /// The resource whose current task is `task_id`, whoever owns it.
     ///
@@ -178,6 +190,16 @@ pub trait SecurityLog: Send + Sync {
         &self,
         query: &SecurityEventQuery,
     ) -> impl Future<Output = Result<SecurityEventPage, StoreError>> + Send;
+
+    /// Deletes up to `limit` events created before `before`, oldest first; returns how many.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn prune_security_events(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Everything a use case may need from storage.

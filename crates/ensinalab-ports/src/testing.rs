@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ensinalab_domain::{
-    BriefingDraft, BriefingId, BriefingStatus, Cancel, CancelReason, OptionId, ResourceKind,
-    TaskId, UserId, VideoId, VideoStatus,
+    BriefingDraft, BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, OptionId,
+    ResourceKind, TaskId, UserId, VideoId, VideoStatus,
 };
 use time::OffsetDateTime;
 
@@ -16,9 +16,10 @@ use crate::broker::TaskBroker;
 use crate::changes::{ChangeSink, TaskChange};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
-    ActiveResource, AnyStatus, Briefing, BriefingOption, BriefingUpdate, Caller, CancelledAll,
-    InFlightTask, NewVideo, Resource, ResourceId, ResourceRef, RevokeOutcome, RevokeReport,
-    TaskRequest, TaskSnapshot, Transition, Video, VideoUpdate,
+    ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, Briefing, BriefingOption,
+    BriefingUpdate, Caller, CancelledAll, InFlightTask, NewVideo, Resource, ResourceId,
+    ResourceRef, RevokeOutcome, RevokeReport, TaskRequest, TaskSnapshot, Transition, Video,
+    VideoUpdate,
 };
 use crate::outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 use crate::repo::{Briefings, Cancels, SecurityLog, Status, Tasks, Videos};
@@ -36,6 +37,17 @@ struct Tables {
 }
 
 impl Tables {
+    /// The jobs `user` holds (`Lifecycle::ACTIVE`).
+    fn held_slots(&self, user: UserId) -> usize {
+        let briefings = self.briefings.iter().filter(|b| {
+            b.user_id == user && <BriefingStatus as Lifecycle>::ACTIVE.contains(&b.status)
+        });
+        let videos = self.videos.iter().filter(|v| {
+            v.user_id == user && <VideoStatus as Lifecycle>::ACTIVE.contains(&v.status)
+        });
+        briefings.count() + videos.count()
+    }
+
     fn next(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
@@ -287,8 +299,12 @@ impl Briefings for InMemoryStore {
         user: UserId,
         draft: &BriefingDraft,
         task_id: &TaskId,
-    ) -> Result<Briefing, StoreError> {
+        slots: u32,
+    ) -> Result<Option<Briefing>, StoreError> {
         self.with(|t| {
+            if t.held_slots(user) >= slots as usize {
+                return None;
+            }
             let now = OffsetDateTime::now_utc();
             let b = Briefing {
                 id: BriefingId(t.next()),
@@ -303,7 +319,7 @@ impl Briefings for InMemoryStore {
                 updated_at: now,
             };
             t.briefings.push(b.clone());
-            b
+            Some(b)
         })
     }
 
@@ -373,8 +389,11 @@ impl Briefings for InMemoryStore {
 }
 
 impl Videos for InMemoryStore {
-    async fn create_video(&self, new: &NewVideo) -> Result<Video, StoreError> {
+    async fn create_video(&self, new: &NewVideo, slots: u32) -> Result<Option<Video>, StoreError> {
         self.with(|t| {
+            if t.held_slots(new.user_id) >= slots as usize {
+                return None;
+            }
             let now = OffsetDateTime::now_utc();
             let v = Video {
                 id: VideoId(t.next()),
@@ -391,7 +410,7 @@ impl Videos for InMemoryStore {
                 updated_at: now,
             };
             t.videos.push(v.clone());
-            v
+            Some(v)
         })
     }
 
@@ -431,7 +450,7 @@ impl Videos for InMemoryStore {
 }
 
 impl Tasks for InMemoryStore {
-    async fn active(&self, user: UserId) -> Result<Vec<ActiveResource>, StoreError> {
+    async fn active(&self, user: UserId, page: &ActivePage) -> Result<ActiveRows, StoreError> {
         self.with(|t| {
             let briefings = t
                 .briefings
@@ -460,8 +479,26 @@ impl Tasks for InMemoryStore {
                     created_at: v.created_at,
                 });
             let mut all: Vec<ActiveResource> = briefings.chain(videos).collect();
-            all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-            all
+            let key = |r: &ActiveResource| {
+                let p = ActivePosition::of(r);
+                (p.created_at, p.kind == ResourceKind::Video, p.id)
+            };
+            all.sort_by_key(|r| std::cmp::Reverse(key(r)));
+            let counts = |kind| all.iter().filter(|r| r.status.kind() == kind).count() as u64;
+            let (briefings, videos) = (counts(ResourceKind::Briefing), counts(ResourceKind::Video));
+            let after = page
+                .after
+                .map(|p| (p.created_at, p.kind == ResourceKind::Video, p.id));
+            let rows = all
+                .into_iter()
+                .filter(|r| after.is_none_or(|after| key(r) < after))
+                .take(page.limit as usize + 1)
+                .collect();
+            ActiveRows {
+                rows,
+                briefings,
+                videos,
+            }
         })
     }
 
@@ -565,6 +602,23 @@ impl Tasks for InMemoryStore {
 impl SecurityLog for InMemoryStore {
     async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
         self.with(|t| t.push_event(event.clone()))
+    }
+
+    async fn prune_security_events(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.with(|t| {
+            let mut left = limit;
+            let kept_before = t.events.len();
+            t.events.retain(|e| {
+                let prune = left > 0 && e.created_at < before;
+                left -= u32::from(prune);
+                !prune
+            });
+            (kept_before - t.events.len()) as u64
+        })
     }
 
     async fn security_events(

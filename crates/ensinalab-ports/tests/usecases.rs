@@ -8,8 +8,9 @@ use ensinalab_domain::{
 };
 use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
 use ensinalab_ports::{
-    Caller, CancelBriefingError, CancelVideoError, RevokeOutcome, RevokeStatus, SecurityEventKind,
-    SelectOptionError, Service, Settings, TaskKind, TaskSnapshot, TaskStatusError,
+    ActivePage, Caller, CancelBriefingError, CancelVideoError, RevokeOutcome, RevokeStatus,
+    SecurityEventKind, SelectOptionError, Service, Settings, TaskKind, TaskSnapshot,
+    TaskStatusError,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -312,7 +313,10 @@ async fn the_active_list_has_only_the_callers_active_rows_with_states_in_one_cal
     });
     let now = v.created_at + Duration::seconds(301);
 
-    let list = svc.list_active(&caller(ALICE), now).await.unwrap();
+    let list = svc
+        .list_active(&caller(ALICE), &ActivePage::default(), now)
+        .await
+        .unwrap();
 
     let ids: Vec<i64> = list.tasks.iter().map(|t| t.resource.id).collect();
     assert_eq!(
@@ -338,16 +342,23 @@ async fn a_job_is_stuck_only_past_the_configured_limit() {
         RecordingBroker::default(),
         Settings {
             task_time_limit_secs: 60,
+            ..Settings::default()
         },
     );
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
     let at = |secs| v.created_at + Duration::seconds(secs);
-    let list = svc.list_active(&caller(ALICE), at(60)).await.unwrap();
+    let list = svc
+        .list_active(&caller(ALICE), &ActivePage::default(), at(60))
+        .await
+        .unwrap();
     assert!(!list.tasks[0].is_stuck);
     assert_eq!(list.tasks[0].elapsed.seconds, 60);
-    let list = svc.list_active(&caller(ALICE), at(61)).await.unwrap();
+    let list = svc
+        .list_active(&caller(ALICE), &ActivePage::default(), at(61))
+        .await
+        .unwrap();
     assert!(list.tasks[0].is_stuck);
 }
 
@@ -359,7 +370,11 @@ async fn the_active_list_still_answers_when_the_broker_is_down() {
     svc.broker().fail_next.store(1, Ordering::SeqCst);
 
     let list = svc
-        .list_active(&caller(ALICE), OffsetDateTime::now_utc())
+        .list_active(
+            &caller(ALICE),
+            &ActivePage::default(),
+            OffsetDateTime::now_utc(),
+        )
         .await
         .unwrap();
 

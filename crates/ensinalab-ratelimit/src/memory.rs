@@ -13,7 +13,8 @@ use governor::{Quota, RateLimiter as Gcra};
 
 use crate::emission_interval;
 
-/// Idle keys are dropped every this many checks, so memory stays bounded with many users/IPs.
+/// Idle keys of every policy are dropped every this many checks (of any policy), so memory
+/// stays bounded with many users/IPs.
 const EVICT_EVERY: u64 = 10_000;
 
 type Keyed = Gcra<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -88,7 +89,11 @@ impl InProcessLimiter {
             }
         };
         if evict {
-            limiter.retain_recent();
+            // Every policy's idle keys: the one checked now may not be the one that grew.
+            for limiter in limiters.by_policy.values() {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
         }
         decision
     }

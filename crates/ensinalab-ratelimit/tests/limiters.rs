@@ -148,6 +148,29 @@ async fn in_process_memory_stays_bounded_with_many_distinct_keys() {
 }
 
 #[tokio::test]
+async fn in_process_keys_of_a_policy_no_longer_checked_are_evicted_too() {
+    let l = InProcessLimiter::default();
+    let flood = RatePolicy {
+        name: "flood",
+        quota: 1,
+        window: Duration::from_millis(20),
+    };
+    let hot = RatePolicy {
+        name: "hot",
+        ..flood.clone()
+    };
+    for i in 0..100_000 {
+        l.check(&flood, &format!("ip:{i}")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // From now on only another policy is checked.
+    for _ in 0..10_000 {
+        l.check(&hot, "user:1").await.unwrap();
+    }
+    assert!(l.keys() <= 1, "the flood's keys were kept: {}", l.keys());
+}
+
+#[tokio::test]
 async fn in_process_idle_keys_can_be_evicted_on_demand() {
     let l = InProcessLimiter::default();
     let fast = RatePolicy {

@@ -11,9 +11,10 @@ use ensinalab_ports::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, NotSet, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, Value,
 };
+use time::OffsetDateTime;
 
 use crate::SqlStore;
 use crate::convert::{self, now};
@@ -21,6 +22,31 @@ use crate::entity::security_event::{self, Column};
 use crate::error::classify;
 
 impl SecurityLog for SqlStore {
+    #[tracing::instrument(skip(self), err)]
+    async fn prune_security_events(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let backend = self.db.get_database_backend();
+        // SQLite keeps RFC 3339 text whose order is not time order within a second.
+        let older = match backend {
+            DbBackend::Sqlite => "julianday(created_at) < julianday($1)",
+            _ => "created_at < $1",
+        };
+        let sql = format!(
+            "DELETE FROM security_events WHERE id IN \
+             (SELECT id FROM security_events WHERE {older} ORDER BY created_at LIMIT $2)"
+        );
+        let values: [Value; 2] = [convert::utc(before).into(), i64::from(limit).into()];
+        let done = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
     #[tracing::instrument(skip(self), err)]
     async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
         security_event::ActiveModel {

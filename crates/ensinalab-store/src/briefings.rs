@@ -6,8 +6,7 @@ use ensinalab_domain::{
 use ensinalab_ports::{Briefing, BriefingOption, BriefingUpdate, Briefings, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set, TransactionTrait, Value,
 };
 
 use crate::SqlStore;
@@ -15,6 +14,7 @@ use crate::convert::{self, now};
 use crate::entity::{briefing, option};
 use crate::error::classify;
 use crate::guarded::{cancel_write, in_flight, moved_row};
+use crate::slots;
 
 fn duration_column(minutes: u32) -> Result<i32, StoreError> {
     i32::try_from(minutes)
@@ -28,24 +28,33 @@ impl Briefings for SqlStore {
         user: UserId,
         draft: &BriefingDraft,
         task_id: &TaskId,
-    ) -> Result<Briefing, StoreError> {
+        slots: u32,
+    ) -> Result<Option<Briefing>, StoreError> {
         let now = now();
-        let row = briefing::ActiveModel {
-            id: NotSet,
-            user_id: Set(user.get()),
-            title: Set(draft.title().to_owned()),
-            description: Set(draft.description().to_owned()),
-            duration_minutes: Set(duration_column(draft.duration_minutes())?),
-            status: Set(BriefingStatus::Processing.as_str().to_owned()),
-            task_id: Set(Some(task_id.as_str().to_owned())),
-            error_message: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&self.db)
-        .await
-        .map_err(classify)?;
-        convert::briefing(row)
+        let values: Vec<Value> = vec![
+            user.get().into(),
+            draft.title().into(),
+            draft.description().into(),
+            duration_column(draft.duration_minutes())?.into(),
+            BriefingStatus::Processing.as_str().into(),
+            task_id.as_str().into(),
+            now.into(),
+            now.into(),
+        ];
+        let columns = [
+            "user_id",
+            "title",
+            "description",
+            "duration_minutes",
+            "status",
+            "task_id",
+            "created_at",
+            "updated_at",
+        ];
+        slots::insert_if_free(&self.db, "briefings", &columns, values, user, slots)
+            .await?
+            .map(convert::briefing)
+            .transpose()
     }
 
     #[tracing::instrument(skip(self), err)]

@@ -32,6 +32,7 @@ mod guarded;
 mod outbox;
 mod owe;
 mod postgres;
+mod slots;
 mod tasks;
 mod videos;
 
@@ -45,6 +46,8 @@ use ensinalab_ports::StoreError;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::error::classify;
+
+pub use tasks::active_sql;
 
 /// How long a request waits for a connection (or for a new one to open) before the store
 /// reports `Unavailable`: a dead database must give a fast 503, not a hung request.

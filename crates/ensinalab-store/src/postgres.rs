@@ -3,21 +3,21 @@
 //! as the generic one it replaces.
 
 use ensinalab_domain::{BriefingStatus, Cancel, ResourceKind, UserId, VideoStatus};
-use ensinalab_ports::{ActiveResource, FIRST_ATTEMPT_GRACE, StoreError};
+use ensinalab_ports::{ActivePage, ActiveRows, FIRST_ATTEMPT_GRACE, StoreError};
 use sea_orm::sea_query::{
     Alias, CommonTableExpression, Expr, ExprTrait, InsertStatement, Query, SelectStatement,
     SubQueryStatement, UnionType, WithClause,
 };
 use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, QueryFilter, QueryTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, QueryFilter, QueryTrait,
 };
 
 use crate::convert::{self, Moved, UnionRow};
 use crate::entity::{briefing, video};
 use crate::error::{classify, classify_sqlx};
 use crate::guarded::{Table, cancel_write};
-use crate::tasks::{ACTIVE_USER, active_statement};
+use crate::tasks::{active_sql, count, page_binds};
 
 /// The active list through sqlx itself, its text columns read borrowed: sea-orm's per-column
 /// read (an owned `String`, a type check, error mapping per column) was most of the server's
@@ -25,29 +25,29 @@ use crate::tasks::{ACTIVE_USER, active_statement};
 pub(crate) async fn active(
     pool: &sqlx::PgPool,
     user: UserId,
-) -> Result<Vec<ActiveResource>, StoreError> {
-    let statement = active_statement(DbBackend::Postgres);
-    let mut query = sqlx::query(statement.sql.as_str());
-    // the statement lives as long as the server: its text binds are borrowed, not cloned
-    for value in statement.values.iter().flat_map(|v| &v.0) {
-        query = match value {
-            Value::BigInt(Some(ACTIVE_USER)) => query.bind(user.get()),
-            Value::BigInt(i) => query.bind(*i),
-            Value::String(s) => query.bind(s.as_deref()),
-            Value::Double(d) => query.bind(*d),
-            other => {
-                return Err(StoreError::Other(
-                    format!("active list: unexpected bind {other:?}").into(),
-                ));
-            }
+    page: &ActivePage,
+) -> Result<ActiveRows, StoreError> {
+    let (at, kind, id, limit) = page_binds(page);
+    let rows = sqlx::query(active_sql(DbBackend::Postgres))
+        .bind(user.get())
+        .bind(at)
+        .bind(kind)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(classify_sqlx)?;
+    let mut out = ActiveRows::default();
+    for row in &rows {
+        let column = |e| classify_sqlx(e);
+        out.briefings = count(row.try_get(9).map_err(column)?);
+        out.videos = count(row.try_get(10).map_err(column)?);
+        let Some(kind) = row.try_get::<Option<&str>, _>(0).map_err(column)? else {
+            continue;
         };
-    }
-    let rows = query.fetch_all(pool).await.map_err(classify_sqlx)?;
-    rows.iter()
-        .map(|row| {
-            let column = |e| classify_sqlx(e);
+        out.rows.push(
             UnionRow {
-                kind: row.try_get(0).map_err(column)?,
+                kind,
                 id: row.try_get(1).map_err(column)?,
                 user_id: row.try_get(2).map_err(column)?,
                 title: row.try_get(3).map_err(column)?,
@@ -57,9 +57,10 @@ pub(crate) async fn active(
                 task_id: row.try_get(7).map_err(column)?,
                 created_at: row.try_get(8).map_err(column)?,
             }
-            .into_active()
-        })
-        .collect()
+            .into_active()?,
+        );
+    }
+    Ok(out)
 }
 
 /// Cancel-all's two guarded writes and the revoke batch they owe as ONE data-modifying `WITH`,

@@ -3,10 +3,13 @@
 
 use std::sync::OnceLock;
 
+use ensinalab_domain::Lifecycle;
 use ensinalab_domain::{
     BriefingId, BriefingStatus, Cancel, ResourceKind, TaskId, UserId, VideoId, VideoStatus,
 };
-use ensinalab_ports::{ActiveResource, CancelledAll, InFlightTask, ResourceRef, StoreError, Tasks};
+use ensinalab_ports::{
+    ActivePage, ActiveRows, CancelledAll, InFlightTask, ResourceRef, StoreError, Tasks,
+};
 use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
@@ -21,6 +24,7 @@ use crate::error::classify;
 use crate::guarded::{Table, cancel_write, wire};
 use crate::owe::{Owe, owe_revokes};
 use crate::postgres;
+use crate::slots::literals;
 
 /// A row of [`task_rows`] as sea-orm reads it; [`TaskRow::union`] lends it to the one decoder.
 /// Columns are read by position: a by-name read formats and looks up each column's name
@@ -113,28 +117,74 @@ pub(crate) fn task_rows(briefings: Condition, videos: Condition) -> SelectStatem
     b
 }
 
-/// Marks the user's binds in [`active_statement`].
-pub(crate) const ACTIVE_USER: i64 = i64::MIN;
-
-/// The statement of [`Tasks::active`], its user's binds [`ACTIVE_USER`]: built once per backend
-/// (building it per request cost more than decoding its rows: docs/benchmarks.md, "the active
-/// list"); only the user's binds change per request.
-pub(crate) fn active_statement(backend: DbBackend) -> &'static Statement {
-    static BUILT: [OnceLock<Statement>; 2] = [OnceLock::new(), OnceLock::new()];
-    BUILT[usize::from(backend == DbBackend::Postgres)].get_or_init(|| {
-        let mut query = task_rows(
-            Condition::all()
-                .add(briefing::Column::UserId.eq(ACTIVE_USER))
-                .add(briefing::Column::Status.is_in(wire(BriefingStatus::CANCELLABLE))),
-            Condition::all()
-                .add(video::Column::UserId.eq(ACTIVE_USER))
-                .add(video::Column::Status.is_in(wire(VideoStatus::CANCELLABLE))),
-        );
-        query
-            .order_by("created_at", Order::Desc)
-            .order_by("id", Order::Desc);
-        backend.build(&query)
+/// The statement of [`Tasks::active`] on `backend`, built once (building it per request cost
+/// more than decoding its rows: docs/benchmarks.md, "the active list"). Binds: `$1` the user,
+/// `$2, $3, $4` the position the page starts after (`created_at`, kind, id; all null for the
+/// first page), `$5` how many rows. Every row carries the whole list's counts, and an empty
+/// page is one row of counts whose other columns are null. The statuses are the domain's
+/// cancellable sets, written as literals.
+pub fn active_sql(backend: DbBackend) -> &'static str {
+    static BUILT: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    let postgres = backend == DbBackend::Postgres;
+    BUILT[usize::from(postgres)].get_or_init(|| {
+        // SQLite keeps timestamps as RFC 3339 text, whose order is not time order within a
+        // second (`05Z` after `05.5Z`): it orders and compares by julianday() instead.
+        let (kind, none_f64, none_text, time, after_time, first_page) = if postgres {
+            (
+                "'briefing'::text",
+                "NULL::float8",
+                "NULL::text",
+                "created_at",
+                "$2",
+                "$2::timestamptz IS NULL",
+            )
+        } else {
+            (
+                "'briefing'",
+                "NULL",
+                "NULL",
+                "julianday(created_at)",
+                "julianday($2)",
+                "$2 IS NULL",
+            )
+        };
+        format!(
+            "WITH a AS (\
+             SELECT {kind} AS kind, id, user_id, title, status, {none_f64} AS progress, \
+             {none_text} AS generator_type, task_id, created_at, {time} AS t FROM briefings \
+             WHERE user_id = $1 AND status IN ({briefings}) \
+             UNION ALL SELECT 'video', id, user_id, title, status, progress, generator_type, \
+             task_id, created_at, {time} FROM videos \
+             WHERE user_id = $1 AND status IN ({videos})), \
+             n AS (SELECT count(*) FILTER (WHERE kind = 'briefing') AS briefings, \
+             count(*) FILTER (WHERE kind = 'video') AS videos FROM a) \
+             SELECT a.kind, a.id, a.user_id, a.title, a.status, a.progress, a.generator_type, \
+             a.task_id, a.created_at, n.briefings, n.videos \
+             FROM n LEFT JOIN a ON {first_page} OR (a.t, a.kind, a.id) < ({after_time}, $3, $4) \
+             ORDER BY a.t DESC, a.kind DESC, a.id DESC LIMIT $5",
+            briefings = literals(<BriefingStatus as Lifecycle>::CANCELLABLE),
+            videos = literals(<VideoStatus as Lifecycle>::CANCELLABLE),
+        )
     })
+}
+
+/// The binds of [`active_sql`] after the user: the page's start and size (one more row than
+/// asked, which says whether a next page exists).
+pub(crate) fn page_binds(
+    page: &ActivePage,
+) -> (
+    Option<OffsetDateTime>,
+    Option<&'static str>,
+    Option<i64>,
+    i64,
+) {
+    let after = page.after;
+    (
+        after.map(|p| p.created_at),
+        after.map(|p| p.kind.as_str()),
+        after.map(|p| p.id),
+        i64::from(page.limit) + 1,
+    )
 }
 
 impl SqlStore {
@@ -186,23 +236,54 @@ async fn cancel_rows<T: Table>(
 
 impl Tasks for SqlStore {
     #[tracing::instrument(skip(self), err)]
-    async fn active(&self, user: UserId) -> Result<Vec<ActiveResource>, StoreError> {
+    async fn active(&self, user: UserId, page: &ActivePage) -> Result<ActiveRows, StoreError> {
         let backend = self.db.get_database_backend();
-        let mut active = if backend == DbBackend::Postgres {
-            postgres::active(self.db.get_postgres_connection_pool(), user).await?
-        } else {
-            let mut statement = active_statement(backend).clone();
-            for value in statement.values.iter_mut().flat_map(|v| v.0.iter_mut()) {
-                if *value == Value::BigInt(Some(ACTIVE_USER)) {
-                    *value = Value::BigInt(Some(user.get()));
+        if backend == DbBackend::Postgres {
+            return postgres::active(self.db.get_postgres_connection_pool(), user, page).await;
+        }
+        let (at, kind, id, limit) = page_binds(page);
+        let values: [Value; 5] = [
+            user.get().into(),
+            at.into(),
+            kind.into(),
+            id.into(),
+            limit.into(),
+        ];
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                active_sql(backend),
+                values,
+            ))
+            .await
+            .map_err(classify)?;
+        let mut out = ActiveRows::default();
+        for row in &rows {
+            let column = |e| classify(e);
+            out.briefings = count(row.try_get_by_index(9).map_err(column)?);
+            out.videos = count(row.try_get_by_index(10).map_err(column)?);
+            let Some(kind) = row.try_get_by_index::<Option<String>>(0).map_err(column)? else {
+                continue;
+            };
+            let status: String = row.try_get_by_index(4).map_err(column)?;
+            let task_id: Option<String> = row.try_get_by_index(7).map_err(column)?;
+            out.rows.push(
+                UnionRow {
+                    kind: &kind,
+                    id: row.try_get_by_index(1).map_err(column)?,
+                    user_id: row.try_get_by_index(2).map_err(column)?,
+                    title: row.try_get_by_index(3).map_err(column)?,
+                    status: &status,
+                    progress: row.try_get_by_index(5).map_err(column)?,
+                    generator_type: row.try_get_by_index(6).map_err(column)?,
+                    task_id: task_id.as_deref(),
+                    created_at: row.try_get_by_index(8).map_err(column)?,
                 }
-            }
-            self.union_rows(statement, |row| row.into_active()).await?
-        };
-        // SQLite compares its RFC 3339 text, which misorders rows within one second (`05Z`
-        // sorts after `05.5Z`); the list is one user's active rows, so sort it again here.
-        active.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(active)
+                .into_active()?,
+            );
+        }
+        Ok(out)
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -269,4 +350,9 @@ impl Tasks for SqlStore {
             .await?;
         Ok(rows.into_iter().flatten().collect())
     }
+}
+
+/// A count as the database returns it (never negative).
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }

@@ -3,36 +3,47 @@
 use ensinalab_domain::{Cancel, CancelReason, VideoId, VideoStatus};
 use ensinalab_ports::{NewVideo, StoreError, Video, VideoUpdate, Videos};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Value};
 
 use crate::SqlStore;
 use crate::convert::{self, now};
 use crate::entity::video;
 use crate::error::classify;
 use crate::guarded::{cancel_write, in_flight, moved_row};
+use crate::slots;
 
 impl Videos for SqlStore {
     #[tracing::instrument(skip(self), err)]
-    async fn create_video(&self, new: &NewVideo) -> Result<Video, StoreError> {
+    async fn create_video(&self, new: &NewVideo, slots: u32) -> Result<Option<Video>, StoreError> {
         let now = now();
-        let row = video::ActiveModel {
-            id: NotSet,
-            user_id: Set(new.user_id.get()),
-            briefing_id: Set(new.briefing_id.get()),
-            option_id: Set(new.option_id.get()),
-            title: Set(new.title.clone()),
-            generator_type: Set(new.generator_type.clone()),
-            status: Set(VideoStatus::Queued.as_str().to_owned()),
-            progress: Set(0.0),
-            task_id: Set(Some(new.task_id.as_str().to_owned())),
-            error_message: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&self.db)
-        .await
-        .map_err(classify)?;
-        convert::video(row)
+        let values: Vec<Value> = vec![
+            new.user_id.get().into(),
+            new.briefing_id.get().into(),
+            new.option_id.get().into(),
+            new.title.as_str().into(),
+            new.generator_type.as_str().into(),
+            VideoStatus::Queued.as_str().into(),
+            0.0_f64.into(),
+            new.task_id.as_str().into(),
+            now.into(),
+            now.into(),
+        ];
+        let columns = [
+            "user_id",
+            "briefing_id",
+            "option_id",
+            "title",
+            "generator_type",
+            "status",
+            "progress",
+            "task_id",
+            "created_at",
+            "updated_at",
+        ];
+        slots::insert_if_free(&self.db, "videos", &columns, values, new.user_id, slots)
+            .await?
+            .map(convert::video)
+            .transpose()
     }
 
     #[tracing::instrument(skip(self), err)]

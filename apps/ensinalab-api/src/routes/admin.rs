@@ -10,12 +10,11 @@ use ensinalab_ports::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use utoipa::{IntoParams, ToSchema};
 
 use super::{ROUTE_NOT_FOUND, Svc};
 use crate::auth::identify;
 use crate::dto::rfc3339;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::ids::Hashids;
 use ensinalab_jobs::trail::SecurityTrail;
 
@@ -23,8 +22,7 @@ use ensinalab_jobs::trail::SecurityTrail;
 pub const DEFAULT_PAGE: u32 = 50;
 
 /// Filters and cursor of `GET /admin/security-events`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 pub struct SecurityEventsParams {
     /// Only this user's events (the token `sub`).
     pub user_id: Option<i64>,
@@ -42,7 +40,7 @@ pub struct SecurityEventsParams {
 }
 
 /// One event of the trail.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct SecurityEventItem {
     /// Increasing; newest first in a page.
     pub id: i64,
@@ -61,14 +59,13 @@ pub struct SecurityEventItem {
     pub task_id: Option<String>,
     pub client_ip: Option<String>,
     /// Event-specific facts (counts, the rate-limit policy, the failed check...). Never a token.
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// RFC 3339, UTC.
     pub created_at: String,
 }
 
 /// A page of the trail, newest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct SecurityEventsResponse {
     pub events: Vec<SecurityEventItem>,
     /// Pass as `after` for the next (older) page; null on the last page.
@@ -146,16 +143,6 @@ impl SecurityEventsParams {
 }
 
 /// The security trail, filtered and keyset-paginated (admin tokens only).
-#[utoipa::path(
-    get, path = "/admin/security-events", tag = "admin", security(("bearer" = [])),
-    params(SecurityEventsParams),
-    responses(
-        (status = 200, body = SecurityEventsResponse),
-        (status = 400, description = "A filter, the cursor or the limit is invalid", body = ErrorBody),
-        (status = 404, description = "Rota não encontrada: any token without `\"role\": \"admin\"`, or none", body = ErrorBody),
-        (status = 503, body = ErrorBody),
-    )
-)]
 #[tracing::instrument(skip_all)]
 pub async fn security_events<S: Store, B: TaskBroker>(
     req: HttpRequest,
@@ -172,7 +159,7 @@ pub async fn security_events<S: Store, B: TaskBroker>(
                 task_id: None,
                 outcome: "not_admin".to_owned(),
                 client_ip: caller.client_ip,
-                details: serde_json::json!({"path": req.path()}),
+                details: serde_json::json!({"route": crate::client::route(&req)}),
             });
         }
         return Err(ApiError::NotFound(ROUTE_NOT_FOUND));

@@ -30,6 +30,12 @@ where
     B: TaskBroker + 'static,
 {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    // The cancel quota is the cancel resources' own: every request routed to one counts.
+    let cancel = |path: &str| {
+        resource(path).wrap(actix_web::middleware::from_fn(
+            crate::ratelimit::enforce_cancel,
+        ))
+    };
     // HEAD too on the probes: some load balancers check with it.
     cfg.service(
         resource("/healthz")
@@ -43,17 +49,17 @@ where
     )
     .service(resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)))
     .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
-    .service(resource("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
+    .service(cancel("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
     .service(resource("/tasks/{task_id}/status").route(web::get().to(task_status::<S, B>)))
     .service(resource("/briefings").route(web::post().to(create_briefing::<S, B>)))
     .service(resource("/briefings/{briefing_hash}").route(web::get().to(briefing::<S, B>)))
     .service(
-        resource("/briefings/{briefing_hash}/cancel-generation")
+        cancel("/briefings/{briefing_hash}/cancel-generation")
             .route(web::post().to(cancel_briefing::<S, B>)),
     )
     .service(resource("/options/{option_hash}/select").route(web::post().to(select_option::<S, B>)))
     .service(resource("/videos/{video_hash}/status").route(web::get().to(video_status::<S, B>)))
-    .service(resource("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)))
+    .service(cancel("/videos/{video_hash}/cancel").route(web::post().to(cancel_video::<S, B>)))
     // Unknown-route 404 for every other method too: the route must not reveal itself.
     .service(
         web::resource("/admin/security-events")
@@ -73,6 +79,13 @@ pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
 /// A route that exists, with another method.
 pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
+}
+
+/// Query strings: every failure as a JSON 400 naming the parameter.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req: &HttpRequest| {
+        ApiError::BadRequest(format!("Parâmetro inválido: {err}")).into()
+    })
 }
 
 /// JSON bodies: any content type (the seed's own `curl -d` example sends none), a size limit,
@@ -110,6 +123,14 @@ impl From<DraftError> for ApiError {
             }
             DraftError::DurationOutOfRange { max } => {
                 format!("duration_minutes deve estar entre 1 e {max}")
+            }
+            DraftError::ControlInTitle => {
+                "O título não pode conter caracteres de controle".to_owned()
+            }
+            DraftError::ControlInDescription => {
+                "A descrição não pode conter caracteres de controle (exceto quebra de linha e \
+                 tabulação)"
+                    .to_owned()
             }
         })
     }

@@ -6,15 +6,18 @@ use ensinalab_ports::{Store, TaskBroker};
 
 use super::Svc;
 use crate::auth::Auth;
-use crate::dto::{ActiveTasksResponse, CancelAllResponse, TaskStatusResponse};
+use crate::dto::{ActivePageParams, ActiveTasksResponse, CancelAllResponse, TaskStatusResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::{Hashids, TASK_NOT_FOUND};
 
-/// The caller's running briefings and videos with their Celery states.
+/// A page of the caller's running briefings and videos with their Celery states, newest
+/// first; `total` and `summary` count every page.
 #[utoipa::path(
     get, path = "/tasks/active", tag = "tasks", security(("bearer" = [])),
+    params(ActivePageParams),
     responses(
         (status = 200, body = ActiveTasksResponse),
+        (status = 400, description = "Parâmetro inválido: limit, or a cursor that is not the caller's", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -22,13 +25,15 @@ use crate::ids::{Hashids, TASK_NOT_FOUND};
 #[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn list_active<S: Store, B: TaskBroker>(
     auth: Auth,
+    query: web::Query<ActivePageParams>,
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
 ) -> Result<HttpResponse, ApiError> {
+    let (caller, page) = (&auth.0, query.page(auth.0.user_id, &ids)?);
     let list = svc
-        .list_active(&auth.0, time::OffsetDateTime::now_utc())
+        .list_active(caller, &page, time::OffsetDateTime::now_utc())
         .await?;
-    Ok(HttpResponse::Ok().json(ActiveTasksResponse::new(list, &ids)))
+    Ok(HttpResponse::Ok().json(ActiveTasksResponse::new(list, caller.user_id, &ids)))
 }
 
 /// One task's Celery state; only for a task of one of the caller's briefings or videos.

@@ -227,3 +227,104 @@ async fn path_parameters_of_any_shape_are_a_404(app: &TestApp) {
     );
 }
 both!(path_parameters_of_any_shape_are_a_404);
+
+async fn control_characters_in_a_briefing_are_a_422_with_a_detail(app: &TestApp) {
+    let token = app.token(1);
+    let cases = [
+        (
+            json!({"title": "Aula\u{0}zero", "duration_minutes": 10}),
+            "O título não pode conter caracteres de controle",
+        ),
+        (
+            json!({"title": "Aula\u{1b}[2J", "duration_minutes": 10}),
+            "O título não pode conter caracteres de controle",
+        ),
+        (
+            json!({"title": "Aula", "description": "a\u{0}b", "duration_minutes": 10}),
+            "A descrição não pode conter caracteres de controle (exceto quebra de linha e tabulação)",
+        ),
+    ];
+    for (body, detail) in cases {
+        let (status, answer) = app.post_json("/briefings", &token, &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_eq!(answer, json!({"detail": detail}));
+    }
+    let (status, created) = app
+        .post_json(
+            "/briefings",
+            &token,
+            &json!({"title": "Aula", "description": "linha 1\nlinha 2\tfim", "duration_minutes": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["description"], "linha 1\nlinha 2\tfim");
+    let (status, list) = app.get("/tasks/active", &token).await;
+    assert_eq!(
+        (status, list["total"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "nothing else was created"
+    );
+}
+both!(control_characters_in_a_briefing_are_a_422_with_a_detail);
+
+/// Titles and descriptions from a generator that favours what breaks things (control
+/// characters, NUL, escapes, quotes, non-BMP characters, the length limits): never a 5xx; a
+/// briefing accepted reads back as sent (the title trimmed).
+async fn generated_briefings_are_never_a_5xx(app: &TestApp) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let token = app.token(1);
+    let piece = prop_oneof![
+        any::<char>(),
+        prop::char::range('\u{0}', '\u{20}'),
+        prop::char::range('\u{7f}', '\u{a0}'),
+        prop::sample::select(vec![
+            '"',
+            '\\',
+            '/',
+            '\u{2028}',
+            '\u{feff}',
+            '\u{1F600}',
+            'ã',
+            ' '
+        ]),
+    ];
+    let text =
+        |max: usize| prop::collection::vec(piece.clone(), 0..max).prop_map(String::from_iter);
+    let strategy = (text(220), text(80), -2i64..200);
+    let mut runner = TestRunner::deterministic();
+    for case in 0..150 {
+        let (title, description, duration) =
+            strategy.new_tree(&mut runner).expect("a case").current();
+        let body =
+            json!({"title": title, "description": description, "duration_minutes": duration});
+        let (status, answer) = app.post_json("/briefings", &token, &body).await;
+        assert!(
+            !status.is_server_error(),
+            "case {case}: {body} -> {status} {answer}"
+        );
+        assert!(
+            [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY].contains(&status),
+            "case {case}: {body} -> {status} {answer}"
+        );
+        if status == StatusCode::CREATED {
+            let hash = answer["briefing_id"].as_str().expect("hash");
+            let (status, read) = app.get(&format!("/briefings/{hash}"), &token).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(read["title"], title.trim(), "case {case}");
+            assert_eq!(read["description"], description, "case {case}");
+        } else {
+            assert!(answer["detail"].is_string(), "case {case}: {answer}");
+        }
+    }
+}
+both!(generated_briefings_are_never_a_5xx, lots_of_jobs);
+
+fn lots_of_jobs() -> crate::helpers::Settings {
+    crate::helpers::Settings {
+        max_active_jobs_per_user: 1_000,
+        ..crate::helpers::Settings::default()
+    }
+}

@@ -60,6 +60,7 @@ fn the_token_subcommand_mints_a_token_the_server_accepts() {
         issuer: None,
         audience: None,
         leeway_secs: 0,
+        max_ttl_secs: 3600,
     });
     let identity = auth.verify(token.trim()).expect("valid token");
     assert_eq!(identity.user_id, UserId(42));
@@ -105,6 +106,32 @@ fn redis_rate_limits_without_a_redis_url_stop_startup_naming_it() {
 }
 
 #[test]
+fn the_token_subcommand_refuses_a_lifetime_past_the_maximum() {
+    let out = bin()
+        .args(["token", "--user-id", "1", "--ttl-secs", "86401"])
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JWT_MAX_TTL_SECS"), "{stderr}");
+    succeeds(
+        bin()
+            .args(["token", "--user-id", "1", "--ttl-secs", "7200"])
+            .env("JWT_SECRET", SECRET)
+            .env("JWT_MAX_TTL_SECS", "7200"),
+    );
+}
+
+#[test]
+fn dev_mode_refuses_to_listen_beyond_loopback_and_says_why() {
+    let out = bin().env("BIND_ADDR", "0.0.0.0:0").output().expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+}
+
+#[test]
 fn the_migrate_subcommand_migrates_a_fresh_sqlite_file() {
     let dir = std::env::temp_dir().join(format!("ensinalab-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -112,4 +139,44 @@ fn the_migrate_subcommand_migrates_a_fresh_sqlite_file() {
     succeeds(bin().arg("migrate").env("DATABASE_URL", &url));
     assert!(dir.join("m.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The repository's root.
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_scripts_find_the_build_where_cargo_puts_it() {
+    let elsewhere = std::env::temp_dir().join(format!(
+        "ensinalab-target-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let out = Command::new("bash")
+        .args(["-c", ". scripts/lib/target-dir.sh && target_dir"])
+        .current_dir(root())
+        .env("CARGO_TARGET_DIR", &elsewhere)
+        .output()
+        .expect("runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        printed.trim(),
+        elsewhere.display().to_string(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No script names the default build directory itself.
+    for entry in std::fs::read_dir(root().join("scripts")).expect("scripts") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "sh") {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            for fixed in ["target/debug", "target/release"] {
+                assert!(
+                    !text.contains(fixed),
+                    "{} builds into {fixed}",
+                    path.display()
+                );
+            }
+        }
+    }
 }

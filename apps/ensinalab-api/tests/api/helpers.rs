@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
-use ensinalab_api::config::{Config, JwtSecret, RateLimitBackend, RateLimitConfig};
+use ensinalab_api::config::{Config, JwtSecret, RateLimitBackend, RateLimitConfig, TrustedProxies};
 use ensinalab_api::ids::Hashids;
 use ensinalab_domain::{
     BriefingDraft, BriefingId, GeneratedOption, OptionId, TaskId, UserId, VideoId, VideoStatus,
@@ -47,6 +47,12 @@ pub struct Settings {
     pub rate_limit: RateLimitConfig,
     /// `JWT_ISSUER` and `JWT_AUDIENCE` (the app's own tokens carry them).
     pub jwt_issuer_audience: Option<(String, String)>,
+    /// `REQUEST_TIMEOUT_SECS`.
+    pub request_timeout: Duration,
+    /// `MAX_ACTIVE_JOBS_PER_USER`.
+    pub max_active_jobs_per_user: u32,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Rate limits high enough never to get in the way of a test that is not about them.
@@ -79,6 +85,9 @@ impl Default for Settings {
             json_limit_bytes: 64 * 1024,
             rate_limit: generous_limits(),
             jwt_issuer_audience: None,
+            request_timeout: Duration::from_secs(30),
+            max_active_jobs_per_user: 100,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -113,6 +122,9 @@ pub fn test_config(settings: &Settings) -> Config {
     config.task_time_limit_secs = settings.task_time_limit_secs;
     config.json_limit_bytes = settings.json_limit_bytes;
     config.rate_limit = settings.rate_limit.clone();
+    config.http.request_timeout = settings.request_timeout;
+    config.max_active_jobs_per_user = settings.max_active_jobs_per_user;
+    config.trusted_proxies = settings.trusted_proxies.clone();
     if let Some((issuer, audience)) = &settings.jwt_issuer_audience {
         config.jwt.issuer = Some(issuer.clone());
         config.jwt.audience = Some(audience.clone());
@@ -146,13 +158,30 @@ impl TestApp {
                 (db.store().clone(), Some(db))
             }
         };
+        Self::boot(store, postgres, settings, broker, changes)
+    }
+
+    /// The app on the local broker over a store the test prepared.
+    pub async fn spawn_on(store: SqlStore, settings: Settings) -> Self {
+        let broker = LocalBroker::new(settings.local);
+        let changes = broker.watch();
+        let mut app = Self::boot(store, None, &settings, broker.clone(), Some(changes));
+        app.local = Some(broker);
+        app
+    }
+
+    fn boot<B: TaskBroker + 'static>(
+        store: SqlStore,
+        postgres: Option<TestPostgres>,
+        settings: &Settings,
+        broker: B,
+        changes: Option<Receiver<TaskId>>,
+    ) -> Self {
         let config = test_config(settings);
         let service = Arc::new(Service::new(
             store.clone(),
             broker,
-            ensinalab_ports::Settings {
-                task_time_limit_secs: settings.task_time_limit_secs,
-            },
+            ensinalab_api::startup::settings(&config),
         ));
         let app = Application::from_parts(&config, service, changes).expect("app starts");
         let http = Http::new(app.port(), reqwest::Client::new());
@@ -238,9 +267,10 @@ impl TestApp {
         let task = new_task_id();
         let b = self
             .store
-            .create_briefing(UserId(user), &draft, &task)
+            .create_briefing(UserId(user), &draft, &task, u32::MAX)
             .await
-            .expect("briefing stored");
+            .expect("briefing stored")
+            .expect("a free job slot");
         (b, task)
     }
 
@@ -273,16 +303,20 @@ impl TestApp {
         let task = new_task_id();
         let video = self
             .store
-            .create_video(&NewVideo {
-                user_id: UserId(user),
-                briefing_id: briefing,
-                option_id: options[0],
-                title: "Como usar Google Classroom".into(),
-                generator_type: "simple".into(),
-                task_id: task.clone(),
-            })
+            .create_video(
+                &NewVideo {
+                    user_id: UserId(user),
+                    briefing_id: briefing,
+                    option_id: options[0],
+                    title: "Como usar Google Classroom".into(),
+                    generator_type: "simple".into(),
+                    task_id: task.clone(),
+                },
+                u32::MAX,
+            )
             .await
-            .expect("video stored");
+            .expect("video stored")
+            .expect("a free job slot");
         let update = match status {
             VideoStatus::Queued => None,
             VideoStatus::Processing => Some(VideoUpdate::Running { progress: 0.7 }),

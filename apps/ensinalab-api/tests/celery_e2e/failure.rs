@@ -84,9 +84,10 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
     let draft = BriefingDraft::new("Vídeo que falha", "...", 10).expect("valid draft");
     let seeded = app
         .store
-        .create_briefing(UserId(1), &draft, &new_task_id())
+        .create_briefing(UserId(1), &draft, &new_task_id(), u32::MAX)
         .await
-        .expect("briefing stored");
+        .expect("briefing stored")
+        .expect("a free job slot");
     let option = GeneratedOption {
         title: "[fail] Aula expositiva".into(),
         description: "d".into(),

@@ -26,9 +26,10 @@ const CANCEL_ALLS: usize = 3;
 async fn processing_video(store: &ensinalab_store::SqlStore, user: UserId) -> VideoId {
     let draft = BriefingDraft::new("Gestão de Sala de Aula", "...", 10).unwrap();
     let b = store
-        .create_briefing(user, &draft, &new_task_id())
+        .create_briefing(user, &draft, &new_task_id(), u32::MAX)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a free job slot");
     let option = GeneratedOption {
         title: "Como usar Google Classroom".into(),
         description: "d".into(),
@@ -44,16 +45,20 @@ async fn processing_video(store: &ensinalab_store::SqlStore, user: UserId) -> Vi
     );
     let (_, options) = store.briefing(b.id).await.unwrap().unwrap();
     let v = store
-        .create_video(&NewVideo {
-            user_id: user,
-            briefing_id: b.id,
-            option_id: options[0].id,
-            title: "Como usar Google Classroom".into(),
-            generator_type: "simple".into(),
-            task_id: new_task_id(),
-        })
+        .create_video(
+            &NewVideo {
+                user_id: user,
+                briefing_id: b.id,
+                option_id: options[0].id,
+                title: "Como usar Google Classroom".into(),
+                generator_type: "simple".into(),
+                task_id: new_task_id(),
+            },
+            u32::MAX,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a free job slot");
     let running = VideoUpdate::Running { progress: 0.5 };
     assert!(
         store

@@ -38,9 +38,10 @@ async fn a_cancel_while_redis_is_down_is_pending_then_delivered_and_the_task_nev
     // Another running briefing, for the list.
     let draft = BriefingDraft::new("Outro", "...", 10).unwrap();
     store
-        .create_briefing(UserId(1), &draft, &new_task_id())
+        .create_briefing(UserId(1), &draft, &new_task_id(), u32::MAX)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a free job slot");
 
     redis.stop();
 

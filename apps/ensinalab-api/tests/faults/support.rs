@@ -15,7 +15,7 @@ use ensinalab_api::ids::Hashids;
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
 use ensinalab_jobs::dispatcher::DispatcherSettings;
-use ensinalab_ports::{Service, Settings, TaskBroker};
+use ensinalab_ports::{Service, TaskBroker};
 use ensinalab_store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -299,9 +299,7 @@ impl App {
         let service = Arc::new(Service::new(
             store.clone(),
             broker,
-            Settings {
-                task_time_limit_secs: settings.task_time_limit_secs,
-            },
+            ensinalab_api::startup::settings(&config),
         ));
         let app =
             Application::from_parts_with(&config, service, changes, online, settings.dispatch)

@@ -30,6 +30,9 @@ pub(crate) const DISPATCH_FAILED: &str = "Falha ao enviar a tarefa para a fila";
 /// Why a briefing could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateBriefingError {
+    /// The caller already holds `max` jobs; nothing was created.
+    #[error("{max} jobs in flight already")]
+    TooManyJobs { max: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The row exists (as `failed`) but its task could not be dispatched.
@@ -56,6 +59,9 @@ pub enum SelectOptionError {
     /// The briefing's options are not ready (or it was cancelled or failed).
     #[error("briefing is not ready for a video in status {status}")]
     BriefingNotReady { status: BriefingStatus },
+    /// The caller already holds `max` jobs; nothing was created.
+    #[error("{max} jobs in flight already")]
+    TooManyJobs { max: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The video exists (as `failed`) but its task could not be dispatched.
@@ -74,7 +80,9 @@ pub enum VideoStatusError {
 }
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
-    /// Stores a briefing in `processing` and dispatches `ensinalab.generate_options` for it.
+    /// Stores a briefing in `processing` and dispatches `ensinalab.generate_options` for it,
+    /// unless the caller already holds [`Settings::max_active_jobs_per_user`](super::Settings)
+    /// jobs.
     ///
     /// # Errors
     /// [`CreateBriefingError`].
@@ -84,10 +92,12 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         draft: &BriefingDraft,
     ) -> Result<Briefing, CreateBriefingError> {
         let task_id = new_task_id();
+        let max = self.settings.max_active_jobs_per_user;
         let briefing = self
             .store
-            .create_briefing(caller.user_id, draft, &task_id)
-            .await?;
+            .create_briefing(caller.user_id, draft, &task_id, max)
+            .await?
+            .ok_or(CreateBriefingError::TooManyJobs { max })?;
         let task = TaskRequest {
             id: task_id,
             kind: TaskKind::GenerateOptions {
@@ -154,17 +164,20 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             });
         }
         let task_id = new_task_id();
+        let max = self.settings.max_active_jobs_per_user;
+        let new = NewVideo {
+            user_id: caller.user_id,
+            briefing_id: briefing.id,
+            option_id: option.id,
+            title: option.title.clone(),
+            generator_type: option.generator_type.clone(),
+            task_id: task_id.clone(),
+        };
         let video = self
             .store
-            .create_video(&NewVideo {
-                user_id: caller.user_id,
-                briefing_id: briefing.id,
-                option_id: option.id,
-                title: option.title.clone(),
-                generator_type: option.generator_type.clone(),
-                task_id: task_id.clone(),
-            })
-            .await?;
+            .create_video(&new, max)
+            .await?
+            .ok_or(SelectOptionError::TooManyJobs { max })?;
         let task = TaskRequest {
             id: task_id,
             kind: TaskKind::GenerateVideo {

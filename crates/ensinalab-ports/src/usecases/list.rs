@@ -1,6 +1,6 @@
 //! Watching jobs: the active list and the status of one task.
 
-use ensinalab_domain::{CeleryState, Elapsed, ResourceKind, TaskId};
+use ensinalab_domain::{CeleryState, Elapsed, TaskId};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -8,7 +8,9 @@ use super::Service;
 use super::trail::Refusal;
 use crate::broker::TaskBroker;
 use crate::error::{BrokerError, StoreError};
-use crate::model::{ActiveResource, Caller, TaskSnapshot};
+use crate::model::{
+    ActivePage, ActivePosition, ActiveResource, ActiveRows, Caller, MAX_ACTIVE_PAGE, TaskSnapshot,
+};
 use crate::repo::Store;
 
 /// One row of the active list.
@@ -22,13 +24,16 @@ pub struct ActiveTask {
     pub can_cancel: bool,
 }
 
-/// The caller's active list.
+/// A page of the caller's active list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveList {
     /// Newest first.
     pub tasks: Vec<ActiveTask>,
-    pub briefings: usize,
-    pub videos: usize,
+    /// The whole list's briefings and videos, every page's.
+    pub briefings: u64,
+    pub videos: u64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ActivePosition>,
     /// The broker could not be reached: states are unknown, the list is still the database's.
     pub celery_unavailable: bool,
 }
@@ -53,18 +58,30 @@ pub enum TaskStatusError {
 }
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
-    /// The caller's cancellable briefings and videos with their Celery states: one store query
-    /// and one broker call, whatever the number of tasks. If the broker is down the list still
-    /// answers, with the states unknown.
+    /// A page of the caller's cancellable briefings and videos with their Celery states, and
+    /// the counts of the whole list: one store query and one broker call, whatever the number
+    /// of tasks. If the broker is down the list still answers, with the states unknown.
     ///
     /// # Errors
     /// [`ListActiveError`] when the database fails.
     pub async fn list_active(
         &self,
         caller: &Caller,
+        page: &ActivePage,
         now: OffsetDateTime,
     ) -> Result<ActiveList, ListActiveError> {
-        let rows = self.store.active(caller.user_id).await?;
+        let page = ActivePage {
+            limit: page.limit.clamp(1, MAX_ACTIVE_PAGE),
+            after: page.after,
+        };
+        let ActiveRows {
+            mut rows,
+            briefings,
+            videos,
+        } = self.store.active(caller.user_id, &page).await?;
+        let more = rows.len() > page.limit as usize;
+        rows.truncate(page.limit as usize);
+        let next = more.then(|| rows.last().map(ActivePosition::of)).flatten();
         let ids: Vec<TaskId> = rows.iter().filter_map(|r| r.task_id.clone()).collect();
         let (mut states, celery_unavailable) = if ids.is_empty() {
             (Vec::new().into_iter(), false)
@@ -93,14 +110,11 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                 }
             })
             .collect();
-        let briefings = tasks
-            .iter()
-            .filter(|t| t.resource.status.kind() == ResourceKind::Briefing)
-            .count();
         Ok(ActiveList {
-            videos: tasks.len() - briefings,
-            briefings,
             tasks,
+            briefings,
+            videos,
+            next,
             celery_unavailable,
         })
     }

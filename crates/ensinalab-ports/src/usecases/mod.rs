@@ -32,12 +32,19 @@ use crate::model::RevokeReport;
 pub struct Settings {
     /// A job running longer than this is flagged `is_stuck` (Celery's `task_time_limit`).
     pub task_time_limit_secs: u64,
+    /// Jobs a user may hold at once ([`Lifecycle::ACTIVE`](ensinalab_domain::Lifecycle::ACTIVE));
+    /// creating one more is refused.
+    pub max_active_jobs_per_user: u32,
 }
+
+/// The default of [`Settings::max_active_jobs_per_user`].
+pub const DEFAULT_MAX_ACTIVE_JOBS_PER_USER: u32 = 100;
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             task_time_limit_secs: DEFAULT_TASK_TIME_LIMIT_SECS,
+            max_active_jobs_per_user: DEFAULT_MAX_ACTIVE_JOBS_PER_USER,
         }
     }
 }

@@ -66,7 +66,31 @@ impl RefusalGate {
     }
 }
 
+/// Events deleted per statement by [`Service::prune_security_events`].
+const PRUNE_BATCH: u32 = 10_000;
+
 impl<S: SecurityLog, B> Service<S, B> {
+    /// Deletes the security events created before `before`, in batches; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`](crate::StoreError) from the first batch that failed.
+    pub async fn prune_security_events(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<u64, crate::StoreError> {
+        let mut pruned = 0;
+        loop {
+            let batch = self
+                .store
+                .prune_security_events(before, PRUNE_BATCH)
+                .await?;
+            pruned += batch;
+            if batch < u64::from(PRUNE_BATCH) {
+                return Ok(pruned);
+            }
+        }
+    }
+
     /// Logs `event` and writes its row.
     pub(crate) async fn audit(&self, event: SecurityEvent) {
         event.log();

@@ -1,9 +1,11 @@
-//! Reading the security trail back: filters, newest first, keyset pages.
+//! The security trail: reading it back (filters, newest first, keyset pages) and pruning it.
 
 use std::time::Duration;
 
 use ensinalab_domain::{ResourceKind, UserId};
 use ensinalab_ports::{SecurityEvent, SecurityEventQuery, SecurityLog};
+
+use ensinalab_store::testing;
 
 use crate::support::{ALICE, BOB, CAROL, on_both_backends, task};
 
@@ -146,5 +148,38 @@ on_both_backends! {
         assert_eq!(store.security_events(&since).await.unwrap().events.len(), 1, "{at}");
         let after = SecurityEventQuery { since: Some(next), ..query(10) };
         assert!(store.security_events(&after).await.unwrap().events.is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn pruning_deletes_only_events_before_the_cutoff_oldest_first_in_bounded_batches(store: Store) {
+        for name in ["auth_failed", "rate_limited", "admin_refused", "cancel_refused"] {
+            store.record(&event(name, Some(ALICE))).await.unwrap();
+        }
+        // Three of them happened long ago (the same literal works on both backends).
+        for (id_rank, day) in [(1, "01"), (2, "02"), (3, "03")] {
+            testing::execute(
+                &store,
+                &format!(
+                    "UPDATE security_events SET created_at = '2026-01-{day}T12:00:00Z' \
+                     WHERE id = (SELECT id FROM security_events ORDER BY id LIMIT 1 OFFSET {})",
+                    id_rank - 1
+                ),
+            )
+            .await
+            .unwrap();
+        }
+        let cutoff = time::OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(); // 2026-05-28
+        assert_eq!(store.prune_security_events(cutoff, 2).await.unwrap(), 2);
+        let left: Vec<String> = testing::security_events(&store)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.as_str().to_owned())
+            .collect();
+        assert_eq!(left, ["admin_refused", "cancel_refused"], "the two oldest went first");
+        assert_eq!(store.prune_security_events(cutoff, 2).await.unwrap(), 1);
+        assert_eq!(store.prune_security_events(cutoff, 2).await.unwrap(), 0);
+        assert_eq!(testing::security_events(&store).await.unwrap().len(), 1);
     }
 }

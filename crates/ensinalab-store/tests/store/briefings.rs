@@ -7,7 +7,8 @@ use crate::support::*;
 on_both_backends! {
     async fn a_new_briefing_is_processing_with_its_task_and_reads_back_by_id(store: Store) {
         let task_id = task();
-        let created = store.create_briefing(ALICE, &draft(), &task_id).await.unwrap();
+        let created = store.create_briefing(ALICE, &draft(), &task_id, u32::MAX).await.unwrap()
+            .expect("a free job slot");
         assert_eq!(created.user_id, ALICE);
         assert_eq!(created.title, "Gestão de Sala de Aula");
         assert_eq!(created.description, "Como usar o Google Classroom");
@@ -27,7 +28,8 @@ on_both_backends! {
 
 on_both_backends! {
     async fn options_ready_stores_the_options_with_the_status_and_only_once(store: Store) {
-        let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
+        let b = store.create_briefing(ALICE, &draft(), &task(), u32::MAX).await.unwrap()
+            .expect("a free job slot");
         let update = BriefingUpdate::OptionsReady(vec![generated("Primeira"), generated("Segunda")]);
         assert!(store.apply_briefing_update(b.id, &update).await.unwrap().is_some());
 
@@ -131,12 +133,14 @@ on_both_backends! {
 
 on_both_backends! {
     async fn an_unknown_briefing_status_in_the_database_is_corrupt_not_a_panic(store: Store) {
-        let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
+        let b = store.create_briefing(ALICE, &draft(), &task(), u32::MAX).await.unwrap()
+            .expect("a free job slot");
         set_status(&store, "briefings", b.id.get(), "exploded").await;
         assert!(matches!(store.briefing(b.id).await, Err(StoreError::Corrupt(_))));
         assert!(matches!(store.cancel(ALICE, b.id, &by_user()).await, Err(StoreError::Corrupt(_))));
 
-        let b = store.create_briefing(ALICE, &draft(), &task()).await.unwrap();
+        let b = store.create_briefing(ALICE, &draft(), &task(), u32::MAX).await.unwrap()
+            .expect("a free job slot");
         testing::execute(&store, &format!("UPDATE briefings SET task_id = 'not-a-uuid' WHERE id = {}", b.id))
             .await
             .unwrap();

@@ -77,9 +77,10 @@ async fn a_cancel_racing_options_ready_never_leaves_options_on_a_cancelled_brief
     let mut races = Vec::with_capacity(PAIRS);
     for _ in 0..PAIRS {
         let b = store
-            .create_briefing(ALICE, &draft(), &task())
+            .create_briefing(ALICE, &draft(), &task(), u32::MAX)
             .await
-            .unwrap();
+            .unwrap()
+            .expect("a free job slot");
         let start = Arc::new(Barrier::new(2));
         let (canceller, reporter) = (store.clone(), store.clone());
         let (start_cancel, start_report) = (start.clone(), start);

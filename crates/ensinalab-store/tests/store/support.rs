@@ -44,6 +44,15 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+/// The first page of `user`'s active list.
+pub async fn active(store: &Store, user: UserId) -> Vec<ensinalab_ports::ActiveResource> {
+    store
+        .active(user, &ensinalab_ports::ActivePage::default())
+        .await
+        .unwrap()
+        .rows
+}
+
 /// The cancel the domain decides for a user's cancel of one resource.
 pub fn by_user<S: Lifecycle>() -> Cancel<S> {
     Cancel::new(CancelReason::User)
@@ -102,9 +111,10 @@ pub async fn set_created(store: &Store, table: &str, id: i64, second: u8) {
 /// A briefing of `user` in `status` (created `processing`, then forced).
 pub async fn briefing_in(store: &Store, user: UserId, status: BriefingStatus) -> Briefing {
     let b = store
-        .create_briefing(user, &draft(), &task())
+        .create_briefing(user, &draft(), &task(), u32::MAX)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a free job slot");
     set_status(store, "briefings", b.id.get(), status.as_str()).await;
     store.briefing(b.id).await.unwrap().unwrap().0
 }
@@ -112,9 +122,10 @@ pub async fn briefing_in(store: &Store, user: UserId, status: BriefingStatus) ->
 /// A briefing of `user` with one option, through the ports.
 pub async fn briefing_with_option(store: &Store, user: UserId) -> (Briefing, BriefingOption) {
     let b = store
-        .create_briefing(user, &draft(), &task())
+        .create_briefing(user, &draft(), &task(), u32::MAX)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a free job slot");
     let update = BriefingUpdate::OptionsReady(vec![generated("Como usar Google Classroom")]);
     assert!(
         store
@@ -131,16 +142,20 @@ pub async fn briefing_with_option(store: &Store, user: UserId) -> (Briefing, Bri
 pub async fn video_in(store: &Store, user: UserId, status: VideoStatus) -> Video {
     let (b, o) = briefing_with_option(store, user).await;
     let v = store
-        .create_video(&NewVideo {
-            user_id: user,
-            briefing_id: b.id,
-            option_id: o.id,
-            title: o.title.clone(),
-            generator_type: o.generator_type.clone(),
-            task_id: task(),
-        })
+        .create_video(
+            &NewVideo {
+                user_id: user,
+                briefing_id: b.id,
+                option_id: o.id,
+                title: o.title.clone(),
+                generator_type: o.generator_type.clone(),
+                task_id: task(),
+            },
+            u32::MAX,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a free job slot");
     set_status(store, "videos", v.id.get(), status.as_str()).await;
     store.video(v.id).await.unwrap().unwrap()
 }

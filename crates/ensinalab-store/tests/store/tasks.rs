@@ -1,7 +1,7 @@
 use ensinalab_domain::{BriefingStatus, CANCELLED_BY_USER, ResourceKind, VideoStatus};
 use ensinalab_ports::{
-    AnyStatus, Briefings, Caller, ResourceRef, SecurityEvent, SecurityEventKind, SecurityLog,
-    StoreError, Tasks, Videos,
+    ActivePage, AnyStatus, Briefings, Caller, ResourceRef, SecurityEvent, SecurityEventKind,
+    SecurityLog, StoreError, Tasks, Videos,
 };
 use ensinalab_store::testing;
 
@@ -16,7 +16,7 @@ on_both_backends! {
         set_created(&store, "briefings", b_old.id.get(), 1).await;
         set_created(&store, "videos", v_mid.id.get(), 2).await;
         set_created(&store, "briefings", b_new.id.get(), 3).await;
-        // Same instant as b_new: the larger id comes first.
+        // Same instant as b_new: the kind breaks the tie (videos first), then the id.
         set_created(&store, "videos", v_new.id.get(), 3).await;
         // Not listed: finished, not cancellable, or someone else's.
         video_in(&store, ALICE, VideoStatus::Completed).await;
@@ -25,33 +25,31 @@ on_both_backends! {
         briefing_in(&store, BOB, BriefingStatus::Processing).await;
         video_in(&store, BOB, VideoStatus::Processing).await;
 
-        let active = store.active(ALICE).await.unwrap();
-        let listed: Vec<_> = active.iter().map(|a| (a.status.kind(), a.id)).collect();
-        let mut expected_tail = vec![
-            (ResourceKind::Video, v_mid.id.get()),
-            (ResourceKind::Briefing, b_old.id.get()),
-        ];
-        let mut same_instant = vec![
-            (ResourceKind::Briefing, b_new.id.get()),
-            (ResourceKind::Video, v_new.id.get()),
-        ];
-        same_instant.sort_by_key(|k| std::cmp::Reverse(k.1));
-        same_instant.append(&mut expected_tail);
-        assert_eq!(listed, same_instant);
+        let listed_rows = active(&store, ALICE).await;
+        let listed: Vec<_> = listed_rows.iter().map(|a| (a.status.kind(), a.id)).collect();
+        assert_eq!(
+            listed,
+            vec![
+                (ResourceKind::Video, v_new.id.get()),
+                (ResourceKind::Briefing, b_new.id.get()),
+                (ResourceKind::Video, v_mid.id.get()),
+                (ResourceKind::Briefing, b_old.id.get()),
+            ]
+        );
 
-        let video = active.iter().find(|a| a.status.kind() == ResourceKind::Video && a.id == v_new.id.get()).unwrap();
+        let video = listed_rows.iter().find(|a| a.status.kind() == ResourceKind::Video && a.id == v_new.id.get()).unwrap();
         assert_eq!(video.status, AnyStatus::Video(VideoStatus::Queued));
         assert_eq!(video.progress, Some(0.0));
         assert_eq!(video.generator_type.as_deref(), Some("simple"));
         assert_eq!(video.task_id, v_new.task_id);
         assert_eq!(video.title, v_new.title);
-        let briefing = active.iter().find(|a| a.status.kind() == ResourceKind::Briefing && a.id == b_old.id.get()).unwrap();
+        let briefing = listed_rows.iter().find(|a| a.status.kind() == ResourceKind::Briefing && a.id == b_old.id.get()).unwrap();
         assert_eq!(briefing.status, AnyStatus::Briefing(BriefingStatus::Processing));
         assert_eq!((briefing.progress, briefing.generator_type.as_deref()), (None, None));
         assert_eq!(briefing.task_id, b_old.task_id);
         assert_eq!(briefing.created_at.second(), 1);
 
-        assert!(store.active(CAROL).await.unwrap().is_empty());
+        assert!(active(&store, CAROL).await.is_empty());
     }
 }
 
@@ -61,7 +59,7 @@ on_both_backends! {
         testing::execute(&store, &format!("UPDATE videos SET task_id = 'garbage' WHERE id = {}", v.id))
             .await
             .unwrap();
-        match store.active(ALICE).await {
+        match store.active(ALICE, &ActivePage::default()).await {
             Err(StoreError::Corrupt(why)) => assert!(why.contains(&format!("videos {}", v.id)), "{why}"),
             other => panic!("expected Corrupt, got {other:?}"),
         }
@@ -121,7 +119,7 @@ on_both_backends! {
         for v in untouched_videos {
             assert_eq!(store.video(v.id).await.unwrap().unwrap(), v);
         }
-        assert!(store.active(ALICE).await.unwrap().is_empty());
+        assert!(active(&store, ALICE).await.is_empty());
 
         // The trail is the use case's to write.
         assert!(testing::security_events(&store).await.unwrap().is_empty());
@@ -210,5 +208,75 @@ on_both_backends! {
             store.record(e).await.unwrap();
         }
         assert_eq!(testing::security_events(&store).await.unwrap(), events);
+    }
+}
+
+on_both_backends! {
+    async fn pages_of_the_active_list_cover_every_row_once_in_order_with_the_whole_counts(store: Store) {
+        // 7 rows: three at one instant (kinds and ids break the tie), the rest one second apart.
+        let mut made = Vec::new();
+        for (i, kind) in ["v", "b", "v", "b", "v", "b", "v"].into_iter().enumerate() {
+            let (table, id) = if kind == "v" {
+                ("videos", video_in(&store, ALICE, VideoStatus::Processing).await.id.get())
+            } else {
+                ("briefings", briefing_in(&store, ALICE, BriefingStatus::Processing).await.id.get())
+            };
+            set_created(&store, table, id, u8::try_from(i.min(4)).unwrap()).await;
+            made.push(id);
+        }
+        video_in(&store, BOB, VideoStatus::Processing).await;
+        let everything: Vec<_> = active(&store, ALICE).await.iter().map(|r| (r.status.kind(), r.id)).collect();
+        assert_eq!(everything.len(), 7);
+
+        let mut seen = Vec::new();
+        let mut page = ActivePage { limit: 3, after: None };
+        loop {
+            let got = store.active(ALICE, &page).await.unwrap();
+            assert_eq!((got.briefings, got.videos), (3, 4), "the counts are the whole list's");
+            assert!(got.rows.len() <= 4, "at most one row past the page");
+            let more = got.rows.len() > 3;
+            let shown = &got.rows[..got.rows.len().min(3)];
+            seen.extend(shown.iter().map(|r| (r.status.kind(), r.id)));
+            if !more {
+                break;
+            }
+            page.after = shown.last().map(ensinalab_ports::ActivePosition::of);
+        }
+        assert_eq!(seen, everything, "every row once, in the one order");
+
+        // After the last row: no rows, the counts still there.
+        let last = store.active(ALICE, &ActivePage::default()).await.unwrap().rows;
+        let past = ActivePage { limit: 3, after: last.last().map(ensinalab_ports::ActivePosition::of) };
+        let got = store.active(ALICE, &past).await.unwrap();
+        assert!(got.rows.is_empty());
+        assert_eq!((got.briefings, got.videos), (3, 4));
+    }
+}
+
+on_both_backends! {
+    async fn a_creation_past_the_users_slots_writes_nothing(store: Store) {
+        let slots = 3;
+        for _ in 0..2 {
+            store.create_briefing(ALICE, &draft(), &task(), slots).await.unwrap().expect("a slot");
+        }
+        // A finished job frees its slot; an options_ready briefing holds none.
+        let done = briefing_in(&store, ALICE, BriefingStatus::Completed).await;
+        let (ready, option) = briefing_with_option(&store, ALICE).await;
+        assert_eq!(ready.status, BriefingStatus::OptionsReady);
+        let new_video = |task_id| ensinalab_ports::NewVideo {
+            user_id: ALICE,
+            briefing_id: ready.id,
+            option_id: option.id,
+            title: "t".into(),
+            generator_type: "simple".into(),
+            task_id,
+        };
+        store.create_video(&new_video(task()), slots).await.unwrap().expect("the third slot");
+        assert_eq!(store.create_briefing(ALICE, &draft(), &task(), slots).await.unwrap(), None);
+        assert_eq!(store.create_video(&new_video(task()), slots).await.unwrap(), None);
+        // Another user has slots of their own.
+        assert!(store.create_briefing(BOB, &draft(), &task(), slots).await.unwrap().is_some());
+        let rows = store.active(ALICE, &ActivePage::default()).await.unwrap();
+        assert_eq!((rows.briefings, rows.videos), (2, 1), "nothing past the slots: {done:?}");
     }
 }

@@ -15,9 +15,10 @@ on_both_backends! {
                 title: o.title.clone(),
                 generator_type: "simple".into(),
                 task_id: task_id.clone(),
-            })
+            }, u32::MAX)
             .await
-            .unwrap();
+            .unwrap()
+            .expect("a free job slot");
         assert_eq!(created.user_id, ALICE);
         assert_eq!((created.briefing_id, created.option_id), (b.id, o.id));
         assert_eq!(created.title, "Como usar Google Classroom");
