@@ -40,7 +40,8 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
 echo "== building (release)" >&2
 cargo build --release --quiet -p ensinalab-api -p ensinalab-bench
-TARGET=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+. scripts/lib/target-dir.sh
+TARGET=$(target_dir)
 API="$TARGET/release/ensinalab-api"
 BENCH="$TARGET/release/ensinalab-bench"
 

@@ -10,7 +10,8 @@ st="$root/.venv/schemathesis/bin/schemathesis"
 [ -x "$st" ] || bash "$root/scripts/ensure-schemathesis.sh"
 
 cargo build -q -p ensinalab-api --manifest-path "$root/Cargo.toml"
-bin="$root/target/debug/ensinalab-api"
+. "$root/scripts/lib/target-dir.sh"
+bin="$(target_dir)/debug/ensinalab-api"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
 trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT
