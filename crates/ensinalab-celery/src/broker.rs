@@ -24,9 +24,11 @@ use crate::message::{
 };
 use crate::result::{META_PREFIX, decode, decode_state, meta_key};
 
-/// Kombu's names for the worker's reserved messages (default transport options).
-const UNACKED: &str = "unacked";
-const UNACKED_INDEX: &str = "unacked_index";
+/// Ids per revoke-script call. Redis serves no other client while a script runs, so a batch is
+/// split into calls of a few milliseconds at most, each its own round trip, letting the
+/// workers' and other requests' commands in between (docs/benchmarks.md, "Cancel with a
+/// backlog").
+const REVOKE_CHUNK: usize = 100;
 /// The reply exchange's routing table: without our member in it, replies are dropped.
 const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
 /// How long [`TaskBroker::running`] waits for `inspect active` replies (a live worker's main
@@ -256,6 +258,42 @@ impl CeleryBroker {
         }
     }
 
+    /// Claims `ids` for the cancel with the revoke script, [`REVOKE_CHUNK`] ids per call, one
+    /// call after the other: one code per id, in order (see `revoke.lua`). A failure part-way
+    /// leaves the earlier chunks' claims written, which is safe: a claim is never undone, and
+    /// the caller delivers the whole revoke again.
+    async fn claim(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        ids: &[&TaskId],
+    ) -> Result<Vec<i64>, BrokerError> {
+        let cfg = &self.inner.config;
+        let date_done = utc_iso8601_now();
+        let mut codes = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(REVOKE_CHUNK) {
+            let mut invocation = self.inner.revoke_script.prepare_invoke();
+            invocation
+                .arg(cfg.revoked_ttl.as_secs().max(1))
+                .arg(&date_done)
+                .arg(META_PREFIX);
+            for id in chunk {
+                invocation.arg(id.as_str());
+            }
+            let chunk_codes: Vec<i64> = self
+                .bounded(cfg.command_timeout, invocation.invoke_async(conn))
+                .await?;
+            if chunk_codes.len() != chunk.len() {
+                return Err(BrokerError::Protocol(format!(
+                    "revoke script returned {} codes for {} ids",
+                    chunk_codes.len(),
+                    chunk.len()
+                )));
+            }
+            codes.extend(chunk_codes);
+        }
+        Ok(codes)
+    }
+
     /// Asks every worker for its running tasks and collects the replies for at most
     /// `timeout` (returning earlier once every worker that heard the request has answered).
     /// For health checks and the reconciler; too slow for a user request.
@@ -432,43 +470,20 @@ impl TaskBroker for CeleryBroker {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let cfg = &self.inner.config;
-        let limit = cfg.command_timeout;
+        let limit = self.inner.config.command_timeout;
         let mut seen = HashSet::with_capacity(ids.len());
         let unique: Vec<&TaskId> = ids.iter().filter(|id| seen.insert(*id)).collect();
         let mut conn = self.pooled().await?;
 
-        let mut invocation = self.inner.revoke_script.prepare_invoke();
-        for key in &self.inner.queue_keys {
-            invocation.key(key);
-        }
-        invocation
-            .key(UNACKED)
-            .key(UNACKED_INDEX)
-            .arg(cfg.result_expires.as_secs())
-            .arg(utc_iso8601_now())
-            .arg(META_PREFIX);
-        for id in &unique {
-            invocation.arg(id.as_str());
-        }
-        let codes: Vec<i64> = self
-            .bounded(limit, invocation.invoke_async(&mut conn))
-            .await?;
-        if codes.len() != unique.len() {
-            return Err(BrokerError::Protocol(format!(
-                "revoke script returned {} codes for {} ids",
-                codes.len(),
-                unique.len()
-            )));
-        }
+        let codes = self.claim(&mut conn, &unique).await?;
         let code_of: HashMap<&str, i64> = unique
             .iter()
             .map(|id| id.as_str())
             .zip(codes.iter().copied())
             .collect();
 
-        // ONE broadcast for every id not already final; removed ones are included too, so a
-        // worker that somehow holds a copy (a duplicate, a restore) discards it.
+        // ONE broadcast for every id not already final. The ones this cancel claimed are in it
+        // too, so live workers also hold them in their own revoked sets.
         let to_signal: Vec<&str> = unique
             .iter()
             .map(|id| id.as_str())
@@ -493,10 +508,10 @@ impl TaskBroker for CeleryBroker {
                         .query_async(&mut conn),
                 )
                 .await;
-            // The script's removals already happened: report them, and report the rest as
-            // unheard (which is the truth) rather than failing the whole call.
+            // The claims are already written: report them, and report the rest as unheard
+            // (which is the truth) rather than failing the whole call.
             published.unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "revoke broadcast failed after the queue removal");
+                tracing::warn!(error = %err, "revoke broadcast failed after the claims");
                 0
             })
         };
@@ -507,6 +522,8 @@ impl TaskBroker for CeleryBroker {
                 task_id: id.clone(),
                 outcome: match code_of.get(id.as_str()) {
                     Some(0) => RevokeOutcome::AlreadyFinished,
+                    // The cancel's claim came first: it never runs (the name is the port's; the
+                    // message itself is discarded by whichever worker pops it).
                     Some(1) => RevokeOutcome::RemovedFromQueue,
                     _ if listeners > 0 => RevokeOutcome::Signalled,
                     _ => RevokeOutcome::NoWorkerListening,

@@ -1,73 +1,49 @@
--- Removes still-queued task messages and records them as revoked, atomically.
--- KEYS: the queue's 4 priority lists, then kombu's `unacked` hash and `unacked_index` zset.
--- ARGV: result TTL in seconds (0 = none), date_done (ISO-8601 UTC), result key prefix, ids...
--- Returns one code per id: 0 = already final in the backend (left alone),
--- 1 = removed from a queue list (REVOKED written), 2 = not in any list (needs the broadcast).
-local ttl = tonumber(ARGV[1])
+-- Claims one chunk of a revoke's tasks for the cancel: writes REVOKED into each task's result
+-- key unless the key exists, the same single command a worker runs with RECEIVED right before it
+-- runs a task (docs/celery-contract.md, "Cancelling"). Whoever writes first decides: a task whose
+-- key the cancel wrote never runs. A few O(1) commands per id: it never reads the queue.
+-- ARGV: TTL of the REVOKED values in seconds, date_done (ISO-8601 UTC), result key prefix, ids...
+-- Returns one code per id: 0 = already final in the backend (left alone), 1 = claimed by this
+-- cancel: it never runs, 2 = claimed by a worker first (only the broadcast can stop it).
+local ttl = ARGV[1]
 local date_done = ARGV[2]
 local prefix = ARGV[3]
 local codes = {}
-local wanted = {}
+
+local function is_final(raw)
+  -- Celery writes the status first (`{"status": "STARTED", ...`): read it there without
+  -- decoding; decode only other shapes that may name a final state.
+  local s = string.match(raw, '^{"status": ?"(%u+)"')
+  if not s then
+    if not (string.find(raw, 'SUCCESS', 1, true) or string.find(raw, 'FAILURE', 1, true)
+        or string.find(raw, 'REVOKED', 1, true)) then
+      return false
+    end
+    local ok, meta = pcall(cjson.decode, raw)
+    if not ok or type(meta) ~= 'table' then return false end
+    s = meta['status']
+  end
+  return s == 'SUCCESS' or s == 'FAILURE' or s == 'REVOKED'
+end
 
 for i = 4, #ARGV do
   local id = ARGV[i]
-  local code = 2
-  local raw = redis.call('GET', prefix .. id)
-  -- Only a value naming a final state can be one: a running task's (STARTED, PROGRESS) is not
-  -- decoded at all, which was most of this script's time in a cancel-all of 1,000 tasks.
-  if raw and (string.find(raw, 'SUCCESS', 1, true) or string.find(raw, 'FAILURE', 1, true)
-      or string.find(raw, 'REVOKED', 1, true)) then
-    local ok, meta = pcall(cjson.decode, raw)
-    if ok and type(meta) == 'table' then
-      local s = meta['status']
-      if s == 'SUCCESS' or s == 'FAILURE' or s == 'REVOKED' then code = 0 end
-    end
+  local key = prefix .. id
+  -- What a worker writes when it discards a revoked message.
+  local value = '{"status": "REVOKED", "result": {"exc_type": "TaskRevokedError", '
+    .. '"exc_message": ["revoked"], "exc_module": "celery.exceptions"}, "traceback": null, '
+    .. '"children": [], "date_done": "' .. date_done .. '", "task_id": "' .. id .. '"}'
+  local before = redis.call('SET', key, value, 'NX', 'GET', 'EX', ttl)
+  local code
+  if not before then
+    code = 1
+    redis.call('PUBLISH', key, value)
+  elseif is_final(before) then
+    code = 0
+  else
+    code = 2
   end
   codes[i - 3] = code
-  if code ~= 0 then wanted[id] = i - 3 end
-end
-
-local function id_of(envelope)
-  if type(envelope) ~= 'table' or type(envelope['headers']) ~= 'table' then return nil end
-  local id = envelope['headers']['id']
-  if type(id) ~= 'string' then return nil end
-  return string.lower(id)
-end
-
-for k = 1, 4 do
-  local key = KEYS[k]
-  for _, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
-    local ok, envelope = pcall(cjson.decode, raw)
-    local at = ok and wanted[id_of(envelope) or ''] or nil
-    if at and redis.call('LREM', key, 0, raw) > 0 then codes[at] = 1 end
-  end
-end
-
--- A message a dead worker left in `unacked` would be restored after the visibility timeout:
--- drop it too. (A live worker that holds it in memory is reached by the broadcast only.)
-local unacked = redis.call('HGETALL', KEYS[5])
-for j = 1, #unacked, 2 do
-  local ok, entry = pcall(cjson.decode, unacked[j + 1])
-  if ok and type(entry) == 'table' and wanted[id_of(entry[1]) or ''] then
-    redis.call('HDEL', KEYS[5], unacked[j])
-    redis.call('ZREM', KEYS[6], unacked[j])
-  end
-end
-
--- What a worker writes when it discards a revoked message (no worker ever will for these).
-for id, at in pairs(wanted) do
-  if codes[at] == 1 then
-    local key = prefix .. id
-    local value = '{"status": "REVOKED", "result": {"exc_type": "TaskRevokedError", '
-      .. '"exc_message": ["revoked"], "exc_module": "celery.exceptions"}, "traceback": null, '
-      .. '"children": [], "date_done": "' .. date_done .. '", "task_id": "' .. id .. '"}'
-    if ttl > 0 then
-      redis.call('SETEX', key, ttl, value)
-    else
-      redis.call('SET', key, value)
-    end
-    redis.call('PUBLISH', key, value)
-  end
 end
 
 return codes

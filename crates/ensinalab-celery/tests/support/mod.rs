@@ -81,6 +81,33 @@ impl Worker {
     pub fn received(&self, id: &TaskId) -> bool {
         self.inner.received(id.as_str())
     }
+
+    /// Whether the worker took `id`'s message and discarded it as revoked, without running it.
+    pub fn discarded(&self, id: &TaskId) -> bool {
+        self.inner.discarded(id.as_str())
+    }
+
+    /// Whether the worker's log shows `id` succeeded.
+    pub fn succeeded(&self, id: &TaskId) -> bool {
+        self.inner.succeeded(id.as_str())
+    }
+
+    /// Waits until the worker has discarded every one of `ids` (panics after `within`), then
+    /// checks that none of them succeeded.
+    pub async fn wait_discarded(&self, ids: &[&TaskId], within: Duration) {
+        let started = Instant::now();
+        while !ids.iter().all(|id| self.discarded(id)) {
+            assert!(
+                started.elapsed() < within,
+                "not all of {ids:?} discarded within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for id in ids {
+            assert!(!self.succeeded(id), "{id} ran; log:\n{}", self.log_text());
+        }
+    }
 }
 
 impl Drop for Worker {
