@@ -1,7 +1,7 @@
 -- Claims one chunk of a revoke's tasks for the cancel: writes REVOKED into each task's result
 -- key unless the key exists, the same single command a worker runs with RECEIVED right before it
 -- runs a task (docs/celery-contract.md, "Cancelling"). Whoever writes first decides: a task whose
--- key the cancel wrote never runs. A few O(1) commands per id: it never reads the queue.
+-- key the cancel wrote never runs. One O(1) command per id: it never reads the queue.
 -- ARGV: TTL of the REVOKED values in seconds, date_done (ISO-8601 UTC), result key prefix, ids...
 -- Returns one code per id: 0 = already final in the backend (left alone), 1 = claimed by this
 -- cancel: it never runs, 2 = claimed by a worker first (only the broadcast can stop it).
@@ -33,11 +33,13 @@ for i = 4, #ARGV do
   local value = '{"status": "REVOKED", "result": {"exc_type": "TaskRevokedError", '
     .. '"exc_message": ["revoked"], "exc_module": "celery.exceptions"}, "traceback": null, '
     .. '"children": [], "date_done": "' .. date_done .. '", "task_id": "' .. id .. '"}'
+  -- Not PUBLISHed as a worker's write is: nobody waits on a task the service itself cancelled
+  -- (its row is cancelled already), and the worker that discards the message later publishes
+  -- its own REVOKED.
   local before = redis.call('SET', key, value, 'NX', 'GET', 'EX', ttl)
   local code
   if not before then
     code = 1
-    redis.call('PUBLISH', key, value)
   elseif is_final(before) then
     code = 0
   else
