@@ -18,7 +18,7 @@ pub struct CeleryConfig {
     pub revoked_ttl: Duration,
     /// Upper bound of every Redis call (connect included), so a dead Redis fails fast.
     pub command_timeout: Duration,
-    /// Connections of the pool used for scripts, broadcasts and blocking reads.
+    /// Connections of the pool used for revokes, broadcasts and blocking reads.
     pub pool_size: usize,
     /// `origin` header of published tasks (informational: logs, Flower).
     pub origin: String,

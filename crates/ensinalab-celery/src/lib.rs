@@ -4,8 +4,8 @@
 //! This crate owns the Redis side of that protocol, as a Celery 5.7 worker speaks it:
 //! protocol-2 task messages LPUSHed onto the queue's lists and validated first (a malformed one
 //! can crash every worker that pops it); the result backend's `celery-task-meta-<id>` values
-//! read with one MGET per batch; revokes that never read the queue: a Lua script, run over
-//! chunks of a batch, writes REVOKED into each task's result key unless a worker's RECEIVED (its
+//! read with one MGET per batch; revokes that never read the queue: one pipelined
+//! `SET <result key> REVOKED NX GET` per task writes REVOKED unless a worker's RECEIVED (its
 //! claim, taken right before it runs the task) is there first, so a task the cancel claimed
 //! never runs, whichever worker pops its message and whenever; then ONE terminate-with-SIGKILL
 //! broadcast on the pidbox channel stops the tasks workers had claimed, reporting per task what
@@ -14,7 +14,7 @@
 //! `docs/celery-contract.md`, which also states what a worker must do for a cancel to hold.
 //!
 //! Connections: hot-path commands (GET/MGET, LPUSH, PING) share one multiplexed connection;
-//! the deadpool pool serves the revoke script calls and broadcast and the blocking reply reads; the
+//! the deadpool pool serves the revoke's claims and broadcast and the blocking reply reads; the
 //! change feed has its own pub/sub connection. Every call is bounded by
 //! [`CeleryConfig::command_timeout`], so a dead Redis is a fast
 //! [`BrokerError::Unavailable`](ensinalab_ports::BrokerError::Unavailable), not a hang.
