@@ -9,6 +9,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
 use crate::AnyError;
+use crate::queue::{self, Template, job_kind};
 
 /// The result backend's key prefix (Celery's `celery-task-meta-<id>`).
 pub const META_PREFIX: &str = "celery-task-meta-";
@@ -32,6 +33,13 @@ pub struct SeedArgs {
     /// `GET /tasks/{task_id}/status` case).
     #[arg(long)]
     tasks_out: Option<PathBuf>,
+    /// Jobs still waiting for a worker: each gets a real task message in `--queue` (behind
+    /// whatever the queue holds) and no backend value (PENDING).
+    #[arg(long)]
+    queued: bool,
+    /// The queue of `--queued` (`CELERY_QUEUE`).
+    #[arg(long, default_value = "celery")]
+    queue: String,
 }
 
 pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
@@ -48,11 +56,27 @@ pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
         ),
         None => None,
     };
+    let templates = if args.queued {
+        Some([
+            Template::of(&args.redis_url, &mut redis, job_kind(0)).await?,
+            Template::of(&args.redis_url, &mut redis, job_kind(1)).await?,
+        ])
+    } else {
+        None
+    };
     for user in args.first_user..args.first_user + args.users {
         let ids: Vec<String> = (0..args.jobs)
             .map(|_| uuid::Uuid::new_v4().to_string())
             .collect();
         db.execute_unprepared(&jobs_sql(user, &ids)).await?;
+        if let Some(templates) = &templates {
+            let messages = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| templates[i % 2].copy(id));
+            queue::push(&mut redis, &args.queue, messages).await?;
+            continue;
+        }
         let mut pipe = redis::pipe();
         for (i, id) in ids
             .iter()
@@ -68,10 +92,11 @@ pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
         }
     }
     eprintln!(
-        "seeded users {}..{} with {} active jobs each",
+        "seeded users {}..{} with {} active jobs each{}",
         args.first_user,
         args.first_user + args.users - 1,
-        args.jobs
+        args.jobs,
+        if args.queued { ", queued" } else { "" }
     );
     Ok(())
 }
