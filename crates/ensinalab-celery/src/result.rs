@@ -13,7 +13,8 @@ use serde_json::Value;
 /// Prefix of the backend key (and of its change channel) for one task.
 pub(crate) const META_PREFIX: &str = "celery-task-meta-";
 
-/// What `result_compression` puts before the compressed value (celery-wire.md §3.1).
+/// What `result_compression` puts before the compressed value (Celery's
+/// `COMPRESSED_PAYLOAD_MAGIC`).
 const COMPRESSED_MARK: &[u8] = b"\x00celery-compressed\x00";
 
 /// The backend key of a task.
