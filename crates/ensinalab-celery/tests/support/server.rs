@@ -10,7 +10,20 @@ impl Server {
     /// Starts `redis-server` on `port` without persistence, with `extra` arguments (e.g.
     /// `["--slowlog-log-slower-than", "5000"]`); returns once it accepts connections.
     pub fn start(port: u16, extra: &[&str]) -> Self {
-        let child = Command::new("redis-server")
+        Self::spawn(Command::new("redis-server"), port, extra)
+    }
+
+    /// Same, at the top CPU priority (`nice -n -20`). The SLOWLOG measures a command's wall
+    /// time: on a shared machine, other processes' CPU use would otherwise stretch any command
+    /// past a few milliseconds now and then, whatever it costs.
+    pub fn start_at_top_priority(port: u16, extra: &[&str]) -> Self {
+        let mut nice = Command::new("nice");
+        nice.args(["-n", "-20", "redis-server"]);
+        Self::spawn(nice, port, extra)
+    }
+
+    fn spawn(mut command: Command, port: u16, extra: &[&str]) -> Self {
+        let child = command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(extra)
