@@ -89,6 +89,22 @@ export DATABASE_URL REDIS_URL
 
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 
+psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+# The statements PostgreSQL logged after line $1 of its log (log_min_duration_statement=0 set
+# by the caller), SELECTs left out: "UPDATE briefings 10.2 ms (parse+bind 0.3)", execute time
+# then the other phases, in order of first appearance, then the sum.
+sql_times_since() {
+  tail -n +"$(($1 + 1))" "$WORK/pg/log" |
+    sed -n 's/.*duration: \([0-9.]*\) ms  \(parse\|bind\|execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \2 \3 \4/p' |
+    grep -v 'ALTER\|pg_reload' | awk '$3 != "SELECT" {
+      key = $3 ($4 == "" ? "" : " " $4)
+      if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+      if ($2 == "execute" || $2 == "statement") run[key] += $1; else prep[key] += $1
+      t += $1 }
+      END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s%s %.1f ms%s", sep, k, run[k], (prep[k] >= 0.05 ? sprintf(" (parse+bind %.1f)", prep[k]) : ""); sep = ", " }
+            printf "; %.1f ms in all", t }'
+}
+
 echo "== seeding" >&2
 first_user() { echo $(($1 * 1000 + 1)); }
 for n in "${LIST_JOBS[@]}"; do
@@ -196,7 +212,6 @@ if has_case cancel; then
   commandstats() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' | grep -v '^info '; }
   # where each measured cancel's time goes: every statement's parse, bind and execute time in
   # PostgreSQL's log, every Redis command's in INFO commandstats (usec)
-  psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
   psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
   sleep 0.3
   : >"$WORK/cancels.txt"
@@ -212,16 +227,7 @@ if has_case cancel; then
     sleep 0.7
     p1=$(publishes) b1=$(broadcasts)
     commandstats >"$WORK/cmd1.txt"
-    # "UPDATE briefings 10.2 ms (parse+bind 0.3)": execute time, then the other phases
-    sql_times=$(tail -n +"$((pg_log_lines + 1))" "$WORK/pg/log" |
-      sed -n 's/.*duration: \([0-9.]*\) ms  \(parse\|bind\|execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \2 \3 \4/p' |
-      grep -v 'ALTER\|pg_reload' | awk '$3 != "SELECT" {
-        key = $3 ($4 == "" ? "" : " " $4)
-        if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-        if ($2 == "execute" || $2 == "statement") run[key] += $1; else prep[key] += $1
-        t += $1 }
-        END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s%s %.1f ms%s", sep, k, run[k], (prep[k] >= 0.05 ? sprintf(" (parse+bind %.1f)", prep[k]) : ""); sep = ", " }
-              printf "; %.1f ms in all", t }')
+    sql_times=$(sql_times_since "$pg_log_lines")
     redis_cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
       $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
       END { printf "; %.1f ms in all", t / 1000 }' "$WORK/cmd0.txt" "$WORK/cmd1.txt")
@@ -269,6 +275,9 @@ if has_case backlog; then
   redis-cli -p "$RPORT" config set slowlog-log-slower-than "$SLOWLOG_US" >/dev/null
   redis-cli -p "$RPORT" config set slowlog-max-len 100000 >/dev/null
   redis-cli -p "$RPORT" slowlog reset >/dev/null
+  # SLOWLOG times are wall times: say how much other processes were waiting for the CPU too
+  cpu_pressure() { sed -n 's/^some avg10=\([0-9.]*\).*/\1%/p' /proc/pressure/cpu 2>/dev/null || echo "?"; }
+  pressure_before=$(cpu_pressure)
   : >"$WORK/backlog-single.txt"
   for u in $(seq "$SINGLE_USER" $((SINGLE_USER + CANCELS - 1))); do
     hash=$(briefing_of "$u")
@@ -278,8 +287,11 @@ if has_case backlog; then
     echo "   cancel of a queued briefing: $(tail -n 1 "$WORK/backlog-single.txt")" >&2
   done
   : >"$WORK/backlog-all.txt"
+  psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.3
   for u in $(seq "$ALL_USER" $((ALL_USER + CANCELS - 1))); do
     rediscmds >"$WORK/bcmd0.txt"
+    pg_log_lines=$(wc -l <"$WORK/pg/log")
     curl_s=$(post_as "$u" /tasks/cancel-all)
     # as in the cancel case: the dispatcher's spread and mark of this cancel land before the next
     sleep 0.7
@@ -288,21 +300,24 @@ if has_case backlog; then
       $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
       END { printf "; %.1f ms in all", t / 1000 }' "$WORK/bcmd0.txt" "$WORK/bcmd1.txt")
     message=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$WORK/backlog.json")
-    echo "$(last_server_ms cancel-all)|$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')|$message|$(outcomes)|$cmds" >>"$WORK/backlog-all.txt"
+    echo "$(last_server_ms cancel-all)|$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')|$message|$(outcomes)|$cmds|$(sql_times_since "$pg_log_lines")" >>"$WORK/backlog-all.txt"
     echo "   cancel-all of $CANCEL_JOBS queued jobs: $(tail -n 1 "$WORK/backlog-all.txt")" >&2
   done
+  psql_own "ALTER SYSTEM RESET log_min_duration_statement" && psql_own "SELECT pg_reload_conf()" >/dev/null
   # Past the dispatcher's re-broadcast period, so whatever it sends after the cancels counts too.
   sleep 11
   slowlog=$("$BENCH" slowlog --bound-micros "$SLOW_BOUND_US" | grep '^SLOWLOG')
+  pressure_after=$(cpu_pressure)
   redis-cli -p "$RPORT" config set slowlog-log-slower-than 10000 >/dev/null
   median_of() { sort -t'|' -k1,1n "$1" | sed -n "$(((CANCELS + 1) / 2))p"; }
   all_of() { cut -d'|' -f1 "$1" | sort -n | paste -sd' '; }
   IFS='|' read -r s_ms s_curl s_out < <(median_of "$WORK/backlog-single.txt")
-  IFS='|' read -r a_ms a_curl a_message a_out a_cmds < <(median_of "$WORK/backlog-all.txt")
+  IFS='|' read -r a_ms a_curl a_message a_out a_cmds a_sql < <(median_of "$WORK/backlog-all.txt")
   BACKLOG_LINES+=("- backlog: $BACKLOG messages of other users queued ahead of the cancelled jobs' own; $queued_before messages in the queue before the measured cancels, $(queue_len) after (a cancel never reads or changes the queue)")
   BACKLOG_LINES+=("- \`POST /briefings/{h}/cancel-generation\` of a queued briefing, $CANCELS users: server time median **${s_ms} ms** (all: $(all_of "$WORK/backlog-single.txt")); the median one ${s_curl} ms end to end (curl), outcome $s_out")
   BACKLOG_LINES+=("- \`POST /tasks/cancel-all\` of $CANCEL_JOBS queued jobs, $CANCELS users: server time median **${a_ms} ms** (all: $(all_of "$WORK/backlog-all.txt")); the median one: \"$a_message\", $a_out, ${a_curl} ms end to end (curl); in Redis: $a_cmds")
-  BACKLOG_LINES+=("- Redis SLOWLOG over those cancels and the 11 s after (threshold $SLOWLOG_US us, bound $SLOW_BOUND_US us): $(echo "$slowlog" | sed 's/^SLOWLOG //')")
+  BACKLOG_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log; the spread and mark are the dispatcher's, after the response): $a_sql")
+  BACKLOG_LINES+=("- Redis SLOWLOG over those cancels and the 11 s after (threshold $SLOWLOG_US us, bound $SLOW_BOUND_US us): $(echo "$slowlog" | sed 's/^SLOWLOG //'); the machine's CPU pressure (PSI \`some avg10\`) $pressure_before before the cancels, $pressure_after after")
 fi
 
 RSS_KB=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVER_PID/status")
