@@ -101,7 +101,7 @@ app.conf.update(
     task_track_started=True,
     # name/args/kwargs/worker/queue in the backend value, for operators and the reconciler.
     result_extended=True,
-    # Fetch a message only when a pool process is free: a queued task stays in the Redis list,
+    # Take a message only when a pool process is free: a queued task stays in the Redis list,
     # visible to operators and to other workers, instead of in this worker's memory.
     worker_prefetch_multiplier=1,
     worker_disable_prefetch=True,
