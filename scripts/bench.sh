@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Benchmarks the hot paths against their no-HTTP floor and prints one table (issue 8;
-# docs/benchmarks.md says how to read it). Never part of the test command: it takes about eight
+# docs/benchmarks.md says how to read it). Never part of the test command: it takes about nine
 # minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
 # loopback ports in a temp dir, the release server on a third port; it stops all it started.
 #
 #   BENCH_DURATION=15 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 BENCH_CANCELS=5 bash scripts/bench.sh
-#   BENCH_CASES="cancel" bash scripts/bench.sh   # any of: list status cancel (default: all)
+#   BENCH_CASES="cancel" bash scripts/bench.sh   # any of: list status cancel backlog (default: all)
+#   BENCH_BACKLOG=100000                            # other users' messages queued for the backlog case
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-15}
 WARMUP=${BENCH_WARMUP:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
-CASES=${BENCH_CASES:-list status cancel}
+CASES=${BENCH_CASES:-list status cancel backlog}
 # measured cancel-alls of 1,000 jobs (one user each, after one warm-up user); the median is reported
 CANCELS=${BENCH_CANCELS:-5}
 USERS=20
 LIST_JOBS=(1 10 50)
 CANCEL_JOBS=1000
+# the backlog case: other users' messages queued ahead of the cancelled jobs' own
+BACKLOG=${BENCH_BACKLOG:-100000}
+# the bound the issue sets on every command the service sends, and the SLOWLOG threshold used
+# to see how far below it they stay
+SLOW_BOUND_US=5000
+SLOWLOG_US=200
 # The store's pool size (MAX_CONNECTIONS in crates/ensinalab-store/src/lib.rs): the floor uses
 # the same. The floor itself runs best with fewer connections on 2 cores, so it is measured with
 # FLOOR_BEST_POOL too and the table shows the server against both.
@@ -82,6 +89,22 @@ REDIS_URL="redis://127.0.0.1:$RPORT/0"
 export DATABASE_URL REDIS_URL
 
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
+
+psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+# The statements PostgreSQL logged after line $1 of its log (log_min_duration_statement=0 set
+# by the caller), SELECTs left out: "UPDATE briefings 10.2 ms (parse+bind 0.3)", execute time
+# then the other phases, in order of first appearance, then the sum.
+sql_times_since() {
+  tail -n +"$(($1 + 1))" "$WORK/pg/log" |
+    sed -n 's/.*duration: \([0-9.]*\) ms  \(parse\|bind\|execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \2 \3 \4/p' |
+    grep -v 'ALTER\|pg_reload' | awk '$3 != "SELECT" {
+      key = $3 ($4 == "" ? "" : " " $4)
+      if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+      if ($2 == "execute" || $2 == "statement") run[key] += $1; else prep[key] += $1
+      t += $1 }
+      END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s%s %.1f ms%s", sep, k, run[k], (prep[k] >= 0.05 ? sprintf(" (parse+bind %.1f)", prep[k]) : ""); sep = ", " }
+            printf "; %.1f ms in all", t }'
+}
 
 echo "== seeding" >&2
 first_user() { echo $(($1 * 1000 + 1)); }
@@ -190,7 +213,6 @@ if has_case cancel; then
   commandstats() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' | grep -v '^info '; }
   # where each measured cancel's time goes: every statement's parse, bind and execute time in
   # PostgreSQL's log, every Redis command's in INFO commandstats (usec)
-  psql_own() { psql -X -q -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
   psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
   sleep 0.3
   : >"$WORK/cancels.txt"
@@ -206,16 +228,7 @@ if has_case cancel; then
     sleep 0.7
     p1=$(publishes) b1=$(broadcasts)
     commandstats >"$WORK/cmd1.txt"
-    # "UPDATE briefings 10.2 ms (parse+bind 0.3)": execute time, then the other phases
-    sql_times=$(tail -n +"$((pg_log_lines + 1))" "$WORK/pg/log" |
-      sed -n 's/.*duration: \([0-9.]*\) ms  \(parse\|bind\|execute\|statement\)[^:]*: \([A-Za-z]*\) *"\{0,1\}\([a-z_]*\).*/\1 \2 \3 \4/p' |
-      grep -v 'ALTER\|pg_reload' | awk '$3 != "SELECT" {
-        key = $3 ($4 == "" ? "" : " " $4)
-        if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-        if ($2 == "execute" || $2 == "statement") run[key] += $1; else prep[key] += $1
-        t += $1 }
-        END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s%s %.1f ms%s", sep, k, run[k], (prep[k] >= 0.05 ? sprintf(" (parse+bind %.1f)", prep[k]) : ""); sep = ", " }
-              printf "; %.1f ms in all", t }')
+    sql_times=$(sql_times_since "$pg_log_lines")
     redis_cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
       $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
       END { printf "; %.1f ms in all", t / 1000 }' "$WORK/cmd0.txt" "$WORK/cmd1.txt")
@@ -232,6 +245,90 @@ if has_case cancel; then
   CANCEL_LINES+=("- \`POST /tasks/cancel-all\` of $CANCEL_JOBS jobs, $CANCELS users: server time (its request log) median **${server_ms} ms** (all: $all_ms); the median one: \"$message\", ${curl_ms} ms end to end (curl), broadcasts on /0.celery.pidbox: $nb (PUBLISH calls: $np)")
   CANCEL_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log): $sql_times")
   CANCEL_LINES+=("- that cancel-all in Redis (commands' server-side time): $redis_cmds")
+fi
+
+BACKLOG_LINES=()
+if has_case backlog; then
+  echo "== cancels behind $BACKLOG queued messages of other users" >&2
+  # Seeded now, so the other cases ran without it. Users whose jobs really wait in the queue,
+  # behind the backlog: a video and a briefing each for the single cancel, 1,000 jobs each for
+  # cancel-all; the last user of each kind warms up.
+  "$BENCH" backlog --messages "$BACKLOG"
+  SINGLE_USER=2000001 ALL_USER=3000001
+  "$BENCH" seed --first-user "$SINGLE_USER" --users $((CANCELS + 1)) --jobs 2 --queued
+  "$BENCH" seed --first-user "$ALL_USER" --users $((CANCELS + 1)) --jobs "$CANCEL_JOBS" --queued
+  queue_len() { redis-cli -p "$RPORT" llen celery; }
+  queued_before=$(queue_len)
+  post_as() { # user path
+    curl -s -o "$WORK/backlog.json" -w '%{time_total}' -X POST \
+      -H "Authorization: Bearer $(token_of "$1")" "http://127.0.0.1:$APORT$2"
+  }
+  briefing_of() { # user: the hash of their active briefing
+    curl -s -H "Authorization: Bearer $(token_of "$1")" "http://127.0.0.1:$APORT/tasks/active" |
+      sed -n 's/.*"type":"briefing","resource_type":"briefing","resource_id":"\([^"]*\)".*/\1/p'
+  }
+  last_server_ms() { grep '"elapsed_ms"' "$WORK/server.log" | grep "$1" | tail -n 1 | sed -n 's/.*"elapsed_ms":\([0-9]*\).*/\1/p'; }
+  outcomes() { grep -o '"revoke":"[a-z_]*"' "$WORK/backlog.json" | sort | uniq -c | awk '{ sub(/"revoke":/, "", $2); gsub(/"/, "", $2); printf "%s%s x%d", sep, $2, $1; sep = ", " }'; }
+  rediscmds() { redis-cli -p "$RPORT" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' | grep -v '^info '; }
+  post_as $((SINGLE_USER + CANCELS)) "/briefings/$(briefing_of $((SINGLE_USER + CANCELS)))/cancel-generation" >/dev/null
+  post_as $((ALL_USER + CANCELS)) /tasks/cancel-all >/dev/null
+  sleep 0.7
+  redis-cli -p "$RPORT" config set slowlog-log-slower-than "$SLOWLOG_US" >/dev/null
+  redis-cli -p "$RPORT" config set slowlog-max-len 100000 >/dev/null
+  # SLOWLOG times are wall times, and while Redis is an ordinary process the scheduler stretches
+  # any command, an O(1) SET included, past 5 ms now and then on a busy machine: for this case
+  # Redis is scheduled ahead of ordinary processes (SCHED_FIFO) where that is permitted, so the
+  # SLOWLOG shows what the commands cost (docs/benchmarks.md, "Cancel with a backlog")
+  if chrt -a -f -p 10 "$(cat "$WORK/redis.pid")" >/dev/null 2>&1; then
+    redis_sched="SCHED_FIFO"
+  else
+    redis_sched="an ordinary process (chrt refused)"
+  fi
+  redis-cli -p "$RPORT" slowlog reset >/dev/null
+  # and how much other processes were waiting for the CPU
+  cpu_pressure() { sed -n 's/^some avg10=\([0-9.]*\).*/\1%/p' /proc/pressure/cpu 2>/dev/null || echo "?"; }
+  pressure_before=$(cpu_pressure)
+  : >"$WORK/backlog-single.txt"
+  for u in $(seq "$SINGLE_USER" $((SINGLE_USER + CANCELS - 1))); do
+    hash=$(briefing_of "$u")
+    curl_s=$(post_as "$u" "/briefings/$hash/cancel-generation")
+    sleep 0.7
+    echo "$(last_server_ms cancel-generation)|$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')|$(outcomes)" >>"$WORK/backlog-single.txt"
+    echo "   cancel of a queued briefing: $(tail -n 1 "$WORK/backlog-single.txt")" >&2
+  done
+  : >"$WORK/backlog-all.txt"
+  psql_own "ALTER SYSTEM SET log_min_duration_statement = 0" && psql_own "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.3
+  for u in $(seq "$ALL_USER" $((ALL_USER + CANCELS - 1))); do
+    rediscmds >"$WORK/bcmd0.txt"
+    pg_log_lines=$(wc -l <"$WORK/pg/log")
+    curl_s=$(post_as "$u" /tasks/cancel-all)
+    # as in the cancel case: the dispatcher's spread and mark of this cancel land before the next
+    sleep 0.7
+    rediscmds >"$WORK/bcmd1.txt"
+    cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
+      $2 - calls[$1] > 0 { printf "%s%s x%d %.1f ms", sep, $1, $2 - calls[$1], ($3 - usec[$1]) / 1000; sep = ", "; t += $3 - usec[$1] }
+      END { printf "; %.1f ms in all", t / 1000 }' "$WORK/bcmd0.txt" "$WORK/bcmd1.txt")
+    message=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' "$WORK/backlog.json")
+    echo "$(last_server_ms cancel-all)|$(awk -v s="$curl_s" 'BEGIN { printf "%.1f", s * 1000 }')|$message|$(outcomes)|$cmds|$(sql_times_since "$pg_log_lines")" >>"$WORK/backlog-all.txt"
+    echo "   cancel-all of $CANCEL_JOBS queued jobs: $(tail -n 1 "$WORK/backlog-all.txt")" >&2
+  done
+  psql_own "ALTER SYSTEM RESET log_min_duration_statement" && psql_own "SELECT pg_reload_conf()" >/dev/null
+  # Past the dispatcher's re-broadcast period, so whatever it sends after the cancels counts too.
+  sleep 11
+  slowlog=$("$BENCH" slowlog --bound-micros "$SLOW_BOUND_US" | grep '^SLOWLOG')
+  pressure_after=$(cpu_pressure)
+  redis-cli -p "$RPORT" config set slowlog-log-slower-than 10000 >/dev/null
+  chrt -a -o -p 0 "$(cat "$WORK/redis.pid")" >/dev/null 2>&1 || true
+  median_of() { sort -t'|' -k1,1n "$1" | sed -n "$(((CANCELS + 1) / 2))p"; }
+  all_of() { cut -d'|' -f1 "$1" | sort -n | paste -sd' '; }
+  IFS='|' read -r s_ms s_curl s_out < <(median_of "$WORK/backlog-single.txt")
+  IFS='|' read -r a_ms a_curl a_message a_out a_cmds a_sql < <(median_of "$WORK/backlog-all.txt")
+  BACKLOG_LINES+=("- backlog: $BACKLOG messages of other users queued ahead of the cancelled jobs' own; $queued_before messages in the queue before the measured cancels, $(queue_len) after (a cancel never reads or changes the queue)")
+  BACKLOG_LINES+=("- \`POST /briefings/{h}/cancel-generation\` of a queued briefing, $CANCELS users: server time median **${s_ms} ms** (all: $(all_of "$WORK/backlog-single.txt")); the median one ${s_curl} ms end to end (curl), outcome $s_out")
+  BACKLOG_LINES+=("- \`POST /tasks/cancel-all\` of $CANCEL_JOBS queued jobs, $CANCELS users: server time median **${a_ms} ms** (all: $(all_of "$WORK/backlog-all.txt")); the median one: \"$a_message\", $a_out, ${a_curl} ms end to end (curl); in Redis: $a_cmds")
+  BACKLOG_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log; the spread and mark are the dispatcher's, after the response): $a_sql")
+  BACKLOG_LINES+=("- Redis SLOWLOG over those cancels and the 11 s after (threshold $SLOWLOG_US us, bound $SLOW_BOUND_US us; Redis $redis_sched): $(echo "$slowlog" | sed 's/^SLOWLOG //'); the machine's CPU pressure (PSI \`some avg10\`) $pressure_before before the cancels, $pressure_after after")
 fi
 
 RSS_KB=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVER_PID/status")
@@ -252,4 +349,5 @@ if has_case list; then
   echo "- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x"
 fi
 if [ ${#CANCEL_LINES[@]} -gt 0 ]; then printf '%s\n' "${CANCEL_LINES[@]}"; fi
+if [ ${#BACKLOG_LINES[@]} -gt 0 ]; then printf '%s\n' "${BACKLOG_LINES[@]}"; fi
 echo "- server peak RSS (VmHWM): $((RSS_KB / 1024)) MiB"

@@ -7,8 +7,12 @@
 //!   sends and the one MGET the Celery adapter sends, looped by as many tasks as wrk has
 //!   connections, over a pool as large as the server's, with no HTTP, JSON or auth. The server
 //!   can at best approach it; the harness prints server/floor.
+//! - `backlog` queues other users' task messages (real ones, as the Celery adapter publishes
+//!   them), `seed --queued` gives seeded jobs real messages instead of backend values, and
+//!   `slowlog` sums up Redis's SLOWLOG: the cancel-with-a-backlog case.
 
 mod floor;
+mod queue;
 mod seed;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +33,10 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Loop the list request's SQL + MGET without HTTP; print requests/s, p50, p99.
     Floor(floor::FloorArgs),
+    /// Queue MESSAGES task messages of other users (about 1 KB each).
+    Backlog(queue::BacklogArgs),
+    /// Print how many SLOWLOG entries there are, how many reach the bound, and the slowest.
+    Slowlog(queue::SlowlogArgs),
 }
 
 #[tokio::main]
@@ -36,6 +44,8 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Seed(args) => seed::run(args).await,
         Command::Floor(args) => floor::run(args).await,
+        Command::Backlog(args) => queue::backlog(args).await,
+        Command::Slowlog(args) => queue::slowlog(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

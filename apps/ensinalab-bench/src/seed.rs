@@ -8,6 +8,7 @@ use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
+use crate::queue::{self, Template, job_kind};
 use crate::{AnyError, Target};
 
 /// The result backend's key prefix (Celery's `celery-task-meta-<id>`).
@@ -25,6 +26,13 @@ pub struct SeedArgs {
     /// `GET /tasks/{task_id}/status` case).
     #[arg(long)]
     tasks_out: Option<PathBuf>,
+    /// Jobs still waiting for a worker: each gets a real task message in `--queue` (behind
+    /// whatever the queue holds) and no backend value (PENDING).
+    #[arg(long)]
+    queued: bool,
+    /// The queue of `--queued` (`CELERY_QUEUE`).
+    #[arg(long, default_value = "celery")]
+    queue: String,
 }
 
 pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
@@ -41,11 +49,27 @@ pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
         ),
         None => None,
     };
+    let templates = if args.queued {
+        Some([
+            Template::of(&args.target.redis_url, &mut redis, job_kind(0)).await?,
+            Template::of(&args.target.redis_url, &mut redis, job_kind(1)).await?,
+        ])
+    } else {
+        None
+    };
     for user in args.target.first_user..args.target.first_user + args.target.users {
         let ids: Vec<String> = (0..args.jobs)
             .map(|_| uuid::Uuid::new_v4().to_string())
             .collect();
         db.execute_unprepared(&jobs_sql(user, &ids)).await?;
+        if let Some(templates) = &templates {
+            let messages = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| templates[i % 2].copy(id));
+            queue::push(&mut redis, &args.queue, messages).await?;
+            continue;
+        }
         let mut pipe = redis::pipe();
         for (i, id) in ids
             .iter()
@@ -61,10 +85,11 @@ pub async fn run(args: SeedArgs) -> Result<(), AnyError> {
         }
     }
     eprintln!(
-        "seeded users {}..{} with {} active jobs each",
+        "seeded users {}..{} with {} active jobs each{}",
         args.target.first_user,
         args.target.first_user + args.target.users - 1,
-        args.jobs
+        args.jobs,
+        if args.queued { ", queued" } else { "" }
     );
     Ok(())
 }

@@ -12,7 +12,7 @@ use ensinalab_ports::{
     BrokerError, RevokeOutcome, RevokeReport, TaskBroker, TaskRequest, TaskSnapshot,
 };
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Script};
+use redis::{AsyncConnectionConfig, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -22,11 +22,8 @@ use crate::feed::{self, Subscription};
 use crate::message::{
     SEP, control_envelope, envelope_body, queue_keys, task_envelope, validate_task_message,
 };
-use crate::result::{META_PREFIX, decode, decode_state, meta_key};
+use crate::result::{META_PREFIX, decode, decode_state, meta_key, revoked_value};
 
-/// Kombu's names for the worker's reserved messages (default transport options).
-const UNACKED: &str = "unacked";
-const UNACKED_INDEX: &str = "unacked_index";
 /// The reply exchange's routing table: without our member in it, replies are dropped.
 const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
 /// How long [`TaskBroker::running`] waits for `inspect active` replies (a live worker's main
@@ -42,7 +39,7 @@ pub struct CeleryBroker {
 struct Inner {
     config: CeleryConfig,
     client: Client,
-    /// Scripts, broadcasts and blocking reads.
+    /// Revokes, broadcasts and blocking reads.
     pool: Pool,
     /// The hot path's multiplexed connections, one per thread that calls, each made on first
     /// use on that thread (so its driver task runs on that thread's runtime) and dropped after
@@ -53,7 +50,17 @@ struct Inner {
     /// `/<db>.celery.pidbox`: PUB/SUB ignores SELECT, so kombu puts the DB in the name.
     pidbox_channel: String,
     queue_keys: [String; 4],
-    revoke_script: Script,
+}
+
+/// Who holds a task's result key after a cancel's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// It was absent: the cancel wrote REVOKED, and no worker will run the task.
+    Cancel,
+    /// A worker had claimed it (RECEIVED, STARTED, PROGRESS, ...): only the broadcast can stop it.
+    Worker,
+    /// It held a final state already; nothing was written.
+    Finished,
 }
 
 /// One task a worker is executing, from `inspect active`.
@@ -144,7 +151,6 @@ impl CeleryBroker {
             inner: Arc::new(Inner {
                 pidbox_channel: format!("/{db}.celery.pidbox"),
                 queue_keys: queue_keys(&config.queue),
-                revoke_script: Script::new(include_str!("revoke.lua")),
                 client,
                 pool,
                 shared: Mutex::default(),
@@ -254,6 +260,53 @@ impl CeleryBroker {
             Ok(result) => result.map_err(classify),
             Err(_) => Err(timed_out(limit)),
         }
+    }
+
+    /// Claims `ids` for the cancel: one `SET <result key> <REVOKED> NX GET EX <revoked_ttl>` per
+    /// id, the command a worker runs with RECEIVED right before it runs a task, all in one
+    /// pipeline (one round trip; each command O(1), so other clients' commands go in between).
+    /// Whoever writes first decides (docs/celery-contract.md, "Cancelling"). One [`Claim`] per
+    /// id, in order. A failure part-way leaves the earlier claims written, which is safe: a
+    /// claim is never undone, and the caller delivers the whole revoke again.
+    async fn claim(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        ids: &[&TaskId],
+    ) -> Result<Vec<Claim>, BrokerError> {
+        let cfg = &self.inner.config;
+        let date_done = utc_iso8601_now();
+        let ttl = cfg.revoked_ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("SET")
+                .arg(meta_key(id))
+                .arg(revoked_value(id, &date_done))
+                .arg("NX")
+                .arg("GET")
+                .arg("EX")
+                .arg(ttl);
+        }
+        let before: Vec<Option<Vec<u8>>> = self
+            .bounded(cfg.command_timeout, pipe.query_async(conn))
+            .await?;
+        if before.len() != ids.len() {
+            return Err(BrokerError::Protocol(format!(
+                "{} replies to {} claims",
+                before.len(),
+                ids.len()
+            )));
+        }
+        // Not PUBLISHed on the key's channel as a worker's write is: nobody waits on a task the
+        // service cancelled itself (its row is cancelled already), and the worker that discards
+        // the message later publishes its own REVOKED.
+        Ok(before
+            .iter()
+            .map(|value| match value {
+                None => Claim::Cancel,
+                Some(raw) if decode_state(Some(raw)).is_final() => Claim::Finished,
+                Some(_) => Claim::Worker,
+            })
+            .collect())
     }
 
     /// Asks every worker for its running tasks and collects the replies for at most
@@ -432,47 +485,24 @@ impl TaskBroker for CeleryBroker {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let cfg = &self.inner.config;
-        let limit = cfg.command_timeout;
+        let limit = self.inner.config.command_timeout;
         let mut seen = HashSet::with_capacity(ids.len());
         let unique: Vec<&TaskId> = ids.iter().filter(|id| seen.insert(*id)).collect();
         let mut conn = self.pooled().await?;
 
-        let mut invocation = self.inner.revoke_script.prepare_invoke();
-        for key in &self.inner.queue_keys {
-            invocation.key(key);
-        }
-        invocation
-            .key(UNACKED)
-            .key(UNACKED_INDEX)
-            .arg(cfg.result_expires.as_secs())
-            .arg(utc_iso8601_now())
-            .arg(META_PREFIX);
-        for id in &unique {
-            invocation.arg(id.as_str());
-        }
-        let codes: Vec<i64> = self
-            .bounded(limit, invocation.invoke_async(&mut conn))
-            .await?;
-        if codes.len() != unique.len() {
-            return Err(BrokerError::Protocol(format!(
-                "revoke script returned {} codes for {} ids",
-                codes.len(),
-                unique.len()
-            )));
-        }
-        let code_of: HashMap<&str, i64> = unique
+        let claims = self.claim(&mut conn, &unique).await?;
+        let claim_of: HashMap<&str, Claim> = unique
             .iter()
             .map(|id| id.as_str())
-            .zip(codes.iter().copied())
+            .zip(claims.iter().copied())
             .collect();
 
-        // ONE broadcast for every id not already final; removed ones are included too, so a
-        // worker that somehow holds a copy (a duplicate, a restore) discards it.
+        // ONE broadcast for every id not already final. The ones this cancel claimed are in it
+        // too, so live workers also hold them in their own revoked sets.
         let to_signal: Vec<&str> = unique
             .iter()
             .map(|id| id.as_str())
-            .filter(|id| code_of.get(id) != Some(&0))
+            .filter(|id| claim_of.get(id) != Some(&Claim::Finished))
             .collect();
         let listeners: i64 = if to_signal.is_empty() {
             0
@@ -493,10 +523,10 @@ impl TaskBroker for CeleryBroker {
                         .query_async(&mut conn),
                 )
                 .await;
-            // The script's removals already happened: report them, and report the rest as
-            // unheard (which is the truth) rather than failing the whole call.
+            // The claims are already written: report them, and report the rest as unheard
+            // (which is the truth) rather than failing the whole call.
             published.unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "revoke broadcast failed after the queue removal");
+                tracing::warn!(error = %err, "revoke broadcast failed after the claims");
                 0
             })
         };
@@ -505,9 +535,11 @@ impl TaskBroker for CeleryBroker {
             .iter()
             .map(|id| RevokeReport {
                 task_id: id.clone(),
-                outcome: match code_of.get(id.as_str()) {
-                    Some(0) => RevokeOutcome::AlreadyFinished,
-                    Some(1) => RevokeOutcome::RemovedFromQueue,
+                outcome: match claim_of.get(id.as_str()) {
+                    Some(Claim::Finished) => RevokeOutcome::AlreadyFinished,
+                    // The cancel's claim came first: it never runs (the name is the port's; the
+                    // message itself is discarded by whichever worker pops it).
+                    Some(Claim::Cancel) => RevokeOutcome::RemovedFromQueue,
                     _ if listeners > 0 => RevokeOutcome::Signalled,
                     _ => RevokeOutcome::NoWorkerListening,
                 },

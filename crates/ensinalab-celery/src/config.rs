@@ -10,19 +10,23 @@ pub struct CeleryConfig {
     pub redis_url: String,
     /// The queue the workers consume (`task_default_queue`, `-Q`). `CELERY_QUEUE`.
     pub queue: String,
-    /// TTL of the REVOKED values this adapter writes for messages it removed, as the workers'
-    /// `result_expires` (Celery's default: one day). Zero = no expiry.
-    pub result_expires: Duration,
+    /// How long the REVOKED value a cancel writes for a task no worker had claimed lives. That
+    /// value is the cancel's claim on the task: a cancelled message still waiting in the queue
+    /// this long after the cancel could run (docs/celery-contract.md, "Cancelling"). Longer
+    /// than the workers' `result_expires` (a day) on purpose: a backlog can hold a message for
+    /// days.
+    pub revoked_ttl: Duration,
     /// Upper bound of every Redis call (connect included), so a dead Redis fails fast.
     pub command_timeout: Duration,
-    /// Connections of the pool used for scripts, broadcasts and blocking reads.
+    /// Connections of the pool used for revokes, broadcasts and blocking reads.
     pub pool_size: usize,
     /// `origin` header of published tasks (informational: logs, Flower).
     pub origin: String,
 }
 
 impl CeleryConfig {
-    /// Defaults for `redis_url`: queue `celery`, one-day results, 2 s timeout.
+    /// Defaults for `redis_url`: queue `celery`, cancels' REVOKED values kept seven days, 2 s
+    /// timeout.
     pub fn new(redis_url: impl Into<String>) -> Self {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -30,7 +34,7 @@ impl CeleryConfig {
         Self {
             redis_url: redis_url.into(),
             queue: "celery".to_owned(),
-            result_expires: Duration::from_secs(86_400),
+            revoked_ttl: Duration::from_secs(7 * 86_400),
             command_timeout: Duration::from_secs(2),
             pool_size: 8,
             origin: format!(

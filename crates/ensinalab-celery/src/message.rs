@@ -56,8 +56,9 @@ pub(crate) fn kwargs(kind: &TaskKind) -> Map<String, Value> {
     }
 }
 
-/// The envelope Celery's own producer sends (celery-wire.md §2.3), for queue `queue`,
-/// priority 0. `delivery_tag` must be unique: it is the field name in the worker's `unacked`.
+/// The envelope Celery's own producer sends (`tests/fixtures/task-message-in-list.json`), for
+/// queue `queue`, priority 0. `delivery_tag` must be unique: it is the field name in the
+/// worker's `unacked`.
 pub(crate) fn task_envelope(
     task: &TaskRequest,
     queue: &str,
@@ -108,7 +109,7 @@ pub(crate) fn task_envelope(
     })
 }
 
-/// Why a task message would be refused or, worse, poison a worker (celery-wire.md §2.2).
+/// Why a task message would be refused or, worse, poison a worker.
 pub(crate) fn validate_task_message(env: &Value) -> Result<(), String> {
     let str_at = |path: &[&str]| -> Option<&str> {
         path.iter()
@@ -162,8 +163,8 @@ pub(crate) fn validate_task_message(env: &Value) -> Result<(), String> {
     }
 }
 
-/// A pidbox control request (celery-wire.md §4.2). `reply` = `(ticket, oid)` when replies are
-/// wanted. `expires_at` is epoch seconds.
+/// A pidbox control request (`tests/fixtures/revoke-broadcast-message.json`). `reply` =
+/// `(ticket, oid)` when replies are wanted. `expires_at` is epoch seconds.
 pub(crate) fn control_envelope(
     method: &str,
     arguments: Value,

@@ -13,12 +13,22 @@ use serde_json::Value;
 /// Prefix of the backend key (and of its change channel) for one task.
 pub(crate) const META_PREFIX: &str = "celery-task-meta-";
 
-/// What `result_compression` puts before the compressed value (celery-wire.md §3.1).
+/// What `result_compression` puts before the compressed value (Celery's
+/// `COMPRESSED_PAYLOAD_MAGIC`).
 const COMPRESSED_MARK: &[u8] = b"\x00celery-compressed\x00";
 
 /// The backend key of a task.
 pub(crate) fn meta_key(id: &TaskId) -> String {
     format!("{META_PREFIX}{id}")
+}
+
+/// The value a worker writes when it discards a revoked message (`TaskRevokedError`,
+/// `["revoked"]`), spaced as Celery's `json.dumps` writes it; `date_done` is ISO-8601 UTC. A
+/// cancel writes it as its claim on a task (docs/celery-contract.md, "Cancelling").
+pub(crate) fn revoked_value(id: &TaskId, date_done: &str) -> String {
+    format!(
+        r#"{{"status": "REVOKED", "result": {{"exc_type": "TaskRevokedError", "exc_message": ["revoked"], "exc_module": "celery.exceptions"}}, "traceback": null, "children": [], "date_done": "{date_done}", "task_id": "{id}"}}"#
+    )
 }
 
 /// Decodes one backend value (`None` = no key = PENDING).
@@ -169,6 +179,20 @@ mod tests {
 
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_cancels_revoked_value_is_the_one_a_worker_writes_when_it_discards_a_message() {
+        let (id, stored) = sample("result-revoked-queued-discarded.json");
+        let ours = revoked_value(&id, "2026-11-28T14:29:30.787140+00:00");
+        let mut worker: Value = serde_json::from_slice(&stored).unwrap();
+        for extended in ["name", "args", "kwargs", "worker", "retries", "queue"] {
+            worker.as_object_mut().unwrap().remove(extended);
+        }
+        assert_eq!(serde_json::from_str::<Value>(&ours).unwrap(), worker);
+        let read = decode(id, Some(ours.as_bytes()));
+        assert_eq!(read.state, CeleryState::Revoked);
+        assert_eq!(read.error.as_deref(), Some("revoked"));
+    }
 
     /// The Redis value of a captured sample, as the worker stored it.
     fn sample(name: &str) -> (TaskId, Vec<u8>) {

@@ -124,6 +124,15 @@ impl Worker {
         self.log_text().contains(&format!("[{id}] received"))
     }
 
+    /// Whether the worker took task `id`'s message and discarded it as revoked, without running
+    /// it (Celery logs `Discarding revoked task: <name>[<id>]` and hands nothing to the pool).
+    pub fn discarded(&self, id: &str) -> bool {
+        let id = format!("[{id}]");
+        self.log_text()
+            .lines()
+            .any(|line| line.contains("Discarding revoked task") && line.contains(&id))
+    }
+
     /// Whether the worker logged task `id` as succeeded.
     pub fn succeeded(&self, id: &str) -> bool {
         self.log_text().contains(&format!("[{id}] succeeded"))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
-use ensinalab_domain::CeleryState;
+use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker};
 use futures_util::StreamExt as _;
 use serde_json::Value;
@@ -164,7 +164,8 @@ async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_comple
 }
 
 #[tokio::test]
-async fn with_every_slot_busy_a_cancelled_queued_video_is_removed_from_the_queue_and_never_runs() {
+async fn with_every_slot_busy_a_cancelled_queued_video_is_discarded_when_its_turn_comes_and_never_runs()
+ {
     let (db, queue) = (11, unique_queue("queued"));
     let worker = Worker::start(db, &queue, SLOW).await;
     let broker = broker(db, &queue);
@@ -202,7 +203,7 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_removed_from_the_queue
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert_eq!(len, 0);
+    assert_eq!(len, 1, "the cancel does not touch the queue");
     let s = broker
         .states(std::slice::from_ref(&queued.id))
         .await
@@ -210,19 +211,21 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_removed_from_the_queue
     assert_eq!(s[0].state, CeleryState::Revoked);
     assert_eq!(s[0].error.as_deref(), Some("revoked"));
 
-    // free both slots: C must still not run
+    // Free both slots: the worker takes C next and discards it unrun.
     let report = broker.revoke(&[a.id.clone(), b.id.clone()]).await.unwrap();
     assert!(
         report.iter().all(|r| r.outcome == RevokeOutcome::Signalled),
         "{report:?}"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    worker
+        .wait_discarded(&[&queued.id], Duration::from_secs(10))
+        .await;
     let s = broker
         .states(std::slice::from_ref(&queued.id))
         .await
         .unwrap();
     assert_eq!(s[0].state, CeleryState::Revoked);
-    assert!(!worker.received(&queued.id), "the worker received C");
+    assert_eq!(s[0].error.as_deref(), Some("revoked"));
     assert!(worker.received(&a.id), "the log records received tasks");
 }
 
@@ -230,35 +233,62 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_removed_from_the_queue
 async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_one_starts() {
     let (db, queue) = (12, unique_queue("noworker"));
     let broker = broker(db, &queue);
+    let mut redis = raw_connection(db).await;
     let cancelled = video("Cancelado", "simple");
     let control = options("Controle");
     broker.publish(&cancelled).await.unwrap();
     broker.publish(&control).await.unwrap();
     let never_published = new_id();
-
-    let report = broker
-        .revoke(&[cancelled.id.clone(), never_published.clone()])
+    // A task some worker claimed (as the contract has it: RECEIVED written unless the key
+    // exists) before it died.
+    let claimed = new_id();
+    let taken: Option<String> = redis::cmd("SET")
+        .arg(format!("celery-task-meta-{claimed}"))
+        .arg(format!(
+            r#"{{"status": "RECEIVED", "result": null, "traceback": null, "children": [], "date_done": null, "task_id": "{claimed}"}}"#
+        ))
+        .arg("NX")
+        .arg("GET")
+        .query_async(&mut redis)
         .await
         .unwrap();
-    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
-    assert_eq!(report[1].outcome, RevokeOutcome::NoWorkerListening);
-    assert!(!report[1].outcome.revoked());
+    assert_eq!(taken, None);
 
+    let report = broker
+        .revoke(&[
+            cancelled.id.clone(),
+            never_published.clone(),
+            claimed.clone(),
+        ])
+        .await
+        .unwrap();
+    // No worker claimed the first two: the cancel did, so neither can ever run.
+    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+    assert_eq!(report[1].outcome, RevokeOutcome::RemovedFromQueue);
+    assert_eq!(report[2].outcome, RevokeOutcome::NoWorkerListening);
+    assert!(!report[2].outcome.revoked());
+    let len: usize = redis::cmd("LLEN")
+        .arg(&queue)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 2, "the cancel does not touch the queue");
+
+    // A worker started now heard no broadcast: it takes the cancelled message first (the
+    // queue is FIFO) and discards it, then runs the control.
     let worker = Worker::start(db, &queue, QUICK).await;
     wait_for(&broker, &control.id, Duration::from_secs(30), "done", |s| {
         s.state == CeleryState::Success
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    worker
+        .wait_discarded(&[&cancelled.id], Duration::from_secs(5))
+        .await;
     let s = broker
         .states(std::slice::from_ref(&cancelled.id))
         .await
         .unwrap();
     assert_eq!(s[0].state, CeleryState::Revoked);
-    assert!(
-        !worker.received(&cancelled.id),
-        "the worker received the cancelled task"
-    );
 }
 
 #[tokio::test]
@@ -361,12 +391,11 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
         .await
         .unwrap();
     assert_eq!((bindings, reply_lists), (0, Vec::<String>::new()));
-    for v in &videos[2..] {
-        assert!(
-            !worker.received(&v.id),
-            "a removed video reached the worker"
-        );
-    }
+    // The freed slots take the cancelled queued videos, and discard them unrun.
+    let queued: Vec<&TaskId> = videos[2..].iter().map(|v| &v.id).collect();
+    worker
+        .wait_discarded(&queued, Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test]

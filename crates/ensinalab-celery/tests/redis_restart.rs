@@ -4,46 +4,14 @@
 // Test helpers: a failed setup step should panic with its cause, like in a #[test].
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
 use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{BrokerError, TaskBroker};
-
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/ensure-redis.sh installs it)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+use support::server::{Server, free_port};
 
 async fn write_state(port: u16, id: &TaskId, status: &str) {
     let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
@@ -68,7 +36,7 @@ async fn write_state(port: u16, id: &TaskId, status: &str) {
 #[tokio::test]
 async fn reads_and_the_change_feed_come_back_after_redis_restarts() {
     let port = free_port();
-    let server = Server::start(port);
+    let server = Server::start(port, &[]);
     let mut config = CeleryConfig::new(format!("redis://127.0.0.1:{port}/0"));
     config.command_timeout = Duration::from_millis(500);
     let broker = CeleryBroker::connect(config).await.unwrap();
@@ -89,7 +57,7 @@ async fn reads_and_the_change_feed_come_back_after_redis_restarts() {
     assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 
-    let _server = Server::start(port);
+    let _server = Server::start(port, &[]);
     // the shared connection is remade on the next call
     let started = Instant::now();
     loop {

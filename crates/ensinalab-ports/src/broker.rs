@@ -45,12 +45,14 @@ pub trait TaskBroker: Send + Sync {
         }
     }
 
-    /// Stops `ids` for good: removes still-queued messages (recording them as revoked) and
-    /// sends ONE terminate-with-SIGKILL broadcast for the rest. Returns one report per id, in
-    /// order, saying what really happened.
+    /// Stops `ids` for good: a task no worker has started yet MUST never run (the Celery adapter
+    /// claims its result key before any worker does), and ONE terminate-with-SIGKILL broadcast
+    /// goes out for the rest. Returns one report per id, in order, saying what really happened.
+    /// Idempotent: revoking again changes nothing a first revoke did.
     ///
     /// # Errors
-    /// `Unavailable` when the broker cannot be reached (nothing was revoked).
+    /// `Unavailable` when the broker cannot be reached; part of the revoke may have been done
+    /// then (a claim written), and revoking again is safe.
     fn revoke(
         &self,
         ids: &[TaskId],

@@ -429,7 +429,8 @@ impl TaskSnapshot {
 /// What revoking one task achieved. Never claims more than happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeOutcome {
-    /// The message was still waiting in the queue and was removed: it will never run.
+    /// No worker had started the task: it will never run (its message, if still queued, is
+    /// discarded by the worker that pops it).
     RemovedFromQueue,
     /// The kill broadcast reached at least one worker.
     Signalled,

@@ -294,11 +294,13 @@ async fn cancel_all_of_200_jobs_is_one_transaction_and_one_broadcast() {
     assert_eq!(calls_starting(&sql, "COMMIT"), 1, "{sql:#?}");
     assert_eq!(calls_starting(&sql, "ROLLBACK"), 0, "{sql:#?}");
     assert_eq!(redis.get("publish"), Some(&1), "one broadcast: {redis:?}");
-    let scripts = redis.get("evalsha").unwrap_or(&0) + redis.get("eval").unwrap_or(&0);
-    assert!(
-        scripts <= 2,
-        "one revoke script (EVALSHA, EVAL after NOSCRIPT): {redis:?}"
+    assert_eq!(
+        redis.get("set").copied(),
+        Some(i64::try_from(tasks.len()).unwrap()),
+        "one claim (SET NX GET) per task: {redis:?}"
     );
+    let scripts = redis.get("evalsha").unwrap_or(&0) + redis.get("eval").unwrap_or(&0);
+    assert_eq!(scripts, 0, "no script: {redis:?}");
     assert_eq!(rig.get("/tasks/active", user).await.1["total"], 0);
     println!("POST /tasks/cancel-all of 200: SQL {sql:?}; Redis {redis:?}");
 }

@@ -3,7 +3,9 @@
 //! queue, killed (whole process group) when the guard drops, panics included.
 
 // Test support: a failed setup step should panic with its cause, like in a #[test].
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
+
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,11 +43,11 @@ pub async fn raw_connection(db: u8) -> redis::aio::MultiplexedConnection {
 pub use ensinalab_celery::testing::{Durations, process_is_dead};
 
 /// The shared real worker, plus this suite's rule: the queue is unique to the test, so leave
-/// nothing of it behind in the shared Redis.
+/// nothing of it behind in the Redis it ran on.
 pub struct Worker {
     inner: ensinalab_celery::testing::Worker,
     pub node: String,
-    db: u8,
+    url: String,
     queue: String,
 }
 
@@ -63,12 +65,20 @@ impl Worker {
         durations: Durations,
         env: &[(&str, &str)],
     ) -> Self {
-        let url = format!("{REDIS}/{db}");
-        let inner = ensinalab_celery::testing::Worker::start(&url, queue, durations, env).await;
+        Self::start_on(&format!("{REDIS}/{db}"), queue, durations, env).await
+    }
+
+    /// Same, on any Redis (a private server's URL).
+    pub async fn start_with_url(url: &str, queue: &str, durations: Durations) -> Self {
+        Self::start_on(url, queue, durations, &[]).await
+    }
+
+    async fn start_on(url: &str, queue: &str, durations: Durations, env: &[(&str, &str)]) -> Self {
+        let inner = ensinalab_celery::testing::Worker::start(url, queue, durations, env).await;
         Self {
             node: inner.node().to_owned(),
             inner,
-            db,
+            url: url.to_owned(),
             queue: queue.to_owned(),
         }
     }
@@ -81,11 +91,38 @@ impl Worker {
     pub fn received(&self, id: &TaskId) -> bool {
         self.inner.received(id.as_str())
     }
+
+    /// Whether the worker took `id`'s message and discarded it as revoked, without running it.
+    pub fn discarded(&self, id: &TaskId) -> bool {
+        self.inner.discarded(id.as_str())
+    }
+
+    /// Whether the worker's log shows `id` succeeded.
+    pub fn succeeded(&self, id: &TaskId) -> bool {
+        self.inner.succeeded(id.as_str())
+    }
+
+    /// Waits until the worker has discarded every one of `ids` (panics after `within`), then
+    /// checks that none of them succeeded.
+    pub async fn wait_discarded(&self, ids: &[&TaskId], within: Duration) {
+        let started = Instant::now();
+        while !ids.iter().all(|id| self.discarded(id)) {
+            assert!(
+                started.elapsed() < within,
+                "not all of {ids:?} discarded within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for id in ids {
+            assert!(!self.succeeded(id), "{id} ran; log:\n{}", self.log_text());
+        }
+    }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Ok(client) = redis::Client::open(format!("{REDIS}/{}", self.db))
+        if let Ok(client) = redis::Client::open(self.url.as_str())
             && let Ok(mut conn) = client.get_connection()
         {
             let keys: Vec<String> = ["", "\x06\x163", "\x06\x166", "\x06\x169"]

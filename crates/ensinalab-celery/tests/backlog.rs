@@ -1,0 +1,257 @@
+//! Cancelling with other users' backlog in the queue: 100,000 task messages of about 1 KB each
+//! wait behind the cancelled ones, on a private redis-server that logs every command slower
+//! than 5 ms (`slowlog-log-slower-than 5000`), scheduled ahead of ordinary processes so that
+//! the SLOWLOG measures what the commands cost, not the other processes of a shared machine. A cancel of one task, a cancel-all of 1,000 and
+//! the re-broadcast of both add nothing to its SLOWLOG, and a worker started afterwards (it
+//! heard no broadcast) discards every cancelled task without running it.
+
+// Test helpers: a failed setup step should panic with its cause, like in a #[test].
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_domain::{BriefingId, CeleryState, TaskId};
+use ensinalab_ports::{RevokeOutcome, TaskBroker, TaskKind, TaskRequest};
+use serde_json::Value;
+use support::server::{Server, free_port};
+use support::*;
+
+/// Other users' messages waiting behind the cancelled ones.
+const BACKLOG: usize = 100_000;
+/// The bound: no command of the service may take this long in Redis.
+const SLOWLOG_MICROS: &str = "5000";
+
+fn celery(url: &str, queue: &str) -> CeleryBroker {
+    let mut config = CeleryConfig::new(url).with_queue(queue);
+    config.command_timeout = Duration::from_secs(10);
+    CeleryBroker::new(config).unwrap()
+}
+
+/// An options task of another user whose message is about 1 KB.
+fn other_users_task() -> TaskRequest {
+    TaskRequest {
+        id: new_id(),
+        kind: TaskKind::GenerateOptions {
+            briefing_id: BriefingId(90_210),
+            title: "Briefing de outro usuário".to_owned(),
+            description: "Ciclo da água".to_owned(),
+            duration_minutes: 10,
+        },
+    }
+}
+
+/// LPUSHes `count` copies of one real message (published by the adapter itself into a scratch
+/// queue), each with its own task id and delivery tag, in pipelined batches.
+async fn seed_backlog(
+    conn: &mut redis::aio::MultiplexedConnection,
+    url: &str,
+    queue: &str,
+    count: usize,
+) {
+    let scratch = unique_queue("template");
+    let template_task = other_users_task();
+    celery(url, &scratch).publish(&template_task).await.unwrap();
+    let template: String = redis::cmd("LPOP")
+        .arg(&scratch)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let parsed: Value = serde_json::from_str(&template).unwrap();
+    let tag = parsed["properties"]["delivery_tag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        (800..=1300).contains(&template.len()),
+        "about 1 KB: {} bytes",
+        template.len()
+    );
+    println!("backlog: {count} messages of {} bytes", template.len());
+    let id = template_task.id.as_str().to_owned();
+    for batch in 0..count.div_ceil(1000) {
+        let size = (count - batch * 1000).min(1000);
+        let messages: Vec<String> = (0..size)
+            .map(|_| {
+                template
+                    .replace(&id, new_id().as_str())
+                    .replace(&tag, &uuid::Uuid::new_v4().to_string())
+            })
+            .collect();
+        let _: () = redis::cmd("LPUSH")
+            .arg(queue)
+            .arg(messages)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+}
+
+async fn llen(conn: &mut redis::aio::MultiplexedConnection, queue: &str) -> usize {
+    redis::cmd("LLEN")
+        .arg(queue)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_backlog_of_100_000_messages_no_cancel_command_takes_5_ms_and_no_cancelled_task_runs()
+ {
+    let port = free_port();
+    let _server = Server::start_ahead_of_other_processes(
+        port,
+        &[
+            "--slowlog-log-slower-than",
+            SLOWLOG_MICROS,
+            "--slowlog-max-len",
+            "1024",
+        ],
+    );
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let queue = unique_queue("backlog");
+    let broker = celery(&url, &queue);
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+
+    // No worker runs. First in line (the queue is FIFO): one video a user cancels, the 1,000
+    // tasks of a cancel-all, and a control task; the backlog behind them.
+    let single = video("Cancelado", "simple");
+    let all: Vec<TaskRequest> = (0..1_000)
+        .map(|i| options(&format!("Cancelar tudo {i}")))
+        .collect();
+    let control = options("Controle");
+    for task in std::iter::once(&single)
+        .chain(&all)
+        .chain(std::iter::once(&control))
+    {
+        broker.publish(task).await.unwrap();
+    }
+    seed_backlog(&mut conn, &url, &queue, BACKLOG).await;
+    let queued = llen(&mut conn, &queue).await;
+    assert_eq!(queued, BACKLOG + all.len() + 2);
+
+    // Seeding's own commands may be slow: only what follows counts.
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let report = broker
+        .revoke(std::slice::from_ref(&single.id))
+        .await
+        .unwrap();
+    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+    let all_ids: Vec<TaskId> = all.iter().map(|t| t.id.clone()).collect();
+    let report = broker.revoke(&all_ids).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .all(|r| r.outcome == RevokeOutcome::RemovedFromQueue),
+        "{:?}",
+        report
+            .iter()
+            .find(|r| r.outcome != RevokeOutcome::RemovedFromQueue)
+    );
+    // What the dispatcher's re-broadcast sends: the same ids again, now final (REVOKED).
+    let mut again = all_ids.clone();
+    again.push(single.id.clone());
+    let report = broker.revoke(&again).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .all(|r| r.outcome == RevokeOutcome::AlreadyFinished),
+        "{report:?}"
+    );
+
+    let slow: Vec<Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(1024)
+        .query_async::<redis::Value>(&mut conn)
+        .await
+        .map(|v| slowlog_entries(&v))
+        .unwrap();
+    assert!(
+        slow.is_empty(),
+        "commands slower than {SLOWLOG_MICROS} us: {slow:#?}"
+    );
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for line in stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_set:") || l.starts_with("cmdstat_publish:"))
+    {
+        println!("{line}");
+    }
+    assert_eq!(
+        llen(&mut conn, &queue).await,
+        queued,
+        "a cancel never touches the queue"
+    );
+
+    // A worker started now heard no broadcast: it takes the cancelled messages first and
+    // discards them unrun, then runs the control, then the backlog (stopped when dropped).
+    let worker = Worker::start_with_url(&url, &queue, QUICK).await;
+    wait_for(
+        &broker,
+        &control.id,
+        Duration::from_secs(120),
+        "done",
+        |s| s.state == CeleryState::Success,
+    )
+    .await;
+    let mut cancelled: Vec<&TaskId> = all_ids.iter().collect();
+    cancelled.push(&single.id);
+    worker
+        .wait_discarded(&cancelled, Duration::from_secs(10))
+        .await;
+    let states = broker
+        .states_only(&cancelled.into_iter().cloned().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(states.iter().all(|s| *s == CeleryState::Revoked));
+}
+
+const QUICK: Durations = Durations {
+    options_secs: 0.05,
+    video_secs: 0.1,
+    video_steps: 1,
+};
+
+/// SLOWLOG GET entries as `[id, time, micros, [command, args...], ...]` JSON, arguments cut.
+fn slowlog_entries(value: &redis::Value) -> Vec<Value> {
+    let redis::Value::Array(entries) = value else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return Value::Null;
+            };
+            Value::Array(fields.iter().map(to_json).collect())
+        })
+        .collect()
+}
+
+fn to_json(value: &redis::Value) -> Value {
+    match value {
+        redis::Value::Int(i) => Value::from(*i),
+        redis::Value::BulkString(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            Value::from(text.chars().take(60).collect::<String>())
+        }
+        redis::Value::SimpleString(s) => Value::from(s.as_str()),
+        redis::Value::Array(items) => Value::Array(items.iter().take(6).map(to_json).collect()),
+        other => Value::from(format!("{other:?}")),
+    }
+}
