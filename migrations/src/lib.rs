@@ -18,6 +18,7 @@ mod m20261128_000003_revoke_outbox;
 mod m20261128_000004_revoke_outbox_by_task;
 mod m20261129_000005_revoke_batches;
 mod m20261202_000006_security_events_created;
+mod m20261203_000007_started_at;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_revoke_outbox_by_task::Migration),
             Box::new(m20261129_000005_revoke_batches::Migration),
             Box::new(m20261202_000006_security_events_created::Migration),
+            Box::new(m20261203_000007_started_at::Migration),
         ]
     }
 }

@@ -19,13 +19,14 @@ const TABLES: [&str; 6] = [
     "revoke_outbox",
     "revoke_batches",
 ];
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
     "m20261128_000004_revoke_outbox_by_task",
     "m20261129_000005_revoke_batches",
     "m20261202_000006_security_events_created",
+    "m20261203_000007_started_at",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -57,6 +58,10 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    assert!(manager.has_column("videos", "started_at").await.unwrap());
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(!manager.has_column("videos", "started_at").await.unwrap());
+    assert!(!manager.has_column("briefings", "started_at").await.unwrap());
     let created = "idx_security_events_created";
     assert!(manager.has_index("security_events", created).await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ensinalab_domain::AutoCancel;
+
 pub use crate::client::{BadCidr, TrustedProxies};
 
 /// Why the configuration could not be read.
@@ -116,7 +118,7 @@ pub enum LogFormat {
 }
 
 /// Everything the server needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `BIND_ADDR`; port 0 picks a free port (tests).
     pub bind_addr: SocketAddr,
@@ -142,6 +144,11 @@ pub struct Config {
     pub max_active_jobs_per_user: u32,
     /// `SECURITY_EVENT_RETENTION_DAYS`: security events older than this are pruned.
     pub security_event_retention_days: u32,
+    /// `AUTO_CANCEL_FACTOR` × `EXPECTED_OPTIONS_SECS` / `EXPECTED_VIDEO_SECS` (each defaults to
+    /// `TASK_TIME_LIMIT_SECS`): how long a job may run; `None` (factor 0): no automatic timeout.
+    pub auto_cancel: Option<AutoCancel>,
+    /// `AUTO_CANCEL_SWEEP_SECS`: how often the automatic timeout looks for late jobs.
+    pub auto_cancel_sweep: Duration,
 }
 
 /// How long a client may take, and how long an idle connection stays open.
@@ -215,6 +222,24 @@ impl Config {
         };
         let rate_limit = rate_limit(&get)?;
         let reconcile_interval = secs(&get, "RECONCILE_INTERVAL_SECS", 2)?;
+        let task_time_limit_secs = parse(
+            &get,
+            "TASK_TIME_LIMIT_SECS",
+            Some(ensinalab_domain::DEFAULT_TASK_TIME_LIMIT_SECS),
+        )?;
+        let factor: f64 = parse(&get, "AUTO_CANCEL_FACTOR", Some(2.0))?;
+        if !(factor >= 0.0 && factor.is_finite()) {
+            return Err(ConfigError {
+                var: "AUTO_CANCEL_FACTOR",
+                message: "must be a number, 0 or more (0 turns the automatic timeout off)"
+                    .to_owned(),
+            });
+        }
+        let auto_cancel = AutoCancel::new(
+            factor,
+            secs(&get, "EXPECTED_OPTIONS_SECS", task_time_limit_secs)?,
+            secs(&get, "EXPECTED_VIDEO_SECS", task_time_limit_secs)?,
+        );
         Ok(Self {
             bind_addr,
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
@@ -230,11 +255,7 @@ impl Config {
                 salt: get("HASHIDS_SALT").unwrap_or_default(),
                 min_length: parse(&get, "HASHIDS_MIN_LENGTH", Some(6))?,
             },
-            task_time_limit_secs: parse(
-                &get,
-                "TASK_TIME_LIMIT_SECS",
-                Some(ensinalab_domain::DEFAULT_TASK_TIME_LIMIT_SECS),
-            )?,
+            task_time_limit_secs,
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("pretty" | "text") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -269,6 +290,8 @@ impl Config {
             },
             max_active_jobs_per_user: at_least_one(&get, "MAX_ACTIVE_JOBS_PER_USER", 100)?,
             security_event_retention_days: at_least_one(&get, "SECURITY_EVENT_RETENTION_DAYS", 90)?,
+            auto_cancel,
+            auto_cancel_sweep: secs(&get, "AUTO_CANCEL_SWEEP_SECS", 5)?,
         })
     }
 }
@@ -440,6 +463,10 @@ mod tests {
             ("SECURITY_EVENT_RETENTION_DAYS", "-1"),
             ("REQUEST_TIMEOUT_SECS", "0"),
             ("JWT_MAX_TTL_SECS", "0"),
+            ("AUTO_CANCEL_FACTOR", "-1"),
+            ("AUTO_CANCEL_FACTOR", "twice"),
+            ("EXPECTED_VIDEO_SECS", "0"),
+            ("AUTO_CANCEL_SWEEP_SECS", "0"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();
@@ -509,6 +536,30 @@ mod tests {
         assert_eq!(c.http.request_timeout, Duration::from_secs(30));
         let c = config(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1")]).unwrap();
         assert_eq!(c.trusted_proxies.0.len(), 2);
+    }
+
+    #[test]
+    fn the_automatic_timeout_is_twice_the_time_limit_per_kind_and_zero_turns_it_off() {
+        let c = config(&[]).unwrap();
+        let policy = c.auto_cancel.unwrap();
+        assert_eq!(policy.options, Duration::from_secs(600));
+        assert_eq!(policy.video, Duration::from_secs(600));
+        assert_eq!(c.auto_cancel_sweep, Duration::from_secs(5));
+        let c = config(&[
+            ("AUTO_CANCEL_FACTOR", "1.5"),
+            ("EXPECTED_OPTIONS_SECS", "60"),
+            ("EXPECTED_VIDEO_SECS", "200"),
+        ])
+        .unwrap();
+        let policy = c.auto_cancel.unwrap();
+        assert_eq!(
+            (policy.options, policy.video),
+            (Duration::from_secs(90), Duration::from_secs(300))
+        );
+        assert_eq!(
+            config(&[("AUTO_CANCEL_FACTOR", "0")]).unwrap().auto_cancel,
+            None
+        );
     }
 
     #[test]

@@ -172,6 +172,7 @@ impl Application {
             trail_retention: Duration::from_secs(
                 u64::from(config.security_event_retention_days) * 24 * 3600,
             ),
+            timeout_sweep_every: config.auto_cancel_sweep,
         };
         Ok(Self {
             port,
@@ -281,6 +282,7 @@ pub async fn open_store(config: &Config) -> Result<ensinalab_store::SqlStore, St
 pub fn settings(config: &Config) -> Settings {
     Settings {
         task_time_limit_secs: config.task_time_limit_secs,
+        auto_cancel: config.auto_cancel,
         max_active_jobs_per_user: config.max_active_jobs_per_user,
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! This crate owns the vocabulary (typed ids, briefing and video statuses, Celery task states)
 //! and the rules over it: the cancel (who may cancel what, for which reason, and what it
-//! writes: [`decide_cancel`]), which transitions a background writer may make, how long a job has run and whether it is stuck, and how a Celery state maps
-//! to the `ready`/`successful`/`failed` triple the API shows. It does no IO, has no async and
+//! writes: [`decide_cancel`]), when a running job has run too long ([`AutoCancel`]), which
+//! transitions a background writer may make, how long a job has run and whether it is stuck,
+//! and how a Celery state maps to the `ready`/`successful`/`failed` triple the API shows. It does no IO, has no async and
 //! knows no framework: every rule is a plain function, and time is always passed in as `now`.
 
 mod cancel;
@@ -12,6 +13,7 @@ mod draft;
 mod elapsed;
 mod ids;
 mod status;
+mod timeout;
 
 pub use cancel::{
     CANCELLED_BY_TIMEOUT, CANCELLED_BY_USER, Cancel, CancelReason, NotCancellable, decide_cancel,
@@ -23,3 +25,4 @@ pub use ids::{BriefingId, IdError, OptionId, TaskId, UserId, VideoId};
 pub use status::{
     BriefingStatus, Lifecycle, ResourceKind, UnknownKind, UnknownStatus, VideoStatus,
 };
+pub use timeout::AutoCancel;

@@ -7,13 +7,15 @@
 //! errors and go on; none ends the process.
 //!
 //! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
-//! the [`lost_workers`] rule, the [`trail`] writer and the trail's [`retention`]. They drive use cases of
+//! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`trail`] writer and the
+//! trail's [`retention`]. They drive use cases of
 //! `ensinalab_ports::Service`; the rules stay there and in the domain.
 
 pub mod dispatcher;
 pub mod lost_workers;
 pub mod reconciler;
 pub mod retention;
+pub mod timeout;
 pub mod trail;
 
 use std::fmt::Debug;
@@ -32,6 +34,7 @@ use crate::dispatcher::{Dispatcher, DispatcherSettings, OnWorkerOnline, Rebroadc
 use crate::lost_workers::LostWorkers;
 use crate::reconciler::{OnTaskChanged, Sweep};
 use crate::retention::TrailRetention;
+use crate::timeout::TimeoutSweep;
 use crate::trail::TrailWriter;
 
 /// What feeds the event-driven jobs.
@@ -53,6 +56,8 @@ pub struct Pacing {
     pub dispatcher: DispatcherSettings,
     /// How much of the security trail is kept.
     pub trail_retention: Duration,
+    /// How often the automatic timeout sweeps (when the service has one).
+    pub timeout_sweep_every: Duration,
 }
 
 /// Starts every background job of the server over `service`. Must be called inside a tokio
@@ -90,6 +95,13 @@ where
         feeds.trail,
         TrailWriter(Arc::clone(&service)),
     );
+    if service.settings().auto_cancel.is_some() {
+        jobs.every(
+            "timeout sweep",
+            pacing.timeout_sweep_every,
+            TimeoutSweep(Arc::clone(&service)),
+        );
+    }
     jobs.every(
         "security trail retention",
         retention::PRUNE_EVERY,

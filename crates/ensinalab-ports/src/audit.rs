@@ -21,6 +21,8 @@ pub enum SecurityEventKind {
     BriefingCancelled,
     /// A user cancelled everything they had running (details carry the counts).
     TasksCancelledAll,
+    /// The server cancelled a job that ran past its limit (details carry the limit).
+    AutoCancelled,
     /// A cancel was refused: someone else's resource, a missing one, or a final status.
     CancelRefused,
     /// A read was refused: someone else's (or a missing) briefing, video, option or task.
@@ -35,10 +37,11 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every kind.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::VideoCancelled,
         Self::BriefingCancelled,
         Self::TasksCancelledAll,
+        Self::AutoCancelled,
         Self::CancelRefused,
         Self::ReadRefused,
         Self::AuthFailed,
@@ -52,6 +55,7 @@ impl SecurityEventKind {
             Self::VideoCancelled => "video_cancelled",
             Self::BriefingCancelled => "briefing_cancelled",
             Self::TasksCancelledAll => "tasks_cancelled_all",
+            Self::AutoCancelled => "auto_cancelled",
             Self::CancelRefused => "cancel_refused",
             Self::ReadRefused => "read_refused",
             Self::AuthFailed => "auth_failed",

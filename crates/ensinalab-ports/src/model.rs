@@ -34,6 +34,8 @@ pub struct Briefing {
     pub error_message: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// When a worker first reported the job running; `None` while it waits.
+    pub started_at: Option<OffsetDateTime>,
 }
 
 /// An option generated for a briefing.
@@ -63,6 +65,8 @@ pub struct Video {
     pub error_message: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// When a worker first reported the job running; `None` while it waits.
+    pub started_at: Option<OffsetDateTime>,
 }
 
 /// What the use cases need of a briefing or a video, so that a rule over either (the cancel,
@@ -78,6 +82,8 @@ pub trait Resource: Clone + Send + Sync + 'static {
     fn task_id(&self) -> Option<&TaskId>;
     /// Videos only.
     fn progress(&self) -> Option<f64>;
+    /// When a worker first reported it running.
+    fn started_at(&self) -> Option<OffsetDateTime>;
 
     /// Its kind and key, as the trail and the change stream name it.
     fn key(&self) -> (ResourceKind, i64) {
@@ -123,6 +129,9 @@ impl Resource for Briefing {
     fn progress(&self) -> Option<f64> {
         None
     }
+    fn started_at(&self) -> Option<OffsetDateTime> {
+        self.started_at
+    }
 }
 
 impl Resource for Video {
@@ -141,6 +150,9 @@ impl Resource for Video {
     }
     fn progress(&self) -> Option<f64> {
         Some(self.progress)
+    }
+    fn started_at(&self) -> Option<OffsetDateTime> {
+        self.started_at
     }
 }
 
@@ -281,6 +293,16 @@ pub struct InFlightTask {
     pub status: AnyStatus,
     /// Videos only.
     pub progress: Option<f64>,
+    /// Whether a worker has reported it running yet.
+    pub started: bool,
+}
+
+/// A running job the automatic timeout cancelled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiredJob {
+    pub resource: ResourceRef,
+    pub task_id: Option<TaskId>,
+    pub started_at: OffsetDateTime,
 }
 
 /// The outcome of a guarded transition on one resource.

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
 use crate::error::StoreError;
 use crate::model::{
-    ActivePage, ActiveRows, Briefing, BriefingOption, BriefingUpdate, CancelledAll, InFlightTask,
-    NewVideo, Resource, ResourceId, ResourceRef, Transition, Video, VideoUpdate,
+    ActivePage, ActiveRows, Briefing, BriefingOption, BriefingUpdate, CancelledAll, ExpiredJob,
+    InFlightTask, NewVideo, Resource, ResourceId, ResourceRef, Transition, Video, VideoUpdate,
 };
 use crate::outbox::RevokeOutbox;
 
@@ -162,6 +162,23 @@ pub trait Tasks: Send + Sync {
         briefings: &Cancel<BriefingStatus>,
         videos: &Cancel<VideoStatus>,
     ) -> impl Future<Output = Result<CancelledAll, StoreError>> + Send;
+
+    /// In one transaction: carries out `briefings` on every briefing a worker started before
+    /// `briefings_started_before`, and `videos` on every video started before
+    /// `videos_started_before` (the same guarded writes as every cancel, so a job moves once
+    /// however many servers sweep at the same moment), and writes an owed revoke for every moved
+    /// row with a task id. Returns the moved jobs. A constant number of statements, served by
+    /// the `(status, started_at)` indexes.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure; nothing is changed then.
+    fn cancel_expired(
+        &self,
+        briefings: &Cancel<BriefingStatus>,
+        briefings_started_before: OffsetDateTime,
+        videos: &Cancel<VideoStatus>,
+        videos_started_before: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<ExpiredJob>, StoreError>> + Send;
 
     /// Up to `limit` resources in flight with a task id, oldest first (the reconciler's sweep).
     ///

@@ -17,7 +17,7 @@ use crate::changes::{ChangeSink, TaskChange};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, Briefing, BriefingOption,
-    BriefingUpdate, Caller, CancelledAll, InFlightTask, NewVideo, Resource, ResourceId,
+    BriefingUpdate, Caller, CancelledAll, ExpiredJob, InFlightTask, NewVideo, Resource, ResourceId,
     ResourceRef, RevokeOutcome, RevokeReport, TaskRequest, TaskSnapshot, Transition, Video,
     VideoUpdate,
 };
@@ -134,6 +134,7 @@ impl InMemoryStore {
                 error_message: None,
                 created_at: now,
                 updated_at: now,
+                started_at: None,
             };
             t.briefings.push(b.clone());
             b
@@ -180,11 +181,30 @@ impl InMemoryStore {
                 error_message: None,
                 created_at: now,
                 updated_at: now,
+                started_at: None,
             };
             t.videos.push(v.clone());
             v
         })
         .expect("fake store is up during setup")
+    }
+
+    /// Records that a worker started video `id` at `at` (test setup).
+    pub fn start_video(&self, id: VideoId, at: OffsetDateTime) {
+        let _ = self.with(|t| {
+            if let Some(v) = t.videos.iter_mut().find(|v| v.id == id) {
+                v.started_at = Some(at);
+            }
+        });
+    }
+
+    /// Records that a worker started briefing `id` at `at` (test setup).
+    pub fn start_briefing(&self, id: BriefingId, at: OffsetDateTime) {
+        let _ = self.with(|t| {
+            if let Some(b) = t.briefings.iter_mut().find(|b| b.id == id) {
+                b.started_at = Some(at);
+            }
+        });
     }
 
     /// The security events recorded so far.
@@ -317,6 +337,7 @@ impl Briefings for InMemoryStore {
                 error_message: None,
                 created_at: now,
                 updated_at: now,
+                started_at: None,
             };
             t.briefings.push(b.clone());
             Some(b)
@@ -360,7 +381,13 @@ impl Briefings for InMemoryStore {
             b.updated_at = OffsetDateTime::now_utc();
             let mut new_options = Vec::new();
             match update {
-                BriefingUpdate::Running => b.status = BriefingStatus::Processing,
+                BriefingUpdate::Running => {
+                    if b.started_at.is_some() {
+                        return None;
+                    }
+                    b.status = BriefingStatus::Processing;
+                    b.started_at = Some(OffsetDateTime::now_utc());
+                }
                 BriefingUpdate::OptionsReady(options) => {
                     b.status = BriefingStatus::OptionsReady;
                     new_options.clone_from(options);
@@ -408,6 +435,7 @@ impl Videos for InMemoryStore {
                 error_message: None,
                 created_at: now,
                 updated_at: now,
+                started_at: None,
             };
             t.videos.push(v.clone());
             Some(v)
@@ -433,6 +461,7 @@ impl Videos for InMemoryStore {
                 VideoUpdate::Running { progress } => {
                     v.status = VideoStatus::Processing;
                     v.progress = *progress;
+                    v.started_at.get_or_insert_with(OffsetDateTime::now_utc);
                 }
                 VideoUpdate::Finished(status) => {
                     v.status = *status;
@@ -560,6 +589,51 @@ impl Tasks for InMemoryStore {
         })
     }
 
+    async fn cancel_expired(
+        &self,
+        briefings: &Cancel<BriefingStatus>,
+        briefings_started_before: OffsetDateTime,
+        videos: &Cancel<VideoStatus>,
+        videos_started_before: OffsetDateTime,
+    ) -> Result<Vec<ExpiredJob>, StoreError> {
+        fn expire<R: Cancelable>(
+            rows: &mut [R],
+            cancel: &Cancel<R::Status>,
+            before: OffsetDateTime,
+        ) -> Vec<ExpiredJob> {
+            rows.iter_mut()
+                .filter_map(|r| {
+                    let started_at = r.started_at().filter(|at| *at < before)?;
+                    cancel.allows(r.status()).then(|| {
+                        r.write(cancel);
+                        let (kind, id) = r.key();
+                        ExpiredJob {
+                            resource: ResourceRef {
+                                kind,
+                                id,
+                                user_id: r.owner(),
+                            },
+                            task_id: r.task_id().cloned(),
+                            started_at,
+                        }
+                    })
+                })
+                .collect()
+        }
+        self.with(|t| {
+            let mut out = expire(&mut t.briefings, briefings, briefings_started_before);
+            out.extend(expire(&mut t.videos, videos, videos_started_before));
+            for job in &out {
+                owe_revoke(
+                    t,
+                    job.task_id.as_ref(),
+                    (job.resource.kind, job.resource.id),
+                );
+            }
+            out
+        })
+    }
+
     async fn in_flight(&self, limit: u32) -> Result<Vec<InFlightTask>, StoreError> {
         self.with(|t| {
             let briefings = t
@@ -576,6 +650,7 @@ impl Tasks for InMemoryStore {
                         task_id: b.task_id.clone()?,
                         status: AnyStatus::Briefing(b.status),
                         progress: None,
+                        started: b.started_at.is_some(),
                     })
                 });
             let videos = t
@@ -592,6 +667,7 @@ impl Tasks for InMemoryStore {
                         task_id: v.task_id.clone()?,
                         status: AnyStatus::Video(v.status),
                         progress: Some(v.progress),
+                        started: v.started_at.is_some(),
                     })
                 });
             briefings.chain(videos).take(limit as usize).collect()

@@ -104,8 +104,12 @@ impl Briefings for SqlStore {
         update: &BriefingUpdate,
     ) -> Result<Option<Briefing>, StoreError> {
         let update = match update {
+            // The first running report records the start; the status may already say
+            // `processing` (a briefing is created so), so later reports change nothing.
             BriefingUpdate::Running => {
                 in_flight::<briefing::Entity>(id.get(), BriefingStatus::Processing)
+                    .col_expr(briefing::Column::StartedAt, Expr::value(now()))
+                    .filter(briefing::Column::StartedAt.is_null())
             }
             BriefingUpdate::Failed(message) => {
                 in_flight::<briefing::Entity>(id.get(), BriefingStatus::Failed)

@@ -77,6 +77,7 @@ pub(crate) fn briefing(m: briefing::Model) -> Result<Briefing, StoreError> {
         error_message: m.error_message,
         created_at: utc(m.created_at),
         updated_at: utc(m.updated_at),
+        started_at: m.started_at.map(utc),
     })
 }
 
@@ -105,6 +106,7 @@ pub(crate) fn video(m: video::Model) -> Result<Video, StoreError> {
         error_message: m.error_message,
         created_at: utc(m.created_at),
         updated_at: utc(m.updated_at),
+        started_at: m.started_at.map(utc),
     })
 }
 
@@ -177,8 +179,9 @@ impl UnionRow<'_> {
         })
     }
 
-    /// The row as the reconciler's sweep reads it; `None` without a task.
-    pub fn into_in_flight(self) -> Result<Option<InFlightTask>, StoreError> {
+    /// The row as the reconciler's sweep reads it (`started`: a worker reported it running);
+    /// `None` without a task.
+    pub fn into_in_flight(self, started: bool) -> Result<Option<InFlightTask>, StoreError> {
         let Some(task_id) = self.task()? else {
             return Ok(None);
         };
@@ -187,6 +190,7 @@ impl UnionRow<'_> {
             status: self.status()?,
             task_id,
             progress: self.progress,
+            started,
         }))
     }
 }

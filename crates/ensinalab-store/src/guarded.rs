@@ -37,6 +37,7 @@ pub(crate) trait Table: EntityTrait {
     const TASK_ID: Self::Column;
     const ERROR_MESSAGE: Self::Column;
     const UPDATED_AT: Self::Column;
+    const STARTED_AT: Self::Column;
     /// `None` for a table without progress.
     const PROGRESS: Option<Self::Column>;
 
@@ -52,6 +53,7 @@ impl Table for briefing::Entity {
     const TASK_ID: Self::Column = briefing::Column::TaskId;
     const ERROR_MESSAGE: Self::Column = briefing::Column::ErrorMessage;
     const UPDATED_AT: Self::Column = briefing::Column::UpdatedAt;
+    const STARTED_AT: Self::Column = briefing::Column::StartedAt;
     const PROGRESS: Option<Self::Column> = None;
 
     fn decode(model: briefing::Model) -> Result<Briefing, StoreError> {
@@ -68,6 +70,7 @@ impl Table for video::Entity {
     const TASK_ID: Self::Column = video::Column::TaskId;
     const ERROR_MESSAGE: Self::Column = video::Column::ErrorMessage;
     const UPDATED_AT: Self::Column = video::Column::UpdatedAt;
+    const STARTED_AT: Self::Column = video::Column::StartedAt;
     const PROGRESS: Option<Self::Column> = Some(video::Column::Progress);
 
     fn decode(model: video::Model) -> Result<Video, StoreError> {

@@ -3,12 +3,12 @@
 
 use std::sync::OnceLock;
 
-use ensinalab_domain::Lifecycle;
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, Cancel, ResourceKind, TaskId, UserId, VideoId, VideoStatus,
+    BriefingId, BriefingStatus, Cancel, Lifecycle, ResourceKind, TaskId, UserId, VideoId,
+    VideoStatus,
 };
 use ensinalab_ports::{
-    ActivePage, ActiveRows, CancelledAll, InFlightTask, ResourceRef, StoreError, Tasks,
+    ActivePage, ActiveRows, CancelledAll, ExpiredJob, InFlightTask, ResourceRef, StoreError, Tasks,
 };
 use sea_orm::sea_query::{Condition, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
@@ -40,6 +40,7 @@ struct TaskRow {
     generator_type: Option<String>,
     task_id: Option<String>,
     created_at: OffsetDateTime,
+    started_at: Option<OffsetDateTime>,
 }
 
 impl FromQueryResult for TaskRow {
@@ -54,11 +55,18 @@ impl FromQueryResult for TaskRow {
             generator_type: row.try_get_by_index(6)?,
             task_id: row.try_get_by_index(7)?,
             created_at: row.try_get_by_index(8)?,
+            started_at: row.try_get_by_index(9)?,
         })
     }
 }
 
 impl TaskRow {
+    /// The row as the reconciler's sweep reads it.
+    fn in_flight(self) -> Result<Option<InFlightTask>, StoreError> {
+        let started = self.started_at.is_some();
+        self.union(|row| row.into_in_flight(started))
+    }
+
     /// Decodes through `decode`, which gets the row as a [`UnionRow`].
     fn union<T>(self, decode: impl FnOnce(UnionRow<'_>) -> T) -> T {
         let Self {
@@ -71,6 +79,7 @@ impl TaskRow {
             generator_type,
             task_id,
             created_at,
+            started_at: _,
         } = self;
         decode(UnionRow {
             kind: &kind,
@@ -99,6 +108,7 @@ pub(crate) fn task_rows(briefings: Condition, videos: Condition) -> SelectStatem
         .expr_as(Expr::val(Option::<String>::None), "generator_type")
         .column(briefing::Column::TaskId)
         .column(briefing::Column::CreatedAt)
+        .column(briefing::Column::StartedAt)
         .from(briefing::Entity)
         .cond_where(briefings);
     let mut v = Query::select();
@@ -111,6 +121,7 @@ pub(crate) fn task_rows(briefings: Condition, videos: Condition) -> SelectStatem
         .column(video::Column::GeneratorType)
         .column(video::Column::TaskId)
         .column(video::Column::CreatedAt)
+        .column(video::Column::StartedAt)
         .from(video::Entity)
         .cond_where(videos);
     b.union(UnionType::All, v);
@@ -192,28 +203,35 @@ impl SqlStore {
     async fn union_rows<T>(
         &self,
         statement: Statement,
-        decode: impl Fn(UnionRow<'_>) -> Result<T, StoreError>,
+        decode: impl Fn(TaskRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         TaskRow::find_by_statement(statement)
             .all(&self.db)
             .await
             .map_err(classify)?
             .into_iter()
-            .map(|row| row.union(&decode))
+            .map(decode)
             .collect()
     }
 }
 
-/// The rows `cancel` moves in `T` for `user`, sorted by id, with the revokes they owe.
+/// A row a cancel of many moved.
+struct MovedRow {
+    resource: ResourceRef,
+    task_id: Option<TaskId>,
+    started_at: Option<OffsetDateTime>,
+}
+
+/// The rows `cancel`, narrowed by `which`, moves in `T`, sorted by id.
 async fn cancel_rows<T: Table>(
     txn: &DatabaseTransaction,
-    user: i64,
     cancel: &Cancel<T::Status>,
-) -> Result<(Vec<Moved>, Vec<Owe>), StoreError> {
-    let kind = <T::Status as ensinalab_domain::Lifecycle>::KIND;
-    let update: UpdateMany<T> = cancel_write::<T>(cancel).filter(T::USER_ID.eq(user));
+    which: Condition,
+) -> Result<Vec<MovedRow>, StoreError> {
+    let kind = <T::Status as Lifecycle>::KIND;
+    let update: UpdateMany<T> = cancel_write::<T>(cancel).filter(which);
     let mut query = update.into_query();
-    query.returning(Query::returning().columns([T::ID, T::TASK_ID]));
+    query.returning(Query::returning().columns([T::ID, T::TASK_ID, T::USER_ID, T::STARTED_AT]));
     let rows = txn
         .query_all_raw(txn.get_database_backend().build(&query))
         .await
@@ -223,15 +241,48 @@ async fn cancel_rows<T: Table>(
         .map(|row| {
             let id: i64 = row.try_get_by_index(0).map_err(classify)?;
             let task: Option<String> = row.try_get_by_index(1).map_err(classify)?;
-            convert::moved(kind, id, task.as_deref())
+            let user_id: i64 = row.try_get_by_index(2).map_err(classify)?;
+            let started_at: Option<OffsetDateTime> = row.try_get_by_index(3).map_err(classify)?;
+            let (id, task_id) = convert::moved(kind, id, task.as_deref())?;
+            Ok(MovedRow {
+                resource: ResourceRef {
+                    kind,
+                    id,
+                    user_id: UserId(user_id),
+                },
+                task_id,
+                started_at: started_at.map(convert::utc),
+            })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    moved.sort_by_key(|(id, _)| *id);
-    let owed = moved
+    moved.sort_by_key(|m| m.resource.id);
+    Ok(moved)
+}
+
+/// The revokes `moved` owe.
+fn owed(moved: &[MovedRow]) -> Vec<Owe> {
+    moved
         .iter()
-        .filter_map(|(id, task)| Some(Owe::new(task.clone()?, (kind, *id))))
-        .collect();
-    Ok((moved, owed))
+        .filter_map(|m| {
+            Some(Owe::new(
+                m.task_id.clone()?,
+                (m.resource.kind, m.resource.id),
+            ))
+        })
+        .collect()
+}
+
+/// Rows of `T` a worker started before `before`.
+fn started_before<T: Table>(backend: DbBackend, before: OffsetDateTime) -> Condition {
+    let condition = Condition::all();
+    if backend == DbBackend::Sqlite {
+        // SQLite keeps RFC 3339 text, whose order is not time order within a second.
+        return condition.add(Expr::cust_with_values(
+            "julianday(started_at) < julianday(?)",
+            [before],
+        ));
+    }
+    condition.add(T::STARTED_AT.lt(before))
 }
 
 impl Tasks for SqlStore {
@@ -294,7 +345,9 @@ impl Tasks for SqlStore {
         );
         query.order_by("kind", Order::Asc).limit(1);
         let statement = self.db.get_database_backend().build(&query);
-        let rows = self.union_rows(statement, |row| row.resource()).await?;
+        let rows = self
+            .union_rows(statement, |row| row.union(|u| u.resource()))
+            .await?;
         Ok(rows.into_iter().next())
     }
 
@@ -310,11 +363,17 @@ impl Tasks for SqlStore {
         let (briefings, videos) = match txn.get_database_backend() {
             DbBackend::Postgres => postgres::cancel_all(&txn, user, briefings, videos).await?,
             _ => {
-                let (b, mut owed) = cancel_rows::<briefing::Entity>(&txn, user, briefings).await?;
-                let (v, owed_v) = cancel_rows::<video::Entity>(&txn, user, videos).await?;
-                owed.extend(owed_v);
-                owe_revokes(&txn, &owed).await?;
-                (b, v)
+                let b = Condition::all().add(briefing::Column::UserId.eq(user));
+                let v = Condition::all().add(video::Column::UserId.eq(user));
+                let b = cancel_rows::<briefing::Entity>(&txn, briefings, b).await?;
+                let v = cancel_rows::<video::Entity>(&txn, videos, v).await?;
+                owe_revokes(&txn, &[owed(&b), owed(&v)].concat()).await?;
+                let pairs = |rows: Vec<MovedRow>| -> Vec<Moved> {
+                    rows.into_iter()
+                        .map(|m| (m.resource.id, m.task_id))
+                        .collect()
+                };
+                (pairs(b), pairs(v))
             }
         };
         txn.commit().await.map_err(classify)?;
@@ -328,6 +387,37 @@ impl Tasks for SqlStore {
                 .map(|(id, task)| (VideoId(id), task))
                 .collect(),
         })
+    }
+
+    #[tracing::instrument(skip(self, briefings, videos), err)]
+    async fn cancel_expired(
+        &self,
+        briefings: &Cancel<BriefingStatus>,
+        briefings_started_before: OffsetDateTime,
+        videos: &Cancel<VideoStatus>,
+        videos_started_before: OffsetDateTime,
+    ) -> Result<Vec<ExpiredJob>, StoreError> {
+        let backend = self.db.get_database_backend();
+        let txn = self.db.begin().await.map_err(classify)?;
+        let b = started_before::<briefing::Entity>(backend, briefings_started_before);
+        let v = started_before::<video::Entity>(backend, videos_started_before);
+        let mut moved = cancel_rows::<briefing::Entity>(&txn, briefings, b).await?;
+        moved.extend(cancel_rows::<video::Entity>(&txn, videos, v).await?);
+        owe_revokes(&txn, &owed(&moved)).await?;
+        txn.commit().await.map_err(classify)?;
+        moved
+            .into_iter()
+            .map(|m| {
+                let started_at = m.started_at.ok_or_else(|| {
+                    StoreError::Corrupt(format!("{:?} expired without a start", m.resource))
+                })?;
+                Ok(ExpiredJob {
+                    resource: m.resource,
+                    task_id: m.task_id,
+                    started_at,
+                })
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip(self), err)]
@@ -345,9 +435,7 @@ impl Tasks for SqlStore {
             .order_by("id", Order::Asc)
             .limit(u64::from(limit));
         let statement = self.db.get_database_backend().build(&query);
-        let rows = self
-            .union_rows(statement, |row| row.into_in_flight())
-            .await?;
+        let rows = self.union_rows(statement, TaskRow::in_flight).await?;
         Ok(rows.into_iter().flatten().collect())
     }
 }

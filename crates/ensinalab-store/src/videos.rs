@@ -2,7 +2,7 @@
 
 use ensinalab_domain::{Cancel, CancelReason, VideoId, VideoStatus};
 use ensinalab_ports::{NewVideo, StoreError, Video, VideoUpdate, Videos};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Value};
 
 use crate::SqlStore;
@@ -66,6 +66,11 @@ impl Videos for SqlStore {
             VideoUpdate::Running { progress } => {
                 in_flight::<video::Entity>(id.get(), VideoStatus::Processing)
                     .col_expr(video::Column::Progress, Expr::value(*progress))
+                    .col_expr(
+                        video::Column::StartedAt,
+                        Func::coalesce([Expr::col(video::Column::StartedAt), Expr::value(now())])
+                            .into(),
+                    )
             }
             VideoUpdate::Finished(status) => in_flight::<video::Entity>(id.get(), *status)
                 .col_expr(video::Column::Progress, Expr::value(1.0)),

@@ -53,6 +53,9 @@ pub struct Settings {
     pub max_active_jobs_per_user: u32,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: TrustedProxies,
+    /// The automatic timeout (off unless a test turns it on) and its sweep's period.
+    pub auto_cancel: Option<ensinalab_domain::AutoCancel>,
+    pub auto_cancel_sweep: Duration,
 }
 
 /// Rate limits high enough never to get in the way of a test that is not about them.
@@ -88,6 +91,8 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             max_active_jobs_per_user: 100,
             trusted_proxies: TrustedProxies::default(),
+            auto_cancel: None,
+            auto_cancel_sweep: Duration::from_secs(5),
         }
     }
 }
@@ -125,6 +130,8 @@ pub fn test_config(settings: &Settings) -> Config {
     config.http.request_timeout = settings.request_timeout;
     config.max_active_jobs_per_user = settings.max_active_jobs_per_user;
     config.trusted_proxies = settings.trusted_proxies.clone();
+    config.auto_cancel = settings.auto_cancel;
+    config.auto_cancel_sweep = settings.auto_cancel_sweep;
     if let Some((issuer, audience)) = &settings.jwt_issuer_audience {
         config.jwt.issuer = Some(issuer.clone());
         config.jwt.audience = Some(audience.clone());

@@ -18,3 +18,4 @@ mod ownership;
 mod paging;
 mod ratelimit;
 mod seed;
+mod timeout;

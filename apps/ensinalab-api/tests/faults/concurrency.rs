@@ -23,7 +23,7 @@ const VIDEOS: usize = 24;
 const CANCELS_PER_VIDEO: usize = 3;
 const CANCEL_ALLS: usize = 3;
 
-async fn processing_video(store: &ensinalab_store::SqlStore, user: UserId) -> VideoId {
+pub(crate) async fn processing_video(store: &ensinalab_store::SqlStore, user: UserId) -> VideoId {
     let draft = BriefingDraft::new("Gestão de Sala de Aula", "...", 10).unwrap();
     let b = store
         .create_briefing(user, &draft, &new_task_id(), u32::MAX)

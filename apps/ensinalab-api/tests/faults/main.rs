@@ -12,4 +12,5 @@ mod concurrency;
 mod late_success;
 mod postgres_down;
 mod redis_down;
+mod timeout;
 mod worker_killed;

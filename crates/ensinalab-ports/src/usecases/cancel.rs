@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, VideoId,
-    VideoStatus,
+    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, UserId,
+    VideoId, VideoStatus,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -27,7 +27,9 @@ use crate::audit::{SecurityEvent, SecurityEventKind};
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeKind, TaskChange};
 use crate::error::StoreError;
-use crate::model::{Briefing, Caller, Resource, ResourceId, RevokeOutcome, Transition, Video};
+use crate::model::{
+    AnyStatus, Briefing, Caller, Resource, ResourceId, RevokeOutcome, Transition, Video,
+};
 use crate::repo::{Cancels, Status, Store};
 
 /// What became of the revoke that follows a cancel.
@@ -104,6 +106,57 @@ impl CancelledAllReport {
     /// How many resources were cancelled.
     pub fn total(&self) -> usize {
         self.briefings.len() + self.videos.len()
+    }
+}
+
+/// A row a cancel of many moved, as the change stream shows it.
+struct Moved {
+    user_id: UserId,
+    resource: (ResourceKind, i64),
+    task_id: Option<TaskId>,
+    status: AnyStatus,
+    progress: Option<f64>,
+}
+
+impl Moved {
+    /// The row of `kind` that a cancel for `reason` moved: its status and progress are what that
+    /// cancel writes.
+    fn new(
+        kind: ResourceKind,
+        user_id: UserId,
+        id: i64,
+        task_id: Option<TaskId>,
+        reason: CancelReason,
+    ) -> Self {
+        let (status, progress) = match kind {
+            ResourceKind::Briefing => {
+                let cancel = Cancel::<BriefingStatus>::new(reason);
+                (cancel.to.into(), cancel.progress)
+            }
+            ResourceKind::Video => {
+                let cancel = Cancel::<VideoStatus>::new(reason);
+                (cancel.to.into(), cancel.progress)
+            }
+        };
+        Self {
+            user_id,
+            resource: (kind, id),
+            task_id,
+            status,
+            progress,
+        }
+    }
+
+    fn change(&self, kind: ChangeKind, at: OffsetDateTime) -> TaskChange {
+        TaskChange {
+            user_id: self.user_id,
+            resource: self.resource,
+            task_id: self.task_id.clone(),
+            kind,
+            status: self.status,
+            progress: self.progress,
+            at,
+        }
     }
 }
 
@@ -208,44 +261,19 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             .store
             .cancel_all(caller.user_id, &briefings, &videos)
             .await?;
-        let now = OffsetDateTime::now_utc();
-        // Every moved row, as the change stream shows it.
-        let changed: Vec<TaskChange> = moved
+        let moved_rows: Vec<Moved> = moved
             .briefings
             .iter()
-            .map(|(id, task)| {
-                (
-                    ResourceKind::Briefing,
-                    id.get(),
-                    task,
-                    briefings.to.into(),
-                    None,
-                )
-            })
-            .chain(moved.videos.iter().map(|(id, task)| {
-                (
-                    ResourceKind::Video,
-                    id.get(),
-                    task,
-                    videos.to.into(),
-                    videos.progress,
-                )
-            }))
-            .map(|(kind, id, task, status, progress)| TaskChange {
-                user_id: caller.user_id,
-                resource: (kind, id),
-                task_id: task.clone(),
-                kind: ChangeKind::Cancelled(reason),
-                status,
-                progress,
-                at: now,
-            })
+            .map(|(id, task)| (ResourceKind::Briefing, id.get(), task))
+            .chain(
+                moved
+                    .videos
+                    .iter()
+                    .map(|(id, task)| (ResourceKind::Video, id.get(), task)),
+            )
+            .map(|(kind, id, task)| Moved::new(kind, caller.user_id, id, task.clone(), reason))
             .collect();
-        for change in &changed {
-            self.emit(change);
-        }
-        let task_ids: Vec<TaskId> = changed.iter().filter_map(|c| c.task_id.clone()).collect();
-        let revokes = self.deliver_now(&task_ids).await;
+        let revokes = self.cancelled_many(&moved_rows, reason).await;
         self.audit(SecurityEvent {
             event: SecurityEventKind::TasksCancelledAll,
             user_id: Some(caller.user_id),
@@ -256,9 +284,83 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             details: json!({ "briefings": moved.briefings.len(), "videos": moved.videos.len() }),
         })
         .await;
+        Ok(CancelledAllReport {
+            briefings: moved.briefings.into_iter().map(|(id, _)| id).collect(),
+            videos: moved.videos.into_iter().map(|(id, _)| id).collect(),
+            revokes,
+        })
+    }
+
+    /// The automatic timeout's pass: cancels every running job past its limit
+    /// ([`Settings::auto_cancel`](super::Settings)), through the same guarded transition, revoke
+    /// and outbox as a user's cancel; each is an `auto_cancelled` security event naming its
+    /// owner, the job and the limit, and a `cancelled` change (reason `timeout`). Returns how
+    /// many were cancelled.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the transaction fails; nothing changed then.
+    pub async fn cancel_expired(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let Some(policy) = self.settings.auto_cancel else {
+            return Ok(0);
+        };
+        let reason = CancelReason::Timeout;
+        let since = |kind| now - policy.limit(kind);
+        let expired = self
+            .store
+            .cancel_expired(
+                &Cancel::new(reason),
+                since(ResourceKind::Briefing),
+                &Cancel::new(reason),
+                since(ResourceKind::Video),
+            )
+            .await?;
+        let moved: Vec<Moved> = expired
+            .iter()
+            .map(|job| {
+                let r = job.resource;
+                Moved::new(r.kind, r.user_id, r.id, job.task_id.clone(), reason)
+            })
+            .collect();
+        self.cancelled_many(&moved, reason).await;
+        for job in &expired {
+            let limit = policy.limit(job.resource.kind);
+            self.audit(SecurityEvent {
+                event: SecurityEventKind::AutoCancelled,
+                user_id: Some(job.resource.user_id),
+                resource: Some((job.resource.kind, job.resource.id)),
+                task_id: job.task_id.clone(),
+                outcome: "cancelled".to_owned(),
+                client_ip: None,
+                details: json!({
+                    "limit_secs": limit.as_secs(),
+                    "running_secs": (now - job.started_at).whole_seconds(),
+                }),
+            })
+            .await;
+        }
+        Ok(expired.len())
+    }
+
+    /// After a cancel of many rows committed: their `cancelled` changes, one revoke call for all
+    /// their tasks, and their `revoke` changes. Returns each task's revoke status, in order.
+    async fn cancelled_many(
+        &self,
+        moved: &[Moved],
+        reason: CancelReason,
+    ) -> Vec<(TaskId, RevokeStatus)> {
+        let now = OffsetDateTime::now_utc();
+        let cancelled: Vec<TaskChange> = moved
+            .iter()
+            .map(|m| m.change(ChangeKind::Cancelled(reason), now))
+            .collect();
+        for change in &cancelled {
+            self.emit(change);
+        }
+        let task_ids: Vec<TaskId> = moved.iter().filter_map(|m| m.task_id.clone()).collect();
+        let revokes = self.deliver_now(&task_ids).await;
         let at = OffsetDateTime::now_utc();
         let mut statuses = revokes.iter().map(|(_, status)| *status);
-        for change in changed {
+        for change in cancelled {
             let revoke = match change.task_id {
                 Some(_) => statuses.next().unwrap_or(RevokeStatus::Pending),
                 None => RevokeStatus::NoTask,
@@ -269,11 +371,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                 ..change
             });
         }
-        Ok(CancelledAllReport {
-            briefings: moved.briefings.into_iter().map(|(id, _)| id).collect(),
-            videos: moved.videos.into_iter().map(|(id, _)| id).collect(),
-            revokes,
-        })
+        revokes
     }
 
     /// One attempt to deliver the revokes a cancel just committed: one status per id, in

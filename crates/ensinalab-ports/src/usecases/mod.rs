@@ -21,17 +21,19 @@ pub use worker_lost::WORKER_LOST;
 
 use std::sync::{Arc, Mutex};
 
-use ensinalab_domain::{DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
+use ensinalab_domain::{AutoCancel, DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 use time::OffsetDateTime;
 
 use crate::changes::{ChangeSink, LogChanges, TaskChange};
 use crate::model::RevokeReport;
 
 /// Settings of the use cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     /// A job running longer than this is flagged `is_stuck` (Celery's `task_time_limit`).
     pub task_time_limit_secs: u64,
+    /// When running jobs are cancelled for running too long; `None`: never.
+    pub auto_cancel: Option<AutoCancel>,
     /// Jobs a user may hold at once ([`Lifecycle::ACTIVE`](ensinalab_domain::Lifecycle::ACTIVE));
     /// creating one more is refused.
     pub max_active_jobs_per_user: u32,
@@ -44,6 +46,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             task_time_limit_secs: DEFAULT_TASK_TIME_LIMIT_SECS,
+            auto_cancel: None,
             max_active_jobs_per_user: DEFAULT_MAX_ACTIVE_JOBS_PER_USER,
         }
     }

@@ -84,6 +84,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                 ResourceKind::Video => AnyStatus::Video(VideoStatus::Queued),
             },
             progress: None,
+            started: false,
         };
         Ok(self.apply(&row, &snapshot).await?)
     }
@@ -91,21 +92,25 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     async fn apply(&self, row: &InFlightTask, snapshot: &TaskSnapshot) -> Result<bool, StoreError> {
         let id = row.resource.id;
         match row.status {
-            AnyStatus::Briefing(status) => match briefing_update(status, snapshot) {
+            AnyStatus::Briefing(status) => match briefing_update(status, row.started, snapshot) {
                 Some(update) => self.update_briefing(BriefingId(id), &update).await,
                 None => Ok(false),
             },
-            AnyStatus::Video(status) => match video_update(status, row.progress, snapshot) {
-                Some(update) => {
-                    // A running task's first report is its start; the next ones are progress.
-                    let change = match (&update, &snapshot.state) {
-                        (VideoUpdate::Running { .. }, CeleryState::Started) => ChangeKind::Started,
-                        _ => update.change(),
-                    };
-                    self.update_video(VideoId(id), &update, change).await
+            AnyStatus::Video(status) => {
+                match video_update(status, row.started, row.progress, snapshot) {
+                    Some(update) => {
+                        // A running task's first report is its start; the next ones are progress.
+                        let change = match (&update, &snapshot.state) {
+                            (VideoUpdate::Running { .. }, CeleryState::Started) => {
+                                ChangeKind::Started
+                            }
+                            _ => update.change(),
+                        };
+                        self.update_video(VideoId(id), &update, change).await
+                    }
+                    None => Ok(false),
                 }
-                None => Ok(false),
-            },
+            }
         }
     }
 
@@ -138,11 +143,16 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 }
 
-/// What a task state means for a briefing in `status`; `None` when nothing changes.
-pub(crate) fn briefing_update(status: BriefingStatus, s: &TaskSnapshot) -> Option<BriefingUpdate> {
+/// What a task state means for a briefing in `status` (`started`: a worker already reported
+/// it running); `None` when nothing changes.
+pub(crate) fn briefing_update(
+    status: BriefingStatus,
+    started: bool,
+    s: &TaskSnapshot,
+) -> Option<BriefingUpdate> {
     match &s.state {
         state if state.is_running() => {
-            (status == BriefingStatus::Pending).then_some(BriefingUpdate::Running)
+            (status == BriefingStatus::Pending || !started).then_some(BriefingUpdate::Running)
         }
         CeleryState::Success => Some(match parse_options(s.info.as_ref()) {
             Some(options) => BriefingUpdate::OptionsReady(options),
@@ -154,16 +164,18 @@ pub(crate) fn briefing_update(status: BriefingStatus, s: &TaskSnapshot) -> Optio
     }
 }
 
-/// What a task state means for a video in `status` at `progress`; `None` when nothing changes.
+/// What a task state means for a video in `status` at `progress` (`started`: a worker already
+/// reported it running); `None` when nothing changes.
 pub(crate) fn video_update(
     status: VideoStatus,
+    started: bool,
     progress: Option<f64>,
     s: &TaskSnapshot,
 ) -> Option<VideoUpdate> {
     match &s.state {
         state if state.is_running() => {
             let new = s.progress.or(progress).unwrap_or(0.0);
-            let unchanged = status == VideoStatus::Processing && progress == Some(new);
+            let unchanged = started && status == VideoStatus::Processing && progress == Some(new);
             (!unchanged).then_some(VideoUpdate::Running { progress: new })
         }
         CeleryState::Success => {
@@ -281,7 +293,7 @@ mod tests {
         ];
         for (status, s, expected) in table {
             assert_eq!(
-                briefing_update(status, &s),
+                briefing_update(status, true, &s),
                 expected,
                 "{status} {}",
                 s.state
@@ -346,11 +358,33 @@ mod tests {
         ];
         for (status, progress, s, expected) in table {
             assert_eq!(
-                video_update(status, progress, &s),
+                video_update(status, true, progress, &s),
                 expected,
                 "{status} {}",
                 s.state
             );
         }
+    }
+
+    #[test]
+    fn the_first_running_report_records_the_start_and_later_ones_change_nothing_more() {
+        let started = snap("STARTED", None, None);
+        assert_eq!(
+            briefing_update(BriefingStatus::Processing, false, &started),
+            Some(BriefingUpdate::Running)
+        );
+        assert_eq!(
+            briefing_update(BriefingStatus::Processing, true, &started),
+            None
+        );
+        let progress = snap("PROGRESS", None, Some(0.5));
+        assert_eq!(
+            video_update(VideoStatus::Processing, false, Some(0.5), &progress),
+            Some(VideoUpdate::Running { progress: 0.5 })
+        );
+        assert_eq!(
+            video_update(VideoStatus::Processing, true, Some(0.5), &progress),
+            None
+        );
     }
 }

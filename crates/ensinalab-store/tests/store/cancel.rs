@@ -7,6 +7,8 @@ use ensinalab_domain::{
 };
 use ensinalab_ports::{Briefings, Transition, Videos};
 
+use ensinalab_store::testing;
+
 use crate::support::*;
 
 on_both_backends! {
@@ -78,5 +80,51 @@ on_both_backends! {
         assert_eq!(after.error_message.as_deref(), Cancel::<VideoStatus>::new(timeout).error_message);
         assert_eq!(store.video(queued.id).await.unwrap().unwrap(), queued);
         assert_eq!(store.briefing(pending.id).await.unwrap().unwrap().0, pending);
+    }
+}
+
+on_both_backends! {
+    async fn the_timeout_moves_running_rows_started_before_their_cutoff_once(store: Store) {
+        use ensinalab_ports::{BriefingUpdate, Tasks, VideoUpdate};
+
+        let late = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let fresh = video_in(&store, BOB, VideoStatus::Processing).await;
+        let queued = video_in(&store, ALICE, VideoStatus::Queued).await;
+        let briefing = briefing_in(&store, BOB, BriefingStatus::Processing).await;
+        // A worker's first report records the start; a second one does not move it.
+        let running = VideoUpdate::Running { progress: 0.3 };
+        for v in [&late, &fresh] {
+            assert!(store.apply_video_update(v.id, &running).await.unwrap().is_some());
+        }
+        assert!(store.apply_briefing_update(briefing.id, &BriefingUpdate::Running).await.unwrap().is_some());
+        assert!(store.apply_briefing_update(briefing.id, &BriefingUpdate::Running).await.unwrap().is_none(), "started once");
+        let first = store.video(late.id).await.unwrap().unwrap().started_at.unwrap();
+        store.apply_video_update(late.id, &running).await.unwrap();
+        assert_eq!(store.video(late.id).await.unwrap().unwrap().started_at, Some(first));
+        testing::execute(&store, &format!("UPDATE videos SET started_at = '2026-01-01T00:00:00Z' WHERE id = {}", late.id)).await.unwrap();
+        testing::execute(&store, &format!("UPDATE briefings SET started_at = '2026-01-01T00:00:00Z' WHERE id = {}", briefing.id)).await.unwrap();
+
+        let cutoff = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let (b_timeout, timeout) = (Cancel::new(CancelReason::Timeout), Cancel::new(CancelReason::Timeout));
+        let expired = store.cancel_expired(&b_timeout, cutoff, &timeout, cutoff).await.unwrap();
+        let moved: Vec<_> = expired.iter().map(|j| (j.resource.kind, j.resource.id, j.resource.user_id)).collect();
+        assert_eq!(
+            moved,
+            vec![
+                (ensinalab_domain::ResourceKind::Briefing, briefing.id.get(), BOB),
+                (ensinalab_domain::ResourceKind::Video, late.id.get(), ALICE),
+            ]
+        );
+        assert_eq!(expired[1].task_id, late.task_id);
+        assert_eq!(expired[1].started_at.year(), 2026);
+        let after = store.video(late.id).await.unwrap().unwrap();
+        assert_eq!(after.status, VideoStatus::Cancelled);
+        assert_eq!(after.error_message.as_deref(), timeout.error_message);
+        for (untouched, status) in [(&fresh, VideoStatus::Processing), (&queued, VideoStatus::Queued)] {
+            assert_eq!(store.video(untouched.id).await.unwrap().unwrap().status, status);
+        }
+        // Swept again: nothing moves twice.
+        assert!(store.cancel_expired(&b_timeout, cutoff, &timeout, cutoff).await.unwrap().is_empty());
+        assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 1, "owed once");
     }
 }

@@ -1,0 +1,136 @@
+//! The automatic timeout with two server processes sweeping one PostgreSQL at the same moment:
+//! each late job is cancelled once (one transition, one `auto_cancelled` event, one revoke).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ensinalab_domain::{UserId, VideoStatus};
+use ensinalab_ports::Videos;
+use ensinalab_store::testing::{self, TestPostgres};
+
+use crate::support::*;
+
+/// Jobs that ran past their limit before the servers started.
+const LATE: usize = 20;
+
+/// An `ensinalab-api` process, killed when dropped.
+struct Server(Child);
+
+impl Server {
+    fn start(database_url: &str, redis_url: &str, queue: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_ensinalab-api"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("DATABASE_URL", database_url)
+            .env("REDIS_URL", redis_url)
+            .env("CELERY_QUEUE", queue)
+            .env("JWT_SECRET", "timeout-test-secret-of-32-bytes-or-more")
+            .env("METRICS_ADDR", "")
+            .env("AUTO_CANCEL_FACTOR", "1")
+            .env("EXPECTED_VIDEO_SECS", "1")
+            .env("EXPECTED_OPTIONS_SECS", "1")
+            .env("AUTO_CANCEL_SWEEP_SECS", "1")
+            .env("RECONCILE_INTERVAL_SECS", "3600")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        Self(child)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How many times Redis ran `command` so far.
+async fn calls(redis: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sweeping_at_once_cancel_each_late_job_once() {
+    let db = TestPostgres::new().await.unwrap();
+    let store = db.store().clone();
+    let redis = RedisServer::start();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+
+    // Late jobs: running videos a worker started an hour ago (the limit is 1 s).
+    let mut late = Vec::new();
+    for _ in 0..LATE {
+        late.push(running_video_started_long_ago(&store).await);
+    }
+    let sets_before = calls(&mut conn, "set").await;
+
+    let queue = unique_queue();
+    let servers = [
+        Server::start(db.url(), &redis.url(), &queue),
+        Server::start(db.url(), &redis.url(), &queue),
+    ];
+    eventually(
+        Duration::from_secs(60),
+        "every late job cancelled",
+        || async {
+            let mut all = true;
+            for id in &late {
+                let v = store.video(*id).await.unwrap().unwrap();
+                all &= v.status == VideoStatus::Cancelled;
+            }
+            all.then_some(())
+        },
+    )
+    .await;
+    // Several more sweeps of both servers: nothing happens twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(servers);
+
+    let events = testing::security_events(&store).await.unwrap();
+    let mut auto: Vec<i64> = events
+        .iter()
+        .filter(|e| e.event.as_str() == "auto_cancelled")
+        .map(|e| e.resource.expect("the job").1)
+        .collect();
+    auto.sort_unstable();
+    let mut expected: Vec<i64> = late.iter().map(|id| id.get()).collect();
+    expected.sort_unstable();
+    assert_eq!(auto, expected, "one auto_cancelled event per job");
+    // One revoke per job: a revoke claims each task's result key with one SET.
+    assert_eq!(calls(&mut conn, "set").await - sets_before, LATE as u64);
+    for id in &late {
+        let v = store.video(*id).await.unwrap().unwrap();
+        assert_eq!(
+            v.error_message.as_deref(),
+            Some(ensinalab_domain::CANCELLED_BY_TIMEOUT)
+        );
+    }
+    db.cleanup().await.unwrap();
+}
+
+async fn running_video_started_long_ago(
+    store: &ensinalab_store::SqlStore,
+) -> ensinalab_domain::VideoId {
+    let id = crate::concurrency::processing_video(store, UserId(1)).await;
+    testing::execute(
+        store,
+        &format!("UPDATE videos SET started_at = now() - interval '1 hour' WHERE id = {id}"),
+    )
+    .await
+    .unwrap();
+    id
+}
