@@ -11,15 +11,16 @@ use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm_migration::SchemaManager;
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "briefings",
     "options",
     "videos",
     "security_events",
     "revoke_outbox",
     "revoke_batches",
+    "cleanup_outbox",
 ];
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
@@ -27,6 +28,7 @@ const MIGRATIONS: [&str; 7] = [
     "m20261129_000005_revoke_batches",
     "m20261202_000006_security_events_created",
     "m20261203_000007_started_at",
+    "m20261203_000009_cleanup_outbox",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -58,6 +60,8 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(!manager.has_table("cleanup_outbox").await.unwrap());
     assert!(manager.has_column("videos", "started_at").await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
     assert!(!manager.has_column("videos", "started_at").await.unwrap());

@@ -149,6 +149,9 @@ pub struct Config {
     pub auto_cancel: Option<AutoCancel>,
     /// `AUTO_CANCEL_SWEEP_SECS`: how often the automatic timeout looks for late jobs.
     pub auto_cancel_sweep: Duration,
+    /// `ORPHAN_SWEEP_SECS` (default 3600): how often the workers are asked to delete partial
+    /// files no job in flight claims; `None` (0): never.
+    pub orphan_sweep: Option<Duration>,
 }
 
 /// How long a client may take, and how long an idle connection stays open.
@@ -292,6 +295,9 @@ impl Config {
             security_event_retention_days: at_least_one(&get, "SECURITY_EVENT_RETENTION_DAYS", 90)?,
             auto_cancel,
             auto_cancel_sweep: secs(&get, "AUTO_CANCEL_SWEEP_SECS", 5)?,
+            orphan_sweep: Some(parse(&get, "ORPHAN_SWEEP_SECS", Some(3600))?)
+                .filter(|secs| *secs > 0)
+                .map(Duration::from_secs),
         })
     }
 }
@@ -559,6 +565,24 @@ mod tests {
         assert_eq!(
             config(&[("AUTO_CANCEL_FACTOR", "0")]).unwrap().auto_cancel,
             None
+        );
+    }
+
+    #[test]
+    fn the_orphan_sweep_runs_hourly_by_default_and_zero_turns_it_off() {
+        assert_eq!(
+            config(&[]).unwrap().orphan_sweep,
+            Some(Duration::from_secs(3600))
+        );
+        let c = config(&[("ORPHAN_SWEEP_SECS", "30")]).unwrap();
+        assert_eq!(c.orphan_sweep, Some(Duration::from_secs(30)));
+        assert_eq!(
+            config(&[("ORPHAN_SWEEP_SECS", "0")]).unwrap().orphan_sweep,
+            None
+        );
+        assert_eq!(
+            config(&[("ORPHAN_SWEEP_SECS", "-1")]).unwrap_err().var,
+            "ORPHAN_SWEEP_SECS"
         );
     }
 

@@ -120,8 +120,8 @@ impl Application {
 
     /// Binds the server over the service's store and broker, and starts the background jobs:
     /// the reconciler on `changes` (the broker's change feed) plus its periodic sweep, the
-    /// lost-worker check, the security-trail writer and the revoke dispatcher (without a
-    /// worker-online feed). Must be called inside a tokio runtime.
+    /// lost-worker check, the automatic timeout, the cleanup dispatcher and orphan sweep, the
+    /// security-trail writer and the revoke dispatcher (without a worker-online feed). Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// [`StartupError`] when the address cannot be bound or the settings are invalid.
@@ -173,6 +173,7 @@ impl Application {
                 u64::from(config.security_event_retention_days) * 24 * 3600,
             ),
             timeout_sweep_every: config.auto_cancel_sweep,
+            orphan_sweep_every: config.orphan_sweep,
         };
         Ok(Self {
             port,

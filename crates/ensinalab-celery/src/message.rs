@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use ensinalab_domain::TaskId;
 use ensinalab_ports::{TaskKind, TaskRequest};
 use serde_json::{Map, Value, json};
 
@@ -49,11 +50,36 @@ pub(crate) fn kwargs(kind: &TaskKind) -> Map<String, Value> {
             "generator_type": generator_type,
             "duration_minutes": duration_minutes,
         }),
+        TaskKind::CleanupPartialFiles {
+            resource: (kind, id),
+            task_id,
+            reason,
+        } => json!({
+            "resource_type": kind.as_str(),
+            "resource_id": id,
+            "task_id": task_id.as_str(),
+            "reason": reason.as_str(),
+        }),
+        TaskKind::SweepOrphans {
+            in_flight,
+            modified_before,
+        } => json!({
+            "in_flight": in_flight.iter().map(TaskId::as_str).collect::<Vec<_>>(),
+            "modified_before": unix_seconds(*modified_before),
+        }),
     };
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// Epoch seconds, as Python's `time.time()` gives them.
+fn unix_seconds(t: time::OffsetDateTime) -> f64 {
+    // i64 seconds to f64 is exact until the year 285 million.
+    #[allow(clippy::cast_precision_loss)]
+    let secs = t.unix_timestamp() as f64;
+    secs + f64::from(t.nanosecond()) / 1e9
 }
 
 /// The envelope Celery's own producer sends (`tests/fixtures/task-message-in-list.json`), for
@@ -92,7 +118,7 @@ pub(crate) fn task_envelope(
             "argsrepr": "()",
             "kwargsrepr": py_repr(&kwargs),
             "origin": origin,
-            "ignore_result": false,
+            "ignore_result": !task.kind.generates(),
             "replaced_task_nesting": 0,
             "stamped_headers": null,
             "stamps": {},
@@ -255,7 +281,8 @@ pub(crate) fn py_repr(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ensinalab_domain::{BriefingId, OptionId, TaskId, VideoId};
+    use ensinalab_domain::{BriefingId, CancelReason, OptionId, ResourceKind, VideoId};
+    use ensinalab_ports::CleanupReason;
 
     fn video_task() -> TaskRequest {
         TaskRequest {
@@ -296,6 +323,48 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains(r"'title': 'Fotossíntese \'básica\''")
+        );
+    }
+
+    #[test]
+    fn cleanup_messages_carry_their_kwargs_and_ask_for_no_result() {
+        let task = TaskId::parse("0b5a8c1e-6f1d-4c2a-9e3b-7d4f5a6b7c8d").unwrap();
+        let cleanup = TaskRequest {
+            id: TaskId::parse("dd6c6817-f134-4062-a0d2-00511a4bbfa6").unwrap(),
+            kind: TaskKind::CleanupPartialFiles {
+                resource: (ResourceKind::Video, 7),
+                task_id: task.clone(),
+                reason: CleanupReason::Cancelled(CancelReason::UserAll),
+            },
+        };
+        let env = task_envelope(&cleanup, "celery", "test@host", "tag-1");
+        validate_task_message(&env).unwrap();
+        assert_eq!(env["headers"]["task"], "ensinalab.cleanup_partial_files");
+        assert_eq!(env["headers"]["ignore_result"], true);
+        assert_eq!(
+            envelope_body(&env).unwrap()[1],
+            json!({"resource_type": "video", "resource_id": 7,
+                   "task_id": task.as_str(), "reason": "user_all"})
+        );
+
+        let sweep = TaskRequest {
+            id: TaskId::parse("dd6c6817-f134-4062-a0d2-00511a4bbfa7").unwrap(),
+            kind: TaskKind::SweepOrphans {
+                in_flight: vec![task.clone()],
+                modified_before: time::OffsetDateTime::from_unix_timestamp(1_764_600_000).unwrap()
+                    + time::Duration::milliseconds(250),
+            },
+        };
+        let env = task_envelope(&sweep, "celery", "test@host", "tag-2");
+        validate_task_message(&env).unwrap();
+        assert_eq!(env["headers"]["task"], "ensinalab.sweep_orphans");
+        assert_eq!(
+            envelope_body(&env).unwrap()[1],
+            json!({"in_flight": [task.as_str()], "modified_before": 1_764_600_000.25})
+        );
+        assert_eq!(
+            task_envelope(&video_task(), "celery", "h", "t")["headers"]["ignore_result"],
+            false
         );
     }
 

@@ -28,6 +28,8 @@ pub struct Worker {
     child: Child,
     node: String,
     log: PathBuf,
+    /// Its own `ENSINALAB_WORK_DIR` and `ENSINALAB_OUTPUT_DIR` live here.
+    files: PathBuf,
 }
 
 /// The workspace root (this crate lives two levels below it).
@@ -53,6 +55,7 @@ impl Worker {
         );
         let node = format!("t{}@ensinalab-test", uuid::Uuid::new_v4().simple());
         let log = std::env::temp_dir().join(format!("ensinalab-worker-{node}.log"));
+        let files = std::env::temp_dir().join(format!("ensinalab-worker-{node}"));
         let out = std::fs::File::create(&log).expect("worker log file");
         let child = Command::new(celery)
             .arg("--workdir")
@@ -73,6 +76,8 @@ impl Worker {
             .env("ENSINALAB_OPTIONS_SECS", durations.options_secs.to_string())
             .env("ENSINALAB_VIDEO_SECS", durations.video_secs.to_string())
             .env("ENSINALAB_VIDEO_STEPS", durations.video_steps.to_string())
+            .env("ENSINALAB_WORK_DIR", files.join("work"))
+            .env("ENSINALAB_OUTPUT_DIR", files.join("output"))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("worker log file"))
@@ -80,7 +85,12 @@ impl Worker {
             .process_group(0)
             .spawn()
             .expect("celery worker starts");
-        let worker = Self { child, node, log };
+        let worker = Self {
+            child,
+            node,
+            log,
+            files,
+        };
 
         let mut config = CeleryConfig::new(redis_url).with_queue(queue);
         config.command_timeout = Duration::from_secs(5);
@@ -112,6 +122,17 @@ impl Worker {
     /// Node name, as `inspect active` replies carry it.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Where its tasks write their partial output (`ENSINALAB_WORK_DIR`), each under its task
+    /// id; made by the first task that writes.
+    pub fn work_dir(&self) -> PathBuf {
+        self.files.join("work")
+    }
+
+    /// The partial directory of task `id`.
+    pub fn partial_dir(&self, id: &str) -> PathBuf {
+        self.work_dir().join(id)
     }
 
     /// Everything the worker logged so far.
@@ -146,6 +167,7 @@ impl Drop for Worker {
         let _ = self.child.wait();
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
+            let _ = std::fs::remove_dir_all(&self.files);
         }
     }
 }

@@ -7,10 +7,11 @@
 //! errors and go on; none ends the process.
 //!
 //! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
-//! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`trail`] writer and the
-//! trail's [`retention`]. They drive use cases of
+//! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`cleanup`] dispatcher and
+//! orphan sweep, the [`trail`] writer and the trail's [`retention`]. They drive use cases of
 //! `ensinalab_ports::Service`; the rules stay there and in the domain.
 
+pub mod cleanup;
 pub mod dispatcher;
 pub mod lost_workers;
 pub mod reconciler;
@@ -30,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::cleanup::{CleanupDispatch, OrphanSweep};
 use crate::dispatcher::{Dispatcher, DispatcherSettings, OnWorkerOnline, Rebroadcasts};
 use crate::lost_workers::LostWorkers;
 use crate::reconciler::{OnTaskChanged, Sweep};
@@ -58,6 +60,8 @@ pub struct Pacing {
     pub trail_retention: Duration,
     /// How often the automatic timeout sweeps (when the service has one).
     pub timeout_sweep_every: Duration,
+    /// How often the workers are asked to delete orphaned partial files; `None`: never.
+    pub orphan_sweep_every: Option<Duration>,
 }
 
 /// Starts every background job of the server over `service`. Must be called inside a tokio
@@ -101,6 +105,14 @@ where
             pacing.timeout_sweep_every,
             TimeoutSweep(Arc::clone(&service)),
         );
+    }
+    jobs.every(
+        "cleanup dispatcher",
+        pacing.dispatcher.tick,
+        CleanupDispatch(Arc::clone(&service)),
+    );
+    if let Some(every) = pacing.orphan_sweep_every {
+        jobs.every("orphan sweep", every, OrphanSweep(Arc::clone(&service)));
     }
     jobs.every(
         "security trail retention",

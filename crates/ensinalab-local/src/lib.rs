@@ -175,6 +175,7 @@ impl LocalBroker {
                 });
                 self.report(&id, CeleryState::Success, Some(result), None);
             }
+            TaskKind::CleanupPartialFiles { .. } | TaskKind::SweepOrphans { .. } => {}
         }
     }
 }
@@ -195,6 +196,10 @@ fn simulated_failure(title: &str) -> Option<String> {
 
 impl TaskBroker for LocalBroker {
     async fn publish(&self, task: &TaskRequest) -> Result<(), BrokerError> {
+        // In-process jobs write no files, so a cleanup or a sweep has nothing to delete here.
+        if !task.kind.generates() {
+            return Ok(());
+        }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| BrokerError::Unavailable(Box::new(e)))?;
         let mut inner = self.lock();

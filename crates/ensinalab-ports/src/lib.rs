@@ -1,7 +1,7 @@
 //! The ports of EnsinaLab task control, and the use cases that drive them.
 //!
 //! Ports are traits the adapters implement: [`Store`] (briefings, videos, cross-table task
-//! queries, the security trail, the revoke outbox) and [`TaskBroker`] (dispatch, observe,
+//! queries, the security trail, the revoke and cleanup outboxes) and [`TaskBroker`] (dispatch, observe,
 //! revoke), plus [`ChangeSink`], where the stream of task changes goes. Use cases are methods of
 //! [`Service`], generic over the store and the broker, each returning its own error enum; they
 //! carry out the domain's rules (the cancel: `ensinalab_domain::decide_cancel`), write every
@@ -14,6 +14,7 @@
 mod audit;
 mod broker;
 mod changes;
+mod cleanup;
 mod error;
 mod model;
 mod outbox;
@@ -30,6 +31,7 @@ pub use audit::{
 };
 pub use broker::TaskBroker;
 pub use changes::{ChangeKind, ChangeSink, LogChanges, TaskChange};
+pub use cleanup::{CleanupOutbox, CleanupQueue, CleanupReason, MAX_QUEUED_CLEANUPS, OwedCleanup};
 pub use error::{BoxError, BrokerError, StoreError};
 pub use model::*;
 pub use outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};

@@ -8,6 +8,7 @@ use ensinalab_domain::{
 use time::OffsetDateTime;
 
 use crate::changes::ChangeKind;
+use crate::cleanup::CleanupReason;
 
 /// Who is asking, as established by authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,7 +387,7 @@ pub struct TaskRequest {
     pub kind: TaskKind,
 }
 
-/// The two tasks of the contract, with their kwargs.
+/// The tasks of the contract, with their kwargs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskKind {
     /// `ensinalab.generate_options`.
@@ -405,6 +406,19 @@ pub enum TaskKind {
         generator_type: String,
         duration_minutes: u32,
     },
+    /// `ensinalab.cleanup_partial_files`: deletes what the job's task left in the work dir.
+    CleanupPartialFiles {
+        resource: (ResourceKind, i64),
+        task_id: TaskId,
+        reason: CleanupReason,
+    },
+    /// `ensinalab.sweep_orphans`: deletes the work dir's partial directories of tasks not in
+    /// `in_flight` and last modified before `modified_before` (so a job dispatched after the
+    /// list was read keeps its directory).
+    SweepOrphans {
+        in_flight: Vec<TaskId>,
+        modified_before: OffsetDateTime,
+    },
 }
 
 impl TaskKind {
@@ -413,7 +427,18 @@ impl TaskKind {
         match self {
             Self::GenerateOptions { .. } => "ensinalab.generate_options",
             Self::GenerateVideo { .. } => "ensinalab.generate_video",
+            Self::CleanupPartialFiles { .. } => "ensinalab.cleanup_partial_files",
+            Self::SweepOrphans { .. } => "ensinalab.sweep_orphans",
         }
+    }
+
+    /// Whether the task generates something for a job (its result is the job's outcome and a
+    /// cancel may revoke it), rather than tidying up after jobs (no result is kept).
+    pub fn generates(&self) -> bool {
+        matches!(
+            self,
+            Self::GenerateOptions { .. } | Self::GenerateVideo { .. }
+        )
     }
 }
 

@@ -11,6 +11,7 @@ use ensinalab_domain::{
 use time::OffsetDateTime;
 
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
+use crate::cleanup::CleanupOutbox;
 use crate::error::StoreError;
 use crate::model::{
     ActivePage, ActiveRows, Briefing, BriefingOption, BriefingUpdate, CancelledAll, ExpiredJob,
@@ -221,7 +222,14 @@ pub trait SecurityLog: Send + Sync {
 
 /// Everything a use case may need from storage.
 pub trait Store:
-    Briefings + Videos + Cancels<BriefingId> + Cancels<VideoId> + Tasks + SecurityLog + RevokeOutbox
+    Briefings
+    + Videos
+    + Cancels<BriefingId>
+    + Cancels<VideoId>
+    + Tasks
+    + SecurityLog
+    + RevokeOutbox
+    + CleanupOutbox
 {
 }
 impl<T> Store for T where
@@ -232,5 +240,6 @@ impl<T> Store for T where
         + Tasks
         + SecurityLog
         + RevokeOutbox
+        + CleanupOutbox
 {
 }

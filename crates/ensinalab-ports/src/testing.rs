@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeSink, TaskChange};
+use crate::cleanup::{CleanupOutbox, OwedCleanup};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, Briefing, BriefingOption,
@@ -33,6 +34,8 @@ struct Tables {
     videos: Vec<Video>,
     /// The revoke outbox: (owed revoke, next attempt, settled).
     outbox: Vec<OutboxRow>,
+    /// The cleanup outbox: (owed cleanup, next attempt).
+    cleanups: Vec<(OwedCleanup, OffsetDateTime)>,
     events: Vec<StoredSecurityEvent>,
 }
 
@@ -946,6 +949,69 @@ impl RevokeOutbox for InMemoryStore {
                 .take(limit as usize)
                 .map(|r| r.owed.clone())
                 .collect()
+        })
+    }
+}
+
+impl InMemoryStore {
+    /// The cleanup outbox: every cleanup owed and not sent yet.
+    pub fn owed_cleanups(&self) -> Vec<OwedCleanup> {
+        self.with(|t| t.cleanups.iter().map(|(c, _)| c.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl CleanupOutbox for InMemoryStore {
+    async fn owe_cleanups(&self, cleanups: &[OwedCleanup]) -> Result<(), StoreError> {
+        self.with(|t| {
+            for cleanup in cleanups {
+                if !t.cleanups.iter().any(|(c, _)| c.task_id == cleanup.task_id) {
+                    t.cleanups.push((cleanup.clone(), cleanup.created_at));
+                }
+            }
+        })
+    }
+
+    async fn due_cleanups(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedCleanup>, StoreError> {
+        self.with(|t| {
+            let killed = |task: &TaskId| {
+                t.outbox
+                    .iter()
+                    .any(|r| &r.owed.task_id == task && r.owed.delivered_at.is_some())
+            };
+            t.cleanups
+                .iter()
+                .filter(|(c, next)| {
+                    *next <= now && (!c.reason.waits_for_revoke() || killed(&c.task_id))
+                })
+                .take(limit as usize)
+                .map(|(c, _)| c.clone())
+                .collect()
+        })
+    }
+
+    async fn cleanups_sent(&self, ids: &[TaskId]) -> Result<(), StoreError> {
+        self.with(|t| t.cleanups.retain(|(c, _)| !ids.contains(&c.task_id)))
+    }
+
+    async fn cleanups_failed(
+        &self,
+        ids: &[TaskId],
+        retry_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            for (c, next) in t
+                .cleanups
+                .iter_mut()
+                .filter(|(c, _)| ids.contains(&c.task_id))
+            {
+                c.attempts += 1;
+                *next = retry_at;
+            }
         })
     }
 }

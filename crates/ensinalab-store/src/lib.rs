@@ -11,7 +11,7 @@
 //! everything else `StoreError::Other`, an impossible stored value `StoreError::Corrupt`.
 //!
 //! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
-//! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `audit` the
+//! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the cleanup outbox, `audit` the
 //! security trail, `convert` every decoder of a row shape, and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
 //!
@@ -25,6 +25,7 @@
 
 mod audit;
 mod briefings;
+mod cleanup;
 mod convert;
 mod entity;
 mod error;

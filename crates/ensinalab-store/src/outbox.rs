@@ -54,7 +54,7 @@ impl SqlStore {
     /// Moves the batches cancels wrote (`owe`) into `revoke_outbox`: every method that reads or
     /// marks that table calls this first, so a committed cancel's revokes are there (its own
     /// delivery's mark included).
-    async fn spread_batches(&self) -> Result<(), StoreError> {
+    pub(crate) async fn spread_batches(&self) -> Result<(), StoreError> {
         match self.db.get_database_backend() {
             DbBackend::Postgres => {
                 self.db
@@ -86,7 +86,7 @@ impl SqlStore {
 
 /// `task_id IN (...)` of `task_ids` as one JSON bind, parameter `$n` (one bind whatever the
 /// count, like the batch a cancel writes).
-fn task_id_in(backend: DbBackend, n: usize) -> String {
+pub(crate) fn task_id_in(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("task_id IN (SELECT json_array_elements_text(${n}::json))"),
         _ => format!("task_id IN (SELECT value FROM json_each(${n}))"),
@@ -94,7 +94,7 @@ fn task_id_in(backend: DbBackend, n: usize) -> String {
 }
 
 /// A JSON array of the task ids, as a bind.
-fn ids_json<'a>(task_ids: impl Iterator<Item = &'a TaskId>) -> Value {
+pub(crate) fn ids_json<'a>(task_ids: impl Iterator<Item = &'a TaskId>) -> Value {
     task_ids
         .map(|t| t.as_str())
         .collect::<serde_json::Value>()

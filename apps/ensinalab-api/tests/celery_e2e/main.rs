@@ -3,9 +3,9 @@
 //! concurrency 2, short simulated durations), all talked to over HTTP. Each test starts its own
 //! worker on a queue of its own.
 //!
-//! Redis DBs (other binaries use 0 and 8-15): 5 the happy paths and the failure, 6 the single
-//! cancels, 7 cancel-all alone, because it counts every PUBLISH on its DB's pidbox channel
-//! and the pidbox channel is per DB, not per queue.
+//! Redis DBs (other binaries use 0 and 8-15): 5 the happy paths, the failure and the cleanups,
+//! 6 the single cancels, 7 cancel-all alone, because it counts every PUBLISH on its DB's pidbox
+//! channel and the pidbox channel is per DB, not per queue.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,5 +15,6 @@ mod support;
 
 mod cancel;
 mod cancel_all;
+mod cleanup;
 mod failure;
 mod flow;

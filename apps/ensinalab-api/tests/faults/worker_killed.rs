@@ -3,7 +3,8 @@
 //! running tasks stay PROGRESS in Celery forever, so the videos are flagged `is_stuck` after the
 //! time limit and stay cancellable, until the lost-worker rule (no live worker runs them for the
 //! whole time limit) marks them failed; a cancel of one owes a revoke nobody hears, and the
-//! dispatcher says it again as soon as a new worker comes online.
+//! dispatcher says it again as soon as a new worker comes online. The partial files the killed
+//! worker left are deleted by the new one: each job's cleanup waits in the queue for it.
 
 use std::time::Duration;
 
@@ -122,11 +123,26 @@ async fn a_whole_worker_killed_leaves_stuck_videos_failed_by_the_lost_worker_rul
     let redis = RedisServer::start();
     let queue = unique_queue();
     let broker = celery(&redis.url(), &queue);
-    let worker = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
+    // One disk for the killed worker and its successor.
+    let work = std::env::temp_dir().join(format!("ensinalab-work-{}", uuid::Uuid::new_v4()));
+    let work_dir = work.to_str().unwrap();
+    let env = [("ENSINALAB_WORK_DIR", work_dir)];
+    let worker = Worker::start(&redis.url(), &queue, DURATIONS, &env).await;
     let app = spawn_app(&broker).await;
     let token = app.token(1);
     let (cancelled, cancelled_task) = running_video(&app, &token).await;
-    let (lost, _) = running_video(&app, &token).await;
+    let (lost, lost_task) = running_video(&app, &token).await;
+    let left = [work.join(&cancelled_task), work.join(&lost_task)];
+    eventually(
+        Duration::from_secs(10),
+        "partial output written",
+        || async {
+            left.iter()
+                .all(|dir| dir.join("video.part").is_file())
+                .then_some(())
+        },
+    )
+    .await;
 
     let group = format!("-{}", worker.pid());
     let killed = std::process::Command::new("kill")
@@ -174,7 +190,7 @@ async fn a_whole_worker_killed_leaves_stuck_videos_failed_by_the_lost_worker_rul
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub.subscribe(broker.pidbox_channel()).await.unwrap();
     let mut messages = pubsub.into_on_message();
-    let _new = Worker::start(&redis.url(), &queue, DURATIONS, &[]).await;
+    let _new = Worker::start(&redis.url(), &queue, DURATIONS, &env).await;
     let heard = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(msg) = messages.next().await {
             let payload: String = msg.get_payload().unwrap_or_default();
@@ -198,4 +214,11 @@ async fn a_whole_worker_killed_leaves_stuck_videos_failed_by_the_lost_worker_rul
         .get(&format!("/videos/{cancelled}/status"), &token)
         .await;
     assert_eq!(v["status"], "cancelled");
+
+    // The new worker took the cleanups the cancel and the failure owed.
+    eventually(Duration::from_secs(20), "partial files deleted", || async {
+        left.iter().all(|dir| !dir.exists()).then_some(())
+    })
+    .await;
+    std::fs::remove_dir_all(&work).unwrap();
 }

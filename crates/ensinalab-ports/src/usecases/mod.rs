@@ -1,6 +1,7 @@
 //! The use cases, as methods of [`Service`].
 
 mod cancel;
+mod cleanup;
 mod flow;
 mod list;
 mod reconcile;
@@ -12,6 +13,7 @@ pub use cancel::{
     CancelAllError, CancelBriefingError, CancelError, CancelVideoError, Cancelled,
     CancelledAllReport, RevokeStatus,
 };
+pub use cleanup::MAX_SWEEP_IN_FLIGHT;
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
@@ -25,6 +27,7 @@ use ensinalab_domain::{AutoCancel, DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 use time::OffsetDateTime;
 
 use crate::changes::{ChangeSink, LogChanges, TaskChange};
+use crate::cleanup::CleanupQueue;
 use crate::model::RevokeReport;
 
 /// Settings of the use cases.
@@ -64,6 +67,8 @@ pub struct Service<S, B> {
     delivered: Mutex<Vec<(OffsetDateTime, Vec<RevokeReport>)>>,
     /// Which refused reads already have their row in this window (see [`trail`]).
     refusals: trail::RefusalGate,
+    /// The cleanups the change stream owes, until [`Service::record_cleanups`] records them.
+    cleanups: CleanupQueue,
 }
 
 impl<S, B> std::fmt::Debug for Service<S, B> {
@@ -76,16 +81,18 @@ impl<S, B> std::fmt::Debug for Service<S, B> {
 }
 
 impl<S, B> Service<S, B> {
-    /// Wires a store and a broker; changes go to the logs ([`LogChanges`]) until more sinks are
-    /// added.
+    /// Wires a store and a broker; changes go to the logs ([`LogChanges`]) and to the cleanup
+    /// queue ([`CleanupQueue`]) until more sinks are added.
     pub fn new(store: S, broker: B, settings: Settings) -> Self {
+        let cleanups = CleanupQueue::default();
         Self {
             store,
             broker,
             settings,
-            sinks: vec![Arc::new(LogChanges)],
+            sinks: vec![Arc::new(LogChanges), Arc::new(cleanups.clone())],
             delivered: Mutex::default(),
             refusals: trail::RefusalGate::default(),
+            cleanups,
         }
     }
 

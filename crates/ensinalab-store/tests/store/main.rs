@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod briefings;
 mod cancel;
+mod cleanup;
 mod connection;
 mod outbox;
 mod race;

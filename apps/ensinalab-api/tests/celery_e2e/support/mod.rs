@@ -60,6 +60,11 @@ pub struct TestApp {
 impl TestApp {
     /// Boots the app with `REDIS_URL` on Redis DB `db` and `CELERY_QUEUE=queue`.
     pub async fn spawn(backend: Backend, db: u8, queue: &str) -> Self {
+        Self::spawn_with(backend, db, queue, &[]).await
+    }
+
+    /// [`Self::spawn`], with more of the environment `main` would read.
+    pub async fn spawn_with(backend: Backend, db: u8, queue: &str, extra: &[(&str, &str)]) -> Self {
         let (database_url, postgres, sqlite_file) = match backend {
             Backend::Sqlite => {
                 let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -89,9 +94,14 @@ impl TestApp {
             ("RATE_LIMIT_PER_MIN", "100000".to_owned()),
             ("CANCEL_RATE_LIMIT_PER_MIN", "100000".to_owned()),
         ];
-        let config =
-            Config::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
-                .expect("test configuration is valid");
+        let lookup = |key: &str| {
+            extra
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
+        };
+        let config = Config::from_lookup(lookup).expect("test configuration is valid");
         let app = Application::build(&config).await.expect("app starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());

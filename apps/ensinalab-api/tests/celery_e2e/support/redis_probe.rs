@@ -21,7 +21,8 @@ pub fn queue_keys(queue: &str) -> [String; 4] {
     ["", "\x06\x163", "\x06\x166", "\x06\x169"].map(|suffix| format!("{queue}{suffix}"))
 }
 
-/// The ids of the task messages waiting in `queue` (every priority list).
+/// The ids of the generation task messages waiting in `queue` (every priority list); the
+/// cleanups and sweeps the app sends after cancels are left out.
 pub fn queued_task_ids(db: u8, queue: &str) -> Vec<String> {
     let mut conn = connection(db);
     let mut ids = Vec::new();
@@ -34,7 +35,9 @@ pub fn queued_task_ids(db: u8, queue: &str) -> Vec<String> {
             .expect("LRANGE");
         ids.extend(messages.iter().filter_map(|raw| {
             let message: Value = serde_json::from_str(raw).ok()?;
-            message["headers"]["id"].as_str().map(str::to_owned)
+            let name = message["headers"]["task"].as_str()?;
+            name.starts_with("ensinalab.generate_")
+                .then(|| message["headers"]["id"].as_str().map(str::to_owned))?
         }));
     }
     ids

@@ -1,0 +1,263 @@
+//! The cleanup port: the partial files a cancelled or failed job leaves on a worker's disk.
+//!
+//! Every `cancelled` or `failed` change of a job with a task id owes the workers one
+//! `ensinalab.cleanup_partial_files` task. [`CleanupQueue`] takes those owed cleanups off the
+//! change stream (every [`Service`](crate::Service) has one); the server's cleanup job writes
+//! them to the [`CleanupOutbox`] and dispatches them from there, so a broker outage delays a cleanup and never loses it. A cleanup that
+//! follows a cancel the service revoked waits until that revoke was delivered: the files go
+//! only after the kill was sent, so no still-running process writes behind the cleanup.
+//!
+//! The queue is in memory between the commit and the outbox write (at most one dispatcher tick,
+//! longer while the database is down): a process that dies in that window loses those
+//! cleanups, and the periodic orphan sweep removes their directories instead.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ensinalab_domain::{CancelReason, ResourceKind, TaskId};
+use time::OffsetDateTime;
+
+use crate::changes::{ChangeKind, ChangeSink, TaskChange};
+use crate::error::StoreError;
+
+/// Why a job's partial files are cleaned up: the `reason` kwarg of the cleanup task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupReason {
+    /// The job was cancelled, for this reason.
+    Cancelled(CancelReason),
+    /// The job failed (its task raised, could not be dispatched, or lost its worker).
+    Failed,
+}
+
+impl CleanupReason {
+    /// Every reason.
+    pub const ALL: [Self; 5] = [
+        Self::Cancelled(CancelReason::User),
+        Self::Cancelled(CancelReason::UserAll),
+        Self::Cancelled(CancelReason::Timeout),
+        Self::Cancelled(CancelReason::Revoked),
+        Self::Failed,
+    ];
+
+    /// The cleanup a change owes, if it owes one.
+    pub fn of(kind: ChangeKind) -> Option<Self> {
+        match kind {
+            ChangeKind::Cancelled(reason) => Some(Self::Cancelled(reason)),
+            ChangeKind::Failed => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    /// The wire string: the cancel reason's, or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancelled(reason) => reason.as_str(),
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The reason whose wire string is `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the cleanup waits for the delivery of the revoke the cancel owes. A task that
+    /// failed, or that Celery reports revoked by someone else, has no process of ours to kill.
+    pub fn waits_for_revoke(self) -> bool {
+        match self {
+            Self::Cancelled(reason) => reason != CancelReason::Revoked,
+            Self::Failed => false,
+        }
+    }
+}
+
+/// The cleanup one job's task is owed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwedCleanup {
+    pub task_id: TaskId,
+    pub resource: (ResourceKind, i64),
+    pub reason: CleanupReason,
+    /// When the change that owes it happened.
+    pub created_at: OffsetDateTime,
+    /// Failed dispatch attempts so far (drives the backoff).
+    pub attempts: u32,
+}
+
+/// Where owed cleanups are kept until a worker was sent them.
+pub trait CleanupOutbox: Send + Sync {
+    /// Records `cleanups`; a task already owed one keeps its first.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure; none is recorded then.
+    fn owe_cleanups(
+        &self,
+        cleanups: &[OwedCleanup],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` cleanups whose next attempt is due at `now` and, when their reason
+    /// [waits for the revoke](CleanupReason::waits_for_revoke), whose task's revoke was
+    /// delivered; oldest first.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn due_cleanups(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OwedCleanup>, StoreError>> + Send;
+
+    /// Forgets the cleanups of `ids`: a worker was sent them.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only (they are sent again then: the task is idempotent).
+    fn cleanups_sent(&self, ids: &[TaskId]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a failed dispatch of `ids`: one more attempt, the next one at `retry_at`.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn cleanups_failed(
+        &self,
+        ids: &[TaskId],
+        retry_at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Owed cleanups kept in memory at most, while the database cannot take them; beyond it some
+/// are dropped and the orphan sweep removes their files.
+pub const MAX_QUEUED_CLEANUPS: usize = 100_000;
+
+/// The change-stream consumer that collects owed cleanups until the cleanup job records them.
+/// Cheap to clone: clones share the queue.
+#[derive(Debug, Clone, Default)]
+pub struct CleanupQueue(Arc<Mutex<Vec<OwedCleanup>>>);
+
+impl CleanupQueue {
+    /// Everything queued so far, oldest first; the queue is left empty.
+    pub fn take(&self) -> Vec<OwedCleanup> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts back what [`Self::take`] returned and could not be recorded, ahead of what came
+    /// since; beyond [`MAX_QUEUED_CLEANUPS`] the oldest are dropped.
+    pub fn put_back(&self, mut cleanups: Vec<OwedCleanup>) {
+        let mut queued = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cleanups.append(&mut queued);
+        let excess = cleanups.len().saturating_sub(MAX_QUEUED_CLEANUPS);
+        if excess > 0 {
+            tracing::error!(
+                dropped = excess,
+                "owed cleanups dropped while the database is down; the orphan sweep removes their files"
+            );
+            cleanups.drain(..excess);
+        }
+        *queued = cleanups;
+    }
+}
+
+impl ChangeSink for CleanupQueue {
+    fn publish(&self, change: &TaskChange) {
+        let (Some(reason), Some(task_id)) = (CleanupReason::of(change.kind), &change.task_id)
+        else {
+            return;
+        };
+        let mut queued = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if queued.len() >= MAX_QUEUED_CLEANUPS {
+            tracing::error!(
+                task_id = %task_id,
+                "cleanup queue full (the database is down): this cleanup is left to the orphan sweep"
+            );
+            return;
+        }
+        queued.push(OwedCleanup {
+            task_id: task_id.clone(),
+            resource: change.resource,
+            reason,
+            created_at: change.at,
+            attempts: 0,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AnyStatus;
+    use ensinalab_domain::{UserId, VideoStatus};
+
+    fn change(kind: ChangeKind, task: Option<&str>) -> TaskChange {
+        TaskChange {
+            user_id: UserId(1),
+            resource: (ResourceKind::Video, 7),
+            task_id: task.map(|t| TaskId::parse(t).unwrap()),
+            kind,
+            status: AnyStatus::Video(VideoStatus::Cancelled),
+            progress: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    const TASK: &str = "7f1c6a5e-2a53-4f6e-9d55-2a8d0a3b9c11";
+
+    #[test]
+    fn wire_strings_read_back_and_only_our_cancels_wait_for_their_revoke() {
+        for reason in CleanupReason::ALL {
+            assert_eq!(CleanupReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(CleanupReason::parse("cancelled"), None);
+        let waiting: Vec<_> = CleanupReason::ALL
+            .into_iter()
+            .filter(|r| r.waits_for_revoke())
+            .map(CleanupReason::as_str)
+            .collect();
+        assert_eq!(waiting, ["user", "user_all", "timeout"]);
+    }
+
+    #[test]
+    fn the_queue_takes_cancels_and_failures_with_a_task_and_nothing_else() {
+        let queue = CleanupQueue::default();
+        queue.publish(&change(
+            ChangeKind::Cancelled(CancelReason::Timeout),
+            Some(TASK),
+        ));
+        queue.publish(&change(ChangeKind::Failed, Some(TASK)));
+        queue.publish(&change(ChangeKind::Failed, None));
+        queue.publish(&change(ChangeKind::Completed, Some(TASK)));
+        queue.publish(&change(ChangeKind::Started, Some(TASK)));
+
+        let owed = queue.take();
+        let reasons: Vec<_> = owed.iter().map(|c| c.reason.as_str()).collect();
+        assert_eq!(reasons, ["timeout", "failed"]);
+        assert_eq!(owed[0].resource, (ResourceKind::Video, 7));
+        assert!(queue.take().is_empty(), "take empties the queue");
+    }
+
+    #[test]
+    fn what_is_put_back_goes_first_and_the_queue_stays_bounded() {
+        let queue = CleanupQueue::default();
+        queue.publish(&change(ChangeKind::Failed, Some(TASK)));
+        let first = queue.take();
+        queue.publish(&change(
+            ChangeKind::Cancelled(CancelReason::User),
+            Some(TASK),
+        ));
+        queue.put_back(first);
+        let reasons: Vec<_> = queue.take().iter().map(|c| c.reason.as_str()).collect();
+        assert_eq!(reasons, ["failed", "user"]);
+
+        let many = vec![queue_item(); MAX_QUEUED_CLEANUPS + 3];
+        queue.put_back(many);
+        queue.publish(&change(ChangeKind::Failed, Some(TASK)));
+        assert_eq!(queue.take().len(), MAX_QUEUED_CLEANUPS);
+    }
+
+    fn queue_item() -> OwedCleanup {
+        OwedCleanup {
+            task_id: TaskId::parse(TASK).unwrap(),
+            resource: (ResourceKind::Briefing, 1),
+            reason: CleanupReason::Failed,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            attempts: 0,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The [`CleanupOutbox`] port: one `cleanup_outbox` row per job's task owed a partial-file
+//! cleanup, deleted once the cleanup task was sent. A cleanup that follows one of our cancels
+//! is due only once `revoke_outbox` shows that task's revoke delivered.
+
+use ensinalab_domain::TaskId;
+use ensinalab_ports::{CleanupOutbox, CleanupReason, OwedCleanup, StoreError};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::SqlStore;
+use crate::convert;
+use crate::error::classify;
+use crate::outbox::{ids_json, task_id_in};
+
+/// `cleanup_outbox`, one row per task owed a cleanup.
+pub(crate) mod cleanup_outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cleanup_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub task_id: String,
+        pub resource_kind: String,
+        pub resource_id: i64,
+        pub reason: String,
+        pub created_at: TimeDateTimeWithTimeZone,
+        pub attempts: i32,
+        pub next_attempt_at: TimeDateTimeWithTimeZone,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use cleanup_outbox::{Column, Entity};
+
+/// The cleanup's own task was cancelled by us and its revoke has gone out.
+const KILL_SENT: &str = "EXISTS (SELECT 1 FROM revoke_outbox r \
+     WHERE r.task_id = cleanup_outbox.task_id AND r.delivered_at IS NOT NULL)";
+
+fn owed(m: cleanup_outbox::Model) -> Result<OwedCleanup, StoreError> {
+    let table = "cleanup_outbox";
+    let reason = CleanupReason::parse(&m.reason).ok_or_else(|| {
+        StoreError::Corrupt(format!("{table} {}: reason {:?}", m.task_id, m.reason))
+    })?;
+    Ok(OwedCleanup {
+        resource: convert::resource(table, &m.task_id, &m.resource_kind, m.resource_id)?,
+        task_id: convert::required_task_id(table, &m.task_id, &m.task_id)?,
+        reason,
+        created_at: convert::utc(m.created_at),
+        attempts: u32::try_from(m.attempts).unwrap_or(0),
+    })
+}
+
+impl CleanupOutbox for SqlStore {
+    #[tracing::instrument(skip(self, cleanups), fields(cleanups = cleanups.len()), err)]
+    async fn owe_cleanups(&self, cleanups: &[OwedCleanup]) -> Result<(), StoreError> {
+        if cleanups.is_empty() {
+            return Ok(());
+        }
+        // One statement and one JSON bind whatever the count, like a cancel's revoke batch.
+        let rows: serde_json::Value = cleanups
+            .iter()
+            .map(|c| {
+                json!([
+                    c.task_id.as_str(),
+                    c.resource.0.as_str(),
+                    c.resource.1,
+                    c.reason.as_str()
+                ])
+            })
+            .collect();
+        let backend = self.db.get_database_backend();
+        let source = match backend {
+            DbBackend::Postgres => {
+                "SELECT j ->> 0, j ->> 1, (j ->> 2)::bigint, j ->> 3, $1, 0, $1 \
+                 FROM json_array_elements($2::json) j"
+            }
+            _ => {
+                "SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, $1, 0, $1 \
+                 FROM json_each($2) j WHERE true"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO cleanup_outbox \
+             (task_id, resource_kind, resource_id, reason, created_at, attempts, next_attempt_at) \
+             {source} ON CONFLICT (task_id) DO NOTHING"
+        );
+        let values: [Value; 2] = [convert::now().into(), rows.to_string().into()];
+        self.db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn due_cleanups(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedCleanup>, StoreError> {
+        // A cancel's revoke may still be in its batch: spread it, so a delivered one is seen.
+        self.spread_batches().await?;
+        let waiting: Vec<&str> = CleanupReason::ALL
+            .into_iter()
+            .filter(|r| r.waits_for_revoke())
+            .map(CleanupReason::as_str)
+            .collect();
+        Entity::find()
+            .filter(Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(Column::Reason.is_not_in(waiting))
+                    .add(Expr::cust(KILL_SENT)),
+            )
+            .order_by_asc(Column::NextAttemptAt)
+            .order_by_asc(Column::TaskId)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .map(owed)
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self, ids), fields(cleanups = ids.len()), err)]
+    async fn cleanups_sent(&self, ids: &[TaskId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let backend = self.db.get_database_backend();
+        let sql = format!(
+            "DELETE FROM cleanup_outbox WHERE {}",
+            task_id_in(backend, 1)
+        );
+        let values: [Value; 1] = [ids_json(ids.iter())];
+        self.db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, ids), fields(cleanups = ids.len()), err)]
+    async fn cleanups_failed(
+        &self,
+        ids: &[TaskId],
+        retry_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let backend = self.db.get_database_backend();
+        let sql = format!(
+            "UPDATE cleanup_outbox SET attempts = attempts + 1, next_attempt_at = $1 WHERE {}",
+            task_id_in(backend, 2)
+        );
+        let values: [Value; 2] = [retry_at.into(), ids_json(ids.iter())];
+        self.db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
