@@ -2,7 +2,7 @@
 //! (production) and SQLite (the embedded default).
 //!
 //! This crate owns the tables (`briefings`, `options`, `videos`, `security_events`, and the
-//! revoke outbox's `revoke_outbox` and `revoke_batches`, the `cleanup_outbox`) and their indexes; `docs/schema.md`
+//! revoke outbox's `revoke_outbox` and `revoke_batches`, the `cleanup_outbox`, `mail_slots`) and their indexes; `docs/schema.md`
 //! describes them. It imports none of our crates, so the schema can be applied or inspected by
 //! the `ensinalab-migration` binary alone. Migrations are append-only:
 //! a shipped migration is never edited, a change is a new one.
@@ -20,6 +20,7 @@ mod m20261129_000005_revoke_batches;
 mod m20261202_000006_security_events_created;
 mod m20261203_000007_started_at;
 mod m20261203_000009_cleanup_outbox;
+mod m20261203_000010_overdue_and_mail;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_security_events_created::Migration),
             Box::new(m20261203_000007_started_at::Migration),
             Box::new(m20261203_000009_cleanup_outbox::Migration),
+            Box::new(m20261203_000010_overdue_and_mail::Migration),
         ]
     }
 }

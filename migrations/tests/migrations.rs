@@ -11,7 +11,7 @@ use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm_migration::SchemaManager;
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "briefings",
     "options",
     "videos",
@@ -19,8 +19,9 @@ const TABLES: [&str; 7] = [
     "revoke_outbox",
     "revoke_batches",
     "cleanup_outbox",
+    "mail_slots",
 ];
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
@@ -29,6 +30,7 @@ const MIGRATIONS: [&str; 8] = [
     "m20261202_000006_security_events_created",
     "m20261203_000007_started_at",
     "m20261203_000009_cleanup_outbox",
+    "m20261203_000010_overdue_and_mail",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -60,6 +62,20 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    assert!(
+        manager
+            .has_column("revoke_outbox", "overdue_at")
+            .await
+            .unwrap()
+    );
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(
+        !manager
+            .has_column("revoke_outbox", "overdue_at")
+            .await
+            .unwrap()
+    );
+    assert!(!manager.has_table("mail_slots").await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
     assert!(!manager.has_table("cleanup_outbox").await.unwrap());
     assert!(manager.has_column("videos", "started_at").await.unwrap());

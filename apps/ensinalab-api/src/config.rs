@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ensinalab_domain::AutoCancel;
+use ensinalab_mail::{MailConfig, MailConfigError, SmtpMailer};
 
 pub use crate::client::{BadCidr, TrustedProxies};
 
@@ -152,6 +153,72 @@ pub struct Config {
     /// `ORPHAN_SWEEP_SECS` (default 3600): how often the workers are asked to delete partial
     /// files no job in flight claims; `None` (0): never.
     pub orphan_sweep: Option<Duration>,
+    /// `REVOKE_ALERT_AFTER_SECS` (default 60): how long after its cancel a revoke still
+    /// undelivered, or after its delivery a task still running, is reported overdue.
+    pub revoke_grace: Duration,
+    /// The operators' alert e-mail, when `SMTP_URL` and `ALERT_EMAIL_TO` are set.
+    pub alert_mail: Option<AlertMailConfig>,
+}
+
+/// The operators' alert e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertMailConfig {
+    /// `SMTP_URL`, `ALERT_EMAIL_TO` (comma-separated), `ALERT_EMAIL_FROM`.
+    pub mail: MailConfig,
+    /// `ALERT_EMAIL_MIN_INTERVAL_SECS` (default 300): at most one e-mail per this long, from
+    /// all the servers together.
+    pub min_interval: Duration,
+}
+
+/// Default `ALERT_EMAIL_FROM`.
+pub const DEFAULT_ALERT_EMAIL_FROM: &str = "EnsinaLab <ensinalab@localhost>";
+
+/// The alert e-mail's settings: both `SMTP_URL` and `ALERT_EMAIL_TO`, or neither.
+fn alert_mail(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<AlertMailConfig>, ConfigError> {
+    let (smtp_url, to) = match (get("SMTP_URL"), get("ALERT_EMAIL_TO")) {
+        (None, None) => return Ok(None),
+        (Some(url), Some(to)) => (url, to),
+        (Some(_), None) => {
+            return Err(ConfigError {
+                var: "ALERT_EMAIL_TO",
+                message: "is required when SMTP_URL is set".to_owned(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                var: "SMTP_URL",
+                message: "is required when ALERT_EMAIL_TO is set".to_owned(),
+            });
+        }
+    };
+    let mail = MailConfig {
+        smtp_url,
+        from: get("ALERT_EMAIL_FROM").unwrap_or_else(|| DEFAULT_ALERT_EMAIL_FROM.to_owned()),
+        to: to
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    // Checked here, without connecting, so that a typo stops the start naming its variable.
+    if let Err(err) = SmtpMailer::new(&mail) {
+        let var = match &err {
+            MailConfigError::Url(_) => "SMTP_URL",
+            MailConfigError::Address { address, .. } if *address == mail.from => "ALERT_EMAIL_FROM",
+            MailConfigError::Address { .. } | MailConfigError::NoRecipient => "ALERT_EMAIL_TO",
+        };
+        return Err(ConfigError {
+            var,
+            message: err.to_string(),
+        });
+    }
+    Ok(Some(AlertMailConfig {
+        mail,
+        min_interval: secs(get, "ALERT_EMAIL_MIN_INTERVAL_SECS", 300)?,
+    }))
 }
 
 /// How long a client may take, and how long an idle connection stays open.
@@ -298,6 +365,8 @@ impl Config {
             orphan_sweep: Some(parse(&get, "ORPHAN_SWEEP_SECS", Some(3600))?)
                 .filter(|secs| *secs > 0)
                 .map(Duration::from_secs),
+            revoke_grace: secs(&get, "REVOKE_ALERT_AFTER_SECS", 60)?,
+            alert_mail: alert_mail(&get)?,
         })
     }
 }
@@ -566,6 +635,58 @@ mod tests {
             config(&[("AUTO_CANCEL_FACTOR", "0")]).unwrap().auto_cancel,
             None
         );
+    }
+
+    #[test]
+    fn the_alert_email_needs_both_its_server_and_its_recipients() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.alert_mail, None);
+        assert_eq!(c.revoke_grace, Duration::from_secs(60));
+        let c = config(&[
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("ALERT_EMAIL_TO", "ops@example.com, oncall@example.com"),
+        ])
+        .unwrap();
+        let mail = c.alert_mail.unwrap();
+        assert_eq!(mail.mail.to, ["ops@example.com", "oncall@example.com"]);
+        assert_eq!(mail.mail.from, DEFAULT_ALERT_EMAIL_FROM);
+        assert_eq!(mail.min_interval, Duration::from_secs(300));
+
+        let table: [(&[(&str, &str)], &str); 5] = [
+            (&[("SMTP_URL", "smtp://127.0.0.1:2525")], "ALERT_EMAIL_TO"),
+            (&[("ALERT_EMAIL_TO", "ops@example.com")], "SMTP_URL"),
+            (
+                &[
+                    ("SMTP_URL", "ftp://x"),
+                    ("ALERT_EMAIL_TO", "ops@example.com"),
+                ],
+                "SMTP_URL",
+            ),
+            (
+                &[
+                    ("SMTP_URL", "smtp://h"),
+                    ("ALERT_EMAIL_TO", "ops at example"),
+                ],
+                "ALERT_EMAIL_TO",
+            ),
+            (
+                &[
+                    ("SMTP_URL", "smtp://h"),
+                    ("ALERT_EMAIL_TO", "ops@example.com"),
+                    ("ALERT_EMAIL_FROM", "nobody"),
+                ],
+                "ALERT_EMAIL_FROM",
+            ),
+        ];
+        for (vars, var) in table {
+            assert_eq!(config(vars).unwrap_err().var, var, "{vars:?}");
+        }
+        let with_password = config(&[
+            ("SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"),
+            ("ALERT_EMAIL_TO", "ops@example.com"),
+        ])
+        .unwrap();
+        assert!(!format!("{with_password:?}").contains("hunter2"));
     }
 
     #[test]

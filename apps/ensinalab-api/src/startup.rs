@@ -13,11 +13,13 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
+use ensinalab_jobs::alerts::Mail;
 use ensinalab_jobs::dispatcher::DispatcherSettings;
 use ensinalab_jobs::trail::SecurityTrail;
 use ensinalab_jobs::{Feeds, Jobs, Pacing};
 use ensinalab_local::{LocalBroker, LocalConfig};
-use ensinalab_ports::{Service, Settings, Store, TaskBroker};
+use ensinalab_mail::SmtpMailer;
+use ensinalab_ports::{AlertQueue, Service, Settings, Store, TaskBroker};
 use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;
@@ -51,6 +53,8 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error("cannot set up the rate limiter")]
     RateLimiter(#[source] ensinalab_ports::BoxError),
+    #[error("cannot set up the alert e-mail")]
+    Mail(#[source] ensinalab_ports::BoxError),
 }
 
 /// A bound, not yet running server, and its running background jobs.
@@ -100,7 +104,8 @@ impl Application {
         }
     }
 
-    /// [`Self::from_parts`] over a fresh service: one instantiation per broker choice.
+    /// [`Self::from_parts`] over a fresh service, with the operators' alert e-mail when it is
+    /// configured: one instantiation per broker choice.
     fn run<B: TaskBroker + 'static>(
         config: &Config,
         store: ensinalab_store::SqlStore,
@@ -108,13 +113,27 @@ impl Application {
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
     ) -> Result<Self, StartupError> {
-        let service = Arc::new(Service::new(store, broker, settings(config)));
-        Self::from_parts_with(
+        let mut service = Service::new(store, broker, settings(config));
+        let mail = match &config.alert_mail {
+            Some(alert) => {
+                let alerts = AlertQueue::default();
+                service = service.with_sink(Arc::new(alerts.clone()));
+                Some(Mail {
+                    alerts,
+                    mailer: SmtpMailer::new(&alert.mail)
+                        .map_err(|e| StartupError::Mail(e.into()))?,
+                    min_interval: alert.min_interval,
+                })
+            }
+            None => None,
+        };
+        Self::start(
             config,
-            service,
+            Arc::new(service),
             changes,
             online,
             DispatcherSettings::default(),
+            mail,
         )
     }
 
@@ -159,12 +178,30 @@ impl Application {
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
     {
+        Self::start(config, service, changes, online, dispatch, None)
+    }
+
+    /// Binds the server and starts the jobs, the alert e-mail's among them when `mail` is
+    /// given (its queue must be one of the service's sinks).
+    fn start<S, B>(
+        config: &Config,
+        service: Arc<Service<S, B>>,
+        changes: Option<Receiver<TaskId>>,
+        online: Option<Receiver<WorkerOnline>>,
+        dispatch: DispatcherSettings,
+        mail: Option<Mail<SmtpMailer>>,
+    ) -> Result<Self, StartupError>
+    where
+        S: Store + Probe + 'static,
+        B: TaskBroker + 'static,
+    {
         let (trail, trail_rx) = SecurityTrail::channel();
         let (port, server) = Self::bind(config, Arc::clone(&service), trail)?;
         let feeds = Feeds {
             task_changes: changes,
             workers_online: online,
             trail: trail_rx,
+            mail,
         };
         let pacing = Pacing {
             reconcile_every: config.reconcile_interval,
@@ -174,6 +211,7 @@ impl Application {
             ),
             timeout_sweep_every: config.auto_cancel_sweep,
             orphan_sweep_every: config.orphan_sweep,
+            revoke_grace: config.revoke_grace,
         };
         Ok(Self {
             port,

@@ -8,9 +8,11 @@
 //!
 //! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
 //! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`cleanup`] dispatcher and
-//! orphan sweep, the [`trail`] writer and the trail's [`retention`]. They drive use cases of
+//! orphan sweep, the [`alerts`] (overdue revokes, the operators' e-mail), the [`trail`] writer
+//! and the trail's [`retention`]. They drive use cases of
 //! `ensinalab_ports::Service`; the rules stay there and in the domain.
 
+pub mod alerts;
 pub mod cleanup;
 pub mod dispatcher;
 pub mod lost_workers;
@@ -26,11 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{SecurityEvent, Service, Store, TaskBroker};
+use ensinalab_ports::{Mailer, SecurityEvent, Service, Store, TaskBroker};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::alerts::{AlertMail, Mail, OverdueRevokes};
 use crate::cleanup::{CleanupDispatch, OrphanSweep};
 use crate::dispatcher::{Dispatcher, DispatcherSettings, OnWorkerOnline, Rebroadcasts};
 use crate::lost_workers::LostWorkers;
@@ -41,13 +44,16 @@ use crate::trail::TrailWriter;
 
 /// What feeds the event-driven jobs.
 #[derive(Debug)]
-pub struct Feeds<W> {
+pub struct Feeds<W, M> {
     /// Task ids the broker reports as changed, when it can tell.
     pub task_changes: Option<mpsc::Receiver<TaskId>>,
     /// Workers coming online, when the broker can tell.
     pub workers_online: Option<mpsc::Receiver<W>>,
     /// The HTTP layer's security events ([`trail::SecurityTrail::channel`]).
     pub trail: mpsc::Receiver<SecurityEvent>,
+    /// The operators' e-mail, when the deployment has one: its queue must be one of the
+    /// service's sinks.
+    pub mail: Option<Mail<M>>,
 }
 
 /// How often the periodic jobs run.
@@ -62,15 +68,18 @@ pub struct Pacing {
     pub timeout_sweep_every: Duration,
     /// How often the workers are asked to delete orphaned partial files; `None`: never.
     pub orphan_sweep_every: Option<Duration>,
+    /// How long after its cancel (or its delivery) a revoke is overdue.
+    pub revoke_grace: Duration,
 }
 
 /// Starts every background job of the server over `service`. Must be called inside a tokio
 /// runtime.
-pub fn start<S, B, W>(service: Arc<Service<S, B>>, feeds: Feeds<W>, pacing: Pacing) -> Jobs
+pub fn start<S, B, W, M>(service: Arc<Service<S, B>>, feeds: Feeds<W, M>, pacing: Pacing) -> Jobs
 where
     S: Store + 'static,
     B: TaskBroker + 'static,
     W: Debug + Send + 'static,
+    M: Mailer + 'static,
 {
     let mut jobs = Jobs::new();
     if let Some(changes) = feeds.task_changes {
@@ -113,6 +122,18 @@ where
     );
     if let Some(every) = pacing.orphan_sweep_every {
         jobs.every("orphan sweep", every, OrphanSweep(Arc::clone(&service)));
+    }
+    jobs.every(
+        "overdue revokes",
+        alerts::CHECK_EVERY,
+        OverdueRevokes::new(Arc::clone(&service), pacing.revoke_grace),
+    );
+    if let Some(mail) = feeds.mail {
+        jobs.every(
+            "alert e-mail",
+            alerts::CHECK_EVERY,
+            AlertMail::new(Arc::clone(&service), mail),
+        );
     }
     jobs.every(
         "security trail retention",

@@ -4,7 +4,7 @@
 //! A [`TaskChange`] says whose job changed, which resource and task, what happened
 //! ([`ChangeKind`]), the status and progress it now has, and when. Use cases hand each one to the
 //! [`ChangeSink`]s the [`Service`](crate::Service) was built with; consumers (the logs today;
-//! the live stream, the metrics and the cleanup dispatch next) plug in there, never into the
+//! the cleanup dispatch, the operators' alerts; the live stream and the metrics next) plug in there, never into the
 //! routes or the rules.
 
 use std::fmt;
@@ -36,6 +36,27 @@ pub enum ChangeKind {
     Cancelled(CancelReason),
     /// What became of the revoke that follows a cancel.
     Revoke(RevokeStatus),
+    /// The cancel could not be carried out in time: its revoke is overdue.
+    RevokeOverdue(Overdue),
+}
+
+/// Why a cancel's revoke is overdue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// The broker still has not taken it, past its grace.
+    Undelivered,
+    /// It was delivered, yet past its grace a live worker still reports the task running.
+    StillRunning,
+}
+
+impl Overdue {
+    /// The wire string (`problem` of a `revoke_overdue` change).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Undelivered => "undelivered",
+            Self::StillRunning => "still_running",
+        }
+    }
 }
 
 impl ChangeKind {
@@ -51,6 +72,7 @@ impl ChangeKind {
             Self::PendingApproval => "pending_approval",
             Self::Cancelled(_) => "cancelled",
             Self::Revoke(_) => "revoke",
+            Self::RevokeOverdue(_) => "revoke_overdue",
         }
     }
 }
@@ -111,6 +133,7 @@ impl ChangeSink for LogChanges {
         };
         let revoke = match change.kind {
             ChangeKind::Revoke(status) => Some(status.as_str()),
+            ChangeKind::RevokeOverdue(problem) => Some(problem.as_str()),
             _ => None,
         };
         tracing::debug!(

@@ -11,12 +11,11 @@
 //! longer while the database is down): a process that dies in that window loses those
 //! cleanups, and the periodic orphan sweep removes their directories instead.
 
-use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use ensinalab_domain::{CancelReason, ResourceKind, TaskId};
+use std::future::Future;
 use time::OffsetDateTime;
 
+use crate::backlog::Backlog;
 use crate::changes::{ChangeKind, ChangeSink, TaskChange};
 use crate::error::StoreError;
 
@@ -129,29 +128,12 @@ pub const MAX_QUEUED_CLEANUPS: usize = 100_000;
 
 /// The change-stream consumer that collects owed cleanups until the cleanup job records them.
 /// Cheap to clone: clones share the queue.
-#[derive(Debug, Clone, Default)]
-pub struct CleanupQueue(Arc<Mutex<Vec<OwedCleanup>>>);
+#[derive(Debug, Clone)]
+pub struct CleanupQueue(pub Backlog<OwedCleanup>);
 
-impl CleanupQueue {
-    /// Everything queued so far, oldest first; the queue is left empty.
-    pub fn take(&self) -> Vec<OwedCleanup> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Puts back what [`Self::take`] returned and could not be recorded, ahead of what came
-    /// since; beyond [`MAX_QUEUED_CLEANUPS`] the oldest are dropped.
-    pub fn put_back(&self, mut cleanups: Vec<OwedCleanup>) {
-        let mut queued = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        cleanups.append(&mut queued);
-        let excess = cleanups.len().saturating_sub(MAX_QUEUED_CLEANUPS);
-        if excess > 0 {
-            tracing::error!(
-                dropped = excess,
-                "owed cleanups dropped while the database is down; the orphan sweep removes their files"
-            );
-            cleanups.drain(..excess);
-        }
-        *queued = cleanups;
+impl Default for CleanupQueue {
+    fn default() -> Self {
+        Self(Backlog::new(MAX_QUEUED_CLEANUPS, "owed cleanups"))
     }
 }
 
@@ -161,15 +143,7 @@ impl ChangeSink for CleanupQueue {
         else {
             return;
         };
-        let mut queued = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if queued.len() >= MAX_QUEUED_CLEANUPS {
-            tracing::error!(
-                task_id = %task_id,
-                "cleanup queue full (the database is down): this cleanup is left to the orphan sweep"
-            );
-            return;
-        }
-        queued.push(OwedCleanup {
+        self.0.push(OwedCleanup {
             task_id: task_id.clone(),
             resource: change.resource,
             reason,
@@ -225,39 +199,10 @@ mod tests {
         queue.publish(&change(ChangeKind::Completed, Some(TASK)));
         queue.publish(&change(ChangeKind::Started, Some(TASK)));
 
-        let owed = queue.take();
+        let owed = queue.0.take();
         let reasons: Vec<_> = owed.iter().map(|c| c.reason.as_str()).collect();
         assert_eq!(reasons, ["timeout", "failed"]);
         assert_eq!(owed[0].resource, (ResourceKind::Video, 7));
-        assert!(queue.take().is_empty(), "take empties the queue");
-    }
-
-    #[test]
-    fn what_is_put_back_goes_first_and_the_queue_stays_bounded() {
-        let queue = CleanupQueue::default();
-        queue.publish(&change(ChangeKind::Failed, Some(TASK)));
-        let first = queue.take();
-        queue.publish(&change(
-            ChangeKind::Cancelled(CancelReason::User),
-            Some(TASK),
-        ));
-        queue.put_back(first);
-        let reasons: Vec<_> = queue.take().iter().map(|c| c.reason.as_str()).collect();
-        assert_eq!(reasons, ["failed", "user"]);
-
-        let many = vec![queue_item(); MAX_QUEUED_CLEANUPS + 3];
-        queue.put_back(many);
-        queue.publish(&change(ChangeKind::Failed, Some(TASK)));
-        assert_eq!(queue.take().len(), MAX_QUEUED_CLEANUPS);
-    }
-
-    fn queue_item() -> OwedCleanup {
-        OwedCleanup {
-            task_id: TaskId::parse(TASK).unwrap(),
-            resource: (ResourceKind::Briefing, 1),
-            reason: CleanupReason::Failed,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            attempts: 0,
-        }
+        assert!(queue.0.take().is_empty(), "take empties the queue");
     }
 }

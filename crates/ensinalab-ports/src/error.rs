@@ -28,3 +28,14 @@ pub enum BrokerError {
     #[error("task broker protocol error: {0}")]
     Protocol(String),
 }
+
+/// What sending the operators an e-mail can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The mail server cannot be reached, timed out, or refused the message for now.
+    #[error("mail server unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The mail server refused the message for good (a bad recipient, say).
+    #[error("mail refused: {0}")]
+    Refused(String),
+}

@@ -11,7 +11,9 @@
 //! into [`StoreError`] and [`BrokerError`] at the edge. In-memory fakes live in [`testing`]
 //! behind the `testing` feature.
 
+mod alerts;
 mod audit;
+mod backlog;
 mod broker;
 mod changes;
 mod cleanup;
@@ -25,14 +27,16 @@ mod usecases;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use alerts::{AlertQueue, MAX_QUEUED_ALERTS, MailSlots, Mailer, is_alert};
 pub use audit::{
     MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind, SecurityEventPage,
     SecurityEventQuery, StoredSecurityEvent, UnknownEventKind,
 };
+pub use backlog::Backlog;
 pub use broker::TaskBroker;
-pub use changes::{ChangeKind, ChangeSink, LogChanges, TaskChange};
+pub use changes::{ChangeKind, ChangeSink, LogChanges, Overdue, TaskChange};
 pub use cleanup::{CleanupOutbox, CleanupQueue, CleanupReason, MAX_QUEUED_CLEANUPS, OwedCleanup};
-pub use error::{BoxError, BrokerError, StoreError};
+pub use error::{BoxError, BrokerError, MailError, StoreError};
 pub use model::*;
 pub use outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 pub use ratelimit::{RateDecision, RateLimitError, RateLimiter, RatePolicy};

@@ -83,6 +83,29 @@ pub trait RevokeOutbox: Send + Sync {
         since: OffsetDateTime,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<OwedRevoke>, StoreError>> + Send;
+
+    /// Up to `limit` revokes, not settled and never reported overdue, that are still pending
+    /// though owed before `before`, or were delivered before `before`: the ones that may be
+    /// overdue. Oldest first.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn overdue_candidates(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OwedRevoke>, StoreError>> + Send;
+
+    /// Records that the revokes of `ids` were reported overdue at `now`, and returns those
+    /// this call marked: each is reported once, by one caller, however many servers look.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn mark_overdue(
+        &self,
+        ids: &[TaskId],
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<TaskId>, StoreError>> + Send;
 }
 
 /// Whether a delivery with this outcome settles the revoke for good.

@@ -10,6 +10,7 @@ use ensinalab_domain::{
 
 use time::OffsetDateTime;
 
+use crate::alerts::MailSlots;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
 use crate::cleanup::CleanupOutbox;
 use crate::error::StoreError;
@@ -230,6 +231,7 @@ pub trait Store:
     + SecurityLog
     + RevokeOutbox
     + CleanupOutbox
+    + MailSlots
 {
 }
 impl<T> Store for T where
@@ -241,5 +243,6 @@ impl<T> Store for T where
         + SecurityLog
         + RevokeOutbox
         + CleanupOutbox
+        + MailSlots
 {
 }

@@ -11,6 +11,7 @@ use ensinalab_domain::{
 };
 use time::OffsetDateTime;
 
+use crate::alerts::MailSlots;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeSink, TaskChange};
@@ -36,6 +37,8 @@ struct Tables {
     outbox: Vec<OutboxRow>,
     /// The cleanup outbox: (owed cleanup, next attempt).
     cleanups: Vec<(OwedCleanup, OffsetDateTime)>,
+    /// When the last alert e-mail slot was taken.
+    last_mail: Option<OffsetDateTime>,
     events: Vec<StoredSecurityEvent>,
 }
 
@@ -752,6 +755,8 @@ pub struct RecordingBroker {
     pub revoke_outcome: Mutex<Option<RevokeOutcome>>,
     /// How many `states` calls were made (to check batch shapes).
     pub state_calls: AtomicUsize,
+    /// What `running` reports: `None`, the broker cannot tell.
+    pub running: Mutex<Option<Vec<TaskId>>>,
 }
 
 impl RecordingBroker {
@@ -834,6 +839,11 @@ impl TaskBroker for RecordingBroker {
     async fn ping(&self) -> Result<(), BrokerError> {
         self.failing()
     }
+
+    async fn running(&self) -> Result<Option<Vec<TaskId>>, BrokerError> {
+        self.failing()?;
+        Ok(self.running.lock().ok().and_then(|r| r.clone()))
+    }
 }
 
 /// One row of the fake's revoke outbox.
@@ -843,6 +853,7 @@ struct OutboxRow {
     next_attempt_at: OffsetDateTime,
     last_broadcast_at: Option<OffsetDateTime>,
     settled: bool,
+    overdue_at: Option<OffsetDateTime>,
 }
 
 /// The outbox half of a cancel's transaction (the fake's mutex makes it atomic).
@@ -863,6 +874,7 @@ fn owe_revoke(t: &mut Tables, task_id: Option<&TaskId>, resource: (ResourceKind,
         next_attempt_at: now + FIRST_ATTEMPT_GRACE,
         last_broadcast_at: None,
         settled: false,
+        overdue_at: None,
     });
 }
 
@@ -949,6 +961,58 @@ impl RevokeOutbox for InMemoryStore {
                 .take(limit as usize)
                 .map(|r| r.owed.clone())
                 .collect()
+        })
+    }
+
+    async fn overdue_candidates(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedRevoke>, StoreError> {
+        self.with(|t| {
+            t.outbox
+                .iter()
+                .filter(|r| !r.settled && r.overdue_at.is_none())
+                .filter(|r| match r.owed.delivered_at {
+                    None => r.owed.created_at < before,
+                    Some(at) => at < before,
+                })
+                .take(limit as usize)
+                .map(|r| r.owed.clone())
+                .collect()
+        })
+    }
+
+    async fn mark_overdue(
+        &self,
+        ids: &[TaskId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        self.with(|t| {
+            let mut marked = Vec::new();
+            for r in t.outbox.iter_mut() {
+                if ids.contains(&r.owed.task_id) && r.overdue_at.is_none() {
+                    r.overdue_at = Some(now);
+                    marked.push(r.owed.task_id.clone());
+                }
+            }
+            marked
+        })
+    }
+}
+
+impl MailSlots for InMemoryStore {
+    async fn claim_mail_slot(
+        &self,
+        now: OffsetDateTime,
+        every: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.with(|t| {
+            let free = t.last_mail.is_none_or(|last| last + every <= now);
+            if free {
+                t.last_mail = Some(now);
+            }
+            free
         })
     }
 }

@@ -11,8 +11,9 @@
 //! everything else `StoreError::Other`, an impossible stored value `StoreError::Corrupt`.
 //!
 //! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
-//! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the cleanup outbox, `audit` the
-//! security trail, `convert` every decoder of a row shape, and `postgres` the statements that
+//! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
+//! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `convert` every
+//! decoder of a row shape, and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ mod convert;
 mod entity;
 mod error;
 mod guarded;
+mod mail;
 mod outbox;
 mod owe;
 mod postgres;

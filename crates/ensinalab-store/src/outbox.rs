@@ -6,8 +6,8 @@
 use ensinalab_domain::TaskId;
 use ensinalab_ports::{OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Statement, TransactionTrait, Value,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement, TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 
@@ -34,6 +34,7 @@ pub(crate) mod revoke_outbox {
         pub outcome: Option<String>,
         pub last_broadcast_at: Option<TimeDateTimeWithTimeZone>,
         pub settled_at: Option<TimeDateTimeWithTimeZone>,
+        pub overdue_at: Option<TimeDateTimeWithTimeZone>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -230,5 +231,56 @@ impl RevokeOutbox for SqlStore {
             .filter(Column::CreatedAt.gte(since))
             .order_by_asc(Column::LastBroadcastAt);
         self.owed(open, limit).await
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    async fn overdue_candidates(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<OwedRevoke>, StoreError> {
+        let late = Condition::any()
+            .add(
+                Condition::all()
+                    .add(Column::DeliveredAt.is_null())
+                    .add(Column::CreatedAt.lt(before)),
+            )
+            .add(Column::DeliveredAt.lt(before));
+        let candidates = Entity::find()
+            .filter(Column::SettledAt.is_null())
+            .filter(Column::OverdueAt.is_null())
+            .filter(late)
+            .order_by_asc(Column::CreatedAt);
+        self.owed(candidates, limit).await
+    }
+
+    #[tracing::instrument(skip(self, task_ids), fields(tasks = task_ids.len()), err)]
+    async fn mark_overdue(
+        &self,
+        task_ids: &[TaskId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.db.get_database_backend();
+        // One conditional UPDATE: of two servers marking the same revoke, one gets it back.
+        let sql = format!(
+            "UPDATE revoke_outbox SET overdue_at = $1 WHERE overdue_at IS NULL AND {} \
+             RETURNING task_id",
+            task_id_in(backend, 2)
+        );
+        let values: [Value; 2] = [now.into(), ids_json(task_ids.iter())];
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let raw: String = row.try_get_by_index(0).map_err(classify)?;
+                convert::required_task_id("revoke_outbox", &raw, &raw)
+            })
+            .collect()
     }
 }

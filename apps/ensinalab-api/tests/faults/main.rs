@@ -8,6 +8,7 @@
 mod contract;
 mod support;
 
+mod alerts;
 mod concurrency;
 mod late_success;
 mod postgres_down;

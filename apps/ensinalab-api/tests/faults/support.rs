@@ -50,6 +50,129 @@ fn wait_listening(port: u16, limit: Duration, what: &str) {
     }
 }
 
+/// A real SMTP server (aiosmtpd from `.venv/smtp`, scripts/ensure-smtp-venv.sh) on a free
+/// port, writing every message it receives to a Maildir of its own.
+pub struct SmtpServer {
+    pub port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+/// One received message: its raw headers and its body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: String,
+    pub body: String,
+}
+
+impl Received {
+    /// The value of header `name` (first occurrence, folded lines joined).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let mut lines = self.headers.lines().peekable();
+        while let Some(line) = lines.next() {
+            if line.to_ascii_lowercase().starts_with(&prefix) {
+                let mut value = line[prefix.len()..].trim().to_owned();
+                while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+                    value.push(' ');
+                    value.push_str(next.trim());
+                }
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+impl SmtpServer {
+    pub fn start() -> Self {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/smtp/bin/python");
+        assert!(
+            python.exists(),
+            "{} missing: run scripts/ensure-smtp-venv.sh (scripts/test.sh does)",
+            python.display()
+        );
+        let port = free_port();
+        let dir = scratch_dir("ensinalab-smtp");
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.join("maildir"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        wait_listening(port, Duration::from_secs(20), "aiosmtpd");
+        Self { port, dir, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far.
+    pub fn received(&self) -> Vec<Received> {
+        let new = self.dir.join("maildir/new");
+        let Ok(entries) = std::fs::read_dir(new) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|raw| {
+                let raw = raw.replace("\r\n", "\n");
+                let (headers, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+                let mut mail = Received {
+                    headers: headers.to_owned(),
+                    body: body.to_owned(),
+                };
+                if mail
+                    .header("Content-Transfer-Encoding")
+                    .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"))
+                {
+                    mail.body = quoted_printable(&mail.body);
+                }
+                mail
+            })
+            .collect()
+    }
+}
+
+/// A quoted-printable body decoded (RFC 2045 6.7): soft line breaks joined, `=XX` bytes
+/// restored.
+fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A private `redis-server` with an fsync-always append-only file, so a stop (SIGKILL, the
 /// way a crash looks) and a restart keep the queue and the result backend.
 pub struct RedisServer {

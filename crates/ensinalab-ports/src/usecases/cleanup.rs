@@ -24,14 +24,14 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     /// # Errors
     /// [`StoreError`] when they could not be written.
     pub async fn record_cleanups(&self) -> Result<usize, StoreError> {
-        let owed = self.cleanups.take();
+        let owed = self.cleanups.0.take();
         if owed.is_empty() {
             return Ok(0);
         }
         match self.store.owe_cleanups(&owed).await {
             Ok(()) => Ok(owed.len()),
             Err(err) => {
-                self.cleanups.put_back(owed);
+                self.cleanups.0.put_back(owed);
                 Err(err)
             }
         }

@@ -1,5 +1,6 @@
 //! The use cases, as methods of [`Service`].
 
+mod alerts;
 mod cancel;
 mod cleanup;
 mod flow;
@@ -9,6 +10,7 @@ mod revokes;
 mod trail;
 mod worker_lost;
 
+pub use alerts::AlertError;
 pub use cancel::{
     CancelAllError, CancelBriefingError, CancelError, CancelVideoError, Cancelled,
     CancelledAllReport, RevokeStatus,
@@ -17,7 +19,7 @@ pub use cleanup::MAX_SWEEP_IN_FLIGHT;
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
-pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, retry_delay};
+pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};
 pub use trail::REFUSAL_WINDOW;
 pub use worker_lost::WORKER_LOST;
 

@@ -2,12 +2,14 @@
 //! unreachable) and re-broadcast of delivered ones until the task is known to be finished.
 //! The server's dispatcher calls these on a timer and when a worker comes online.
 
-use ensinalab_domain::TaskId;
+use ensinalab_domain::{BriefingId, ResourceKind, TaskId, VideoId};
 use time::OffsetDateTime;
 
 use super::Service;
 use crate::broker::TaskBroker;
+use crate::changes::{ChangeKind, Overdue, TaskChange};
 use crate::error::{BrokerError, StoreError};
+use crate::outbox::OwedRevoke;
 use crate::repo::Store;
 
 /// Longest wait between two delivery attempts of one revoke.
@@ -118,6 +120,98 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         Ok(DispatchReport {
             sent: ids.len(),
             failed: 0,
+        })
+    }
+}
+
+/// What one look for overdue revokes found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OverdueReport {
+    /// Reported undelivered by this call.
+    pub undelivered: usize,
+    /// Reported still running by this call.
+    pub still_running: usize,
+}
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Reports, once each, the cancels that could not be carried out within `grace`: a revoke
+    /// still pending `grace` after its cancel, or delivered over `grace` ago while a live worker
+    /// still runs its task (checked only when the broker can tell who runs what). Each is a
+    /// `revoke_overdue` change on its owner's stream (and so an alert for the operators) and a
+    /// warning in the logs.
+    ///
+    /// # Errors
+    /// [`DispatchError`] when the store fails, or the broker does while asked who runs what.
+    pub async fn report_overdue_revokes(
+        &self,
+        now: OffsetDateTime,
+        grace: time::Duration,
+        limit: u32,
+    ) -> Result<OverdueReport, DispatchError> {
+        let candidates = self.store.overdue_candidates(now - grace, limit).await?;
+        if candidates.is_empty() {
+            return Ok(OverdueReport::default());
+        }
+        let (undelivered, delivered): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|r| r.delivered_at.is_none());
+        let mut overdue: Vec<(OwedRevoke, Overdue)> = undelivered
+            .into_iter()
+            .map(|r| (r, Overdue::Undelivered))
+            .collect();
+        if !delivered.is_empty()
+            && let Some(running) = self.broker.running().await?
+        {
+            overdue.extend(
+                delivered
+                    .into_iter()
+                    .filter(|r| running.contains(&r.task_id))
+                    .map(|r| (r, Overdue::StillRunning)),
+            );
+        }
+        let ids: Vec<TaskId> = overdue.iter().map(|(r, _)| r.task_id.clone()).collect();
+        let marked = self.store.mark_overdue(&ids, now).await?;
+        let mut report = OverdueReport::default();
+        for (revoke, problem) in overdue.iter().filter(|(r, _)| marked.contains(&r.task_id)) {
+            tracing::warn!(
+                task_id = %revoke.task_id,
+                resource_type = revoke.resource.0.as_str(),
+                resource_id = revoke.resource.1,
+                problem = problem.as_str(),
+                "a cancel's revoke is overdue"
+            );
+            match problem {
+                Overdue::Undelivered => report.undelivered += 1,
+                Overdue::StillRunning => report.still_running += 1,
+            }
+            if let Some(change) = self
+                .change_of(revoke.resource, ChangeKind::RevokeOverdue(*problem), now)
+                .await?
+            {
+                self.emit(&change);
+            }
+        }
+        Ok(report)
+    }
+
+    /// The change `kind` of the row `resource`, as the row is now; `None` if it is gone.
+    async fn change_of(
+        &self,
+        (kind, id): (ResourceKind, i64),
+        change: ChangeKind,
+        now: OffsetDateTime,
+    ) -> Result<Option<TaskChange>, StoreError> {
+        Ok(match kind {
+            ResourceKind::Briefing => self
+                .store
+                .briefing(BriefingId(id))
+                .await?
+                .map(|(row, _)| TaskChange::of(&row, change, now)),
+            ResourceKind::Video => self
+                .store
+                .video(VideoId(id))
+                .await?
+                .map(|row| TaskChange::of(&row, change, now)),
         })
     }
 }
