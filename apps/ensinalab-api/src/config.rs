@@ -158,6 +158,12 @@ pub struct Config {
     pub revoke_grace: Duration,
     /// The operators' alert e-mail, when `SMTP_URL` and `ALERT_EMAIL_TO` are set.
     pub alert_mail: Option<AlertMailConfig>,
+    /// `MAX_STREAMS_PER_USER` (default 5): live streams (`GET /tasks/events`) a user may hold
+    /// open on one server; one more is a 429.
+    pub max_streams_per_user: u32,
+    /// `LIVE_HEARTBEAT_SECS` (default 15): how often an idle live stream sends a comment line,
+    /// so that proxies keep it open.
+    pub live_heartbeat: Duration,
 }
 
 /// The operators' alert e-mail.
@@ -367,6 +373,8 @@ impl Config {
                 .map(Duration::from_secs),
             revoke_grace: secs(&get, "REVOKE_ALERT_AFTER_SECS", 60)?,
             alert_mail: alert_mail(&get)?,
+            max_streams_per_user: at_least_one(&get, "MAX_STREAMS_PER_USER", 5)?,
+            live_heartbeat: secs(&get, "LIVE_HEARTBEAT_SECS", 15)?,
         })
     }
 }
@@ -542,6 +550,8 @@ mod tests {
             ("AUTO_CANCEL_FACTOR", "twice"),
             ("EXPECTED_VIDEO_SECS", "0"),
             ("AUTO_CANCEL_SWEEP_SECS", "0"),
+            ("MAX_STREAMS_PER_USER", "0"),
+            ("LIVE_HEARTBEAT_SECS", "0"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();
@@ -606,6 +616,8 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.jwt.max_ttl_secs, 24 * 3600);
         assert_eq!(c.max_active_jobs_per_user, 100);
+        assert_eq!(c.max_streams_per_user, 5);
+        assert_eq!(c.live_heartbeat, Duration::from_secs(15));
         assert_eq!(c.security_event_retention_days, 90);
         assert_eq!(c.trusted_proxies, TrustedProxies::default());
         assert_eq!(c.http.request_timeout, Duration::from_secs(30));

@@ -61,6 +61,13 @@ pub enum ApiError {
     /// was created.
     #[error("too many jobs")]
     TooManyJobs { max: u32 },
+    /// The caller holds `max` live streams on this server already (429, no `Retry-After`: it
+    /// depends on them).
+    #[error("too many live streams")]
+    TooManyStreams { max: usize },
+    /// The server is shutting down and opens no live stream (503).
+    #[error("shutting down")]
+    ShuttingDown,
     /// The database cannot be reached (503).
     #[error("database unavailable")]
     StoreUnavailable(#[source] BoxError),
@@ -85,8 +92,10 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::RateLimited { .. } | Self::TooManyJobs { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable(_) | Self::BrokerUnavailable(_) => {
+            Self::RateLimited { .. } | Self::TooManyJobs { .. } | Self::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::StoreUnavailable(_) | Self::BrokerUnavailable(_) | Self::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::BrokerProtocol(_) => StatusCode::BAD_GATEWAY,
@@ -110,6 +119,12 @@ impl ResponseError for ApiError {
             Self::TooManyJobs { max } => format!(
                 "Limite de {max} tarefas em andamento atingido. Cancele uma ou aguarde uma terminar"
             ),
+            Self::TooManyStreams { max } => format!(
+                "Limite de {max} conexões ao vivo abertas atingido. Feche uma aba ou aguarde"
+            ),
+            Self::ShuttingDown => {
+                "O servidor está reiniciando. Tente novamente em instantes".to_owned()
+            }
             Self::StoreUnavailable(_) => DB_DOWN.to_owned(),
             Self::BrokerUnavailable(_) => BROKER_DOWN.to_owned(),
             Self::BrokerProtocol(_) => BROKER_PROTOCOL.to_owned(),

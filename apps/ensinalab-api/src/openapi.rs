@@ -26,6 +26,7 @@ use crate::routes;
     ),
     paths(
         routes::list_active,
+        routes::events,
         routes::task_status,
         routes::cancel_all,
         routes::cancel_video,
@@ -44,6 +45,7 @@ use crate::routes;
         dto::Summary,
         dto::ElapsedTime,
         dto::CeleryStatus,
+        dto::LiveChange,
         dto::TaskStatusResponse,
         dto::CancelVideoResponse,
         dto::CancelBriefingResponse,

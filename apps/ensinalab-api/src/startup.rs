@@ -17,6 +17,7 @@ use ensinalab_jobs::alerts::Mail;
 use ensinalab_jobs::dispatcher::DispatcherSettings;
 use ensinalab_jobs::trail::SecurityTrail;
 use ensinalab_jobs::{Feeds, Jobs, Pacing};
+use ensinalab_live::{Hub, HubSettings, Relay, RelayError};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_mail::SmtpMailer;
 use ensinalab_ports::{AlertQueue, Service, Settings, Store, TaskBroker};
@@ -26,6 +27,7 @@ use crate::auth::Authenticator;
 use crate::config::{BrokerChoice, Config};
 use crate::deadline::RequestDeadline;
 use crate::ids::{Hashids, HashidsError};
+use crate::live::LiveStreams;
 use crate::probe::Probe;
 use crate::ratelimit::RateLimits;
 use crate::routes;
@@ -55,6 +57,8 @@ pub enum StartupError {
     RateLimiter(#[source] ensinalab_ports::BoxError),
     #[error("cannot set up the alert e-mail")]
     Mail(#[source] ensinalab_ports::BoxError),
+    #[error("cannot set up the live stream's relay")]
+    Relay(#[source] RelayError),
 }
 
 /// A bound, not yet running server, and its running background jobs.
@@ -62,6 +66,8 @@ pub struct Application {
     port: u16,
     server: Server,
     jobs: Jobs,
+    live: Arc<Hub>,
+    relay: Option<Relay>,
 }
 
 impl Application {
@@ -129,7 +135,7 @@ impl Application {
         };
         Self::start(
             config,
-            Arc::new(service),
+            service,
             changes,
             online,
             DispatcherSettings::default(),
@@ -146,7 +152,7 @@ impl Application {
     /// [`StartupError`] when the address cannot be bound or the settings are invalid.
     pub fn from_parts<S, B>(
         config: &Config,
-        service: Arc<Service<S, B>>,
+        service: Service<S, B>,
         changes: Option<Receiver<TaskId>>,
     ) -> Result<Self, StartupError>
     where
@@ -169,7 +175,7 @@ impl Application {
     /// [`StartupError`] when the address cannot be bound or the settings are invalid.
     pub fn from_parts_with<S, B>(
         config: &Config,
-        service: Arc<Service<S, B>>,
+        service: Service<S, B>,
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
         dispatch: DispatcherSettings,
@@ -182,10 +188,12 @@ impl Application {
     }
 
     /// Binds the server and starts the jobs, the alert e-mail's among them when `mail` is
-    /// given (its queue must be one of the service's sinks).
+    /// given (its queue must be one of the service's sinks). The live stream becomes one more
+    /// sink of the service here, so every way of starting the server has it; with Celery its
+    /// events are relayed through the broker's Redis to the other servers of the same queue.
     fn start<S, B>(
         config: &Config,
-        service: Arc<Service<S, B>>,
+        service: Service<S, B>,
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
         dispatch: DispatcherSettings,
@@ -195,8 +203,34 @@ impl Application {
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
     {
+        let hub = Hub::new(HubSettings {
+            max_streams_per_user: config.max_streams_per_user as usize,
+            ..HubSettings::default()
+        });
+        let (relay, publisher) = match &config.broker {
+            BrokerChoice::Celery { redis_url, queue } => {
+                let (relay, publisher) = Relay::start(
+                    redis_url,
+                    format!("ensinalab:live:{queue}"),
+                    Arc::clone(&hub),
+                )
+                .map_err(StartupError::Relay)?;
+                (Some(relay), Some(publisher))
+            }
+            BrokerChoice::Local { .. } => (None, None),
+        };
+        let ids = Hashids::new(&config.hashids)?;
+        let service = Arc::new(service.with_sink(Arc::new(crate::live::sink(
+            Arc::clone(&hub),
+            publisher,
+            ids,
+        ))));
+        let live = LiveStreams {
+            hub: Arc::clone(&hub),
+            heartbeat: config.live_heartbeat,
+        };
         let (trail, trail_rx) = SecurityTrail::channel();
-        let (port, server) = Self::bind(config, Arc::clone(&service), trail)?;
+        let (port, server) = Self::bind(config, Arc::clone(&service), trail, live)?;
         let feeds = Feeds {
             task_changes: changes,
             workers_online: online,
@@ -217,6 +251,8 @@ impl Application {
             port,
             server,
             jobs: ensinalab_jobs::start(service, feeds, pacing),
+            live: hub,
+            relay,
         })
     }
 
@@ -225,6 +261,7 @@ impl Application {
         config: &Config,
         service: Arc<Service<S, B>>,
         trail: SecurityTrail,
+        live: LiveStreams,
     ) -> Result<(u16, Server), StartupError>
     where
         S: Store + Probe + 'static,
@@ -253,6 +290,7 @@ impl Application {
         let proxies = web::Data::new(config.trusted_proxies.clone());
         let deadline = web::Data::new(RequestDeadline(config.http.request_timeout));
         let readiness = web::Data::new(Readiness::new(READY_MAX_AGE));
+        let live = web::Data::new(live);
         let http = config.http;
         let server = HttpServer::new(move || {
             App::new()
@@ -276,6 +314,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(limits.clone())
                 .app_data(trail.clone())
+                .app_data(live.clone())
                 .app_data(routes::json_config(json_limit))
                 .app_data(routes::query_config())
                 .configure(routes::configure::<S, B>)
@@ -296,14 +335,44 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains in-flight requests),
-    /// then stops the background jobs.
+    /// then stops the background jobs. The same signal ends every live stream, which would
+    /// otherwise keep the drain waiting for its whole timeout.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> Result<(), std::io::Error> {
+        let live = Arc::clone(&self.live);
+        let closer = tokio::spawn(async move {
+            shutdown_signal().await;
+            live.close();
+        });
         let result = self.server.await;
+        closer.abort();
+        self.live.close();
+        if let Some(relay) = &self.relay {
+            relay.stop();
+        }
         self.jobs.stop(JOBS_GRACE).await;
         result
+    }
+}
+
+/// SIGINT or SIGTERM, the signals actix-web stops on.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

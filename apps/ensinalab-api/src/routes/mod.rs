@@ -3,11 +3,13 @@
 
 pub mod admin;
 mod briefings;
+mod dashboard;
 mod health;
 mod tasks;
 mod videos;
 
 pub use briefings::*;
+pub use dashboard::*;
 pub use health::*;
 pub use tasks::*;
 pub use videos::*;
@@ -48,7 +50,11 @@ where
             .route(web::head().to(readyz::<S, B>)),
     )
     .service(resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json)))
+    .service(resource("/").route(web::get().to(dashboard)))
+    .service(resource("/dashboard.js").route(web::get().to(dashboard_js)))
+    .service(resource("/dashboard.css").route(web::get().to(dashboard_css)))
     .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
+    .service(resource("/tasks/events").route(web::get().to(events::<S, B>)))
     .service(cancel("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
     .service(resource("/tasks/{task_id}/status").route(web::get().to(task_status::<S, B>)))
     .service(resource("/briefings").route(web::post().to(create_briefing::<S, B>)))

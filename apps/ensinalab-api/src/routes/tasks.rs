@@ -1,4 +1,5 @@
-//! The seed's task routes: the active list, one task's status, cancel-all.
+//! The seed's task routes (the active list, one task's status, cancel-all) and the live
+//! stream of their changes.
 
 use actix_web::{HttpResponse, web};
 use ensinalab_domain::TaskId;
@@ -9,6 +10,7 @@ use crate::auth::Auth;
 use crate::dto::{ActivePageParams, ActiveTasksResponse, CancelAllResponse, TaskStatusResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::{Hashids, TASK_NOT_FOUND};
+use crate::live::{LastEventId, LiveStreams};
 
 /// A page of the caller's running briefings and videos with their Celery states, newest
 /// first; `total` and `summary` count every page.
@@ -75,4 +77,27 @@ pub async fn cancel_all<S: Store, B: TaskBroker>(
 ) -> Result<HttpResponse, ApiError> {
     let report = svc.cancel_all(&auth.0).await?;
     Ok(HttpResponse::Ok().json(CancelAllResponse::new(&report, &ids)))
+}
+
+/// The caller's live stream of task changes (Server-Sent Events): first a `snapshot` (the body
+/// of `GET /tasks/active`), then a `change` per change of one of the caller's jobs.
+#[utoipa::path(
+    get, path = "/tasks/events", tag = "tasks", security(("bearer" = [])),
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last event's id: resume after it")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `snapshot`, then `change` events (data: LiveChange)", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody),
+        (status = 429, description = "MAX_STREAMS_PER_USER streams open already, or a rate limit", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+pub async fn events<S: Store, B: TaskBroker>(
+    auth: Auth,
+    last: LastEventId,
+    svc: Svc<S, B>,
+    ids: web::Data<Hashids>,
+    live: web::Data<LiveStreams>,
+) -> Result<HttpResponse, ApiError> {
+    live.open(&auth.0, last, &svc, &ids).await
 }

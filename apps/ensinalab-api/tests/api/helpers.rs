@@ -1,7 +1,6 @@
 //! Boots the real application on port 0, on SQLite or PostgreSQL, with the in-process broker,
 //! and talks HTTP to it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ensinalab_api::Application;
@@ -25,6 +24,9 @@ use tokio::sync::mpsc::Receiver;
 #[path = "../common/http.rs"]
 mod http;
 pub use http::Http;
+#[path = "../common/sse.rs"]
+mod sse;
+pub use sse::Sse;
 
 /// A secret of the required length, for tests only.
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -56,6 +58,8 @@ pub struct Settings {
     /// The automatic timeout (off unless a test turns it on) and its sweep's period.
     pub auto_cancel: Option<ensinalab_domain::AutoCancel>,
     pub auto_cancel_sweep: Duration,
+    /// `LIVE_HEARTBEAT_SECS`.
+    pub live_heartbeat: Duration,
 }
 
 /// Rate limits high enough never to get in the way of a test that is not about them.
@@ -93,6 +97,7 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::default(),
             auto_cancel: None,
             auto_cancel_sweep: Duration::from_secs(5),
+            live_heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -132,6 +137,7 @@ pub fn test_config(settings: &Settings) -> Config {
     config.trusted_proxies = settings.trusted_proxies.clone();
     config.auto_cancel = settings.auto_cancel;
     config.auto_cancel_sweep = settings.auto_cancel_sweep;
+    config.live_heartbeat = settings.live_heartbeat;
     if let Some((issuer, audience)) = &settings.jwt_issuer_audience {
         config.jwt.issuer = Some(issuer.clone());
         config.jwt.audience = Some(audience.clone());
@@ -185,11 +191,11 @@ impl TestApp {
         changes: Option<Receiver<TaskId>>,
     ) -> Self {
         let config = test_config(settings);
-        let service = Arc::new(Service::new(
+        let service = Service::new(
             store.clone(),
             broker,
             ensinalab_api::startup::settings(&config),
-        ));
+        );
         let app = Application::from_parts(&config, service, changes).expect("app starts");
         let http = Http::new(app.port(), reqwest::Client::new());
         tokio::spawn(app.run_until_stopped());
@@ -350,6 +356,15 @@ impl TestApp {
             .expect("exists");
         assert_eq!(video.status, status);
         (video, task)
+    }
+
+    /// `GET /tasks/events` for `token`, after `last` when given.
+    pub async fn stream(
+        &self,
+        token: &str,
+        last: Option<&str>,
+    ) -> Result<Sse, (StatusCode, Value)> {
+        Sse::open(&self.client, &self.address, token, last).await
     }
 
     pub fn hash(&self, key: i64) -> String {

@@ -14,6 +14,7 @@ mod docs;
 mod flow;
 mod hardening;
 mod hashids;
+mod live;
 mod ownership;
 mod paging;
 mod ratelimit;

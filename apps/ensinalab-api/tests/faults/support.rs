@@ -5,7 +5,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ensinalab_api::Application;
@@ -419,11 +418,11 @@ impl App {
         settings: AppSettings,
     ) -> Self {
         let config = config(&settings);
-        let service = Arc::new(Service::new(
+        let service = Service::new(
             store.clone(),
             broker,
             ensinalab_api::startup::settings(&config),
-        ));
+        );
         let app =
             Application::from_parts_with(&config, service, changes, online, settings.dispatch)
                 .expect("app starts");

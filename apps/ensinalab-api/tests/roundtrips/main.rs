@@ -7,7 +7,6 @@
 mod servers;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ensinalab_api::Application;
@@ -56,7 +55,7 @@ impl Rig {
         let store = SqlStore::connect(&pg.url()).await.unwrap();
         store.migrate().await.unwrap();
         let broker = CeleryBroker::new(CeleryConfig::new(redis.url())).unwrap();
-        let service = Arc::new(Service::new(store.clone(), broker, settings(&config)));
+        let service = Service::new(store.clone(), broker, settings(&config));
         let hourly = Duration::from_secs(3600);
         let dispatch = DispatcherSettings {
             tick: hourly,
