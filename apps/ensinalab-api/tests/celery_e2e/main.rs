@@ -3,8 +3,8 @@
 //! concurrency 2, short simulated durations), all talked to over HTTP. Each test starts its own
 //! worker on a queue of its own.
 //!
-//! Redis DBs (other binaries use 0 and 8-15): 5 the happy paths, the failure and the cleanups,
-//! 6 the single cancels, 7 cancel-all alone, because it counts every PUBLISH on its DB's pidbox
+//! Redis DBs (other binaries use 0 and 8-15): 4 the dashboard in a browser, 5 the happy paths,
+//! the failure and the cleanups, 6 the single cancels, 7 cancel-all alone, because it counts every PUBLISH on its DB's pidbox
 //! channel and the pidbox channel is per DB, not per queue.
 
 #![allow(clippy::unwrap_used)]
@@ -16,5 +16,6 @@ mod support;
 mod cancel;
 mod cancel_all;
 mod cleanup;
+mod dashboard;
 mod failure;
 mod flow;

@@ -11,6 +11,7 @@ mod support;
 mod alerts;
 mod concurrency;
 mod late_success;
+mod live;
 mod postgres_down;
 mod redis_down;
 mod timeout;

@@ -2,6 +2,7 @@
 //! with `REDIS_URL` set (Celery broker, change feed, periodic sweep), over a real store, next to
 //! a real worker; and HTTP helpers to talk to it.
 
+pub mod browser;
 pub mod redis_probe;
 pub mod worker;
 

@@ -1,0 +1,181 @@
+//! The dashboard in a real headless Chromium, over the app and a real Celery worker: a job
+//! created through the API appears without a reload and its progress moves; its `Cancelar`
+//! kills the worker's pool process; `Cancelar tudo`, confirmed in the page with the keyboard,
+//! empties the list. Screenshots go to `<target>/tmp/dashboard/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::support::browser::Browser;
+use crate::support::{
+    Backend, DeathWatch, Durations, TestApp, Worker, option_of, parent_of, process_is_dead,
+    redis_url, str_of, unique_queue,
+};
+
+/// Redis DB of this test alone (see main.rs).
+const DB: u8 = 4;
+
+const ENTER: &str = "\u{E007}";
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")
+}
+
+fn progress_of(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
+    // Videos that outlast the test unless cancelled.
+    let durations = Durations {
+        options_secs: 0.3,
+        video_secs: 60.0,
+        video_steps: 60,
+    };
+    let queue = unique_queue("dashboard");
+    let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
+    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let token = app.token(1);
+    let briefing = app.briefing_with_options(&token, "Painel ao vivo").await;
+    let option = option_of(&briefing, "simple").to_owned();
+
+    // A phone's width; the token arrives in the fragment and leaves the address bar.
+    let browser = Browser::start(375).await;
+    browser
+        .goto(&format!("{}/#token={token}", app.address))
+        .await;
+    browser.wait_for("#connection.live").await;
+    assert!(
+        !browser.url().await.contains("token"),
+        "{}",
+        browser.url().await
+    );
+    assert_eq!(
+        browser
+            .exec("return sessionStorage.getItem('ensinalab.token')")
+            .await,
+        token.as_str()
+    );
+    assert!(
+        browser.find("#jobs li").await.is_none(),
+        "nothing in flight yet"
+    );
+    let signin = browser.wait_for("#signin").await;
+    assert!(
+        !browser.displayed(&signin).await,
+        "signed in: no token field"
+    );
+    let confirm = browser.wait_for("#confirm-yes").await;
+    assert!(
+        !browser.displayed(&confirm).await,
+        "no confirmation before it is asked for"
+    );
+    assert_eq!(browser.exec("return window.innerWidth").await, 375);
+
+    // Created through the API: appears without a reload, and its progress moves.
+    let video = app.select(&token, &option).await;
+    let task = str_of(&video, "task_id").to_owned();
+    let item = format!(r#"li[data-task-id="{task}"]"#);
+    let li = browser.wait_for(&item).await;
+    let text = browser.text(&li).await;
+    assert!(text.contains("Painel ao vivo"), "the title: {text}");
+    assert!(
+        text.contains("Vídeo") && text.contains("em andamento"),
+        "kind and status: {text}"
+    );
+    let bar = browser.wait_for(&format!("{item} progress")).await;
+    let first = browser
+        .until("progress above zero", |b| {
+            let bar = bar.clone();
+            async move {
+                let p = progress_of(&b.property(&bar, "value").await);
+                (p > 0.0).then_some(p)
+            }
+        })
+        .await;
+    let later = browser
+        .until("progress moves on", |b| {
+            let bar = bar.clone();
+            async move {
+                let p = progress_of(&b.property(&bar, "value").await);
+                (p > first).then_some(p)
+            }
+        })
+        .await;
+    assert!(later > first);
+    let button = browser.wait_for(&format!("{item} button")).await;
+    assert!(browser.text(&button).await.starts_with("Cancelar"));
+    assert!(
+        browser
+            .exec("return document.documentElement.scrollWidth <= window.innerWidth")
+            .await
+            .as_bool()
+            .unwrap_or_default(),
+        "the page scrolls sideways at 375 px"
+    );
+    browser.screenshot(&shots().join("dashboard.png")).await;
+
+    // Its Cancelar kills the pool process running it, and it leaves the list.
+    let pid = app.running_pid(&token, &task).await;
+    assert_eq!(
+        parent_of(pid),
+        Some(worker.pid()),
+        "pid {pid} is not this worker's"
+    );
+    let watch = DeathWatch::start(pid, Duration::from_secs(20));
+    browser.click(&button).await;
+    assert!(
+        watch.died_at().await.is_some(),
+        "pool process {pid} still alive"
+    );
+    assert!(process_is_dead(pid));
+    browser
+        .until("the job leaves the list", |b| {
+            let item = item.clone();
+            async move { b.find(&item).await.is_none().then_some(()) }
+        })
+        .await;
+    let outcome = browser.wait_for("#outcome").await;
+    let said = browser.text(&outcome).await;
+    assert!(
+        said.contains("cancelado") && said.contains("interrompida"),
+        "{said}"
+    );
+
+    // Two more, then Cancelar tudo and Confirmar, with the keyboard alone.
+    for _ in 0..2 {
+        let v = app.select(&token, &option).await;
+        browser
+            .wait_for(&format!(r#"li[data-task-id="{}"]"#, str_of(&v, "task_id")))
+            .await;
+    }
+    let all = browser.wait_for("#cancel-all").await;
+    assert_eq!(browser.text(&all).await, "Cancelar tudo");
+    browser.keys(&all, ENTER).await;
+    assert!(
+        browser.displayed(&confirm).await,
+        "the in-page confirmation shows"
+    );
+    assert_eq!(browser.text(&confirm).await, "Confirmar");
+    assert!(
+        browser.find("#jobs li").await.is_some(),
+        "nothing cancelled before Confirmar"
+    );
+    browser.keys(&confirm, ENTER).await;
+    browser
+        .until("the list empties", |b| async move {
+            b.find("#jobs li").await.is_none().then_some(())
+        })
+        .await;
+    let said = browser.text(&outcome).await;
+    assert!(said.contains("2 tarefa(s) cancelada(s)"), "{said}");
+    let (_, list) = app.get("/tasks/active", &token).await;
+    assert_eq!(list["total"], 0, "{list}");
+    browser
+        .screenshot(&shots().join("dashboard-empty.png"))
+        .await;
+
+    browser.quit().await;
+    app.cleanup().await;
+}
