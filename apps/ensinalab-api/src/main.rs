@@ -83,7 +83,7 @@ async fn serve(config: Config) -> Result<(), AnyError> {
         );
         // On stderr, so stdout stays pure JSON with LOG_FORMAT=json.
         eprintln!(
-            "\n  Dev token for user 1 (1 h):\n\n  curl -H 'Authorization: Bearer {token}' {url}/tasks/active\n"
+            "\n  Dev token for user 1 (1 h):\n\n  curl -H 'Authorization: Bearer {token}' {url}/tasks/active\n\n  Painel: {url}/#token={token}\n"
         );
     }
     app.run_until_stopped().await?;

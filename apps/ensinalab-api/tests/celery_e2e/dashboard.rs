@@ -1,7 +1,8 @@
 //! The dashboard in a real headless Chromium, over the app and a real Celery worker: a job
 //! created through the API appears without a reload and its progress moves; its `Cancelar`
 //! kills the worker's pool process; `Cancelar tudo`, confirmed in the page with the keyboard,
-//! empties the list. Screenshots go to `<target>/tmp/dashboard/`.
+//! empties the list. Screenshots go to `<target>/tmp/dashboard/`. And, over a server process
+//! on the zero-setup default, the page reconnects by itself after the server restarts.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -178,4 +179,127 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
 
     browser.quit().await;
     app.cleanup().await;
+}
+
+/// An `ensinalab-api` process on the zero-setup default (SQLite file, in-process broker),
+/// killed when dropped.
+struct Server(std::process::Child);
+
+const RESTART_SECRET: &str = "dashboard-restart-secret-of-32-bytes!";
+
+impl Server {
+    fn start(port: u16, database_url: &str) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ensinalab-api"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SECRET", RESTART_SECRET)
+            // Options that take long enough to stay in flight through the restart.
+            .env("LOCAL_OPTIONS_SECS", "600")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        Self(child)
+    }
+
+    /// SIGTERM, then waits for it to exit.
+    fn stop(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let status = self.0.wait().expect("wait");
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn create(client: &reqwest::Client, base: &str, token: &str, title: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let res = client
+            .post(format!("{base}/briefings"))
+            .bearer_auth(token)
+            .json(
+                &serde_json::json!({"title": title, "description": "...", "duration_minutes": 10}),
+            )
+            .send()
+            .await;
+        if let Ok(res) = res
+            && res.status() == reqwest::StatusCode::CREATED
+        {
+            let body: serde_json::Value = res.json().await.expect("json");
+            return str_of(&body, "task_id").to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never took the job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dashboard-{}.db", uuid::Uuid::new_v4().simple()));
+    let db = format!("sqlite://{}?mode=rwc", file.display());
+    let base = format!("http://127.0.0.1:{port}");
+    let config = ensinalab_api::Config::from_lookup(|key| match key {
+        "JWT_SECRET" => Some(RESTART_SECRET.to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let token = ensinalab_api::auth::Authenticator::new(&config.jwt)
+        .mint(1, false, 600)
+        .expect("token");
+    let client = reqwest::Client::new();
+
+    let server = Server::start(port, &db);
+    let before = create(&client, &base, &token, "Antes do reinício").await;
+    let browser = Browser::start(375).await;
+    browser.goto(&format!("{base}/#token={token}")).await;
+    browser
+        .wait_for(&format!(r#"li[data-task-id="{before}"]"#))
+        .await;
+
+    server.stop();
+    browser
+        .until("the page says it is reconnecting", |b| async move {
+            let el = b.find("#connection").await?;
+            b.text(&el).await.starts_with("Reconectando").then_some(())
+        })
+        .await;
+
+    let _server = Server::start(port, &db);
+    let after = create(&client, &base, &token, "Depois do reinício").await;
+    // No reload: the page reconnected, got a snapshot and then the new job.
+    browser
+        .wait_for(&format!(r#"li[data-task-id="{after}"]"#))
+        .await;
+    browser.wait_for("#connection.live").await;
+    assert!(
+        browser
+            .find(&format!(r#"li[data-task-id="{before}"]"#))
+            .await
+            .is_some(),
+        "the job still in flight is listed again"
+    );
+    browser.quit().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
 }
