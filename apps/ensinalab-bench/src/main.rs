@@ -10,8 +10,11 @@
 //! - `backlog` queues other users' task messages (real ones, as the Celery adapter publishes
 //!   them), `seed --queued` gives seeded jobs real messages instead of backend values, and
 //!   `slowlog` sums up Redis's SLOWLOG: the cancel-with-a-backlog case.
+//! - `live` measures the live stream against a running server (`scripts/bench-live.sh`): a
+//!   cancel's time to its event at the client, and memory per idle open stream.
 
 mod floor;
+mod live;
 mod queue;
 mod seed;
 
@@ -37,6 +40,9 @@ enum Command {
     Backlog(queue::BacklogArgs),
     /// Print how many SLOWLOG entries there are, how many reach the bound, and the slowest.
     Slowlog(queue::SlowlogArgs),
+    /// The live stream against a running server: cancel-to-event latency, memory per idle
+    /// stream (scripts/bench-live.sh).
+    Live(live::LiveArgs),
 }
 
 #[tokio::main]
@@ -46,6 +52,7 @@ async fn main() -> std::process::ExitCode {
         Command::Floor(args) => floor::run(args).await,
         Command::Backlog(args) => queue::backlog(args).await,
         Command::Slowlog(args) => queue::slowlog(args).await,
+        Command::Live(args) => live::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

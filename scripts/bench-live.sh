@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The live stream's figures (issue 17; docs/benchmarks.md, "live stream"): a cancel's time to its
+# event at a client of GET /tasks/events, p50 and p99 over BENCH_LIVE_CHANGES changes, and the
+# server's memory per idle open stream with BENCH_LIVE_STREAMS streams open. Never part of the
+# test command; asserts nothing. Self-contained: the release server on the embedded default
+# (a SQLite file in a temp dir, the in-process broker) on a free port; it stops what it started.
+#
+#   BENCH_LIVE_CHANGES=1000 BENCH_LIVE_STREAMS=1000 bash scripts/bench-live.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHANGES=${BENCH_LIVE_CHANGES:-1000}
+STREAMS=${BENCH_LIVE_STREAMS:-1000}
+SECRET=bench-live-secret-bench-live-secret!!
+
+# one descriptor per open stream on each side, and some
+ulimit -n $((STREAMS * 2 + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p ensinalab-api -p ensinalab-bench
+. scripts/lib/target-dir.sh
+TARGET=$(target_dir)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+work=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+
+BIND_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$work/bench.db?mode=rwc" JWT_SECRET=$SECRET \
+  LOCAL_OPTIONS_SECS=3600 MAX_ACTIVE_JOBS_PER_USER=1000000 MAX_STREAMS_PER_USER=5 \
+  RATE_LIMIT_PER_MIN=1000000000 CANCEL_RATE_LIMIT_PER_MIN=1000000000 RUST_LOG=warn \
+  "$TARGET/release/ensinalab-api" >"$work/server.log" 2>&1 &
+server=$!
+until curl -sf "localhost:$port/readyz" >/dev/null; do sleep 0.2; done
+
+echo "== live stream: $CHANGES changes, $STREAMS idle streams ($(nproc) cores)" >&2
+JWT_SECRET=$SECRET "$TARGET/release/ensinalab-bench" live --base "http://127.0.0.1:$port" \
+  --pid "$server" --changes "$CHANGES" --streams "$STREAMS"
