@@ -4,8 +4,8 @@
 //! A [`TaskChange`] says whose job changed, which resource and task, what happened
 //! ([`ChangeKind`]), the status and progress it now has, and when. Use cases hand each one to the
 //! [`ChangeSink`]s the [`Service`](crate::Service) was built with; consumers (the logs today;
-//! the cleanup dispatch, the operators' alerts; the live stream and the metrics next) plug in there, never into the
-//! routes or the rules.
+//! the cleanup dispatch, the operators' alerts, the live stream of `ensinalab-live`; the metrics
+//! next) plug in there, never into the routes or the rules.
 
 use std::fmt;
 
