@@ -39,8 +39,9 @@ const ID_ROUTES: [(&str, &str); 6] = [
 ];
 
 /// The routes without an id, and what B gets from each.
-const OTHER_ROUTES: [&str; 6] = [
+const OTHER_ROUTES: [&str; 7] = [
     "GET /tasks/active",
+    "GET /tasks/events",
     "POST /tasks/cancel-all",
     "GET /admin/security-events",
     // B's own briefing: no id of A's is involved.
@@ -150,6 +151,12 @@ async fn another_user_gets_the_same_404_as_for_a_random_id_on_every_route(app: &
     // The routes without an id show B nothing of A's and touch nothing of A's.
     let (status, body) = app.get("/tasks/active", &b).await;
     assert_eq!((status, &body["total"]), (StatusCode::OK, &json!(0)));
+    let mut stream = app.stream(&b, None).await.expect("B's stream");
+    let snapshot = stream.expect().await;
+    assert_eq!(
+        (snapshot.event.as_str(), &snapshot.data["total"]),
+        ("snapshot", &json!(0))
+    );
     let (status, body) = app.post("/tasks/cancel-all", &b).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["cancelled"]["total"], 0);
