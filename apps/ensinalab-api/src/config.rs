@@ -164,6 +164,9 @@ pub struct Config {
     /// `LIVE_HEARTBEAT_SECS` (default 15): how often an idle live stream sends a comment line,
     /// so that proxies keep it open.
     pub live_heartbeat: Duration,
+    /// `LIVE_RELAY` (default true): with Celery, relay live events to the other servers through
+    /// Redis PUB/SUB; a deployment of one server may turn it off and save the PUBLISHes.
+    pub live_relay: bool,
 }
 
 /// The operators' alert e-mail.
@@ -375,6 +378,7 @@ impl Config {
             alert_mail: alert_mail(&get)?,
             max_streams_per_user: at_least_one(&get, "MAX_STREAMS_PER_USER", 5)?,
             live_heartbeat: secs(&get, "LIVE_HEARTBEAT_SECS", 15)?,
+            live_relay: parse_bool(&get, "LIVE_RELAY", true)?,
         })
     }
 }
@@ -552,6 +556,7 @@ mod tests {
             ("AUTO_CANCEL_SWEEP_SECS", "0"),
             ("MAX_STREAMS_PER_USER", "0"),
             ("LIVE_HEARTBEAT_SECS", "0"),
+            ("LIVE_RELAY", "sometimes"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();
@@ -618,6 +623,7 @@ mod tests {
         assert_eq!(c.max_active_jobs_per_user, 100);
         assert_eq!(c.max_streams_per_user, 5);
         assert_eq!(c.live_heartbeat, Duration::from_secs(15));
+        assert!(c.live_relay);
         assert_eq!(c.security_event_retention_days, 90);
         assert_eq!(c.trusted_proxies, TrustedProxies::default());
         assert_eq!(c.http.request_timeout, Duration::from_secs(30));

@@ -208,7 +208,7 @@ impl Application {
             ..HubSettings::default()
         });
         let (relay, publisher) = match &config.broker {
-            BrokerChoice::Celery { redis_url, queue } => {
+            BrokerChoice::Celery { redis_url, queue } if config.live_relay => {
                 let (relay, publisher) = Relay::start(
                     redis_url,
                     format!("ensinalab:live:{queue}"),
@@ -217,7 +217,7 @@ impl Application {
                 .map_err(StartupError::Relay)?;
                 (Some(relay), Some(publisher))
             }
-            BrokerChoice::Local { .. } => (None, None),
+            BrokerChoice::Celery { .. } | BrokerChoice::Local { .. } => (None, None),
         };
         let ids = Hashids::new(&config.hashids)?;
         let service = Arc::new(service.with_sink(Arc::new(crate::live::sink(

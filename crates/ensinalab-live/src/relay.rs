@@ -18,6 +18,9 @@ use crate::hub::Hub;
 
 /// How many events may wait for the publisher; past it they are not relayed (and logged).
 const QUEUE: usize = 4096;
+/// Most events in one message: a burst (a cancel-all) costs one PUBLISH per this many, not one
+/// per change.
+const BATCH: usize = 512;
 /// Bound on a connect, a subscribe or a ping.
 const LIMIT: Duration = Duration::from_secs(5);
 /// How often an idle subscription is checked with a ping.
@@ -94,15 +97,28 @@ impl Drop for Relay {
     }
 }
 
-/// A relayed message: `<instance>\n<user id>\n<data>`.
-fn encode(instance: &str, user: UserId, data: &str) -> String {
-    format!("{instance}\n{}\n{data}", user.get())
+/// A relayed message: `<instance>\n`, then per event `<user id> <byte length>\n<data>\n`.
+fn encode(instance: &str, events: &[(UserId, Arc<str>)]) -> String {
+    let mut out = format!("{instance}\n");
+    for (user, data) in events {
+        out.push_str(&format!("{} {}\n{data}\n", user.get(), data.len()));
+    }
+    out
 }
 
-fn decode(payload: &str) -> Option<(&str, UserId, &str)> {
-    let (instance, rest) = payload.split_once('\n')?;
-    let (user, data) = rest.split_once('\n')?;
-    Some((instance, UserId(user.parse().ok()?), data))
+/// The sender and the events of a message; `None` for a message not of ours.
+fn decode(payload: &str) -> Option<(&str, Vec<(UserId, &str)>)> {
+    let (instance, mut rest) = payload.split_once('\n')?;
+    let mut events = Vec::new();
+    while !rest.is_empty() {
+        let (head, tail) = rest.split_once('\n')?;
+        let (user, len) = head.split_once(' ')?;
+        let len: usize = len.parse().ok()?;
+        let data = tail.get(..len)?;
+        rest = tail.get(len..)?.strip_prefix('\n')?;
+        events.push((UserId(user.parse().ok()?), data));
+    }
+    Some((instance, events))
 }
 
 async fn publish(
@@ -113,12 +129,17 @@ async fn publish(
 ) {
     let mut conn = None;
     let mut backoff = Duration::from_millis(100);
-    while let Some((user, data)) = rx.recv().await {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
         if conn.is_none() {
             match tokio::time::timeout(LIMIT, client.get_multiplexed_async_connection()).await {
                 Ok(Ok(c)) => conn = Some(c),
                 _ => {
-                    tracing::warn!("live relay: cannot reach Redis, an event is not relayed");
+                    tracing::warn!(
+                        events = batch.len(),
+                        "live relay: cannot reach Redis, events not relayed"
+                    );
+                    batch.clear();
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
@@ -126,18 +147,21 @@ async fn publish(
             }
         }
         let Some(c) = conn.as_mut() else { continue };
+        let message = encode(&instance, &batch);
+        let events = batch.len();
+        batch.clear();
         let sent: Result<Result<(), _>, _> = tokio::time::timeout(
             LIMIT,
             redis::cmd("PUBLISH")
                 .arg(&channel)
-                .arg(encode(&instance, user, &data))
+                .arg(message)
                 .query_async(c),
         )
         .await;
         if let Ok(Ok(())) = sent {
             backoff = Duration::from_millis(100);
         } else {
-            tracing::warn!("live relay: publish failed, an event is not relayed");
+            tracing::warn!(events, "live relay: publish failed, events not relayed");
             conn = None;
         }
     }
@@ -171,8 +195,12 @@ async fn subscribe(client: redis::Client, channel: String, instance: String, hub
                     let Some(msg) = msg else { break };
                     let Ok(payload) = msg.get_payload::<String>() else { continue };
                     match decode(&payload) {
-                        Some((from, _, _)) if from == instance => {}
-                        Some((_, user, data)) => hub.publish(user, Arc::from(data)),
+                        Some((from, _)) if from == instance => {}
+                        Some((_, events)) => {
+                            for (user, data) in events {
+                                hub.publish(user, Arc::from(data));
+                            }
+                        }
                         None => tracing::warn!("live relay: a message not of ours"),
                     }
                 }
@@ -193,10 +221,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_message_decodes_to_what_was_encoded_even_with_newlines_in_the_data() {
-        let m = encode("abc", UserId(42), "{\"a\":1}\n{}");
-        assert_eq!(decode(&m), Some(("abc", UserId(42), "{\"a\":1}\n{}")));
-        assert_eq!(decode("abc\nnot-a-user\n{}"), None);
-        assert_eq!(decode("abc"), None);
+    fn a_batch_decodes_to_what_was_encoded_whatever_the_data_holds() {
+        let events: Vec<(UserId, Arc<str>)> = vec![
+            (UserId(42), Arc::from("{\"a\":1}")),
+            (UserId(7), Arc::from("two\nlines 3 9\n")),
+            (UserId(42), Arc::from("")),
+        ];
+        let m = encode("abc", &events);
+        let (from, decoded) = decode(&m).unwrap();
+        assert_eq!(from, "abc");
+        let expected: Vec<(UserId, &str)> = events.iter().map(|(u, d)| (*u, &**d)).collect();
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn garbage_is_not_a_message() {
+        for bad in ["abc", "abc\nx 2\n{}\n", "abc\n1 9\n{}\n", "abc\n1 2\n{}"] {
+            assert_eq!(decode(bad), None, "{bad:?}");
+        }
     }
 }
