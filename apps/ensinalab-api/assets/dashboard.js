@@ -35,6 +35,7 @@
   const $ = (id) => document.getElementById(id);
   const jobs = new Map(); // "type:hash" -> job
   const titles = new Map(); // titles of jobs that left the list, for the outcome of their kill
+  const answered = new Set(); // jobs whose cancel this page made and reported already
   let token = null;
   let lastEventId = null;
   let controller = null;
@@ -102,7 +103,8 @@
     render();
   }
 
-  // Items of the active list merged in, for jobs a change named before we knew their title.
+  // The active list merged in: jobs a change named before we knew their title, and the stuck
+  // flag, which the server decides and no change carries.
   async function refresh() {
     if (refreshing) return;
     refreshing = true;
@@ -112,7 +114,9 @@
       const list = await res.json();
       for (const t of list.tasks) {
         const k = key(t.resource_type, t.resource_id);
-        if (!jobs.has(k)) jobs.set(k, fromItem(t));
+        const job = jobs.get(k);
+        if (job) job.stuck = t.elapsed_time.is_stuck;
+        else jobs.set(k, fromItem(t));
       }
       render();
     } finally {
@@ -125,6 +129,7 @@
     const job = jobs.get(k);
     const inFlight = (IN_FLIGHT[c.resource_type] || []).includes(c.status);
     if (c.change === "revoke") {
+      if (answered.has(k)) return;
       const title = job ? job.title : titles.get(k) || c.resource_id;
       say(`“${title}”: ${REVOKE[c.revoke] || c.revoke}.`);
       return;
@@ -243,6 +248,7 @@
         return;
       }
       forget(k);
+      answered.add(k);
       render();
       say(`“${job.title}” cancelado: ${REVOKE[body.revoke] || body.revoke || "ok"}.`);
     } catch {
@@ -262,7 +268,10 @@
         ...body.cancelled.briefings.map((h) => key("briefing", h)),
         ...body.cancelled.videos.map((h) => key("video", h)),
       ]);
-      for (const k of cancelled) forget(k);
+      for (const k of cancelled) {
+        forget(k);
+        answered.add(k);
+      }
       render();
       const pending = body.revokes.filter((r) => !r.task_revoked).length;
       let text = `${body.cancelled.total} tarefa(s) cancelada(s).`;
@@ -359,6 +368,7 @@
     });
     $("sign-out").addEventListener("click", () => signIn(""));
     setInterval(render, 1000);
+    setInterval(() => token && refresh(), 30000);
     token = takeToken();
     if (token) start();
     else signIn("");

@@ -2,7 +2,8 @@
 //! created through the API appears without a reload and its progress moves; its `Cancelar`
 //! kills the worker's pool process; `Cancelar tudo`, confirmed in the page with the keyboard,
 //! empties the list. Screenshots go to `<target>/tmp/dashboard/`. And, over a server process
-//! on the zero-setup default, the page reconnects by itself after the server restarts.
+//! on the zero-setup default, the page reconnects by itself after the server restarts and marks
+//! a stuck job "travado".
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,7 +83,7 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
     let text = browser.text(&li).await;
     assert!(text.contains("Painel ao vivo"), "the title: {text}");
     assert!(
-        text.contains("Vídeo") && text.contains("em andamento"),
+        text.contains("Vídeo") && (text.contains("na fila") || text.contains("em andamento")),
         "kind and status: {text}"
     );
     let bar = browser.wait_for(&format!("{item} progress")).await;
@@ -105,6 +106,8 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
         })
         .await;
     assert!(later > first);
+    let text = browser.text(&li).await;
+    assert!(text.contains("em andamento"), "running: {text}");
     let button = browser.wait_for(&format!("{item} button")).await;
     assert!(browser.text(&button).await.starts_with("Cancelar"));
     assert!(
@@ -138,7 +141,12 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
         })
         .await;
     let outcome = browser.wait_for("#outcome").await;
-    let said = browser.text(&outcome).await;
+    let said = browser
+        .until("the page says what the cancel did", |b| {
+            let outcome = outcome.clone();
+            async move { Some(b.text(&outcome).await).filter(|t| t.contains("cancelado")) }
+        })
+        .await;
     assert!(
         said.contains("cancelado") && said.contains("interrompida"),
         "{said}"
@@ -169,7 +177,12 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
             b.find("#jobs li").await.is_none().then_some(())
         })
         .await;
-    let said = browser.text(&outcome).await;
+    let said = browser
+        .until("the page says what cancel-all did", |b| {
+            let outcome = outcome.clone();
+            async move { Some(b.text(&outcome).await).filter(|t| t.contains("tarefa(s)")) }
+        })
+        .await;
     assert!(said.contains("2 tarefa(s) cancelada(s)"), "{said}");
     let (_, list) = app.get("/tasks/active", &token).await;
     assert_eq!(list["total"], 0, "{list}");
@@ -197,6 +210,9 @@ impl Server {
             .env("JWT_SECRET", RESTART_SECRET)
             // Options that take long enough to stay in flight through the restart.
             .env("LOCAL_OPTIONS_SECS", "600")
+            // Stuck after a second, and never cancelled for it: the page must say "travado".
+            .env("TASK_TIME_LIMIT_SECS", "1")
+            .env("AUTO_CANCEL_FACTOR", "0")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -276,6 +292,24 @@ async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
         .wait_for(&format!(r#"li[data-task-id="{before}"]"#))
         .await;
 
+    // Past its time limit before the restart, so the snapshot after it says so.
+    browser
+        .until("the server flags the job stuck", |_| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move {
+                let list: serde_json::Value = client
+                    .get(format!("{base}/tasks/active"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (list["tasks"][0]["elapsed_time"]["is_stuck"] == true).then_some(())
+            }
+        })
+        .await;
     server.stop();
     browser
         .until("the page says it is reconnecting", |b| async move {
@@ -291,12 +325,14 @@ async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
         .wait_for(&format!(r#"li[data-task-id="{after}"]"#))
         .await;
     browser.wait_for("#connection.live").await;
+    let again = browser
+        .find(&format!(r#"li[data-task-id="{before}"]"#))
+        .await
+        .expect("the job still in flight is listed again");
+    let text = browser.text(&again).await;
     assert!(
-        browser
-            .find(&format!(r#"li[data-task-id="{before}"]"#))
-            .await
-            .is_some(),
-        "the job still in flight is listed again"
+        text.contains("travado"),
+        "stuck past TASK_TIME_LIMIT_SECS: {text}"
     );
     browser.quit().await;
     for suffix in ["", "-wal", "-shm"] {
