@@ -326,3 +326,36 @@ async fn the_dashboard_is_served_with_a_strict_policy_in_portuguese() {
         "nothing inline"
     );
 }
+
+#[tokio::test]
+async fn opening_a_stream_counts_against_the_rate_limit_like_any_request() {
+    let settings = Settings {
+        rate_limit: ensinalab_api::config::RateLimitConfig {
+            per_min: 2,
+            cancel_per_min: 2,
+            backend: ensinalab_api::config::RateLimitBackend::Memory,
+        },
+        ..Settings::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, settings).await;
+    let token = app.token(1);
+    let _first = app.stream(&token, None).await.expect("first stream");
+    let (status, _) = app.get("/tasks/active", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let res = app
+        .client
+        .get(app.url("/tasks/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.expect("json");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Muitas requisições")),
+        "{body}"
+    );
+}
