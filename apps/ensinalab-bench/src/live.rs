@@ -2,7 +2,8 @@
 //!
 //! - latency: one user's stream open; CHANGES jobs of that user created beforehand; each is
 //!   cancelled in turn, timed from the moment the cancel request is sent to the moment its
-//!   `cancelled` event is read from the stream; p50 and p99.
+//!   `cancelled` event is read from the stream; p50 and p99 (and, for comparison, of the same
+//!   requests' responses: the event is emitted before the response is written).
 //! - memory: the server's resident memory (`VmRSS`) before and after STREAMS idle streams are
 //!   opened (one per user, each past its snapshot), divided by STREAMS.
 
@@ -126,6 +127,7 @@ pub async fn run(args: LiveArgs) -> Result<(), AnyError> {
         other => return Err(format!("expected a snapshot, got {other:?}").into()),
     }
     let mut latencies = Vec::with_capacity(hashes.len());
+    let mut responses = Vec::with_capacity(hashes.len());
     let mut early: HashMap<String, Instant> = HashMap::new();
     for hash in &hashes {
         let sent = Instant::now();
@@ -135,6 +137,7 @@ pub async fn run(args: LiveArgs) -> Result<(), AnyError> {
             .send()
             .await?
             .error_for_status()?;
+        responses.push(sent.elapsed());
         let arrived = loop {
             if let Some(at) = early.remove(hash) {
                 break at;
@@ -152,6 +155,12 @@ pub async fn run(args: LiveArgs) -> Result<(), AnyError> {
     }
     reader.abort();
     latencies.sort();
+    responses.sort();
+    println!(
+        "cancel response (sent -> its response read), for comparison: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&responses, 0.50).as_secs_f64() * 1e3,
+        percentile(&responses, 0.99).as_secs_f64() * 1e3,
+    );
     println!(
         "live latency (cancel sent -> its event read), {} changes: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),
