@@ -24,3 +24,7 @@ lint:
 # Benchmark the hot paths against their no-HTTP floor; prints one table (about 6 minutes; not part of `test`).
 bench:
     bash scripts/bench.sh
+
+# The live stream's figures: change-to-client latency and memory per idle stream (about a minute; not part of `test`).
+bench-live:
+    bash scripts/bench-live.sh
