@@ -2,8 +2,8 @@
 //! created through the API appears without a reload and its progress moves; its `Cancelar`
 //! kills the worker's pool process; `Cancelar tudo`, confirmed in the page with the keyboard,
 //! empties the list. Screenshots go to `<target>/tmp/dashboard/`. And, over a server process
-//! on the zero-setup default, the page reconnects by itself after the server restarts and marks
-//! a stuck job "travado".
+//! on the zero-setup default, the page takes a pasted token, reconnects by itself after the
+//! server restarts and marks a stuck job "travado".
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -286,8 +286,12 @@ async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
 
     let server = Server::start(port, &db);
     let before = create(&client, &base, &token, "Antes do reinício").await;
+    // Without a token in the address, the page asks for one; pasted and sent with Enter.
     let browser = Browser::start(375).await;
-    browser.goto(&format!("{base}/#token={token}")).await;
+    browser.goto(&format!("{base}/")).await;
+    let field = browser.wait_for("#token").await;
+    assert!(browser.displayed(&field).await, "the token field shows");
+    browser.keys(&field, &format!("{token}{ENTER}")).await;
     browser
         .wait_for(&format!(r#"li[data-task-id="{before}"]"#))
         .await;
