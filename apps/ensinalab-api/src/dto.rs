@@ -562,6 +562,18 @@ mod tests {
     }
 }
 
+/// One event of `GET /tasks/events` as an SSE client reads it: the schema of the stream's items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveEvent {
+    /// `snapshot` or `change`.
+    pub event: String,
+    /// Send it back as `Last-Event-ID` to resume after this event.
+    pub id: String,
+    /// JSON on one line: the body of `GET /tasks/active` for a `snapshot`, a [`LiveChange`] for
+    /// a `change`.
+    pub data: String,
+}
+
 /// The `data` of a `change` event of `GET /tasks/events`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LiveChange {

@@ -45,6 +45,7 @@ use crate::routes;
         dto::Summary,
         dto::ElapsedTime,
         dto::CeleryStatus,
+        dto::LiveEvent,
         dto::LiveChange,
         dto::TaskStatusResponse,
         dto::CancelVideoResponse,

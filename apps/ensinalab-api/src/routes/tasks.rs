@@ -7,7 +7,9 @@ use ensinalab_ports::{Store, TaskBroker};
 
 use super::Svc;
 use crate::auth::Auth;
-use crate::dto::{ActivePageParams, ActiveTasksResponse, CancelAllResponse, TaskStatusResponse};
+use crate::dto::{
+    ActivePageParams, ActiveTasksResponse, CancelAllResponse, LiveEvent, TaskStatusResponse,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::{Hashids, TASK_NOT_FOUND};
 use crate::live::{LastEventId, LiveStreams};
@@ -85,7 +87,7 @@ pub async fn cancel_all<S: Store, B: TaskBroker>(
     get, path = "/tasks/events", tag = "tasks", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "The last event's id: resume after it")),
     responses(
-        (status = 200, description = "`text/event-stream`: `snapshot`, then `change` events (data: LiveChange)", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `snapshot`, then `change` events (data: LiveChange)", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, body = ErrorBody),
         (status = 429, description = "MAX_STREAMS_PER_USER streams open already, or a rate limit", body = ErrorBody),
         (status = 503, body = ErrorBody),
