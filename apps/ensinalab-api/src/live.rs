@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use ensinalab_live::{EventId, Hub, LiveSink, OpenError, RelayPublisher, Start, Subscription};
@@ -114,7 +113,6 @@ impl LiveStreams {
             .content_type("text/event-stream")
             // nginx and the like: pass each event on at once.
             .insert_header(("X-Accel-Buffering", "no"))
-            .insert_header((header::CONNECTION, "keep-alive"))
             .streaming(body(first, sub, self.heartbeat)))
     }
 }
