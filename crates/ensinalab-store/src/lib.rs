@@ -12,7 +12,8 @@
 //!
 //! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
 //! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
-//! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `convert` every
+//! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `stats` the operators' figures
+//! (jobs per day, the census in flight), `convert` every
 //! decoder of a row shape, and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
 //!
@@ -36,6 +37,7 @@ mod outbox;
 mod owe;
 mod postgres;
 mod slots;
+mod stats;
 mod tasks;
 mod videos;
 
