@@ -15,6 +15,7 @@ pub mod deadline;
 pub mod dto;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod openapi;
 pub mod probe;
 pub mod ratelimit;

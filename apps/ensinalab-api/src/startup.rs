@@ -1,5 +1,5 @@
 //! Startup: adapters chosen from the configuration, the HTTP server bound, the background jobs
-//! (`ensinalab-jobs`) started beside it. [`Application::build`] is what `main` runs; tests boot
+//! (`ensinalab-jobs`) started beside it, and the metrics listener when `METRICS_ADDR` is set. [`Application::build`] is what `main` runs; tests boot
 //! the same server on port 0 through [`Application::from_parts`] with adapters they keep a
 //! handle on.
 
@@ -19,7 +19,8 @@ use ensinalab_jobs::trail::SecurityTrail;
 use ensinalab_jobs::{Feeds, Jobs, Pacing};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_mail::SmtpMailer;
-use ensinalab_ports::{AlertQueue, Service, Settings, Store, TaskBroker};
+use ensinalab_metrics::Metrics;
+use ensinalab_ports::{AlertQueue, CensusSink, Service, Settings, Store, TaskBroker};
 use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;
@@ -57,10 +58,12 @@ pub enum StartupError {
     Mail(#[source] ensinalab_ports::BoxError),
 }
 
-/// A bound, not yet running server, and its running background jobs.
+/// A bound, not yet running server, its metrics listener, and its running background jobs.
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener's port and server, when `METRICS_ADDR` is set.
+    metrics: Option<(u16, Server)>,
     jobs: Jobs,
 }
 
@@ -113,7 +116,9 @@ impl Application {
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
     ) -> Result<Self, StartupError> {
-        let mut service = Service::new(store, broker, settings(config));
+        let metrics = Metrics::new();
+        let mut service =
+            Service::new(store, broker, settings(config)).with_sink(Arc::new(metrics.clone()));
         let mail = match &config.alert_mail {
             Some(alert) => {
                 let alerts = AlertQueue::default();
@@ -134,6 +139,7 @@ impl Application {
             online,
             DispatcherSettings::default(),
             mail,
+            metrics,
         )
     }
 
@@ -178,11 +184,46 @@ impl Application {
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
     {
-        Self::start(config, service, changes, online, dispatch, None)
+        Self::start(
+            config,
+            service,
+            changes,
+            online,
+            dispatch,
+            None,
+            Metrics::new(),
+        )
     }
 
-    /// Binds the server and starts the jobs, the alert e-mail's among them when `mail` is
-    /// given (its queue must be one of the service's sinks).
+    /// [`Self::from_parts`], counting into `metrics`: the job counters count only if
+    /// `metrics` is also one of the service's sinks ([`Service::with_sink`]).
+    ///
+    /// # Errors
+    /// [`StartupError`] when an address cannot be bound or the settings are invalid.
+    pub fn from_parts_metered<S, B>(
+        config: &Config,
+        service: Arc<Service<S, B>>,
+        changes: Option<Receiver<TaskId>>,
+        metrics: Metrics,
+    ) -> Result<Self, StartupError>
+    where
+        S: Store + Probe + 'static,
+        B: TaskBroker + 'static,
+    {
+        Self::start(
+            config,
+            service,
+            changes,
+            None,
+            DispatcherSettings::default(),
+            None,
+            metrics,
+        )
+    }
+
+    /// Binds the server (and the metrics listener, when configured) and starts the jobs, the
+    /// alert e-mail's among them when `mail` is given (its queue must be one of the service's
+    /// sinks), the census of jobs in flight when metrics are served.
     fn start<S, B>(
         config: &Config,
         service: Arc<Service<S, B>>,
@@ -190,18 +231,30 @@ impl Application {
         online: Option<Receiver<WorkerOnline>>,
         dispatch: DispatcherSettings,
         mail: Option<Mail<SmtpMailer>>,
+        metrics: Metrics,
     ) -> Result<Self, StartupError>
     where
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
     {
         let (trail, trail_rx) = SecurityTrail::channel();
-        let (port, server) = Self::bind(config, Arc::clone(&service), trail)?;
+        let exporter = config
+            .metrics_addr
+            .map(|addr| {
+                crate::metrics::bind(addr, metrics.clone())
+                    .map_err(|source| StartupError::Bind { addr, source })
+            })
+            .transpose()?;
+        let (port, server) = Self::bind(config, Arc::clone(&service), trail, metrics.clone())?;
+        let census: Option<Arc<dyn CensusSink>> = exporter
+            .is_some()
+            .then(|| Arc::new(metrics) as Arc<dyn CensusSink>);
         let feeds = Feeds {
             task_changes: changes,
             workers_online: online,
             trail: trail_rx,
             mail,
+            census,
         };
         let pacing = Pacing {
             reconcile_every: config.reconcile_interval,
@@ -212,10 +265,18 @@ impl Application {
             timeout_sweep_every: config.auto_cancel_sweep,
             orphan_sweep_every: config.orphan_sweep,
             revoke_grace: config.revoke_grace,
+            census_every: config.metrics_census,
         };
+        if let Some((metrics_port, _)) = &exporter {
+            tracing::info!(
+                port = metrics_port,
+                "metrics served on their own listener at /metrics"
+            );
+        }
         Ok(Self {
             port,
             server,
+            metrics: exporter,
             jobs: ensinalab_jobs::start(service, feeds, pacing),
         })
     }
@@ -225,6 +286,7 @@ impl Application {
         config: &Config,
         service: Arc<Service<S, B>>,
         trail: SecurityTrail,
+        metrics: Metrics,
     ) -> Result<(u16, Server), StartupError>
     where
         S: Store + Probe + 'static,
@@ -253,6 +315,7 @@ impl Application {
         let proxies = web::Data::new(config.trusted_proxies.clone());
         let deadline = web::Data::new(RequestDeadline(config.http.request_timeout));
         let readiness = web::Data::new(Readiness::new(READY_MAX_AGE));
+        let metrics = web::Data::new(metrics);
         let http = config.http;
         let server = HttpServer::new(move || {
             App::new()
@@ -268,6 +331,9 @@ impl Application {
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
                 .wrap(actix_web::middleware::from_fn(crate::deadline::enforce))
+                // Outermost: every answer is counted with the status the client got.
+                .wrap(actix_web::middleware::from_fn(crate::metrics::observe))
+                .app_data(metrics.clone())
                 .app_data(deadline.clone())
                 .app_data(readiness.clone())
                 .app_data(proxies.clone())
@@ -295,13 +361,26 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains in-flight requests),
-    /// then stops the background jobs.
+    /// then stops the metrics listener and the background jobs.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> Result<(), std::io::Error> {
+        let exporter = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, running)) = exporter {
+            handle.stop(true).await;
+            let _ = running.await;
+        }
         self.jobs.stop(JOBS_GRACE).await;
         result
     }

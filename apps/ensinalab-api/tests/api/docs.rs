@@ -128,6 +128,7 @@ async fn the_readme_session_works_on_the_zero_setup_default() {
     let db = format!("sqlite://{}/ensinalab.db?mode=rwc", dir.display());
     let config = Config::from_lookup(|key| match key {
         "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
         "DATABASE_URL" => Some(db.clone()),
         "LOCAL_OPTIONS_SECS" => Some("60".to_owned()),
         _ => None,

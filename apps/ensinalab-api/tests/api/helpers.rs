@@ -12,6 +12,7 @@ use ensinalab_domain::{
     BriefingDraft, BriefingId, GeneratedOption, OptionId, TaskId, UserId, VideoId, VideoStatus,
 };
 use ensinalab_local::{LocalBroker, LocalConfig};
+use ensinalab_metrics::Metrics;
 use ensinalab_ports::{
     Briefing, BriefingUpdate, Briefings, NewVideo, Service, TaskBroker, Video, VideoUpdate, Videos,
     new_task_id,
@@ -104,6 +105,8 @@ pub struct TestApp {
     pub ids: Hashids,
     pub auth: Authenticator,
     postgres: Option<TestPostgres>,
+    /// The metrics listener's port (`METRICS_ADDR`, port 0 in tests).
+    pub metrics_port: u16,
 }
 
 /// The app's HTTP side: `app.get(..)`, `app.client`, `app.address`.
@@ -121,6 +124,8 @@ pub fn test_config(settings: &Settings) -> Config {
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "HASHIDS_SALT" => Some(SALT.to_owned()),
         "RECONCILE_INTERVAL_SECS" => Some("1".to_owned()),
+        "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "METRICS_CENSUS_SECS" => Some("1".to_owned()),
         _ => None,
     })
     .expect("test configuration is valid");
@@ -185,22 +190,41 @@ impl TestApp {
         changes: Option<Receiver<TaskId>>,
     ) -> Self {
         let config = test_config(settings);
-        let service = Arc::new(Service::new(
-            store.clone(),
-            broker,
-            ensinalab_api::startup::settings(&config),
-        ));
-        let app = Application::from_parts(&config, service, changes).expect("app starts");
+        let metrics = Metrics::new();
+        let service = Arc::new(
+            Service::new(
+                store.clone(),
+                broker,
+                ensinalab_api::startup::settings(&config),
+            )
+            .with_sink(Arc::new(metrics.clone())),
+        );
+        let app = Application::from_parts_metered(&config, service, changes, metrics)
+            .expect("app starts");
         let http = Http::new(app.port(), reqwest::Client::new());
+        let metrics_port = app.metrics_port().expect("a metrics listener");
         tokio::spawn(app.run_until_stopped());
         Self {
             http,
+            metrics_port,
             store,
             local: None,
             ids: Hashids::new(&config.hashids).expect("hashids"),
             auth: Authenticator::new(&config.jwt),
             postgres,
         }
+    }
+
+    /// `GET /metrics` on the metrics listener: status and body.
+    pub async fn scrape(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let res = self
+            .client
+            .get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
+            .send()
+            .await
+            .expect("the metrics listener answers");
+        let status = res.status();
+        (status, res.text().await.expect("a body"))
     }
 
     /// The in-process broker the app runs on.
