@@ -17,6 +17,7 @@ mod hashids;
 mod metrics;
 mod ownership;
 mod paging;
+mod prometheus;
 mod ratelimit;
 mod seed;
 mod stats;
