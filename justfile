@@ -24,3 +24,8 @@ lint:
 # Benchmark the hot paths against their no-HTTP floor; prints one table (about 6 minutes; not part of `test`).
 bench:
     bash scripts/bench.sh
+
+# Run a Prometheus scraping the local server (METRICS_ADDR's default) with the shipped alert rules.
+prometheus:
+    bash scripts/ensure-prometheus.sh
+    prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=target/prometheus

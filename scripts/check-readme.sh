@@ -21,7 +21,7 @@ session=${session//cargo run --release -p ensinalab-api/$bin}
 session=${session//localhost:8080/localhost:$port}
 
 cd "$work"
-out=$(BIND_ADDR="127.0.0.1:$port" timeout 120 bash -euo pipefail -c "$session" 2>server.log) || {
+out=$(BIND_ADDR="127.0.0.1:$port" METRICS_ADDR="" timeout 120 bash -euo pipefail -c "$session" 2>server.log) || {
   echo "check-readme: the session failed; server log:" >&2; cat server.log >&2; exit 1; }
 echo "$out"
 for expected in '"status":"processing"' '"total":1' \

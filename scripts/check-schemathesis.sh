@@ -17,6 +17,8 @@ work=$(mktemp -d)
 trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT
 
 export BIND_ADDR="127.0.0.1:$port"
+# No metrics listener: this check is about the public API, and must not need port 9464 free.
+export METRICS_ADDR=""
 export DATABASE_URL="sqlite://$work/fuzz.db?mode=rwc"
 export JWT_SECRET="schemathesis-secret-schemathesis-secret"
 export LOCAL_OPTIONS_SECS=1 LOCAL_VIDEO_SECS=5

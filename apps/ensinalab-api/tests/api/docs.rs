@@ -85,7 +85,7 @@ both!(the_openapi_document_has_every_route_and_error_body);
 
 /// Routes documented in docs/api.md but kept out of the public document: to anyone but an admin
 /// they do not exist.
-const ADMIN_ONLY: [&str; 1] = ["GET /admin/security-events"];
+const ADMIN_ONLY: [&str; 2] = ["GET /admin/security-events", "GET /admin/stats"];
 
 async fn docs_api_md_documents_exactly_the_routes_of_the_openapi_document(app: &TestApp) {
     let doc = openapi(app).await;
