@@ -384,7 +384,11 @@ impl Config {
             revoke_grace: secs(&get, "REVOKE_ALERT_AFTER_SECS", 60)?,
             alert_mail: alert_mail(&get)?,
             metrics_addr,
-            metrics_census: secs(&get, "METRICS_CENSUS_SECS", 15)?,
+            metrics_census: secs(
+                &get,
+                "METRICS_CENSUS_SECS",
+                ensinalab_jobs::census::DEFAULT_CENSUS_EVERY.as_secs(),
+            )?,
         })
     }
 }

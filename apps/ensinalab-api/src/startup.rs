@@ -1,7 +1,7 @@
 //! Startup: adapters chosen from the configuration, the HTTP server bound, the background jobs
-//! (`ensinalab-jobs`) started beside it, and the metrics listener when `METRICS_ADDR` is set. [`Application::build`] is what `main` runs; tests boot
-//! the same server on port 0 through [`Application::from_parts`] with adapters they keep a
-//! handle on.
+//! (`ensinalab-jobs`) started beside it, and the metrics listener when `METRICS_ADDR` is set.
+//! [`Application::build`] is what `main` runs; tests boot the same server on port 0 through
+//! [`Application::from_parts`] with adapters they keep a handle on.
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -9,8 +9,8 @@
 //! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
 //! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`cleanup`] dispatcher and
 //! orphan sweep, the [`alerts`] (overdue revokes, the operators' e-mail), the [`trail`] writer,
-//! the trail's [`retention`] and the [`census`] of jobs in flight (the metrics' gauges). They drive use cases of
-//! `ensinalab_ports::Service`; the rules stay there and in the domain.
+//! the trail's [`retention`] and the [`census`] of jobs in flight (the metrics' gauges). They
+//! drive use cases of `ensinalab_ports::Service`; the rules stay there and in the domain.
 
 pub mod alerts;
 pub mod census;

@@ -12,8 +12,8 @@
 //! - [`StreamGauge`] counts open live streams; [`process`] reads CPU, memory and descriptors of
 //!   this process from `/proc` at scrape time.
 //!
-//! Counting on the request path is an atomic add behind a read lock of the family's map: no
-//! allocation for a label set already seen, no IO.
+//! Counting on the request path is a lookup in a family's map under a read lock and an atomic
+//! add: no IO, no lock held across a request.
 
 pub mod process;
 

@@ -28,7 +28,8 @@ pub struct DayCounts {
     pub cancelled_user_all: u64,
     /// Cancelled by the automatic timeout (`CancelReason::Timeout`).
     pub cancelled_timeout: u64,
-    /// Briefings whose options arrived are not finished yet: a briefing completes with its video.
+    /// Jobs that reached `completed`. A briefing whose options arrived, or a video waiting for
+    /// approval, waits for a human: not finished, not counted.
     pub completed: u64,
     pub failed: u64,
 }
