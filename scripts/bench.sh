@@ -39,54 +39,19 @@ if ! command -v wrk >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
-for tool in redis-server redis-cli curl; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/ensure-redis.sh)" >&2; exit 1; }
-done
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -x "$PGBIN/initdb" ] || { echo "bench: PostgreSQL missing (scripts/ensure-postgres.sh)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
 
-echo "== building (release)" >&2
-cargo build --release --quiet -p ensinalab-api -p ensinalab-bench
-. scripts/lib/target-dir.sh
-TARGET=$(target_dir)
-API="$TARGET/release/ensinalab-api"
-BENCH="$TARGET/release/ensinalab-bench"
+. scripts/lib/release-build.sh
+. scripts/lib/own-services.sh
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-WORK=$(mktemp -d /tmp/ensinalab-bench.XXXXXX)
-chmod 755 "$WORK"
 SERVER_PID= LISTENER_PID=
 cleanup() {
   [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null || true
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  [ -d "$WORK/pg/data" ] && as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
+  stop_pid "$SERVER_PID"
+  own_services_stop
 }
 trap cleanup EXIT
-
-echo "== PostgreSQL and Redis of our own in $WORK" >&2
-PGPORT=$(free_port)
-mkdir -p "$WORK/pg"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
-as_postgres "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust --no-sync --no-locale -E UTF8 >/dev/null
-as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
-  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $WORK/pg" start >/dev/null
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-  --dir "$WORK" --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
-REDIS_URL="redis://127.0.0.1:$RPORT/0"
-export DATABASE_URL REDIS_URL
+own_services_start bench
 
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 

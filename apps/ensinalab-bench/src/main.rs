@@ -10,17 +10,20 @@
 //! - `backlog` queues other users' task messages (real ones, as the Celery adapter publishes
 //!   them), `seed --queued` gives seeded jobs real messages instead of backend values, and
 //!   `slowlog` sums up Redis's SLOWLOG: the cancel-with-a-backlog case.
+//! - `soak` drives a server at a multiple of the rate it serves and `lost-cancels` checks every
+//!   cancelled job afterwards: `scripts/soak.sh`.
 
 mod floor;
 mod queue;
 mod seed;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "ensinalab-bench",
-    about = "Seeding and the no-HTTP floor for scripts/bench.sh"
+    about = "Seeding, the no-HTTP floor and the saturation driver for scripts/bench.sh and scripts/soak.sh"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +40,10 @@ enum Command {
     Backlog(queue::BacklogArgs),
     /// Print how many SLOWLOG entries there are, how many reach the bound, and the slowest.
     Slowlog(queue::SlowlogArgs),
+    /// Probe the rate the server serves, then offer LOAD_FACTOR times it; print the answers.
+    Soak(soak::SoakArgs),
+    /// Print how many cancelled rows' tasks succeeded or left output anyway.
+    LostCancels(soak::LostCancelsArgs),
 }
 
 #[tokio::main]
@@ -46,6 +53,8 @@ async fn main() -> std::process::ExitCode {
         Command::Floor(args) => floor::run(args).await,
         Command::Backlog(args) => queue::backlog(args).await,
         Command::Slowlog(args) => queue::slowlog(args).await,
+        Command::Soak(args) => soak::run(args).await,
+        Command::LostCancels(args) => soak::lost_cancels(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
