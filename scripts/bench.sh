@@ -106,7 +106,8 @@ fi
 
 start_server() { # DATABASE_URL
   APORT=$(free_port)
-  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false \
+  # metrics on, as deployed: their cost is part of what is measured
+  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT METRICS_ADDR=127.0.0.1:$(free_port) JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false \
     RECONCILE_INTERVAL_SECS=3600 RATE_LIMIT_PER_MIN=$LIMIT CANCEL_RATE_LIMIT_PER_MIN=$LIMIT \
     LOG_FORMAT=json "$API" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
