@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks the hot paths against their no-HTTP floor and prints one table (issue 8;
-# docs/benchmarks.md says how to read it). Never part of the test command: it takes about nine
+# Benchmarks the hot paths against their no-HTTP floor and, for the list, against its full-body
+# HTTP floor too, and prints the tables (docs/benchmarks.md says how to read them). Never part of the test command: it takes about nine
 # minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
 # loopback ports in a temp dir, the release server on a third port; it stops all it started.
 #
@@ -44,9 +44,10 @@ command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
 . scripts/lib/release-build.sh
 . scripts/lib/own-services.sh
 
-SERVER_PID= LISTENER_PID=
+SERVER_PID= LISTENER_PID= HTTP_FLOOR_PID=
 cleanup() {
   [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null || true
+  stop_pid "$HTTP_FLOOR_PID"
   stop_pid "$SERVER_PID"
   own_services_stop
 }
@@ -120,11 +121,19 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 
 echo "== starting the release server" >&2
 start_server "$DATABASE_URL"
+if has_case list; then
+  # the full-body floor: the same targets, served by nothing but what the route cannot skip
+  HPORT=$(free_port)
+  JWT_SECRET=$SECRET HASHIDS_SALT=bench "$BENCH" http-floor --port "$HPORT" --pool "$POOL" \
+    >>"$WORK/http-floor.log" 2>&1 &
+  HTTP_FLOOR_PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$HPORT/tasks/active" && break; sleep 0.1; done
+fi
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-run_wrk() { # targets-file seconds
+run_wrk() { # targets-file seconds [port: the server's by default]
   BENCH_TARGETS=$1 wrk -t2 -c"$CONNECTIONS" -d"${2}s" --timeout 5s -s scripts/bench/rotate.lua \
-    "http://127.0.0.1:$APORT" | grep '^WRK'
+    "http://127.0.0.1:${3:-$APORT}" | grep '^WRK'
 }
 run_floor() { # first-user seconds [plan_cache_mode [pool]]
   "$BENCH" floor --first-user "$1" --users "$USERS" --concurrency "$CONNECTIONS" --pool "${4:-$POOL}" \
@@ -132,13 +141,16 @@ run_floor() { # first-user seconds [plan_cache_mode [pool]]
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-declare -A S F A C B
+declare -A S F A C B H BYTES
+HTTP_ROWS=()
 ROWS=()
 if has_case list; then
   for n in "${LIST_JOBS[@]}"; do
     echo "== GET /tasks/active, N=$n: wrk ${WARMUP}s warm-up + ${DURATION}s, then the floor" >&2
     run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
     S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
+    run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" "$HPORT" >/dev/null
+    H[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION" "$HPORT")
     # the store's sessions use force_generic_plan (crates/ensinalab-store/src/lib.rs); the other
     # two show what PostgreSQL's default and re-planning every request would cost
     F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
@@ -146,10 +158,16 @@ if has_case list; then
     C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
     B[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan "$FLOOR_BEST_POOL")
     echo "   server: ${S[$n]}" >&2
+    echo "   full-body HTTP floor: ${H[$n]}" >&2
     echo "   floor:  ${F[$n]}" >&2
     echo "   floor (auto): ${A[$n]}" >&2
     echo "   floor (force_custom_plan): ${C[$n]}" >&2
     echo "   floor (pool $FLOOR_BEST_POOL): ${B[$n]}" >&2
+    # the two bodies should be about the same size: the floor writes the seed's whole body
+    read -r token path < "$WORK/targets-active-$n.txt"
+    body_bytes() { curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$1$path" | wc -c; }
+    BYTES[$n]="$(body_bytes "$APORT") / $(body_bytes "$HPORT")"
+    HTTP_ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${H[$n]}" | field rps) | $(echo "${H[$n]}" | field p50_ms) | $(echo "${H[$n]}" | field p99_ms) | **$(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${H[$n]}" | field rps)")** | ${BYTES[$n]} | $(echo "${H[$n]}" | field non2xx)+$(echo "${H[$n]}" | field errors) |")
     ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${B[$n]}" | field rps) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${B[$n]}" | field rps)") | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
   done
 fi
@@ -312,6 +330,14 @@ $(printf '%s\n' "${ROWS[@]}")
 
 TABLE
 if has_case list; then
+  cat <<HTTP_TABLE
+Against the full-body floor (\`ensinalab-bench http-floor\`: an actix-web server that verifies the token, runs the same statement and MGET, encodes hashids and writes the seed's whole body, nothing else; the same wrk targets):
+
+| case | server req/s | p50 ms | p99 ms | full-body floor req/s | p50 ms | p99 ms | server/full-body floor | body bytes, server / floor | floor non-2xx+errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$(printf '%s\n' "${HTTP_ROWS[@]}")
+
+HTTP_TABLE
   echo "- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x"
 fi
 if [ ${#CANCEL_LINES[@]} -gt 0 ]; then printf '%s\n' "${CANCEL_LINES[@]}"; fi

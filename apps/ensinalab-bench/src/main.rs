@@ -7,6 +7,9 @@
 //!   sends and the one MGET the Celery adapter sends, looped by as many tasks as wrk has
 //!   connections, over a pool as large as the server's, with no HTTP, JSON or auth. The server
 //!   can at best approach it; the harness prints server/floor.
+//! - `http-floor` is the full-body floor: a minimal actix-web server that only verifies the
+//!   token, runs that SQL and MGET, encodes hashids and writes the seed's whole body; the harness
+//!   prints server/HTTP floor.
 //! - `backlog` queues other users' task messages (real ones, as the Celery adapter publishes
 //!   them), `seed --queued` gives seeded jobs real messages instead of backend values, and
 //!   `slowlog` sums up Redis's SLOWLOG: the cancel-with-a-backlog case.
@@ -14,6 +17,7 @@
 //!   cancelled job afterwards: `scripts/soak.sh`.
 
 mod floor;
+mod http_floor;
 mod queue;
 mod seed;
 mod soak;
@@ -36,6 +40,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Loop the list request's SQL + MGET without HTTP; print requests/s, p50, p99.
     Floor(floor::FloorArgs),
+    /// Serve `GET /tasks/active` with nothing but what the route cannot skip, until killed.
+    HttpFloor(http_floor::HttpFloorArgs),
     /// Queue MESSAGES task messages of other users (about 1 KB each).
     Backlog(queue::BacklogArgs),
     /// Print how many SLOWLOG entries there are, how many reach the bound, and the slowest.
@@ -51,6 +57,7 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Seed(args) => seed::run(args).await,
         Command::Floor(args) => floor::run(args).await,
+        Command::HttpFloor(args) => http_floor::run(args).await,
         Command::Backlog(args) => queue::backlog(args).await,
         Command::Slowlog(args) => queue::slowlog(args).await,
         Command::Soak(args) => soak::run(args).await,
