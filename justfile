@@ -21,6 +21,10 @@ lint:
     cargo fmt --all
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Saturation run: the release server at twice the rate it serves for 60 s; prints 5xx, limit refusals vs quotas, lost cancels, peak RSS (not part of `test`).
+soak:
+    bash scripts/soak.sh
+
 # Benchmark the hot paths against their no-HTTP floor; prints one table (about 6 minutes; not part of `test`).
 bench:
     bash scripts/bench.sh
@@ -28,3 +32,7 @@ bench:
 # The live stream's figures: change-to-client latency and memory per idle stream (about a minute; not part of `test`).
 bench-live:
     bash scripts/bench-live.sh
+# Run a Prometheus scraping the local server (METRICS_ADDR's default) with the shipped alert rules.
+prometheus:
+    bash scripts/ensure-prometheus.sh
+    prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=target/prometheus

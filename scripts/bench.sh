@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks the hot paths against their no-HTTP floor and prints one table (issue 8;
-# docs/benchmarks.md says how to read it). Never part of the test command: it takes about nine
+# Benchmarks the hot paths against their no-HTTP floor and, for the list, against its full-body
+# HTTP floor too, and prints the tables (docs/benchmarks.md says how to read them). Never part of the test command: it takes about nine
 # minutes and asserts nothing. Self-contained: its own PostgreSQL cluster and Redis on free
 # loopback ports in a temp dir, the release server on a third port; it stops all it started.
 #
@@ -39,54 +39,20 @@ if ! command -v wrk >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
-for tool in redis-server redis-cli curl; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/ensure-redis.sh)" >&2; exit 1; }
-done
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -x "$PGBIN/initdb" ] || { echo "bench: PostgreSQL missing (scripts/ensure-postgres.sh)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
 
-echo "== building (release)" >&2
-cargo build --release --quiet -p ensinalab-api -p ensinalab-bench
-. scripts/lib/target-dir.sh
-TARGET=$(target_dir)
-API="$TARGET/release/ensinalab-api"
-BENCH="$TARGET/release/ensinalab-bench"
+. scripts/lib/release-build.sh
+. scripts/lib/own-services.sh
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-WORK=$(mktemp -d /tmp/ensinalab-bench.XXXXXX)
-chmod 755 "$WORK"
-SERVER_PID= LISTENER_PID=
+SERVER_PID= LISTENER_PID= HTTP_FLOOR_PID=
 cleanup() {
   [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null || true
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  [ -d "$WORK/pg/data" ] && as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
+  stop_pid "$HTTP_FLOOR_PID"
+  stop_pid "$SERVER_PID"
+  own_services_stop
 }
 trap cleanup EXIT
-
-echo "== PostgreSQL and Redis of our own in $WORK" >&2
-PGPORT=$(free_port)
-mkdir -p "$WORK/pg"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
-as_postgres "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust --no-sync --no-locale -E UTF8 >/dev/null
-as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
-  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $WORK/pg" start >/dev/null
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-  --dir "$WORK" --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
-REDIS_URL="redis://127.0.0.1:$RPORT/0"
-export DATABASE_URL REDIS_URL
+own_services_start bench
 
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 
@@ -141,7 +107,8 @@ fi
 
 start_server() { # DATABASE_URL
   APORT=$(free_port)
-  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false \
+  # metrics on, as deployed: their cost is part of what is measured
+  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT METRICS_ADDR=127.0.0.1:$(free_port) JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false \
     RECONCILE_INTERVAL_SECS=3600 RATE_LIMIT_PER_MIN=$LIMIT CANCEL_RATE_LIMIT_PER_MIN=$LIMIT \
     LOG_FORMAT=json "$API" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
@@ -154,11 +121,19 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 
 echo "== starting the release server" >&2
 start_server "$DATABASE_URL"
+if has_case list; then
+  # the full-body floor: the same targets, served by nothing but what the route cannot skip
+  HPORT=$(free_port)
+  JWT_SECRET=$SECRET HASHIDS_SALT=bench "$BENCH" http-floor --port "$HPORT" --pool "$POOL" \
+    >>"$WORK/http-floor.log" 2>&1 &
+  HTTP_FLOOR_PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$HPORT/tasks/active" && break; sleep 0.1; done
+fi
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-run_wrk() { # targets-file seconds
+run_wrk() { # targets-file seconds [port: the server's by default]
   BENCH_TARGETS=$1 wrk -t2 -c"$CONNECTIONS" -d"${2}s" --timeout 5s -s scripts/bench/rotate.lua \
-    "http://127.0.0.1:$APORT" | grep '^WRK'
+    "http://127.0.0.1:${3:-$APORT}" | grep '^WRK'
 }
 run_floor() { # first-user seconds [plan_cache_mode [pool]]
   "$BENCH" floor --first-user "$1" --users "$USERS" --concurrency "$CONNECTIONS" --pool "${4:-$POOL}" \
@@ -166,13 +141,16 @@ run_floor() { # first-user seconds [plan_cache_mode [pool]]
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-declare -A S F A C B
+declare -A S F A C B H BYTES
+HTTP_ROWS=()
 ROWS=()
 if has_case list; then
   for n in "${LIST_JOBS[@]}"; do
     echo "== GET /tasks/active, N=$n: wrk ${WARMUP}s warm-up + ${DURATION}s, then the floor" >&2
     run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" >/dev/null
     S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
+    run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" "$HPORT" >/dev/null
+    H[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION" "$HPORT")
     # the store's sessions use force_generic_plan (crates/ensinalab-store/src/lib.rs); the other
     # two show what PostgreSQL's default and re-planning every request would cost
     F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
@@ -180,10 +158,16 @@ if has_case list; then
     C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
     B[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan "$FLOOR_BEST_POOL")
     echo "   server: ${S[$n]}" >&2
+    echo "   full-body HTTP floor: ${H[$n]}" >&2
     echo "   floor:  ${F[$n]}" >&2
     echo "   floor (auto): ${A[$n]}" >&2
     echo "   floor (force_custom_plan): ${C[$n]}" >&2
     echo "   floor (pool $FLOOR_BEST_POOL): ${B[$n]}" >&2
+    # the two bodies should be about the same size: the floor writes the seed's whole body
+    read -r token path < "$WORK/targets-active-$n.txt"
+    body_bytes() { curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$1$path" | wc -c; }
+    BYTES[$n]="$(body_bytes "$APORT") / $(body_bytes "$HPORT")"
+    HTTP_ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${H[$n]}" | field rps) | $(echo "${H[$n]}" | field p50_ms) | $(echo "${H[$n]}" | field p99_ms) | **$(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${H[$n]}" | field rps)")** | ${BYTES[$n]} | $(echo "${H[$n]}" | field non2xx)+$(echo "${H[$n]}" | field errors) |")
     ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${B[$n]}" | field rps) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${B[$n]}" | field rps)") | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
   done
 fi
@@ -346,6 +330,14 @@ $(printf '%s\n' "${ROWS[@]}")
 
 TABLE
 if has_case list; then
+  cat <<HTTP_TABLE
+Against the full-body floor (\`ensinalab-bench http-floor\`: an actix-web server that verifies the token, runs the same statement and MGET, encodes hashids and writes the seed's whole body, nothing else; the same wrk targets):
+
+| case | server req/s | p50 ms | p99 ms | full-body floor req/s | p50 ms | p99 ms | server/full-body floor | body bytes, server / floor | floor non-2xx+errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$(printf '%s\n' "${HTTP_ROWS[@]}")
+
+HTTP_TABLE
   echo "- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x"
 fi
 if [ ${#CANCEL_LINES[@]} -gt 0 ]; then printf '%s\n' "${CANCEL_LINES[@]}"; fi

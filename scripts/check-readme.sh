@@ -6,12 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 
-cargo build -q -p ensinalab-api --manifest-path "$root/Cargo.toml"
-. "$root/scripts/lib/target-dir.sh"
-bin="$(target_dir)/debug/ensinalab-api"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-work=$(mktemp -d)
-trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT
+. "$root/scripts/lib/debug-server.sh"
 
 session=$(sed -n '/<!-- readme-session -->/,/<!-- \/readme-session -->/p' "$root/README.md" \
   | sed -n '/^```bash$/,/^```$/p' | sed '1d;$d')
@@ -21,7 +16,7 @@ session=${session//cargo run --release -p ensinalab-api/$bin}
 session=${session//localhost:8080/localhost:$port}
 
 cd "$work"
-out=$(BIND_ADDR="127.0.0.1:$port" timeout 120 bash -euo pipefail -c "$session" 2>server.log) || {
+out=$(BIND_ADDR="127.0.0.1:$port" METRICS_ADDR="" timeout 120 bash -euo pipefail -c "$session" 2>server.log) || {
   echo "check-readme: the session failed; server log:" >&2; cat server.log >&2; exit 1; }
 echo "$out"
 for expected in '"status":"processing"' '"total":1' \

@@ -9,14 +9,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 st="$root/.venv/schemathesis/bin/schemathesis"
 [ -x "$st" ] || bash "$root/scripts/ensure-schemathesis.sh"
 
-cargo build -q -p ensinalab-api --manifest-path "$root/Cargo.toml"
-. "$root/scripts/lib/target-dir.sh"
-bin="$(target_dir)/debug/ensinalab-api"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-work=$(mktemp -d)
-trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT
+. "$root/scripts/lib/debug-server.sh"
 
 export BIND_ADDR="127.0.0.1:$port"
+# No metrics listener: this check is about the public API, and must not need port 9464 free.
+export METRICS_ADDR=""
 export DATABASE_URL="sqlite://$work/fuzz.db?mode=rwc"
 export JWT_SECRET="schemathesis-secret-schemathesis-secret"
 export LOCAL_OPTIONS_SECS=1 LOCAL_VIDEO_SECS=5

@@ -21,6 +21,7 @@ mod m20261202_000006_security_events_created;
 mod m20261203_000007_started_at;
 mod m20261203_000009_cleanup_outbox;
 mod m20261203_000010_overdue_and_mail;
+mod m20261203_000011_job_outcomes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_started_at::Migration),
             Box::new(m20261203_000009_cleanup_outbox::Migration),
             Box::new(m20261203_000010_overdue_and_mail::Migration),
+            Box::new(m20261203_000011_job_outcomes::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ const TABLES: [&str; 8] = [
     "cleanup_outbox",
     "mail_slots",
 ];
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
@@ -31,6 +31,7 @@ const MIGRATIONS: [&str; 9] = [
     "m20261203_000007_started_at",
     "m20261203_000009_cleanup_outbox",
     "m20261203_000010_overdue_and_mail",
+    "m20261203_000011_job_outcomes",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -62,6 +63,18 @@ async fn up_down_up(db: &DatabaseConnection) {
             .unwrap()
     );
 
+    for table in ["briefings", "videos"] {
+        assert!(manager.has_column(table, "finished_at").await.unwrap());
+        assert!(manager.has_column(table, "cancel_reason").await.unwrap());
+    }
+    let finished = "idx_videos_finished";
+    assert!(manager.has_index("videos", finished).await.unwrap());
+    Migrator::down(db, Some(1)).await.unwrap();
+    for table in ["briefings", "videos"] {
+        assert!(!manager.has_column(table, "finished_at").await.unwrap());
+        assert!(!manager.has_column(table, "cancel_reason").await.unwrap());
+    }
+    assert!(!manager.has_index("videos", finished).await.unwrap());
     assert!(
         manager
             .has_column("revoke_outbox", "overdue_at")

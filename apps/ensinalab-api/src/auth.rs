@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::JwtConfig;
 use crate::error::ApiError;
 use ensinalab_jobs::trail::SecurityTrail;
+use ensinalab_metrics::Metrics;
 
 /// Tokens longer than this are refused before parsing (a bound on work per request).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -272,6 +273,7 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
             client_ip,
         })),
         Err(err) => {
+            crate::metrics::count(req, Metrics::auth_failed);
             // The trail's record() is the structured log line; without a trail, log here.
             match req.app_data::<web::Data<SecurityTrail>>() {
                 Some(trail) => trail.record(SecurityEvent {

@@ -167,7 +167,16 @@ pub struct Config {
     /// `LIVE_RELAY` (default true): with Celery, relay live events to the other servers through
     /// Redis PUB/SUB; a deployment of one server may turn it off and save the PUBLISHes.
     pub live_relay: bool,
+    /// `METRICS_ADDR` (default `127.0.0.1:9464`): the listener of `GET /metrics`, never the
+    /// public one; `None` (set but empty): no metrics listener.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `METRICS_CENSUS_SECS` (default 15): how often the gauges of jobs in flight and revokes
+    /// pending are read from the database.
+    pub metrics_census: Duration,
 }
+
+/// The default `METRICS_ADDR`: loopback, so only a Prometheus on the same host reaches it.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 /// The operators' alert e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,8 +276,15 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first variable with a bad value.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Read before empty values count as unset: an empty METRICS_ADDR turns metrics off.
+        let metrics_off = get("METRICS_ADDR").is_some_and(|v| v.trim().is_empty());
         let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
         let bind_addr: SocketAddr = parse(&get, "BIND_ADDR", "127.0.0.1:8080".parse().ok())?;
+        let metrics_addr = if metrics_off {
+            None
+        } else {
+            Some(metrics_addr(&get, bind_addr)?)
+        };
         let broker = match get("REDIS_URL") {
             Some(redis_url) => BrokerChoice::Celery {
                 redis_url,
@@ -379,8 +395,33 @@ impl Config {
             max_streams_per_user: at_least_one(&get, "MAX_STREAMS_PER_USER", 5)?,
             live_heartbeat: secs(&get, "LIVE_HEARTBEAT_SECS", 15)?,
             live_relay: parse_bool(&get, "LIVE_RELAY", true)?,
+            metrics_addr,
+            metrics_census: secs(
+                &get,
+                "METRICS_CENSUS_SECS",
+                ensinalab_jobs::census::DEFAULT_CENSUS_EVERY.as_secs(),
+            )?,
         })
     }
+}
+
+/// `METRICS_ADDR`, refused when it is the public listener's own address: the metrics are for
+/// the operators' Prometheus, never for the API's clients.
+fn metrics_addr(
+    get: &impl Fn(&str) -> Option<String>,
+    bind_addr: SocketAddr,
+) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = parse(get, "METRICS_ADDR", DEFAULT_METRICS_ADDR.parse().ok())?;
+    if addr.port() != 0 && addr.port() == bind_addr.port() {
+        return Err(ConfigError {
+            var: "METRICS_ADDR",
+            message: format!(
+                "must not share BIND_ADDR's port {}: metrics never go on the public port",
+                bind_addr.port()
+            ),
+        });
+    }
+    Ok(addr)
 }
 
 /// Default `RATE_LIMIT_PREFIX`.
@@ -705,6 +746,25 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{with_password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_by_default_never_on_the_public_port_and_empty_turns_them_off() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.metrics_addr, Some(DEFAULT_METRICS_ADDR.parse().unwrap()));
+        assert_eq!(c.metrics_census, Duration::from_secs(15));
+        assert_eq!(config(&[("METRICS_ADDR", "")]).unwrap().metrics_addr, None);
+        let c = config(&[
+            ("METRICS_ADDR", "0.0.0.0:9100"),
+            ("METRICS_CENSUS_SECS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert_eq!(c.metrics_census, Duration::from_secs(2));
+        for bad in ["127.0.0.1:8080", "localhost:9464", "9464"] {
+            let err = config(&[("METRICS_ADDR", bad)]).unwrap_err();
+            assert_eq!(err.var, "METRICS_ADDR", "{bad}");
+        }
     }
 
     #[test]

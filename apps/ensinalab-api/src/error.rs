@@ -6,8 +6,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use ensinalab_ports::{
     BoxError, BriefingError, BrokerError, CancelAllError, CancelBriefingError, CancelVideoError,
-    CreateBriefingError, ListActiveError, SelectOptionError, StoreError, TaskStatusError,
-    VideoStatusError,
+    CreateBriefingError, ListActiveError, SelectOptionError, StatsError, StoreError,
+    TaskStatusError, VideoStatusError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -266,6 +266,17 @@ impl From<VideoStatusError> for ApiError {
         match err {
             VideoStatusError::NotFound => Self::NotFound(VIDEO_NOT_FOUND),
             VideoStatusError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StatsError> for ApiError {
+    fn from(err: StatsError) -> Self {
+        match err {
+            StatsError::DaysOutOfRange { max } => Self::BadRequest(format!(
+                "Parâmetro inválido: days deve estar entre 1 e {max}"
+            )),
+            StatsError::Store(e) => e.into(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod dto;
 pub mod error;
 pub mod ids;
 pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod probe;
 pub mod ratelimit;

@@ -12,6 +12,7 @@ use actix_web::dev::Payload;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use ensinalab_live::{EventId, Hub, LiveSink, OpenError, RelayPublisher, Start, Subscription};
+use ensinalab_metrics::{StreamGauge, StreamOpen};
 use ensinalab_ports::{
     ActivePage, Caller, DEFAULT_ACTIVE_PAGE, Service, Store, TaskBroker, TaskChange,
 };
@@ -31,6 +32,8 @@ pub struct LiveStreams {
     pub hub: Arc<Hub>,
     /// `LIVE_HEARTBEAT_SECS`.
     pub heartbeat: Duration,
+    /// `ensinalab_event_streams`: each open stream holds one count of it.
+    pub open: StreamGauge,
 }
 
 /// The service's consumer that feeds the streams: each change rendered once, as its wire
@@ -113,7 +116,7 @@ impl LiveStreams {
             .content_type("text/event-stream")
             // nginx and the like: pass each event on at once.
             .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(body(first, sub, self.heartbeat)))
+            .streaming(body(first, sub, self.heartbeat, self.open.opened())))
     }
 }
 
@@ -126,6 +129,8 @@ struct Body {
     first: VecDeque<Bytes>,
     sub: Subscription,
     heartbeat: Interval,
+    /// Counted open as long as the body lives.
+    _open: StreamOpen,
 }
 
 /// The stream's body: what it starts with, then each event, with a comment line every
@@ -135,11 +140,13 @@ fn body(
     first: VecDeque<Bytes>,
     sub: Subscription,
     heartbeat: Duration,
+    open: StreamOpen,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let state = Body {
         first,
         sub,
         heartbeat: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
+        _open: open,
     };
     stream::unfold(state, |mut st| async move {
         if let Some(bytes) = st.first.pop_front() {

@@ -259,6 +259,7 @@ async fn check(
         Ok(decision) if decision.allowed => Ok(Some(limit_item(policy.name, &decision))),
         Ok(decision) => {
             let retry_after = decision.retry_after.map_or(1, ceil_secs).max(1);
+            crate::metrics::count(req.request(), |m| m.rate_limited(policy.name));
             record_refusal(limits, req, policy, key, retry_after).await;
             let mut res = ApiError::RateLimited {
                 retry_after_secs: retry_after,

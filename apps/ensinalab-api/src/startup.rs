@@ -1,7 +1,7 @@
 //! Startup: adapters chosen from the configuration, the HTTP server bound, the background jobs
-//! (`ensinalab-jobs`) started beside it. [`Application::build`] is what `main` runs; tests boot
-//! the same server on port 0 through [`Application::from_parts`] with adapters they keep a
-//! handle on.
+//! (`ensinalab-jobs`) started beside it, and the metrics listener when `METRICS_ADDR` is set.
+//! [`Application::build`] is what `main` runs; tests boot the same server on port 0 through
+//! [`Application::from_parts`] with adapters they keep a handle on.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -20,7 +20,8 @@ use ensinalab_jobs::{Feeds, Jobs, Pacing};
 use ensinalab_live::{Hub, HubSettings, Relay, RelayError};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_mail::SmtpMailer;
-use ensinalab_ports::{AlertQueue, Service, Settings, Store, TaskBroker};
+use ensinalab_metrics::Metrics;
+use ensinalab_ports::{AlertQueue, CensusSink, Service, Settings, Store, TaskBroker};
 use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;
@@ -61,10 +62,12 @@ pub enum StartupError {
     Relay(#[source] RelayError),
 }
 
-/// A bound, not yet running server, and its running background jobs.
+/// A bound, not yet running server, its metrics listener, and its running background jobs.
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener's port and server, when `METRICS_ADDR` is set.
+    metrics: Option<(u16, Server)>,
     jobs: Jobs,
     live: Arc<Hub>,
     relay: Option<Relay>,
@@ -187,10 +190,12 @@ impl Application {
         Self::start(config, service, changes, online, dispatch, None)
     }
 
-    /// Binds the server and starts the jobs, the alert e-mail's among them when `mail` is
-    /// given (its queue must be one of the service's sinks). The live stream becomes one more
-    /// sink of the service here, so every way of starting the server has it; with Celery its
-    /// events are relayed through the broker's Redis to the other servers of the same queue.
+    /// Binds the server (and the metrics listener, when configured) and starts the jobs, the
+    /// alert e-mail's among them when `mail` is given (its queue must be one of the service's
+    /// sinks), the census of jobs in flight when metrics are served. The metrics and the live
+    /// stream become sinks of the service here, so every way of starting the server has them;
+    /// with Celery the live events are relayed through the broker's Redis to the other servers
+    /// of the same queue.
     fn start<S, B>(
         config: &Config,
         service: Service<S, B>,
@@ -220,22 +225,40 @@ impl Application {
             BrokerChoice::Celery { .. } | BrokerChoice::Local { .. } => (None, None),
         };
         let ids = Hashids::new(&config.hashids)?;
-        let service = Arc::new(service.with_sink(Arc::new(crate::live::sink(
-            Arc::clone(&hub),
-            publisher,
-            ids,
-        ))));
+        let metrics = Metrics::new();
+        let service = Arc::new(
+            service
+                .with_sink(Arc::new(metrics.clone()))
+                .with_sink(Arc::new(crate::live::sink(
+                    Arc::clone(&hub),
+                    publisher,
+                    ids,
+                ))),
+        );
         let live = LiveStreams {
             hub: Arc::clone(&hub),
             heartbeat: config.live_heartbeat,
+            open: metrics.event_streams(),
         };
         let (trail, trail_rx) = SecurityTrail::channel();
-        let (port, server) = Self::bind(config, Arc::clone(&service), trail, live)?;
+        let exporter = config
+            .metrics_addr
+            .map(|addr| {
+                crate::metrics::bind(addr, metrics.clone())
+                    .map_err(|source| StartupError::Bind { addr, source })
+            })
+            .transpose()?;
+        let (port, server) =
+            Self::bind(config, Arc::clone(&service), trail, live, metrics.clone())?;
+        let census: Option<Arc<dyn CensusSink>> = exporter
+            .is_some()
+            .then(|| Arc::new(metrics) as Arc<dyn CensusSink>);
         let feeds = Feeds {
             task_changes: changes,
             workers_online: online,
             trail: trail_rx,
             mail,
+            census,
         };
         let pacing = Pacing {
             reconcile_every: config.reconcile_interval,
@@ -246,10 +269,18 @@ impl Application {
             timeout_sweep_every: config.auto_cancel_sweep,
             orphan_sweep_every: config.orphan_sweep,
             revoke_grace: config.revoke_grace,
+            census_every: config.metrics_census,
         };
+        if let Some((metrics_port, _)) = &exporter {
+            tracing::info!(
+                port = metrics_port,
+                "metrics served on their own listener at /metrics"
+            );
+        }
         Ok(Self {
             port,
             server,
+            metrics: exporter,
             jobs: ensinalab_jobs::start(service, feeds, pacing),
             live: hub,
             relay,
@@ -262,6 +293,7 @@ impl Application {
         service: Arc<Service<S, B>>,
         trail: SecurityTrail,
         live: LiveStreams,
+        metrics: Metrics,
     ) -> Result<(u16, Server), StartupError>
     where
         S: Store + Probe + 'static,
@@ -291,6 +323,7 @@ impl Application {
         let deadline = web::Data::new(RequestDeadline(config.http.request_timeout));
         let readiness = web::Data::new(Readiness::new(READY_MAX_AGE));
         let live = web::Data::new(live);
+        let metrics = web::Data::new(metrics);
         let http = config.http;
         let server = HttpServer::new(move || {
             App::new()
@@ -306,6 +339,9 @@ impl Application {
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
                 .wrap(actix_web::middleware::from_fn(crate::deadline::enforce))
+                // Outermost: every answer is counted with the status the client got.
+                .wrap(actix_web::middleware::from_fn(crate::metrics::observe))
+                .app_data(metrics.clone())
                 .app_data(deadline.clone())
                 .app_data(readiness.clone())
                 .app_data(proxies.clone())
@@ -334,13 +370,22 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until SIGINT/SIGTERM (actix-web's signal handling drains in-flight requests),
-    /// then stops the background jobs. The same signal ends every live stream, which would
-    /// otherwise keep the drain waiting for its whole timeout.
+    /// then stops the metrics listener and the background jobs. The same signal ends every live
+    /// stream, which would otherwise keep the drain waiting for its whole timeout.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> Result<(), std::io::Error> {
+        let exporter = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let live = Arc::clone(&self.live);
         let closer = tokio::spawn(async move {
             shutdown_signal().await;
@@ -351,6 +396,10 @@ impl Application {
         self.live.close();
         if let Some(relay) = &self.relay {
             relay.stop();
+        }
+        if let Some((handle, running)) = exporter {
+            handle.stop(true).await;
+            let _ = running.await;
         }
         self.jobs.stop(JOBS_GRACE).await;
         result

@@ -7,23 +7,30 @@
 //!   sends and the one MGET the Celery adapter sends, looped by as many tasks as wrk has
 //!   connections, over a pool as large as the server's, with no HTTP, JSON or auth. The server
 //!   can at best approach it; the harness prints server/floor.
+//! - `http-floor` is the full-body floor: a minimal actix-web server that only verifies the
+//!   token, runs that SQL and MGET, encodes hashids and writes the seed's whole body; the harness
+//!   prints server/HTTP floor.
 //! - `backlog` queues other users' task messages (real ones, as the Celery adapter publishes
 //!   them), `seed --queued` gives seeded jobs real messages instead of backend values, and
 //!   `slowlog` sums up Redis's SLOWLOG: the cancel-with-a-backlog case.
 //! - `live` measures the live stream against a running server (`scripts/bench-live.sh`): a
 //!   cancel's time to its event at the client, and memory per idle open stream.
+//! - `soak` drives a server at a multiple of the rate it serves and `lost-cancels` checks every
+//!   cancelled job afterwards: `scripts/soak.sh`.
 
 mod floor;
+mod http_floor;
 mod live;
 mod queue;
 mod seed;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "ensinalab-bench",
-    about = "Seeding and the no-HTTP floor for scripts/bench.sh"
+    about = "The Rust half of scripts/bench.sh, scripts/bench-live.sh and scripts/soak.sh"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +43,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Loop the list request's SQL + MGET without HTTP; print requests/s, p50, p99.
     Floor(floor::FloorArgs),
+    /// Serve `GET /tasks/active` with nothing but what the route cannot skip, until killed.
+    HttpFloor(http_floor::HttpFloorArgs),
     /// Queue MESSAGES task messages of other users (about 1 KB each).
     Backlog(queue::BacklogArgs),
     /// Print how many SLOWLOG entries there are, how many reach the bound, and the slowest.
@@ -43,6 +52,10 @@ enum Command {
     /// The live stream against a running server: cancel-to-event latency, memory per idle
     /// stream (scripts/bench-live.sh).
     Live(live::LiveArgs),
+    /// Probe the rate the server serves, then offer LOAD_FACTOR times it; print the answers.
+    Soak(soak::SoakArgs),
+    /// Print how many cancelled rows' tasks succeeded or left output anyway.
+    LostCancels(soak::LostCancelsArgs),
 }
 
 #[tokio::main]
@@ -50,9 +63,12 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Seed(args) => seed::run(args).await,
         Command::Floor(args) => floor::run(args).await,
+        Command::HttpFloor(args) => http_floor::run(args).await,
         Command::Backlog(args) => queue::backlog(args).await,
         Command::Slowlog(args) => queue::slowlog(args).await,
         Command::Live(args) => live::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
+        Command::LostCancels(args) => soak::lost_cancels(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

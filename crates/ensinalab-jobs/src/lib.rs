@@ -8,11 +8,12 @@
 //!
 //! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
 //! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`cleanup`] dispatcher and
-//! orphan sweep, the [`alerts`] (overdue revokes, the operators' e-mail), the [`trail`] writer
-//! and the trail's [`retention`]. They drive use cases of
-//! `ensinalab_ports::Service`; the rules stay there and in the domain.
+//! orphan sweep, the [`alerts`] (overdue revokes, the operators' e-mail), the [`trail`] writer,
+//! the trail's [`retention`] and the [`census`] of jobs in flight (the metrics' gauges). They
+//! drive use cases of `ensinalab_ports::Service`; the rules stay there and in the domain.
 
 pub mod alerts;
+pub mod census;
 pub mod cleanup;
 pub mod dispatcher;
 pub mod lost_workers;
@@ -28,12 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{Mailer, SecurityEvent, Service, Store, TaskBroker};
+use ensinalab_ports::{CensusSink, Mailer, SecurityEvent, Service, Store, TaskBroker};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::alerts::{AlertMail, Mail, OverdueRevokes};
+use crate::census::TakeCensus;
 use crate::cleanup::{CleanupDispatch, OrphanSweep};
 use crate::dispatcher::{Dispatcher, DispatcherSettings, OnWorkerOnline, Rebroadcasts};
 use crate::lost_workers::LostWorkers;
@@ -43,7 +45,6 @@ use crate::timeout::TimeoutSweep;
 use crate::trail::TrailWriter;
 
 /// What feeds the event-driven jobs.
-#[derive(Debug)]
 pub struct Feeds<W, M> {
     /// Task ids the broker reports as changed, when it can tell.
     pub task_changes: Option<mpsc::Receiver<TaskId>>,
@@ -54,6 +55,8 @@ pub struct Feeds<W, M> {
     /// The operators' e-mail, when the deployment has one: its queue must be one of the
     /// service's sinks.
     pub mail: Option<Mail<M>>,
+    /// Where the census of jobs in flight goes (the metrics), when the server exports metrics.
+    pub census: Option<Arc<dyn CensusSink>>,
 }
 
 /// How often the periodic jobs run.
@@ -70,6 +73,8 @@ pub struct Pacing {
     pub orphan_sweep_every: Option<Duration>,
     /// How long after its cancel (or its delivery) a revoke is overdue.
     pub revoke_grace: Duration,
+    /// How often the census of jobs in flight is taken (when there is a census sink).
+    pub census_every: Duration,
 }
 
 /// Starts every background job of the server over `service`. Must be called inside a tokio
@@ -133,6 +138,13 @@ where
             "alert e-mail",
             alerts::CHECK_EVERY,
             AlertMail::new(Arc::clone(&service), mail),
+        );
+    }
+    if let Some(sink) = feeds.census {
+        jobs.every(
+            "census",
+            pacing.census_every,
+            TakeCensus::new(Arc::clone(&service), sink),
         );
     }
     jobs.every(

@@ -3,9 +3,9 @@
 //!
 //! A [`TaskChange`] says whose job changed, which resource and task, what happened
 //! ([`ChangeKind`]), the status and progress it now has, and when. Use cases hand each one to the
-//! [`ChangeSink`]s the [`Service`](crate::Service) was built with; consumers (the logs today;
-//! the cleanup dispatch, the operators' alerts, the live stream of `ensinalab-live`; the metrics
-//! next) plug in there, never into the routes or the rules.
+//! [`ChangeSink`]s the [`Service`](crate::Service) was built with; consumers (the logs, the
+//! cleanup dispatch, the operators' alerts, the metrics, the live stream of `ensinalab-live`)
+//! plug in there, never into the routes or the rules.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! The ports of EnsinaLab task control, and the use cases that drive them.
 //!
 //! Ports are traits the adapters implement: [`Store`] (briefings, videos, cross-table task
-//! queries, the security trail, the revoke and cleanup outboxes) and [`TaskBroker`] (dispatch, observe,
+//! queries, the security trail, the revoke and cleanup outboxes, the operators' statistics) and [`TaskBroker`] (dispatch, observe,
 //! revoke), plus [`ChangeSink`], where the stream of task changes goes. Use cases are methods of
 //! [`Service`], generic over the store and the broker, each returning its own error enum; they
 //! carry out the domain's rules (the cancel: `ensinalab_domain::decide_cancel`), write every
@@ -22,6 +22,7 @@ mod model;
 mod outbox;
 mod ratelimit;
 mod repo;
+mod stats;
 mod usecases;
 
 #[cfg(feature = "testing")]
@@ -41,4 +42,5 @@ pub use model::*;
 pub use outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
 pub use ratelimit::{RateDecision, RateLimitError, RateLimiter, RatePolicy};
 pub use repo::{Briefings, Cancels, SecurityLog, Status, Store, Tasks, Videos};
+pub use stats::{Census, CensusSink, DEFAULT_STATS_DAYS, DayCounts, MAX_STATS_DAYS, Statistics};
 pub use usecases::*;

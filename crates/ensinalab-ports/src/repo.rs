@@ -19,6 +19,7 @@ use crate::model::{
     InFlightTask, NewVideo, Resource, ResourceId, ResourceRef, Transition, Video, VideoUpdate,
 };
 use crate::outbox::RevokeOutbox;
+use crate::stats::Statistics;
 
 /// Briefings and their options.
 pub trait Briefings: Send + Sync {
@@ -232,6 +233,7 @@ pub trait Store:
     + RevokeOutbox
     + CleanupOutbox
     + MailSlots
+    + Statistics
 {
 }
 impl<T> Store for T where
@@ -244,5 +246,6 @@ impl<T> Store for T where
         + RevokeOutbox
         + CleanupOutbox
         + MailSlots
+        + Statistics
 {
 }

@@ -11,8 +11,8 @@ use ensinalab_ports::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, Value,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, NotSet, QueryFilter, QueryOrder,
+    QuerySelect, Set, Value,
 };
 use time::OffsetDateTime;
 
@@ -39,12 +39,8 @@ impl SecurityLog for SqlStore {
              (SELECT id FROM security_events WHERE {older} ORDER BY created_at LIMIT $2)"
         );
         let values: [Value; 2] = [convert::utc(before).into(), i64::from(limit).into()];
-        let done = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
+        let done = self.execute(sql, values).await?;
+        Ok(done)
     }
 
     #[tracing::instrument(skip(self), err)]

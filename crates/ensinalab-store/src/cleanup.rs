@@ -6,8 +6,7 @@ use ensinalab_domain::TaskId;
 use ensinalab_ports::{CleanupOutbox, CleanupReason, OwedCleanup, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, Value,
+    ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -95,10 +94,7 @@ impl CleanupOutbox for SqlStore {
              {source} ON CONFLICT (task_id) DO NOTHING"
         );
         let values: [Value; 2] = [convert::now().into(), rows.to_string().into()];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(classify)?;
+        self.execute(sql, values).await?;
         Ok(())
     }
 
@@ -144,10 +140,7 @@ impl CleanupOutbox for SqlStore {
             task_id_in(backend, 1)
         );
         let values: [Value; 1] = [ids_json(ids.iter())];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(classify)?;
+        self.execute(sql, values).await?;
         Ok(())
     }
 
@@ -166,10 +159,7 @@ impl CleanupOutbox for SqlStore {
             task_id_in(backend, 2)
         );
         let values: [Value; 2] = [retry_at.into(), ids_json(ids.iter())];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(classify)?;
+        self.execute(sql, values).await?;
         Ok(())
     }
 }

@@ -38,6 +38,8 @@ pub(crate) trait Table: EntityTrait {
     const ERROR_MESSAGE: Self::Column;
     const UPDATED_AT: Self::Column;
     const STARTED_AT: Self::Column;
+    const FINISHED_AT: Self::Column;
+    const CANCEL_REASON: Self::Column;
     /// `None` for a table without progress.
     const PROGRESS: Option<Self::Column>;
 
@@ -54,6 +56,8 @@ impl Table for briefing::Entity {
     const ERROR_MESSAGE: Self::Column = briefing::Column::ErrorMessage;
     const UPDATED_AT: Self::Column = briefing::Column::UpdatedAt;
     const STARTED_AT: Self::Column = briefing::Column::StartedAt;
+    const FINISHED_AT: Self::Column = briefing::Column::FinishedAt;
+    const CANCEL_REASON: Self::Column = briefing::Column::CancelReason;
     const PROGRESS: Option<Self::Column> = None;
 
     fn decode(model: briefing::Model) -> Result<Briefing, StoreError> {
@@ -71,6 +75,8 @@ impl Table for video::Entity {
     const ERROR_MESSAGE: Self::Column = video::Column::ErrorMessage;
     const UPDATED_AT: Self::Column = video::Column::UpdatedAt;
     const STARTED_AT: Self::Column = video::Column::StartedAt;
+    const FINISHED_AT: Self::Column = video::Column::FinishedAt;
+    const CANCEL_REASON: Self::Column = video::Column::CancelReason;
     const PROGRESS: Option<Self::Column> = Some(video::Column::Progress);
 
     fn decode(model: video::Model) -> Result<Video, StoreError> {
@@ -111,12 +117,20 @@ pub(crate) fn wire<S: Lifecycle>(statuses: &[S]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
-/// A move to `to`, guarded by `from`; callers narrow it and add what else it writes.
+/// A move to `to`, guarded by `from`; callers narrow it and add what else it writes. A move to a
+/// final status records when (`finished_at`, read by the daily statistics): every status change
+/// passes here, so no path can finish a job without it.
 pub(crate) fn transition<T: Table>(from: &[T::Status], to: T::Status) -> UpdateMany<T> {
-    T::update_many()
+    let at = now();
+    let update = T::update_many()
         .col_expr(T::STATUS, Expr::value(to.as_str()))
-        .col_expr(T::UPDATED_AT, Expr::value(now()))
-        .filter(T::STATUS.is_in(wire(from)))
+        .col_expr(T::UPDATED_AT, Expr::value(at))
+        .filter(T::STATUS.is_in(wire(from)));
+    if <T::Status as Lifecycle>::TERMINAL.contains(&to) {
+        update.col_expr(T::FINISHED_AT, Expr::value(at))
+    } else {
+        update
+    }
 }
 
 /// A task report's move of row `id` to `to`, guarded by the in-flight statuses: a late report
@@ -127,7 +141,8 @@ pub(crate) fn in_flight<T: Table>(id: i64, to: T::Status) -> UpdateMany<T> {
 
 /// `cancel` as one guarded write, over the whole table; callers narrow it.
 pub(crate) fn cancel_write<T: Table>(cancel: &Cancel<T::Status>) -> UpdateMany<T> {
-    let mut update = transition::<T>(cancel.from, cancel.to);
+    let mut update = transition::<T>(cancel.from, cancel.to)
+        .col_expr(T::CANCEL_REASON, Expr::value(cancel.reason.as_str()));
     if let Some(message) = cancel.error_message {
         update = update.col_expr(T::ERROR_MESSAGE, Expr::value(message));
     }

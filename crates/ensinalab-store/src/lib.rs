@@ -12,7 +12,8 @@
 //!
 //! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
 //! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
-//! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `convert` every
+//! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `stats` the operators' figures
+//! (jobs per day, the census in flight), `convert` every
 //! decoder of a row shape, and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
 //!
@@ -36,6 +37,7 @@ mod outbox;
 mod owe;
 mod postgres;
 mod slots;
+mod stats;
 mod tasks;
 mod videos;
 
@@ -46,7 +48,7 @@ use std::time::Duration;
 
 use ensinalab_migration::{Migrator, MigratorTrait};
 use ensinalab_ports::StoreError;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection};
 
 use crate::error::classify;
 
@@ -118,6 +120,22 @@ impl SqlStore {
     /// [`StoreError::Unavailable`] when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await.map_err(classify)
+    }
+
+    /// Runs one statement written for this store's backend; the rows it touched.
+    pub(crate) async fn execute(
+        &self,
+        sql: impl Into<String>,
+        values: impl IntoIterator<Item = sea_orm::Value>,
+    ) -> Result<u64, StoreError> {
+        let backend = self.db.get_database_backend();
+        self.db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(classify)
     }
 }
 

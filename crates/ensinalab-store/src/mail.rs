@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use ensinalab_ports::{MailSlots, StoreError};
-use sea_orm::{ConnectionTrait, Statement, Value};
+use sea_orm::Value;
 use time::OffsetDateTime;
 
 use crate::SqlStore;
-use crate::error::classify;
 
 /// The slot of the operators' alert digest.
 const ALERTS: &str = "alerts";
@@ -27,16 +26,11 @@ impl MailSlots for SqlStore {
             .ok()
             .and_then(|every| now.checked_sub(every))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let backend = self.db.get_database_backend();
         let sql = "INSERT INTO mail_slots (name, taken_at) VALUES ($1, $2) \
                    ON CONFLICT (name) DO UPDATE SET taken_at = excluded.taken_at \
                    WHERE mail_slots.taken_at <= $3";
         let values: [Value; 3] = [ALERTS.into(), now.into(), last_allowed.into()];
-        let done = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected() == 1)
+        let done = self.execute(sql, values).await?;
+        Ok(done == 1)
     }
 }

@@ -187,10 +187,7 @@ impl RevokeOutbox for SqlStore {
                     .map(|r| &r.task_id),
             );
             let values: [Value; 3] = [outcome.as_str().into(), now.into(), ids];
-            self.db
-                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await
-                .map_err(classify)?;
+            self.execute(sql, values).await?;
         }
         Ok(())
     }
@@ -212,10 +209,7 @@ impl RevokeOutbox for SqlStore {
             task_id_in(backend, 2)
         );
         let values: [Value; 2] = [retry_at.into(), ids_json(task_ids.iter())];
-        self.db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await
-            .map_err(classify)?;
+        self.execute(sql, values).await?;
         Ok(())
     }
 

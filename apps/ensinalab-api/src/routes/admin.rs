@@ -4,8 +4,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use ensinalab_domain::UserId;
 use ensinalab_ports::{
-    MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind, SecurityEventPage,
-    SecurityEventQuery, Store, StoredSecurityEvent, TaskBroker,
+    DEFAULT_STATS_DAYS, DayCounts, MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind,
+    SecurityEventPage, SecurityEventQuery, Store, StoredSecurityEvent, TaskBroker,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -149,23 +149,102 @@ pub async fn security_events<S: Store, B: TaskBroker>(
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = identify(&req).ok_or(ApiError::NotFound(ROUTE_NOT_FOUND))?;
-    if !caller.is_admin {
-        if let Some(trail) = req.app_data::<web::Data<SecurityTrail>>() {
-            trail.record(SecurityEvent {
-                event: SecurityEventKind::AdminRefused,
-                user_id: Some(caller.user_id),
-                resource: None,
-                task_id: None,
-                outcome: "not_admin".to_owned(),
-                client_ip: caller.client_ip,
-                details: serde_json::json!({"route": crate::client::route(&req)}),
-            });
-        }
-        return Err(ApiError::NotFound(ROUTE_NOT_FOUND));
-    }
+    admin(&req)?;
     let params = web::Query::<SecurityEventsParams>::from_query(req.query_string())
         .map_err(|_| bad("query string"))?;
     let page = svc.store().security_events(&params.query()?).await?;
     Ok(HttpResponse::Ok().json(SecurityEventsResponse::new(page, &ids)))
+}
+
+/// The caller when it holds an admin token; the unknown-route 404 otherwise, with an
+/// `admin_refused` event when the token was valid.
+fn admin(req: &HttpRequest) -> Result<(), ApiError> {
+    let caller = identify(req).ok_or(ApiError::NotFound(ROUTE_NOT_FOUND))?;
+    if caller.is_admin {
+        return Ok(());
+    }
+    if let Some(trail) = req.app_data::<web::Data<SecurityTrail>>() {
+        trail.record(SecurityEvent {
+            event: SecurityEventKind::AdminRefused,
+            user_id: Some(caller.user_id),
+            resource: None,
+            task_id: None,
+            outcome: "not_admin".to_owned(),
+            client_ip: caller.client_ip,
+            details: serde_json::json!({"route": crate::client::route(req)}),
+        });
+    }
+    Err(ApiError::NotFound(ROUTE_NOT_FOUND))
+}
+
+/// `GET /admin/stats`'s query.
+#[derive(Debug, Deserialize)]
+pub struct StatsParams {
+    /// How many UTC days, today included: 1 to 90 (default 7).
+    pub days: Option<u32>,
+}
+
+/// The jobs of each UTC day, oldest first, today last.
+#[derive(Debug, Serialize)]
+pub struct StatsResponse {
+    pub days: Vec<DayStats>,
+}
+
+/// One UTC day: jobs (briefings and videos) created that day, and those that ended that day.
+#[derive(Debug, Serialize)]
+pub struct DayStats {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub created: u64,
+    pub cancelled: CancelledStats,
+    pub completed: u64,
+    pub failed: u64,
+    /// Cancellations (all three reasons) ÷ jobs created that day; 0 when none was created.
+    pub cancel_rate: f64,
+}
+
+/// A day's cancellations by reason.
+#[derive(Debug, Serialize)]
+pub struct CancelledStats {
+    /// By their owner, one job.
+    pub user: u64,
+    /// By their owner's cancel-all.
+    pub user_all: u64,
+    /// By the automatic timeout.
+    pub timeout: u64,
+}
+
+impl From<DayCounts> for DayStats {
+    fn from(day: DayCounts) -> Self {
+        Self {
+            date: day.date.to_string(),
+            created: day.created,
+            cancelled: CancelledStats {
+                user: day.cancelled_user,
+                user_all: day.cancelled_user_all,
+                timeout: day.cancelled_timeout,
+            },
+            completed: day.completed,
+            failed: day.failed,
+            cancel_rate: (day.cancel_rate() * 10_000.0).round() / 10_000.0,
+        }
+    }
+}
+
+/// Jobs created, cancelled (by reason), completed and failed per UTC day (admin tokens only).
+#[tracing::instrument(skip_all)]
+pub async fn stats<S: Store, B: TaskBroker>(
+    req: HttpRequest,
+    svc: Svc<S, B>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req)?;
+    let params =
+        web::Query::<StatsParams>::from_query(req.query_string()).map_err(|_| bad("days"))?;
+    let days = params.days.unwrap_or(DEFAULT_STATS_DAYS);
+    let counted = svc
+        .daily_stats(days, OffsetDateTime::now_utc().date())
+        .await?;
+    Ok(HttpResponse::Ok().json(StatsResponse {
+        days: counted.into_iter().map(DayStats::from).collect(),
+    }))
 }

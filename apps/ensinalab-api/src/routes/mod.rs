@@ -71,6 +71,11 @@ where
         web::resource("/admin/security-events")
             .route(web::get().to(admin::security_events::<S, B>))
             .default_service(web::to(not_found)),
+    )
+    .service(
+        web::resource("/admin/stats")
+            .route(web::get().to(admin::stats::<S, B>))
+            .default_service(web::to(not_found)),
     );
 }
 

@@ -22,6 +22,7 @@ fn bin() -> Command {
         "RATE_LIMIT_PER_MIN",
         "CANCEL_RATE_LIMIT_PER_MIN",
         "RATE_LIMIT_BACKEND",
+        "METRICS_ADDR",
     ] {
         cmd.env_remove(var);
     }

@@ -86,7 +86,7 @@ both!(the_openapi_document_has_every_route_and_error_body);
 
 /// Routes documented in docs/api.md but kept out of the public document: to anyone but an admin
 /// they do not exist.
-const ADMIN_ONLY: [&str; 1] = ["GET /admin/security-events"];
+const ADMIN_ONLY: [&str; 2] = ["GET /admin/security-events", "GET /admin/stats"];
 
 async fn docs_api_md_documents_exactly_the_routes_of_the_openapi_document(app: &TestApp) {
     let doc = openapi(app).await;
@@ -129,6 +129,7 @@ async fn the_readme_session_works_on_the_zero_setup_default() {
     let db = format!("sqlite://{}/ensinalab.db?mode=rwc", dir.display());
     let config = Config::from_lookup(|key| match key {
         "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
         "DATABASE_URL" => Some(db.clone()),
         "LOCAL_OPTIONS_SECS" => Some("60".to_owned()),
         _ => None,

@@ -109,6 +109,8 @@ pub struct TestApp {
     pub ids: Hashids,
     pub auth: Authenticator,
     postgres: Option<TestPostgres>,
+    /// The metrics listener's port (`METRICS_ADDR`, port 0 in tests).
+    pub metrics_port: u16,
 }
 
 /// The app's HTTP side: `app.get(..)`, `app.client`, `app.address`.
@@ -126,6 +128,8 @@ pub fn test_config(settings: &Settings) -> Config {
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "HASHIDS_SALT" => Some(SALT.to_owned()),
         "RECONCILE_INTERVAL_SECS" => Some("1".to_owned()),
+        "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "METRICS_CENSUS_SECS" => Some("1".to_owned()),
         _ => None,
     })
     .expect("test configuration is valid");
@@ -198,15 +202,29 @@ impl TestApp {
         );
         let app = Application::from_parts(&config, service, changes).expect("app starts");
         let http = Http::new(app.port(), reqwest::Client::new());
+        let metrics_port = app.metrics_port().expect("a metrics listener");
         tokio::spawn(app.run_until_stopped());
         Self {
             http,
+            metrics_port,
             store,
             local: None,
             ids: Hashids::new(&config.hashids).expect("hashids"),
             auth: Authenticator::new(&config.jwt),
             postgres,
         }
+    }
+
+    /// `GET /metrics` on the metrics listener: status and body.
+    pub async fn scrape(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let res = self
+            .client
+            .get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
+            .send()
+            .await
+            .expect("the metrics listener answers");
+        let status = res.status();
+        (status, res.text().await.expect("a body"))
     }
 
     /// The in-process broker the app runs on.

@@ -387,6 +387,7 @@ impl Default for AppSettings {
 pub fn config(settings: &AppSettings) -> Config {
     let mut config = Config::from_lookup(|key| match key {
         "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+        "METRICS_ADDR" => Some(String::new()),
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "HASHIDS_SALT" => Some("faults".to_owned()),
         "RECONCILE_INTERVAL_SECS" => Some("1".to_owned()),

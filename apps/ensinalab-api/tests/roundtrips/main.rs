@@ -43,6 +43,7 @@ impl Rig {
         let redis = OwnRedis::start();
         let config = Config::from_lookup(|key| match key {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+            "METRICS_ADDR" => Some(String::new()),
             "DATABASE_URL" => Some(pg.url()),
             "REDIS_URL" => Some(redis.url()),
             "JWT_SECRET" => Some(SECRET.to_owned()),

@@ -7,6 +7,7 @@ mod flow;
 mod list;
 mod reconcile;
 mod revokes;
+mod stats;
 mod trail;
 mod worker_lost;
 
@@ -20,6 +21,7 @@ pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatu
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};
+pub use stats::StatsError;
 pub use trail::REFUSAL_WINDOW;
 pub use worker_lost::WORKER_LOST;
 

@@ -18,6 +18,10 @@ pub struct Model {
     pub updated_at: TimeDateTimeWithTimeZone,
     /// When a worker first reported the job running.
     pub started_at: Option<TimeDateTimeWithTimeZone>,
+    /// When the job reached a final status (the daily statistics).
+    pub finished_at: Option<TimeDateTimeWithTimeZone>,
+    /// Why it was cancelled: a `CancelReason` wire string, null unless cancelled.
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

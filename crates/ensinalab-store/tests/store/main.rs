@@ -15,5 +15,6 @@ mod cleanup;
 mod connection;
 mod outbox;
 mod race;
+mod stats;
 mod tasks;
 mod videos;

@@ -85,6 +85,7 @@ impl TestApp {
         };
         let env = [
             ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
             ("DATABASE_URL", database_url.clone()),
             ("REDIS_URL", redis_url(db)),
             ("CELERY_QUEUE", queue.to_owned()),
