@@ -16,22 +16,22 @@ SECRET=bench-live-secret-bench-live-secret!!
 # one descriptor per open stream on each side, and some
 ulimit -n $((STREAMS * 2 + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-echo "== building (release)" >&2
-cargo build --release --quiet -p ensinalab-api -p ensinalab-bench
-. scripts/lib/target-dir.sh
-TARGET=$(target_dir)
+. scripts/lib/release-build.sh
+. scripts/lib/own-services.sh
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+server=
+trap 'stop_pid "$server"; rm -rf "$work"' EXIT
 
-BIND_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite://$work/bench.db?mode=rwc" JWT_SECRET=$SECRET \
+BIND_ADDR="127.0.0.1:$port" METRICS_ADDR="127.0.0.1:$(free_port)" \
+  DATABASE_URL="sqlite://$work/bench.db?mode=rwc" JWT_SECRET=$SECRET \
   LOCAL_OPTIONS_SECS=3600 MAX_ACTIVE_JOBS_PER_USER=1000000 MAX_STREAMS_PER_USER=5 \
   RATE_LIMIT_PER_MIN=1000000000 CANCEL_RATE_LIMIT_PER_MIN=1000000000 RUST_LOG=warn \
-  "$TARGET/release/ensinalab-api" >"$work/server.log" 2>&1 &
+  "$API" >"$work/server.log" 2>&1 &
 server=$!
 until curl -sf "localhost:$port/readyz" >/dev/null; do sleep 0.2; done
 
 echo "== live stream: $CHANGES changes, $STREAMS idle streams ($(nproc) cores)" >&2
-JWT_SECRET=$SECRET "$TARGET/release/ensinalab-bench" live --base "http://127.0.0.1:$port" \
+JWT_SECRET=$SECRET "$BENCH" live --base "http://127.0.0.1:$port" \
   --pid "$server" --changes "$CHANGES" --streams "$STREAMS"

@@ -206,6 +206,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", "")
             .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", RESTART_SECRET)
             // Options that take long enough to stay in flight through the restart.
