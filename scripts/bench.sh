@@ -36,8 +36,8 @@ LIMIT=1000000000
 
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  . scripts/lib/apt.sh
+  apt_install wrk
 fi
 command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
 

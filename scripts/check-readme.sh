@@ -4,7 +4,7 @@
 # and port 8080 for a free one; everything else runs verbatim, in a temp directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+command -v jq >/dev/null || { . "$root/scripts/lib/apt.sh" && apt_install jq; }
 
 . "$root/scripts/lib/debug-server.sh"
 

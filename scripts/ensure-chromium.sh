@@ -10,8 +10,7 @@ if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
 fi
 
 echo "chromium: installing chromium and chromium-driver"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+. "$(dirname "$0")/lib/apt.sh"
+apt_install chromium chromium-driver fonts-dejavu-core
 command -v chromium >/dev/null && command -v chromedriver >/dev/null
 echo "chromium: installed ($(chromium --version 2>/dev/null || echo unknown version))"

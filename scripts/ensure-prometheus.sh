@@ -11,9 +11,8 @@ if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
 fi
 
 echo "prometheus: installing Debian's prometheus package"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+. "$(dirname "$0")/lib/apt.sh"
+apt_install prometheus
 if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
   systemctl stop prometheus || true
 fi

@@ -21,9 +21,8 @@ fi
 
 if ! command -v redis-server >/dev/null; then
   echo "redis: installing redis-server"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq redis-server >/dev/null
+  . "$(dirname "$0")/lib/apt.sh"
+  apt_install redis-server
 fi
 
 # the Debian package may have started its own service meanwhile

@@ -39,18 +39,33 @@ pub struct FloorArgs {
     plan_cache_mode: Option<String>,
 }
 
-pub async fn run(args: FloorArgs) -> Result<(), AnyError> {
-    let mut options = PgConnectOptions::from_str(&args.target.database_url)?;
-    if let Some(mode) = &args.plan_cache_mode {
-        options = options.options([("plan_cache_mode", mode.as_str())]);
+/// A pool as the store keeps it: `size` connections, no ping per checkout, the sessions'
+/// `plan_cache_mode` set when given.
+pub async fn pg_pool(
+    url: &str,
+    size: u32,
+    plan_cache_mode: Option<&str>,
+) -> Result<PgPool, AnyError> {
+    let mut options = PgConnectOptions::from_str(url)?;
+    if let Some(mode) = plan_cache_mode {
+        options = options.options([("plan_cache_mode", mode)]);
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(args.pool)
+    Ok(PgPoolOptions::new()
+        .max_connections(size)
         .min_connections(0)
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
-        .await?;
+        .await?)
+}
+
+pub async fn run(args: FloorArgs) -> Result<(), AnyError> {
+    let pool = pg_pool(
+        &args.target.database_url,
+        args.pool,
+        args.plan_cache_mode.as_deref(),
+    )
+    .await?;
     let redis = redis::Client::open(args.target.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;

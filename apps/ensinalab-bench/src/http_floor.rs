@@ -6,9 +6,6 @@
 //! Nothing else: no rate limit, trail, request log, metrics, deadline or extra headers.
 //! `scripts/bench.sh` drives it with the same wrk targets as the server.
 
-use std::str::FromStr as _;
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use ensinalab_domain::{CeleryState, DEFAULT_TASK_TIME_LIMIT_SECS, Elapsed};
@@ -17,11 +14,12 @@ use ensinalab_store::active_sql;
 use harsh::Harsh;
 use sea_orm::DbBackend;
 use sea_orm::sqlx::Row as _;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sea_orm::sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::AnyError;
+use crate::floor::pg_pool;
 use crate::seed::META_PREFIX;
 
 #[derive(clap::Args)]
@@ -112,15 +110,7 @@ struct CeleryStatus {
 }
 
 pub async fn run(args: HttpFloorArgs) -> Result<(), AnyError> {
-    let options = PgConnectOptions::from_str(&args.database_url)?
-        .options([("plan_cache_mode", "force_generic_plan")]);
-    let pool = PgPoolOptions::new()
-        .max_connections(args.pool)
-        .min_connections(0)
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?;
+    let pool = pg_pool(&args.database_url, args.pool, Some("force_generic_plan")).await?;
     let redis = redis::Client::open(args.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;

@@ -2,8 +2,8 @@
 //! They follow the ports' contracts, guards included, but prove nothing about a real adapter.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, OptionId,
@@ -91,6 +91,20 @@ pub fn service() -> Service<InMemoryStore, RecordingBroker> {
         RecordingBroker::default(),
         Settings::default(),
     )
+}
+
+/// A service over fresh fakes with `settings`, and the sink that records every change it emits.
+pub fn recorded_service(
+    settings: Settings,
+) -> (Service<InMemoryStore, RecordingBroker>, Arc<RecordingSink>) {
+    let sink = Arc::new(RecordingSink::default());
+    let svc = Service::new(
+        InMemoryStore::default(),
+        RecordingBroker::default(),
+        settings,
+    )
+    .with_sink(sink.clone());
+    (svc, sink)
 }
 
 /// All repositories over vectors behind one mutex (never held across an await).

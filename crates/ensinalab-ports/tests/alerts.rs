@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ensinalab_domain::{CancelReason, ResourceKind, UserId, VideoStatus};
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, RecordingSink, caller, task};
+use ensinalab_ports::testing::{
+    InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task,
+};
 use ensinalab_ports::{
     AlertQueue, ChangeKind, ChangeSink, Overdue, OverdueReport, RevokeOutcome, Service, Settings,
     TaskChange,
@@ -18,14 +20,7 @@ const ALICE: UserId = UserId(1);
 const GRACE: Duration = Duration::seconds(60);
 
 fn service() -> (Service<InMemoryStore, RecordingBroker>, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    let svc = Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings::default(),
-    )
-    .with_sink(sink.clone());
-    (svc, sink)
+    recorded_service(Settings::default())
 }
 
 fn overdue_changes(sink: &RecordingSink) -> Vec<TaskChange> {

@@ -9,7 +9,9 @@ use ensinalab_domain::{
     BriefingDraft, BriefingStatus, CancelReason, CeleryState, ResourceKind, TaskId, UserId,
     VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, RecordingSink, caller, task};
+use ensinalab_ports::testing::{
+    InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task,
+};
 use ensinalab_ports::{
     AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, Service, Settings, TaskChange, TaskSnapshot,
 };
@@ -19,14 +21,7 @@ const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
 
 fn service() -> (Service<InMemoryStore, RecordingBroker>, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    let svc = Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings::default(),
-    )
-    .with_sink(sink.clone());
-    (svc, sink)
+    recorded_service(Settings::default())
 }
 
 /// What a test compares: everything but the instant.

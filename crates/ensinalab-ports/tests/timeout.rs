@@ -9,7 +9,9 @@ use ensinalab_domain::{
     AutoCancel, BriefingStatus, CANCELLED_BY_TIMEOUT, CancelReason, ResourceKind, UserId,
     VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, RecordingSink, task};
+use ensinalab_ports::testing::{
+    InMemoryStore, RecordingBroker, RecordingSink, recorded_service, task,
+};
 use ensinalab_ports::{
     AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, SecurityEventKind, Service, Settings,
 };
@@ -20,18 +22,10 @@ const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
 
 fn service() -> (Service<InMemoryStore, RecordingBroker>, Arc<RecordingSink>) {
-    let sink = Arc::new(RecordingSink::default());
-    let settings = Settings {
+    recorded_service(Settings {
         auto_cancel: AutoCancel::new(2.0, Duration::from_secs(60), Duration::from_secs(300)),
         ..Settings::default()
-    };
-    let svc = Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        settings,
-    )
-    .with_sink(sink.clone());
-    (svc, sink)
+    })
 }
 
 #[tokio::test]

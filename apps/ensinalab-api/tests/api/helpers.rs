@@ -328,6 +328,20 @@ impl TestApp {
         (b.id, opts.into_iter().map(|o| o.id).collect())
     }
 
+    /// Selects the first option of a fresh ready briefing of `user` through the API: the new
+    /// video's hash (its task runs in the app's broker).
+    pub async fn select_video(&self, user: i64, token: &str) -> String {
+        let (_, options) = self.ready_briefing(user).await;
+        let (status, video) = self
+            .post(
+                &format!("/options/{}/select", self.hash(options[0].get())),
+                token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{video}");
+        video["video_id"].as_str().expect("hash").to_owned()
+    }
+
     /// A video of `user` in `status`, whose task never reports.
     pub async fn video_in(&self, user: i64, status: VideoStatus) -> (Video, TaskId) {
         let (briefing, options) = self.ready_briefing(user).await;

@@ -175,15 +175,7 @@ on_both_limiters!(
 async fn the_cancel_quota_applies_on_top_and_a_refused_cancel_has_no_effect(app: &TestApp) {
     let token = app.token(1);
     // A real video task, running in the in-process broker.
-    let (_, options) = app.ready_briefing(1).await;
-    let (status, video) = app
-        .post(
-            &format!("/options/{}/select", app.hash(options[0].get())),
-            &token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{video}");
-    let hash = video["video_id"].as_str().expect("hash").to_owned();
+    let hash = app.select_video(1, &token).await;
     let id = app.ids.video(&hash).expect("decodes");
     let task = app
         .store

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use ensinalab_domain::{AutoCancel, CANCELLED_BY_TIMEOUT};
-use reqwest::StatusCode;
 
 use crate::both;
 use crate::helpers::{Settings, TestApp};
@@ -19,15 +18,7 @@ fn one_second_limit() -> Settings {
 
 async fn a_video_running_past_its_limit_is_cancelled_by_the_server(app: &TestApp) {
     let token = app.token(1);
-    let (_, options) = app.ready_briefing(1).await;
-    let (status, video) = app
-        .post(
-            &format!("/options/{}/select", app.hash(options[0].get())),
-            &token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let hash = video["video_id"].as_str().expect("hash").to_owned();
+    let hash = app.select_video(1, &token).await;
 
     let mut last = serde_json::Value::Null;
     for _ in 0..150 {
