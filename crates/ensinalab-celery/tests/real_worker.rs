@@ -29,6 +29,23 @@ const SLOW: Durations = Durations {
     video_steps: 120,
 };
 
+/// Messages waiting in `queue`.
+async fn llen(redis: &mut redis::aio::MultiplexedConnection, queue: &str) -> usize {
+    redis::cmd("LLEN")
+        .arg(queue)
+        .query_async(redis)
+        .await
+        .expect("LLEN answers")
+}
+
+/// The one task's snapshot, as a list of one.
+async fn state_of(broker: &CeleryBroker, id: &TaskId) -> Vec<ensinalab_ports::TaskSnapshot> {
+    broker
+        .states(std::slice::from_ref(id))
+        .await
+        .expect("states answer")
+}
+
 fn is_running(s: &ensinalab_ports::TaskSnapshot) -> bool {
     running_pid(s).is_some()
 }
@@ -153,7 +170,7 @@ async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_comple
     assert_eq!(revoked.error.as_deref(), Some("terminated"));
     // it never completes: nothing overwrites REVOKED and no worker runs it any more
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let later = broker.states(std::slice::from_ref(&task.id)).await.unwrap();
+    let later = state_of(&broker, &task.id).await;
     assert_eq!(later[0].state, CeleryState::Revoked);
     let active = broker.inspect_active(Duration::from_secs(2)).await.unwrap();
     let mine = active.iter().find(|w| w.worker == worker.node).unwrap();
@@ -186,11 +203,7 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_discarded_when_its_tur
     let queued = video("C", "simple");
     broker.publish(&queued).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let len: usize = redis::cmd("LLEN")
-        .arg(&queue)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let len = llen(&mut redis, &queue).await;
     assert_eq!(len, 1, "both slots busy: C waits in the list");
 
     let report = broker
@@ -198,16 +211,9 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_discarded_when_its_tur
         .await
         .unwrap();
     assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
-    let len: usize = redis::cmd("LLEN")
-        .arg(&queue)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let len = llen(&mut redis, &queue).await;
     assert_eq!(len, 1, "the cancel does not touch the queue");
-    let s = broker
-        .states(std::slice::from_ref(&queued.id))
-        .await
-        .unwrap();
+    let s = state_of(&broker, &queued.id).await;
     assert_eq!(s[0].state, CeleryState::Revoked);
     assert_eq!(s[0].error.as_deref(), Some("revoked"));
 
@@ -220,10 +226,7 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_discarded_when_its_tur
     worker
         .wait_discarded(&[&queued.id], Duration::from_secs(10))
         .await;
-    let s = broker
-        .states(std::slice::from_ref(&queued.id))
-        .await
-        .unwrap();
+    let s = state_of(&broker, &queued.id).await;
     assert_eq!(s[0].state, CeleryState::Revoked);
     assert_eq!(s[0].error.as_deref(), Some("revoked"));
     assert!(worker.received(&a.id), "the log records received tasks");
@@ -267,11 +270,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_one_star
     assert_eq!(report[1].outcome, RevokeOutcome::RemovedFromQueue);
     assert_eq!(report[2].outcome, RevokeOutcome::NoWorkerListening);
     assert!(!report[2].outcome.revoked());
-    let len: usize = redis::cmd("LLEN")
-        .arg(&queue)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let len = llen(&mut redis, &queue).await;
     assert_eq!(len, 2, "the cancel does not touch the queue");
 
     // A worker started now heard no broadcast: it takes the cancelled message first (the
@@ -284,10 +283,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_one_star
     worker
         .wait_discarded(&[&cancelled.id], Duration::from_secs(5))
         .await;
-    let s = broker
-        .states(std::slice::from_ref(&cancelled.id))
-        .await
-        .unwrap();
+    let s = state_of(&broker, &cancelled.id).await;
     assert_eq!(s[0].state, CeleryState::Revoked);
 }
 
