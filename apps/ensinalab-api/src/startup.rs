@@ -232,7 +232,7 @@ impl Application {
                 .with_sink(Arc::new(crate::live::sink(
                     Arc::clone(&hub),
                     publisher,
-                    ids,
+                    ids.clone(),
                 ))),
         );
         let live = LiveStreams {
@@ -248,8 +248,14 @@ impl Application {
                     .map_err(|source| StartupError::Bind { addr, source })
             })
             .transpose()?;
-        let (port, server) =
-            Self::bind(config, Arc::clone(&service), trail, live, metrics.clone())?;
+        let (port, server) = Self::bind(
+            config,
+            Arc::clone(&service),
+            ids,
+            trail,
+            live,
+            metrics.clone(),
+        )?;
         let census: Option<Arc<dyn CensusSink>> = exporter
             .is_some()
             .then(|| Arc::new(metrics) as Arc<dyn CensusSink>);
@@ -287,10 +293,11 @@ impl Application {
         })
     }
 
-    /// The HTTP server, bound.
+    /// The HTTP server, bound; `ids` are the ones the live stream renders with too.
     fn bind<S, B>(
         config: &Config,
         service: Arc<Service<S, B>>,
+        ids: Hashids,
         trail: SecurityTrail,
         live: LiveStreams,
         metrics: Metrics,
@@ -311,7 +318,7 @@ impl Application {
                 source,
             })?
             .port();
-        let ids = web::Data::new(Hashids::new(&config.hashids)?);
+        let ids = web::Data::new(ids);
         let auth = web::Data::new(Authenticator::new(&config.jwt));
         let data = web::Data::from(service);
         let json_limit = config.json_limit_bytes;

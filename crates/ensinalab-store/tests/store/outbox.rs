@@ -187,8 +187,8 @@ on_both_backends! {
 
 on_both_backends! {
     async fn cancel_all_of_more_tasks_than_a_statement_has_binds_owes_and_marks_them_all(store: Store) {
-        // 6,000 rows: as a multi-row insert of the outbox's 11 columns that was 66,000 binds,
-        // past SQLite's 32,766 ("too many SQL variables" on the embedded default).
+        // More rows than one statement could bind if each row's 11 outbox columns were bound:
+        // 6,000 × 11 is past SQLite's 32,766 ("too many SQL variables" on the embedded default).
         const N: usize = 6_000;
         let rows: Vec<String> = (0..N)
             .map(|i| {
