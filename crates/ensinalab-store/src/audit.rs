@@ -22,7 +22,7 @@ use crate::entity::security_event::{self, Column};
 use crate::error::classify;
 
 impl SecurityLog for SqlStore {
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn prune_security_events(
         &self,
         before: OffsetDateTime,
@@ -43,7 +43,7 @@ impl SecurityLog for SqlStore {
         Ok(done)
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {
         security_event::ActiveModel {
             id: NotSet,
@@ -63,7 +63,7 @@ impl SecurityLog for SqlStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn security_events(
         &self,
         query: &SecurityEventQuery,

@@ -22,7 +22,7 @@ fn duration_column(minutes: u32) -> Result<i32, StoreError> {
 }
 
 impl Briefings for SqlStore {
-    #[tracing::instrument(skip(self, draft), err)]
+    #[tracing::instrument(level = "debug", skip(self, draft), err)]
     async fn create_briefing(
         &self,
         user: UserId,
@@ -57,7 +57,7 @@ impl Briefings for SqlStore {
             .transpose()
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn briefing(
         &self,
         id: BriefingId,
@@ -81,7 +81,7 @@ impl Briefings for SqlStore {
         )))
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn option(&self, id: OptionId) -> Result<Option<(Briefing, BriefingOption)>, StoreError> {
         let row = option::Entity::find_by_id(id.get())
             .find_also_related(briefing::Entity)
@@ -97,7 +97,7 @@ impl Briefings for SqlStore {
         }
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn apply_briefing_update(
         &self,
         id: BriefingId,

@@ -60,7 +60,7 @@ fn owed(m: cleanup_outbox::Model) -> Result<OwedCleanup, StoreError> {
 }
 
 impl CleanupOutbox for SqlStore {
-    #[tracing::instrument(skip(self, cleanups), fields(cleanups = cleanups.len()), err)]
+    #[tracing::instrument(level = "debug", skip(self, cleanups), fields(cleanups = cleanups.len()), err)]
     async fn owe_cleanups(&self, cleanups: &[OwedCleanup]) -> Result<(), StoreError> {
         if cleanups.is_empty() {
             return Ok(());
@@ -98,7 +98,7 @@ impl CleanupOutbox for SqlStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn due_cleanups(
         &self,
         now: OffsetDateTime,
@@ -129,7 +129,7 @@ impl CleanupOutbox for SqlStore {
             .collect()
     }
 
-    #[tracing::instrument(skip(self, ids), fields(cleanups = ids.len()), err)]
+    #[tracing::instrument(level = "debug", skip(self, ids), fields(cleanups = ids.len()), err)]
     async fn cleanups_sent(&self, ids: &[TaskId]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
@@ -144,7 +144,7 @@ impl CleanupOutbox for SqlStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self, ids), fields(cleanups = ids.len()), err)]
+    #[tracing::instrument(level = "debug", skip(self, ids), fields(cleanups = ids.len()), err)]
     async fn cleanups_failed(
         &self,
         ids: &[TaskId],

@@ -101,7 +101,7 @@ impl<I: ResourceId> Cancels<I> for SqlStore
 where
     I::Row: Stored,
 {
-    #[tracing::instrument(skip(self, cancel), err)]
+    #[tracing::instrument(level = "debug", skip(self, cancel), err)]
     async fn cancel(
         &self,
         user: UserId,

@@ -14,7 +14,7 @@ use crate::SqlStore;
 const ALERTS: &str = "alerts";
 
 impl MailSlots for SqlStore {
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn claim_mail_slot(
         &self,
         now: OffsetDateTime,

@@ -136,7 +136,7 @@ impl SqlStore {
 }
 
 impl RevokeOutbox for SqlStore {
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn due_revokes(
         &self,
         now: OffsetDateTime,
@@ -149,7 +149,7 @@ impl RevokeOutbox for SqlStore {
         self.owed(due, limit).await
     }
 
-    #[tracing::instrument(skip(self, reports), fields(reports = reports.len()), err)]
+    #[tracing::instrument(level = "debug", skip(self, reports), fields(reports = reports.len()), err)]
     async fn revokes_delivered(
         &self,
         reports: &[RevokeReport],
@@ -192,7 +192,7 @@ impl RevokeOutbox for SqlStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self, task_ids), fields(tasks = task_ids.len()), err)]
+    #[tracing::instrument(level = "debug", skip(self, task_ids), fields(tasks = task_ids.len()), err)]
     async fn revokes_failed(
         &self,
         task_ids: &[TaskId],
@@ -213,7 +213,7 @@ impl RevokeOutbox for SqlStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn open_revokes(
         &self,
         since: OffsetDateTime,
@@ -227,7 +227,7 @@ impl RevokeOutbox for SqlStore {
         self.owed(open, limit).await
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn overdue_candidates(
         &self,
         before: OffsetDateTime,
@@ -248,7 +248,7 @@ impl RevokeOutbox for SqlStore {
         self.owed(candidates, limit).await
     }
 
-    #[tracing::instrument(skip(self, task_ids), fields(tasks = task_ids.len()), err)]
+    #[tracing::instrument(level = "debug", skip(self, task_ids), fields(tasks = task_ids.len()), err)]
     async fn mark_overdue(
         &self,
         task_ids: &[TaskId],

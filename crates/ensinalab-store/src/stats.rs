@@ -98,7 +98,7 @@ fn parse_day(raw: &str) -> Result<Date, StoreError> {
 }
 
 impl Statistics for SqlStore {
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn daily_counts(&self, first: Date, last: Date) -> Result<Vec<DayCounts>, StoreError> {
         let backend = self.db.get_database_backend();
         let end = last.next_day().map_or(OffsetDateTime::now_utc(), midnight);
@@ -124,7 +124,7 @@ impl Statistics for SqlStore {
             .collect()
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn census(&self) -> Result<Census, StoreError> {
         let backend = self.db.get_database_backend();
         let statement = Statement::from_string(backend, census_sql());

@@ -286,7 +286,7 @@ fn started_before<T: Table>(backend: DbBackend, before: OffsetDateTime) -> Condi
 }
 
 impl Tasks for SqlStore {
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn active(&self, user: UserId, page: &ActivePage) -> Result<ActiveRows, StoreError> {
         let backend = self.db.get_database_backend();
         if backend == DbBackend::Postgres {
@@ -337,7 +337,7 @@ impl Tasks for SqlStore {
         Ok(out)
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn resource_for_task(&self, task_id: &TaskId) -> Result<Option<ResourceRef>, StoreError> {
         let mut query = task_rows(
             Condition::all().add(briefing::Column::TaskId.eq(task_id.as_str())),
@@ -351,7 +351,7 @@ impl Tasks for SqlStore {
         Ok(rows.into_iter().next())
     }
 
-    #[tracing::instrument(skip(self, briefings, videos), err)]
+    #[tracing::instrument(level = "debug", skip(self, briefings, videos), err)]
     async fn cancel_all(
         &self,
         user: UserId,
@@ -389,7 +389,7 @@ impl Tasks for SqlStore {
         })
     }
 
-    #[tracing::instrument(skip(self, briefings, videos), err)]
+    #[tracing::instrument(level = "debug", skip(self, briefings, videos), err)]
     async fn cancel_expired(
         &self,
         briefings: &Cancel<BriefingStatus>,
@@ -420,7 +420,7 @@ impl Tasks for SqlStore {
             .collect()
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn in_flight(&self, limit: u32) -> Result<Vec<InFlightTask>, StoreError> {
         let mut query = task_rows(
             Condition::all()

@@ -13,7 +13,7 @@ use crate::guarded::{cancel_write, in_flight, moved_row};
 use crate::slots;
 
 impl Videos for SqlStore {
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn create_video(&self, new: &NewVideo, slots: u32) -> Result<Option<Video>, StoreError> {
         let now = now();
         let values: Vec<Value> = vec![
@@ -46,7 +46,7 @@ impl Videos for SqlStore {
             .transpose()
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn video(&self, id: VideoId) -> Result<Option<Video>, StoreError> {
         video::Entity::find_by_id(id.get())
             .one(&self.db)
@@ -56,7 +56,7 @@ impl Videos for SqlStore {
             .transpose()
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     async fn apply_video_update(
         &self,
         id: VideoId,

@@ -143,7 +143,7 @@ impl SecurityEventsParams {
 }
 
 /// The security trail, filtered and keyset-paginated (admin tokens only).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn security_events<S: Store, B: TaskBroker>(
     req: HttpRequest,
     svc: Svc<S, B>,
@@ -232,7 +232,7 @@ impl From<DayCounts> for DayStats {
 }
 
 /// Jobs created, cancelled (by reason), completed and failed per UTC day (admin tokens only).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn stats<S: Store, B: TaskBroker>(
     req: HttpRequest,
     svc: Svc<S, B>,

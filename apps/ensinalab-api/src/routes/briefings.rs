@@ -22,7 +22,7 @@ use crate::ids::Hashids;
         (status = 503, description = "Database or task broker unavailable", body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn create_briefing<S: Store, B: TaskBroker>(
     auth: Auth,
     body: web::Json<CreateBriefingRequest>,
@@ -44,7 +44,7 @@ pub async fn create_briefing<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn briefing<S: Store, B: TaskBroker>(
     auth: Auth,
     path: web::Path<String>,
@@ -68,7 +68,7 @@ pub async fn briefing<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn cancel_briefing<S: Store, B: TaskBroker>(
     auth: Auth,
     path: web::Path<String>,
@@ -92,7 +92,7 @@ pub async fn cancel_briefing<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn select_option<S: Store, B: TaskBroker>(
     auth: Auth,
     path: web::Path<String>,

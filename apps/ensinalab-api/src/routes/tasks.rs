@@ -26,7 +26,7 @@ use crate::live::{LastEventId, LiveStreams};
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn list_active<S: Store, B: TaskBroker>(
     auth: Auth,
     query: web::Query<ActivePageParams>,
@@ -51,7 +51,7 @@ pub async fn list_active<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn task_status<S: Store, B: TaskBroker>(
     auth: Auth,
     path: web::Path<String>,
@@ -71,7 +71,7 @@ pub async fn task_status<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn cancel_all<S: Store, B: TaskBroker>(
     auth: Auth,
     svc: Svc<S, B>,
@@ -93,7 +93,7 @@ pub async fn cancel_all<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn events<S: Store, B: TaskBroker>(
     auth: Auth,
     last: LastEventId,

@@ -20,7 +20,7 @@ use crate::ids::Hashids;
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn video_status<S: Store, B: TaskBroker>(
     auth: Auth,
     path: web::Path<String>,
@@ -43,7 +43,7 @@ pub async fn video_status<S: Store, B: TaskBroker>(
         (status = 503, body = ErrorBody),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %auth.0.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
 pub async fn cancel_video<S: Store, B: TaskBroker>(
     auth: Auth,
     path: web::Path<String>,

@@ -181,3 +181,78 @@ fn the_scripts_find_the_build_where_cargo_puts_it() {
         }
     }
 }
+
+/// The served binary with `LOG_FORMAT=json`: every stdout line is one JSON object, and each
+/// request's line names the user whose token was valid, and no one otherwise.
+#[tokio::test]
+async fn json_logs_give_one_line_per_request_naming_its_user() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut server = tokio::process::Command::from(bin())
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("METRICS_ADDR", "")
+        .env("JWT_SECRET", SECRET)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server starts");
+    let url = format!("http://127.0.0.1:{port}/tasks/active");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(&url).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server never answered");
+    let token = succeeds(
+        bin()
+            .args(["token", "--user-id", "42"])
+            .env("JWT_SECRET", SECRET),
+    )
+    .stdout;
+    let token = String::from_utf8(token).expect("utf-8");
+    let res = client
+        .get(&url)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 200);
+    server.start_kill().expect("stop the server");
+    let out = server.wait_with_output().await.expect("its output");
+
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let requests: Vec<_> = lines
+        .iter()
+        .filter(|line| line["fields"]["message"] == "request")
+        .map(|line| &line["fields"])
+        .collect();
+    let last = requests.last().expect("request lines");
+    assert_eq!(
+        (&last["path"], &last["status"], &last["user_id"]),
+        (&"/tasks/active".into(), &200.into(), &42.into())
+    );
+    // The readiness polls had no token: a 401 with no user.
+    assert!(
+        requests[..requests.len() - 1]
+            .iter()
+            .all(|r| r["status"] == 401 && r.get("user_id").is_none())
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|line| line["level"].is_string() && line["target"].is_string())
+    );
+}
