@@ -1,17 +1,19 @@
 //! The full-body floor of `GET /tasks/active`: a minimal actix-web server doing only what no
 //! implementation of the route can skip. It verifies the HS256 token, runs the store's one
 //! statement (generic plans, the store's pool, rows decoded as the store decodes them) and one
-//! MGET of the rows' task ids, encodes the hashids, and writes the seed's whole body: resource
+//! MGET of the rows' task ids, encodes the hashids (with the api's encoder: the floor must not
+//! lose to the server at work they share), and writes the seed's whole body: resource
 //! ids, `elapsed_time` with `is_stuck`, the `celery_status` block, `can_cancel`, `summary`.
 //! Nothing else: no rate limit, trail, request log, metrics, deadline or extra headers.
 //! `scripts/bench.sh` drives it with the same wrk targets as the server.
 
 use actix_web::http::header;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use ensinalab_api::config::HashidsConfig;
+use ensinalab_api::ids::Hashids;
 use ensinalab_domain::{CeleryState, DEFAULT_TASK_TIME_LIMIT_SECS, Elapsed};
 use ensinalab_ports::DEFAULT_ACTIVE_PAGE;
 use ensinalab_store::active_sql;
-use harsh::Harsh;
 use sea_orm::DbBackend;
 use sea_orm::sqlx::Row as _;
 use sea_orm::sqlx::postgres::PgPool;
@@ -46,7 +48,7 @@ struct Floor {
     redis: redis::aio::MultiplexedConnection,
     key: jsonwebtoken::DecodingKey,
     validation: jsonwebtoken::Validation,
-    harsh: Harsh,
+    hashids: Hashids,
 }
 
 #[derive(serde::Deserialize)]
@@ -81,7 +83,7 @@ struct Task<'a> {
     kind: &'a str,
     resource_type: &'a str,
     resource_id: String,
-    title: String,
+    title: &'a str,
     status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     progress: Option<f64>,
@@ -90,7 +92,7 @@ struct Task<'a> {
     task_id: Option<&'a str>,
     celery_status: CeleryStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    generator_type: Option<String>,
+    generator_type: Option<&'a str>,
     can_cancel: bool,
 }
 
@@ -121,10 +123,10 @@ pub async fn run(args: HttpFloorArgs) -> Result<(), AnyError> {
         redis,
         key: jsonwebtoken::DecodingKey::from_secret(args.jwt_secret.as_bytes()),
         validation,
-        harsh: Harsh::builder()
-            .salt(args.hashids_salt.as_bytes())
-            .length(args.hashids_min_length)
-            .build()?,
+        hashids: Hashids::new(&HashidsConfig {
+            salt: args.hashids_salt,
+            min_length: args.hashids_min_length,
+        })?,
     });
     HttpServer::new(move || {
         App::new()
@@ -210,7 +212,7 @@ async fn body(floor: &Floor, user: i64) -> Result<Vec<u8>, AnyError> {
         tasks.push(Task {
             kind,
             resource_type: kind,
-            resource_id: floor.harsh.encode(&[u64::try_from(id)?]),
+            resource_id: floor.hashids.encode(id),
             title: row.try_get(3)?,
             status: row.try_get(4)?,
             progress: row.try_get(5)?,
