@@ -186,7 +186,7 @@ impl ActiveTaskItem {
                 formatted: task.elapsed.formatted(),
                 is_stuck: task.is_stuck,
             },
-            task_id: r.task_id.map(|t| t.to_string()),
+            task_id: r.task_id.map(String::from),
             celery_status: task
                 .celery
                 .map_or_else(CeleryStatus::unknown, |state| CeleryStatus::of(&state)),
