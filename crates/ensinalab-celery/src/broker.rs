@@ -1,5 +1,6 @@
 //! [`CeleryBroker`]: the adapter itself.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -96,11 +97,14 @@ impl std::fmt::Debug for CeleryBroker {
 impl CeleryBroker {
     /// The result-backend values of `ids`, in order: one `MGET` whatever the count (even for
     /// one id: one round trip, and always an array back).
-    async fn values(&self, ids: &[TaskId]) -> Result<Vec<Option<Vec<u8>>>, BrokerError> {
+    async fn values<T: Borrow<TaskId> + Sync>(
+        &self,
+        ids: &[T],
+    ) -> Result<Vec<Option<Vec<u8>>>, BrokerError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(meta_key).collect();
+        let keys: Vec<String> = ids.iter().map(|id| meta_key(id.borrow())).collect();
         let values: Vec<Option<Vec<u8>>> = self
             .on_shared(|mut conn| async move {
                 redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
@@ -472,7 +476,7 @@ impl TaskBroker for CeleryBroker {
             .collect())
     }
 
-    async fn states_only(&self, ids: &[TaskId]) -> Result<Vec<CeleryState>, BrokerError> {
+    async fn states_only(&self, ids: &[&TaskId]) -> Result<Vec<CeleryState>, BrokerError> {
         Ok(self
             .values(ids)
             .await?

@@ -19,7 +19,7 @@ const COMPRESSED_MARK: &[u8] = b"\x00celery-compressed\x00";
 
 /// The backend key of a task.
 pub(crate) fn meta_key(id: &TaskId) -> String {
-    format!("{META_PREFIX}{id}")
+    [META_PREFIX, id.as_str()].concat()
 }
 
 /// The value a worker writes when it discards a revoked message (`TaskRevokedError`,

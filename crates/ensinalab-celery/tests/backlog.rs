@@ -214,10 +214,7 @@ async fn with_a_backlog_of_100_000_messages_no_cancel_command_takes_5_ms_and_no_
     worker
         .wait_discarded(&cancelled, Duration::from_secs(10))
         .await;
-    let states = broker
-        .states_only(&cancelled.into_iter().cloned().collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let states = broker.states_only(&cancelled).await.unwrap();
     assert!(states.iter().all(|s| *s == CeleryState::Revoked));
 }
 

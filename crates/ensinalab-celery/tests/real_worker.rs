@@ -82,7 +82,10 @@ async fn published_tasks_run_on_the_worker_and_report_progress_then_success() {
         }
         if states[..3].iter().all(|s| s.state == CeleryState::Success) {
             // final states: the state-only read (the active list's) must say the same
-            let only = broker.states_only(&ids).await.unwrap();
+            let only = broker
+                .states_only(&ids.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
             assert_eq!(
                 only,
                 states.iter().map(|s| s.state.clone()).collect::<Vec<_>>()

@@ -62,14 +62,18 @@ impl TaskId {
     /// # Errors
     /// [`IdError::NotAUuid`] for anything that is not `8-4-4-4-12` hex digits.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let bytes = raw.as_bytes();
-        let well_formed = bytes.len() == 36
-            && bytes.iter().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => *b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            });
+        let mut groups = raw.split('-');
+        let well_formed = raw.len() == 36
+            && [8, 4, 4, 4, 12].iter().all(|&len| {
+                groups
+                    .next()
+                    .is_some_and(|g| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+            })
+            && groups.next().is_none();
         if well_formed {
-            Ok(Self(raw.to_ascii_lowercase()))
+            let mut id = raw.to_owned();
+            id.make_ascii_lowercase();
+            Ok(Self(id))
         } else {
             Err(IdError::NotAUuid(raw.chars().take(64).collect()))
         }
@@ -132,6 +136,9 @@ mod tests {
             "550e8400-e29b-41d4-a716-44665544000",
             "550e8400-e29b-41d4-a716-4466554400000",
             "550e8400-e29b-41d4-a716_446655440000",
+            "550e8400e-29b-41d4-a716-446655440000",
+            "550e8400-e29b-41d4-a716-44665544-000",
+            "550e8400-e29b-41d4-a716-446655440000-",
             "g50e8400-e29b-41d4-a716-446655440000",
             "*",
             "celery-task-meta-*",

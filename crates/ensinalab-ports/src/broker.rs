@@ -28,8 +28,8 @@ pub trait TaskBroker: Send + Sync {
         ids: &[TaskId],
     ) -> impl Future<Output = Result<Vec<TaskSnapshot>, BrokerError>> + Send;
 
-    /// Only the Celery states of `ids`, as [`Self::states`] would give them. The active list
-    /// needs nothing more; a broker that can read a state without decoding the whole value
+    /// Only the Celery states of `ids`, as [`Self::states`] would give them, asked with the
+    /// ids borrowed from the rows that hold them. The active list needs nothing more; a broker that can read a state without decoding the whole value
     /// overrides this (Celery's result values carry the task's meta, which cost the 50-row list
     /// several allocations per row to build and throw away).
     ///
@@ -37,10 +37,11 @@ pub trait TaskBroker: Send + Sync {
     /// As [`Self::states`].
     fn states_only(
         &self,
-        ids: &[TaskId],
+        ids: &[&TaskId],
     ) -> impl Future<Output = Result<Vec<CeleryState>, BrokerError>> + Send {
         async move {
-            let snapshots = self.states(ids).await?;
+            let owned: Vec<TaskId> = ids.iter().map(|id| (*id).clone()).collect();
+            let snapshots = self.states(&owned).await?;
             Ok(snapshots.into_iter().map(|s| s.state).collect())
         }
     }

@@ -82,7 +82,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         let more = rows.len() > page.limit as usize;
         rows.truncate(page.limit as usize);
         let next = more.then(|| rows.last().map(ActivePosition::of)).flatten();
-        let ids: Vec<TaskId> = rows.iter().filter_map(|r| r.task_id.clone()).collect();
+        let ids: Vec<&TaskId> = rows.iter().filter_map(|r| r.task_id.as_ref()).collect();
         let (mut states, celery_unavailable) = if ids.is_empty() {
             (Vec::new().into_iter(), false)
         } else {
