@@ -31,7 +31,8 @@ pub fn init(format: LogFormat) {
 /// (`timestamp`, `level`, `fields`, `target`, and `spans` from the root when there are any),
 /// written straight into the line. That format serializes through an adaptor that checks every
 /// byte as UTF-8 again and re-parses each span's stored fields on every line, which made it
-/// most of the fixed cost of a request (docs/benchmarks.md). The spans' fields are still stored
+/// most of the fixed cost of a request (docs/benchmarks.md, "log lines"). The spans' fields are
+/// still stored
 /// by its [`JsonFields`], so they are spliced in as they are.
 struct JsonLines;
 
@@ -214,7 +215,7 @@ impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
 /// One log line per request: method, path, status, duration, and the user when the token was
 /// valid. Never the headers (tokens). The routes' own spans, which name the user too, are at
 /// `debug`: sqlx enters the current span again on every row it reads, which made an `info`
-/// span a cost that grew with the page (docs/benchmarks.md).
+/// span a cost that grew with the page (docs/benchmarks.md, "spans").
 ///
 /// # Errors
 /// Whatever the inner service returns.

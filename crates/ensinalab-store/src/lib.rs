@@ -10,8 +10,9 @@
 //! Database errors are classified here: connection trouble is `StoreError::Unavailable`,
 //! everything else `StoreError::Other`, an impossible stored value `StoreError::Corrupt`.
 //! Each repository call has a `debug` span with its arguments and logs its error at `ERROR`:
-//! at the default `info` the span costs nothing, and the error line still sits inside the
-//! route's span, which names the caller (a background job logs its own failures).
+//! at the default `info` the span costs nothing (docs/benchmarks.md, "spans"), and the
+//! request's own log line, which names the caller, follows the error's (a background job logs
+//! its own failures).
 //!
 //! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
 //! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
