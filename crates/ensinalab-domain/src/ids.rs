@@ -62,14 +62,15 @@ impl TaskId {
     /// # Errors
     /// [`IdError::NotAUuid`] for anything that is not `8-4-4-4-12` hex digits.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        let mut groups = raw.split('-');
-        let well_formed = raw.len() == 36
-            && [8, 4, 4, 4, 12].iter().all(|&len| {
-                groups
-                    .next()
-                    .is_some_and(|g| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
-            })
-            && groups.next().is_none();
+        let bytes = raw.as_bytes();
+        let hex = |from: usize, to: usize| bytes[from..to].iter().all(u8::is_ascii_hexdigit);
+        let well_formed = bytes.len() == 36
+            && [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-')
+            && hex(0, 8)
+            && hex(9, 13)
+            && hex(14, 18)
+            && hex(19, 23)
+            && hex(24, 36);
         if well_formed {
             let mut id = raw.to_owned();
             id.make_ascii_lowercase();
