@@ -29,6 +29,10 @@ soak:
 bench:
     bash scripts/bench.sh
 
+# Instructions per list request, the server's against the full-body floor's, under callgrind (about 2 minutes; not part of `test`).
+profile:
+    bash scripts/profile.sh
+
 # The live stream's figures: change-to-client latency and memory per idle stream (about a minute; not part of `test`).
 bench-live:
     bash scripts/bench-live.sh

@@ -32,8 +32,7 @@ pub fn init(format: LogFormat) {
 /// written straight into the line. That format serializes through an adaptor that checks every
 /// byte as UTF-8 again and re-parses each span's stored fields on every line, which made it
 /// most of the fixed cost of a request (docs/benchmarks.md, "log lines"). The spans' fields are
-/// still stored
-/// by its [`JsonFields`], so they are spliced in as they are.
+/// still stored by its [`JsonFields`], so they are spliced in as they are.
 struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -47,7 +46,7 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        // An event from the `log` crate, with its own target and level.
+        // An event from the `log` crate carries its own target and level.
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         w.write_str("{\"timestamp\":\"")?;

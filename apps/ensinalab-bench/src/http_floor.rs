@@ -1,8 +1,8 @@
 //! The full-body floor of `GET /tasks/active`: a minimal actix-web server doing only what no
 //! implementation of the route can skip. It verifies the HS256 token, runs the store's one
-//! statement (generic plans, the store's pool, rows decoded as the store decodes them) and one
-//! MGET of the rows' task ids, encodes the hashids (with the api's encoder: the floor must not
-//! lose to the server at work they share), and writes the seed's whole body: resource
+//! statement (generic plans, the store's pool, rows read by position with their text borrowed)
+//! and one MGET of the rows' task ids, encodes the hashids (with the api's encoder: the floor
+//! must not lose to the server at work they share), and writes the seed's whole body: resource
 //! ids, `elapsed_time` with `is_stuck`, the `celery_status` block, `can_cancel`, `summary`.
 //! Nothing else: no rate limit, trail, request log, metrics, deadline or extra headers.
 //! `scripts/bench.sh` drives it with the same wrk targets as the server.

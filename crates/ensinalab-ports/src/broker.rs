@@ -28,10 +28,11 @@ pub trait TaskBroker: Send + Sync {
         ids: &[TaskId],
     ) -> impl Future<Output = Result<Vec<TaskSnapshot>, BrokerError>> + Send;
 
-    /// Only the Celery states of `ids`, as [`Self::states`] would give them, asked with the
-    /// ids borrowed from the rows that hold them. The active list needs nothing more; a broker that can read a state without decoding the whole value
-    /// overrides this (Celery's result values carry the task's meta, which cost the 50-row list
-    /// several allocations per row to build and throw away).
+    /// Only the Celery states of `ids`, as [`Self::states`] would give them, asked with the ids
+    /// borrowed from the rows that hold them. The active list needs nothing more; a broker that
+    /// can read a state without decoding the whole value overrides this (Celery's result values
+    /// carry the task's meta, which cost the 50-row list several allocations per row to build
+    /// and throw away).
     ///
     /// # Errors
     /// As [`Self::states`].
