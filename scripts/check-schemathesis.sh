@@ -35,11 +35,14 @@ curl -fs -X POST "http://127.0.0.1:$port/briefings" -H "Authorization: Bearer $t
   -d '{"title": "Gestão de Sala de Aula", "description": "...", "duration_minutes": 10}' >/dev/null
 
 status=0
+# One worker: with two threads, Hypothesis parsing lambdas' source at the same time trips
+# CPython 3.11's shared AST recursion counter ("AST constructor recursion depth mismatch"), an
+# error of the fuzzer's, not of the server, that failed a run at random.
 (cd "$work" && timeout 300 "$st" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing \
-  --max-examples 30 --max-time 60 --request-timeout 10 --workers 2 \
+  --max-examples 30 --max-time 60 --request-timeout 10 --workers 1 \
   --seed 7 --no-color --warnings off) || status=$?
 if [ "$status" -ne 0 ]; then
   echo "check-schemathesis: failures above (exit $status); server log tail:" >&2
