@@ -30,9 +30,6 @@ SLOWLOG_US=200
 # FLOOR_BEST_POOL too and the table shows the server against both.
 POOL=20
 FLOOR_BEST_POOL=10
-SECRET=bench-secret-bench-secret-bench-secret
-# Rate limits raised far above anything wrk can send (issue 6's variables).
-LIMIT=1000000000
 
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk"
@@ -43,6 +40,7 @@ command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
 
 . scripts/lib/release-build.sh
 . scripts/lib/own-services.sh
+. scripts/lib/measured-server.sh
 
 SERVER_PID= LISTENER_PID= HTTP_FLOOR_PID=
 cleanup() {
@@ -86,7 +84,7 @@ fi
 declare -A TOKEN
 token_of() {
   if [ -z "${TOKEN[$1]:-}" ]; then
-    TOKEN[$1]=$(JWT_SECRET=$SECRET "$API" token --user-id "$1" --ttl-secs 7200)
+    TOKEN[$1]=$(mint_token "$1")
   fi
   echo "${TOKEN[$1]}"
 }
@@ -94,7 +92,7 @@ if has_case list; then
   for n in "${LIST_JOBS[@]}"; do
     first=$(first_user "$n")
     for u in $(seq "$first" $((first + USERS - 1))); do
-      TOKEN[$u]=$(JWT_SECRET=$SECRET "$API" token --user-id "$u" --ttl-secs 7200)
+      TOKEN[$u]=$(mint_token "$u")
       echo "${TOKEN[$u]} /tasks/active"
     done >"$WORK/targets-active-$n.txt"
   done
@@ -108,9 +106,8 @@ fi
 start_server() { # DATABASE_URL
   APORT=$(free_port)
   # metrics on, as deployed: their cost is part of what is measured
-  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT METRICS_ADDR=127.0.0.1:$(free_port) JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false \
-    RECONCILE_INTERVAL_SECS=3600 RATE_LIMIT_PER_MIN=$LIMIT CANCEL_RATE_LIMIT_PER_MIN=$LIMIT \
-    LOG_FORMAT=json "$API" >>"$WORK/server.log" 2>&1 &
+  DATABASE_URL=$1 BIND_ADDR=127.0.0.1:$APORT METRICS_ADDR=127.0.0.1:$(free_port) \
+    "$API" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
@@ -124,7 +121,7 @@ start_server "$DATABASE_URL"
 if has_case list; then
   # the full-body floor: the same targets, served by nothing but what the route cannot skip
   HPORT=$(free_port)
-  JWT_SECRET=$SECRET HASHIDS_SALT=bench "$BENCH" http-floor --port "$HPORT" --pool "$POOL" \
+  "$BENCH" http-floor --port "$HPORT" --pool "$POOL" \
     >>"$WORK/http-floor.log" 2>&1 &
   HTTP_FLOOR_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$HPORT/tasks/active" && break; sleep 0.1; done

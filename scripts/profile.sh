@@ -14,13 +14,12 @@ JOBS=${PROFILE_JOBS:-1 10 50}
 REQUESTS=${PROFILE_REQUESTS:-300}
 WARMUP=100
 OUT=${PROFILE_OUT:-target/profile}
-SECRET=bench-secret-bench-secret-bench-secret
-LIMIT=1000000000
 
 command -v valgrind >/dev/null || { . scripts/lib/apt.sh; apt_install valgrind; }
 command -v curl >/dev/null || { echo "profile: curl is missing" >&2; exit 1; }
 . scripts/lib/release-build.sh
 . scripts/lib/own-services.sh
+. scripts/lib/measured-server.sh
 
 PID=
 cleanup() { stop_pid "$PID"; own_services_stop; }
@@ -73,20 +72,17 @@ echo "|---:|---:|---:|---:|"
 for n in $JOBS; do
   user=$((n * 1000 + 1))
   "$BENCH" seed --first-user "$user" --users 1 --jobs "$n" >&2
-  token=$(JWT_SECRET=$SECRET "$API" token --user-id "$user" --ttl-secs 7200)
+  token=$(mint_token "$user")
 
   port=$(free_port)
-  # as scripts/bench.sh runs it, with the periodic jobs spaced out of the counted window
-  DATABASE_URL=$DATABASE_URL BIND_ADDR=127.0.0.1:$port METRICS_ADDR=127.0.0.1:$(free_port) \
-    JWT_SECRET=$SECRET HASHIDS_SALT=bench AUTO_MIGRATE=false LOG_FORMAT=json \
-    RATE_LIMIT_PER_MIN=$LIMIT CANCEL_RATE_LIMIT_PER_MIN=$LIMIT RECONCILE_INTERVAL_SECS=3600 \
+  # as scripts/bench.sh runs it, with the other periodic jobs spaced out of the counted window
+  BIND_ADDR=127.0.0.1:$port METRICS_ADDR=127.0.0.1:$(free_port) \
     AUTO_CANCEL_SWEEP_SECS=3600 METRICS_CENSUS_SECS=3600 \
     under_callgrind "server-$n" "$port" "$API"
   server=$(measure "server-$n" "$port" "$token")
 
   port=$(free_port)
-  JWT_SECRET=$SECRET HASHIDS_SALT=bench \
-    under_callgrind "floor-$n" "$port" "$BENCH" http-floor --port "$port" --pool 20
+  under_callgrind "floor-$n" "$port" "$BENCH" http-floor --port "$port" --pool 20
   floor=$(measure "floor-$n" "$port" "$token")
 
   echo "| $n | $server | $floor | $(ratio "$floor" "$server") |"
