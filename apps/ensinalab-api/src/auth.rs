@@ -239,6 +239,12 @@ impl AuthError {
     }
 }
 
+/// The identity the rate limiter verified and left on `req`, if it did (it runs before the
+/// routes and the request log read it).
+pub fn verified(req: &HttpRequest) -> Option<Identity> {
+    req.extensions().get::<Identity>().copied()
+}
+
 /// The caller of `req`, if its token is valid; `None` without writing anything otherwise (for
 /// routes that must not reveal themselves to the unauthenticated, like the admin ones).
 pub fn identify(req: &HttpRequest) -> Option<Caller> {
@@ -256,9 +262,7 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
         return Err(ApiError::Internal("no authenticator registered".into()));
     };
     let client_ip = crate::client::ip(req).map(|ip| ip.to_string());
-    // Already verified by the rate limiter, when it runs.
-    let verified = req.extensions().get::<Identity>().copied();
-    let identity = verified.map_or_else(
+    let identity = verified(req).map_or_else(
         || {
             bearer_token(req.headers())
                 .ok_or(AuthError::Missing)

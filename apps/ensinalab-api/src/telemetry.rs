@@ -3,7 +3,6 @@
 
 use std::fmt::{self, Write as _};
 
-use actix_web::HttpMessage as _;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
@@ -226,12 +225,7 @@ pub async fn log_request(
     let method = req.method().clone();
     let path: String = req.path().chars().take(200).collect();
     let res = next.call(req).await?;
-    // Left by the rate limiter, which verifies the token first.
-    let user_id = res
-        .request()
-        .extensions()
-        .get::<crate::auth::Identity>()
-        .map(|identity| identity.user_id.get());
+    let user_id = crate::auth::verified(res.request()).map(|identity| identity.user_id.get());
     tracing::info!(
         %method,
         path,
