@@ -70,6 +70,9 @@ struct MintedClaims<'a> {
 pub struct Identity {
     pub user_id: UserId,
     pub is_admin: bool,
+    /// The last second (Unix time) at which the token is still accepted: its `exp` plus the
+    /// leeway. A live stream opened with it ends then.
+    pub until: u64,
 }
 
 /// Verifies and mints tokens with one secret.
@@ -149,6 +152,7 @@ impl Authenticator {
         Ok(Identity {
             user_id: UserId(user),
             is_admin: data.claims.role.as_deref() == Some(ADMIN_ROLE),
+            until: data.claims.exp.saturating_add(self.validation.leeway),
         })
     }
 
@@ -188,6 +192,30 @@ fn now_secs() -> u64 {
 pub struct Auth(pub Caller);
 
 impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(|s| Self(s.caller)))
+    }
+}
+
+/// The caller of a live stream, authenticated, and how long its token is accepted.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub caller: Caller,
+    /// [`Identity::until`].
+    pub until: u64,
+}
+
+impl Session {
+    /// How long from now the token is still accepted.
+    pub fn remaining(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.until.saturating_add(1).saturating_sub(now_secs()))
+    }
+}
+
+impl FromRequest for Session {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 
@@ -257,7 +285,7 @@ pub fn identify(req: &HttpRequest) -> Option<Caller> {
     })
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
+fn authenticate(req: &HttpRequest) -> Result<Session, ApiError> {
     let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
         return Err(ApiError::Internal("no authenticator registered".into()));
     };
@@ -271,34 +299,42 @@ fn authenticate(req: &HttpRequest) -> Result<Auth, ApiError> {
         Ok,
     );
     match identity {
-        Ok(identity) => Ok(Auth(Caller {
-            user_id: identity.user_id,
-            is_admin: identity.is_admin,
-            client_ip,
-        })),
+        Ok(identity) => Ok(Session {
+            caller: Caller {
+                user_id: identity.user_id,
+                is_admin: identity.is_admin,
+                client_ip,
+            },
+            until: identity.until,
+        }),
         Err(err) => {
-            crate::metrics::count(req, Metrics::auth_failed);
-            // The trail's record() is the structured log line; without a trail, log here.
-            match req.app_data::<web::Data<SecurityTrail>>() {
-                Some(trail) => trail.record(SecurityEvent {
-                    event: SecurityEventKind::AuthFailed,
-                    user_id: None,
-                    resource: None,
-                    task_id: None,
-                    outcome: err.outcome().to_owned(),
-                    client_ip,
-                    // Never the token's parse error: that would store the client's own text.
-                    details: serde_json::json!({
-                        "reason": err.reason(),
-                        "method": crate::client::method(req.method()),
-                        "route": crate::client::route(req),
-                    }),
-                }),
-                None => {
-                    tracing::warn!(error = %err, client_ip = client_ip.as_deref().unwrap_or("-"), "authentication failed")
-                }
-            }
+            refused(req, &err, client_ip);
             Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// A token refused on `req`: counted, and a security event (or a log line without a trail).
+pub fn refused(req: &HttpRequest, err: &AuthError, client_ip: Option<String>) {
+    crate::metrics::count(req, Metrics::auth_failed);
+    // The trail's record() is the structured log line; without a trail, log here.
+    match req.app_data::<web::Data<SecurityTrail>>() {
+        Some(trail) => trail.record(SecurityEvent {
+            event: SecurityEventKind::AuthFailed,
+            user_id: None,
+            resource: None,
+            task_id: None,
+            outcome: err.outcome().to_owned(),
+            client_ip,
+            // Never the token's parse error: that would store the client's own text.
+            details: serde_json::json!({
+                "reason": err.reason(),
+                "method": crate::client::method(req.method()),
+                "route": crate::client::route(req),
+            }),
+        }),
+        None => {
+            tracing::warn!(error = %err, client_ip = client_ip.as_deref().unwrap_or("-"), "authentication failed")
         }
     }
 }
@@ -326,7 +362,8 @@ mod tests {
             a.verify(&t).unwrap(),
             Identity {
                 user_id: UserId(7),
-                is_admin: true
+                is_admin: true,
+                until: now_secs() + 60,
             }
         );
         let t = a.mint(8, false, 60).unwrap();
@@ -345,8 +382,9 @@ mod tests {
         req.extensions_mut().insert(Identity {
             user_id: UserId(9),
             is_admin: false,
+            until: now_secs() + 60,
         });
-        assert_eq!(authenticate(&req).unwrap().0.user_id, UserId(9));
+        assert_eq!(authenticate(&req).unwrap().caller.user_id, UserId(9));
     }
 
     #[test]

@@ -158,9 +158,17 @@ pub struct Config {
     pub revoke_grace: Duration,
     /// The operators' alert e-mail, when `SMTP_URL` and `ALERT_EMAIL_TO` are set.
     pub alert_mail: Option<AlertMailConfig>,
-    /// `MAX_STREAMS_PER_USER` (default 5): live streams (`GET /tasks/events`) a user may hold
-    /// open on one server; one more is a 429.
+    /// `MAX_STREAMS_PER_USER` (default 5): live streams (`GET /tasks/events` and
+    /// `GET /tasks/ws` together) a user may hold open on one server; one more is a 429 (a
+    /// WebSocket: close code 4429).
     pub max_streams_per_user: u32,
+    /// `MAX_STREAMS` (default 10,000): live streams of all users together on one server; one
+    /// more is a 503 with `Retry-After`.
+    pub max_streams: u32,
+    /// `LIVE_STALL_SECS` (default 30): a connection whose client has taken none of the bytes
+    /// sent to it for this long is cut (the kernel's `TCP_USER_TIMEOUT` on every accepted
+    /// connection), which ends its stream and frees its slot.
+    pub live_stall: Duration,
     /// `LIVE_HEARTBEAT_SECS` (default 15): how often an idle live stream sends a comment line,
     /// so that proxies keep it open.
     pub live_heartbeat: Duration,
@@ -393,6 +401,8 @@ impl Config {
             revoke_grace: secs(&get, "REVOKE_ALERT_AFTER_SECS", 60)?,
             alert_mail: alert_mail(&get)?,
             max_streams_per_user: at_least_one(&get, "MAX_STREAMS_PER_USER", 5)?,
+            max_streams: at_least_one(&get, "MAX_STREAMS", 10_000)?,
+            live_stall: live_stall(&get)?,
             live_heartbeat: secs(&get, "LIVE_HEARTBEAT_SECS", 15)?,
             live_relay: parse_bool(&get, "LIVE_RELAY", true)?,
             metrics_addr,
@@ -422,6 +432,19 @@ fn metrics_addr(
         });
     }
     Ok(addr)
+}
+
+/// `LIVE_STALL_SECS`: at least one second, at most a day (the kernel takes milliseconds in 32
+/// bits, and a stall longer than a day is no bound).
+fn live_stall(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let stall = secs(get, "LIVE_STALL_SECS", 30)?;
+    if stall > Duration::from_secs(86_400) {
+        return Err(ConfigError {
+            var: "LIVE_STALL_SECS",
+            message: "must be at most 86400".to_owned(),
+        });
+    }
+    Ok(stall)
 }
 
 /// Default `RATE_LIMIT_PREFIX`.
@@ -596,6 +619,9 @@ mod tests {
             ("EXPECTED_VIDEO_SECS", "0"),
             ("AUTO_CANCEL_SWEEP_SECS", "0"),
             ("MAX_STREAMS_PER_USER", "0"),
+            ("MAX_STREAMS", "0"),
+            ("LIVE_STALL_SECS", "0"),
+            ("LIVE_STALL_SECS", "5000000"),
             ("LIVE_HEARTBEAT_SECS", "0"),
             ("LIVE_RELAY", "sometimes"),
         ];

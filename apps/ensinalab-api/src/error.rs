@@ -65,6 +65,10 @@ pub enum ApiError {
     /// depends on them).
     #[error("too many live streams")]
     TooManyStreams { max: usize },
+    /// This server holds `MAX_STREAMS` live streams already (503 with `Retry-After`: another
+    /// server, or this one a little later, takes the stream).
+    #[error("live streams full")]
+    StreamsFull { retry_after_secs: u64 },
     /// The server is shutting down and opens no live stream (503).
     #[error("shutting down")]
     ShuttingDown,
@@ -95,9 +99,10 @@ impl ResponseError for ApiError {
             Self::RateLimited { .. } | Self::TooManyJobs { .. } | Self::TooManyStreams { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Self::StoreUnavailable(_) | Self::BrokerUnavailable(_) | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable(_)
+            | Self::BrokerUnavailable(_)
+            | Self::StreamsFull { .. }
+            | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::BrokerProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -122,6 +127,9 @@ impl ResponseError for ApiError {
             Self::TooManyStreams { max } => format!(
                 "Limite de {max} conexões ao vivo abertas atingido. Feche uma aba ou aguarde"
             ),
+            Self::StreamsFull { retry_after_secs } => format!(
+                "O servidor atingiu o limite de conexões ao vivo. Tente novamente em {retry_after_secs} segundos"
+            ),
             Self::ShuttingDown => {
                 "O servidor está reiniciando. Tente novamente em instantes".to_owned()
             }
@@ -141,7 +149,9 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs } | Self::StreamsFull { retry_after_secs } =
+            self
+        {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
         }
         response.json(ErrorBody { detail })

@@ -27,6 +27,7 @@ use crate::routes;
     paths(
         routes::list_active,
         routes::events,
+        routes::events_ws,
         routes::task_status,
         routes::cancel_all,
         routes::cancel_video,

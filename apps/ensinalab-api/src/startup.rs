@@ -208,10 +208,16 @@ impl Application {
         S: Store + Probe + 'static,
         B: TaskBroker + 'static,
     {
-        let hub = Hub::new(HubSettings {
-            max_streams_per_user: config.max_streams_per_user as usize,
-            ..HubSettings::default()
-        });
+        let metrics = Metrics::new();
+        let gauge = metrics.event_streams();
+        let hub = Hub::observed(
+            HubSettings {
+                max_streams_per_user: config.max_streams_per_user as usize,
+                max_streams: config.max_streams as usize,
+                ..HubSettings::default()
+            },
+            Some(Box::new(move |open| gauge.set(open))),
+        );
         let (relay, publisher) = match &config.broker {
             BrokerChoice::Celery { redis_url, queue } if config.live_relay => {
                 let (relay, publisher) = Relay::start(
@@ -225,7 +231,6 @@ impl Application {
             BrokerChoice::Celery { .. } | BrokerChoice::Local { .. } => (None, None),
         };
         let ids = Hashids::new(&config.hashids)?;
-        let metrics = Metrics::new();
         let service = Arc::new(
             service
                 .with_sink(Arc::new(metrics.clone()))
@@ -238,7 +243,6 @@ impl Application {
         let live = LiveStreams {
             hub: Arc::clone(&hub),
             heartbeat: config.live_heartbeat,
-            open: metrics.event_streams(),
         };
         let (trail, trail_rx) = SecurityTrail::channel();
         let exporter = config
@@ -332,6 +336,7 @@ impl Application {
         let live = web::Data::new(live);
         let metrics = web::Data::new(metrics);
         let http = config.http;
+        let stall = config.live_stall;
         let server = HttpServer::new(move || {
             App::new()
                 // Inside the request log, so refusals are logged with their 429.
@@ -363,6 +368,7 @@ impl Application {
                 .configure(routes::configure::<S, B>)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(move |conn, _| cut_when_stalled(conn, stall))
         .client_request_timeout(http.header_timeout)
         .client_disconnect_timeout(http.disconnect_timeout)
         .keep_alive(http.keep_alive)
@@ -410,6 +416,18 @@ impl Application {
         }
         self.jobs.stop(JOBS_GRACE).await;
         result
+    }
+}
+
+/// `LIVE_STALL_SECS` on an accepted connection: once bytes sent to the client have waited
+/// unacknowledged (a zero window included) this long, the kernel cuts the connection, which
+/// ends a live stream whose client stopped reading and frees its slot; actix-web has no write
+/// timeout of its own, and a response it cannot write is never polled again.
+fn cut_when_stalled(conn: &dyn std::any::Any, stall: Duration) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(stall))
+    {
+        tracing::warn!(error = %err, "cannot set TCP_USER_TIMEOUT: a stalled client keeps its stream");
     }
 }
 

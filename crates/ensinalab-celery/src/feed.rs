@@ -70,8 +70,9 @@ pub(crate) async fn follow<T: Clone>(
                 }
                 () = tx.closed() => return,
                 _ = keepalive.tick() => {
-                    // a half-open connection shows up here, not in the stream
-                    let alive = tokio::time::timeout(limit, sink.ping::<String>()).await;
+                    // A half-open connection shows up here, not in the stream. Subscribed, Redis
+                    // answers a PING with `["pong", ""]`, not `PONG`.
+                    let alive = tokio::time::timeout(limit, sink.ping::<redis::Value>()).await;
                     if !matches!(alive, Ok(Ok(_))) {
                         break;
                     }

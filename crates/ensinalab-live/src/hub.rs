@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 pub struct HubSettings {
     /// Open streams a user may hold on this server; one more is refused.
     pub max_streams_per_user: usize,
+    /// Open streams of all users together on this server; one more is refused.
+    pub max_streams: usize,
     /// Events a stream may have waiting for its client; past it the stream is ended.
     pub buffer: usize,
     /// Events of a user kept for a reconnecting client, at most.
@@ -30,6 +32,7 @@ impl Default for HubSettings {
     fn default() -> Self {
         Self {
             max_streams_per_user: 5,
+            max_streams: 10_000,
             buffer: 256,
             replay_events: 256,
             replay_for: Duration::from_secs(300),
@@ -79,11 +82,24 @@ pub struct Event {
     pub data: Arc<str>,
 }
 
+/// What a stream receives after its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// The next event of the user's log.
+    Event(Event),
+    /// Events may have been missed (the relay lost its subscription): the stream must send a
+    /// fresh snapshot, which carries this id, and go on from there.
+    Resync(EventId),
+}
+
 /// Why a stream was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
     #[error("the user already holds {max} streams")]
     TooMany { max: usize },
+    /// The server holds `max` streams of all users already.
+    #[error("the server holds {max} streams")]
+    Full { max: usize },
     /// The server is shutting down.
     #[error("the live stream is closed")]
     Closed,
@@ -103,8 +119,8 @@ pub enum Start {
 /// streams (given back when dropped).
 pub struct Subscription {
     pub start: Start,
-    /// Ends when the hub drops the stream (a client too slow, a resync, the shutdown).
-    pub events: mpsc::Receiver<Event>,
+    /// Ends when the hub drops the stream (a client too slow, the shutdown).
+    pub events: mpsc::Receiver<Item>,
     _slot: Slot,
 }
 
@@ -116,13 +132,18 @@ impl fmt::Debug for Subscription {
     }
 }
 
+/// Told the number of open streams whenever it changes (the open-stream gauge).
+type Observer = Box<dyn Fn(usize) + Send + Sync>;
+
 /// The hub. Every method takes one short lock and never waits on a client: a stream whose
-/// buffer is full is dropped, so a publish costs the same whether clients read or not.
+/// buffer is full is dropped and its slot given back at once, so a publish costs the same
+/// whether clients read or not.
 pub struct Hub {
     settings: HubSettings,
     state: Mutex<State>,
     next_stream: AtomicU64,
     generations: RandomState,
+    observer: Option<Observer>,
 }
 
 impl fmt::Debug for Hub {
@@ -138,16 +159,16 @@ struct State {
     users: HashMap<UserId, UserLog>,
     closed: bool,
     publishes: u64,
+    /// Every user's `streams`, together.
+    open: usize,
 }
 
 struct UserLog {
     generation: u64,
     seq: u64,
     recent: VecDeque<(Event, Instant)>,
-    streams: Vec<(u64, mpsc::Sender<Event>)>,
-    /// Open streams, counted apart from `streams`: a stream dropped for being slow keeps its
-    /// slot until its client is gone.
-    open: usize,
+    /// The open streams: a stream is open exactly while it is here.
+    streams: Vec<(u64, mpsc::Sender<Item>)>,
 }
 
 /// How many publishes between two prunings of idle users' logs.
@@ -155,11 +176,18 @@ const PRUNE_EVERY: u64 = 1024;
 
 impl Hub {
     pub fn new(settings: HubSettings) -> Arc<Self> {
+        Self::observed(settings, None)
+    }
+
+    /// A hub that tells `observer` the number of open streams (under its lock, so in order)
+    /// whenever it changes.
+    pub fn observed(settings: HubSettings, observer: Option<Observer>) -> Arc<Self> {
         Arc::new(Self {
             settings,
             state: Mutex::new(State::default()),
             next_stream: AtomicU64::new(0),
             generations: RandomState::new(),
+            observer,
         })
     }
 
@@ -183,7 +211,16 @@ impl Hub {
             seq: 0,
             recent: VecDeque::new(),
             streams: Vec::new(),
-            open: 0,
+        }
+    }
+
+    /// `state.open` moved by `delta` streams; the observer is told.
+    fn counted(&self, state: &mut State, removed: usize, added: usize) {
+        state.open = state.open + added - removed;
+        if removed != added
+            && let Some(observer) = &self.observer
+        {
+            observer(state.open);
         }
     }
 
@@ -193,8 +230,8 @@ impl Hub {
     /// published after this call is missed.
     ///
     /// # Errors
-    /// [`OpenError::TooMany`] past `max_streams_per_user`; [`OpenError::Closed`] once
-    /// [`Hub::close`] was called.
+    /// [`OpenError::TooMany`] past `max_streams_per_user`, [`OpenError::Full`] past
+    /// `max_streams`; [`OpenError::Closed`] once [`Hub::close`] was called.
     pub fn open(
         self: &Arc<Self>,
         user: UserId,
@@ -204,12 +241,17 @@ impl Hub {
         if state.closed {
             return Err(OpenError::Closed);
         }
+        if state.open >= self.settings.max_streams {
+            return Err(OpenError::Full {
+                max: self.settings.max_streams,
+            });
+        }
         let log = state
             .users
             .entry(user)
             .or_insert_with(|| self.new_log(user));
         let max = self.settings.max_streams_per_user;
-        if log.open >= max {
+        if log.streams.len() >= max {
             return Err(OpenError::TooMany { max });
         }
         let now = Instant::now();
@@ -232,7 +274,7 @@ impl Hub {
         let (tx, rx) = mpsc::channel(self.settings.buffer.max(1));
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
         log.streams.push((stream, tx));
-        log.open += 1;
+        self.counted(&mut state, 0, 1);
         Ok(Subscription {
             start,
             events: rx,
@@ -267,8 +309,78 @@ impl Hub {
             },
             data,
         };
-        log.streams
-            .retain(|(_, tx)| match tx.try_send(event.clone()) {
+        let dropped = log.offer(user, &Item::Event(event.clone()));
+        if log.recent.len() >= self.settings.replay_events {
+            log.recent.pop_front();
+        }
+        if self.settings.replay_events > 0 {
+            log.recent.push_back((event, Instant::now()));
+        }
+        self.counted(&mut state, dropped, 0);
+    }
+
+    /// Drops the logs of users with no open stream and nothing recent to replay.
+    fn prune(&self, state: &mut State) {
+        let now = Instant::now();
+        let replay_for = self.settings.replay_for;
+        state.users.retain(|_, log| {
+            !log.streams.is_empty()
+                || log
+                    .recent
+                    .back()
+                    .is_some_and(|(_, at)| now.saturating_duration_since(*at) <= replay_for)
+        });
+    }
+
+    /// Starts every log anew and tells each open stream to send a fresh snapshot, which carries
+    /// the new log's first id: for when events may have been missed (a relay that lost its
+    /// subscription). Streams stay open; ids from before no longer resume.
+    pub fn resync(&self) {
+        let mut state = self.lock();
+        let mut dropped = 0;
+        for (user, log) in &mut state.users {
+            log.generation = self.new_log(*user).generation;
+            log.seq = 0;
+            log.recent.clear();
+            let at = EventId {
+                generation: log.generation,
+                seq: 0,
+            };
+            dropped += log.offer(*user, &Item::Resync(at));
+        }
+        self.counted(&mut state, dropped, 0);
+    }
+
+    /// Ends every open stream and refuses new ones (graceful shutdown).
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let mut dropped = 0;
+        for log in state.users.values_mut() {
+            dropped += log.streams.len();
+            log.streams.clear();
+        }
+        self.counted(&mut state, dropped, 0);
+    }
+
+    /// Whether [`Hub::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Open streams, for all users together.
+    pub fn open_streams(&self) -> usize {
+        self.lock().open
+    }
+}
+
+impl UserLog {
+    /// Hands `item` to every stream; drops the streams whose buffer is full and returns how
+    /// many it dropped.
+    fn offer(&mut self, user: UserId, item: &Item) -> usize {
+        let before = self.streams.len();
+        self.streams
+            .retain(|(_, tx)| match tx.try_send(item.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::info!(
@@ -279,57 +391,9 @@ impl Hub {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
-        if log.recent.len() >= self.settings.replay_events {
-            log.recent.pop_front();
-        }
-        if self.settings.replay_events > 0 {
-            log.recent.push_back((event, Instant::now()));
-        }
+        before - self.streams.len()
     }
 
-    /// Drops the logs of users with no open stream and nothing recent to replay.
-    fn prune(&self, state: &mut State) {
-        let now = Instant::now();
-        let replay_for = self.settings.replay_for;
-        state.users.retain(|_, log| {
-            log.open > 0
-                || log
-                    .recent
-                    .back()
-                    .is_some_and(|(_, at)| now.saturating_duration_since(*at) <= replay_for)
-        });
-    }
-
-    /// Ends every open stream and starts every log anew, so that each client reconnects and
-    /// gets a snapshot: for when events may have been missed (a relay that lost its
-    /// subscription).
-    pub fn resync(&self) {
-        let mut state = self.lock();
-        for (user, log) in &mut state.users {
-            let fresh = self.new_log(*user);
-            log.generation = fresh.generation;
-            log.seq = 0;
-            log.recent.clear();
-            log.streams.clear();
-        }
-    }
-
-    /// Ends every open stream and refuses new ones (graceful shutdown).
-    pub fn close(&self) {
-        let mut state = self.lock();
-        state.closed = true;
-        for log in state.users.values_mut() {
-            log.streams.clear();
-        }
-    }
-
-    /// Open streams, for all users together.
-    pub fn open_streams(&self) -> usize {
-        self.lock().users.values().map(|l| l.open).sum()
-    }
-}
-
-impl UserLog {
     /// Whether every event after `last` is still in the log.
     fn can_resume_after(&self, last: EventId) -> bool {
         if last.generation != self.generation || last.seq > self.seq {
@@ -355,11 +419,13 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.hub.lock();
         // The log stays (the client may come back with its last id); `prune` drops it once
-        // idle.
-        if let Some(log) = state.users.get_mut(&self.user) {
-            log.open = log.open.saturating_sub(1);
+        // idle. A stream the hub dropped already gave its slot back then.
+        let removed = state.users.get_mut(&self.user).map_or(0, |log| {
+            let before = log.streams.len();
             log.streams.retain(|(id, _)| *id != self.stream);
-        }
+            before - log.streams.len()
+        });
+        self.hub.counted(&mut state, removed, 0);
     }
 }
 
@@ -370,6 +436,7 @@ mod tests {
     fn hub(max: usize, buffer: usize, replay: usize) -> Arc<Hub> {
         Hub::new(HubSettings {
             max_streams_per_user: max,
+            max_streams: 100,
             buffer,
             replay_events: replay,
             replay_for: Duration::from_secs(300),
@@ -382,10 +449,20 @@ mod tests {
 
     fn drain(sub: &mut Subscription) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(e) = sub.events.try_recv() {
-            out.push(e.data.to_string());
+        while let Ok(item) = sub.events.try_recv() {
+            out.push(match item {
+                Item::Event(e) => e.data.to_string(),
+                Item::Resync(at) => format!("resync {at}"),
+            });
         }
         out
+    }
+
+    fn event(sub: &mut Subscription) -> Event {
+        match sub.events.try_recv() {
+            Ok(Item::Event(e)) => e,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -461,7 +538,7 @@ mod tests {
         let hub = hub(5, 16, 16);
         let mut sub = hub.open(UserId(1), None).unwrap();
         hub.publish(UserId(1), data("a"));
-        let seen = sub.events.try_recv().unwrap();
+        let seen = event(&mut sub);
         drop(sub);
         hub.publish(UserId(1), data("b"));
         hub.publish(UserId(1), data("c"));
@@ -491,7 +568,7 @@ mod tests {
         let hub = hub(5, 16, 2);
         let mut sub = hub.open(UserId(1), None).unwrap();
         hub.publish(UserId(1), data("a"));
-        let seen = sub.events.try_recv().unwrap();
+        let seen = event(&mut sub);
         drop(sub);
         for s in ["b", "c", "d"] {
             hub.publish(UserId(1), data(s));
@@ -536,16 +613,86 @@ mod tests {
     }
 
     #[test]
-    fn resync_ends_streams_and_old_ids_no_longer_resume() {
+    fn resync_keeps_streams_open_asks_each_for_a_snapshot_and_old_ids_no_longer_resume() {
         let hub = hub(5, 16, 16);
         let mut sub = hub.open(UserId(1), None).unwrap();
         hub.publish(UserId(1), data("a"));
-        let seen = sub.events.try_recv().unwrap();
+        let seen = event(&mut sub);
         hub.resync();
-        assert!(sub.events.is_closed());
-        drop(sub);
+        let Ok(Item::Resync(at)) = sub.events.try_recv() else {
+            panic!("a resync is asked for")
+        };
+        assert!(!sub.events.is_closed());
+        hub.publish(UserId(1), data("b"));
+        let after = event(&mut sub);
+        assert_eq!((after.id.generation, after.id.seq), (at.generation, 1));
         let again = hub.open(UserId(1), Some(seen.id)).unwrap();
         assert!(matches!(again.start, Start::Snapshot(_)));
+        let from_snapshot = hub.open(UserId(1), Some(at)).unwrap();
+        assert!(
+            matches!(&from_snapshot.start, Start::Resume(e) if e.len() == 1),
+            "the resync snapshot's id resumes"
+        );
+    }
+
+    #[test]
+    fn a_stream_dropped_for_not_reading_gives_its_slot_back_at_once() {
+        let hub = hub(1, 1, 16);
+        let slow = hub.open(UserId(1), None).unwrap();
+        hub.publish(UserId(1), data("a"));
+        hub.publish(UserId(1), data("b"));
+        assert_eq!(
+            hub.open_streams(),
+            0,
+            "dropped while its client still holds it"
+        );
+        let again = hub.open(UserId(1), None).unwrap();
+        drop(slow);
+        assert_eq!(
+            hub.open_streams(),
+            1,
+            "the old slot is not given back twice"
+        );
+        drop(again);
+        assert_eq!(hub.open_streams(), 0);
+    }
+
+    #[test]
+    fn the_server_wide_cap_refuses_any_user_until_a_stream_closes() {
+        let hub = Hub::new(HubSettings {
+            max_streams: 2,
+            ..HubSettings::default()
+        });
+        let a = hub.open(UserId(1), None).unwrap();
+        let _b = hub.open(UserId(2), None).unwrap();
+        assert_eq!(
+            hub.open(UserId(3), None).unwrap_err(),
+            OpenError::Full { max: 2 }
+        );
+        drop(a);
+        assert!(hub.open(UserId(3), None).is_ok());
+    }
+
+    #[test]
+    fn the_observer_is_told_every_count_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let hub = Hub::observed(
+            HubSettings {
+                buffer: 1,
+                ..HubSettings::default()
+            },
+            Some(Box::new(move |n| record.lock().unwrap().push(n))),
+        );
+        let a = hub.open(UserId(1), None).unwrap();
+        let b = hub.open(UserId(1), None).unwrap();
+        let c = hub.open(UserId(2), None).unwrap();
+        hub.publish(UserId(1), data("x"));
+        hub.publish(UserId(1), data("y"));
+        drop((a, b));
+        hub.close();
+        drop(c);
+        assert_eq!(*seen.lock().unwrap(), [1, 2, 3, 1, 0]);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! [`ChangeSink`] of the service, which renders each change with a function the HTTP layer
 //! gives it (the JSON of an event, hashids included) and hands the text to the [`Hub`] and,
 //! when several servers share a Redis, to the [`Relay`]. The hub keeps, per user, the open
-//! streams (at most `max_streams_per_user`, each with a bounded buffer: a client that does not
-//! read is dropped, never buffered without end), event ids and a short replay log for clients
-//! that reconnect. A change reaches only its owner's streams: the hub is keyed by
+//! streams (at most `max_streams_per_user`, and `max_streams` for all users together, each with
+//! a bounded buffer: a client that does not read is dropped and its slot given back, never
+//! buffered without end), event ids and a short replay log for clients that reconnect. A change reaches only its owner's streams: the hub is keyed by
 //! [`TaskChange::user_id`](ensinalab_ports::TaskChange) and nothing else.
 
 mod hub;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use ensinalab_ports::{ChangeSink, TaskChange};
 
-pub use hub::{BadEventId, Event, EventId, Hub, HubSettings, OpenError, Start, Subscription};
+pub use hub::{BadEventId, Event, EventId, Hub, HubSettings, Item, OpenError, Start, Subscription};
 pub use relay::{Relay, RelayError, RelayPublisher};
 
 /// The change stream's consumer that feeds the live streams.

@@ -2,9 +2,9 @@
 //! channel and hands every other server's events to its own hub.
 //!
 //! A server's own events reach its hub directly (not through Redis), so its streams go on when
-//! Redis is down. PUB/SUB does not keep messages: after the subscription was lost, every
-//! stream of this server is ended and starts again from a snapshot ([`Hub::resync`]), so a
-//! client never silently misses a change made elsewhere.
+//! Redis is down. PUB/SUB does not keep messages: after each (re)subscription every open stream
+//! of this server sends a fresh snapshot in-band ([`Hub::resync`]), so a client never silently
+//! misses a change made elsewhere, and its stream stays open.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,7 +205,8 @@ async fn subscribe(client: redis::Client, channel: String, instance: String, hub
                     }
                 }
                 _ = keepalive.tick() => {
-                    let alive = tokio::time::timeout(LIMIT, sink.ping::<String>()).await;
+                    // Subscribed, Redis answers a PING with `["pong", ""]`, not `PONG`.
+                    let alive = tokio::time::timeout(LIMIT, sink.ping::<redis::Value>()).await;
                     if !matches!(alive, Ok(Ok(_))) {
                         break;
                     }

@@ -9,7 +9,7 @@
 //!   [`Metrics::rate_limited`].
 //! - Gauges of what is in flight come from the database through a [`CensusSink`], refreshed by a
 //!   background job, so a scrape runs no query.
-//! - [`StreamGauge`] counts open live streams; [`process`] reads CPU, memory and descriptors of
+//! - [`StreamGauge`] holds the number of open live streams; [`process`] reads CPU, memory and descriptors of
 //!   this process from `/proc` at scrape time.
 //!
 //! Counting on the request path is a lookup in a family's map under a read lock and an atomic
@@ -308,26 +308,15 @@ impl Metrics {
     }
 }
 
-/// Counts open live streams: each stream holds the [`StreamOpen`] that [`StreamGauge::opened`]
-/// gave it, and the gauge goes down when it is dropped, however the stream ends.
+/// The number of open live streams, set by the live hub whenever it changes (the hub counts
+/// them under its lock, so the gauge is never a guess of its own).
 #[derive(Clone, Debug)]
 pub struct StreamGauge(Gauge);
 
 impl StreamGauge {
-    /// One more stream is open until the returned guard is dropped.
-    pub fn opened(&self) -> StreamOpen {
-        self.0.inc();
-        StreamOpen(self.0.clone())
-    }
-}
-
-/// One open live stream (see [`StreamGauge`]).
-#[derive(Debug)]
-pub struct StreamOpen(Gauge);
-
-impl Drop for StreamOpen {
-    fn drop(&mut self) {
-        self.0.dec();
+    /// `n` streams are open now.
+    pub fn set(&self, n: usize) {
+        self.0.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 

@@ -198,17 +198,15 @@ fn the_census_sets_every_in_flight_status_and_zeroes_the_emptied_ones() {
 }
 
 #[test]
-fn an_open_stream_counts_until_its_guard_is_dropped() {
+fn the_stream_gauge_shows_the_count_it_was_last_given() {
     let metrics = Metrics::new();
     let streams = metrics.event_streams();
-    let first = streams.opened();
-    let second = streams.opened();
+    streams.set(2);
     assert_eq!(
         sample(&metrics.encode().unwrap(), "ensinalab_event_streams"),
         Some(2.0)
     );
-    drop(first);
-    drop(second);
+    streams.set(0);
     assert_eq!(
         sample(&metrics.encode().unwrap(), "ensinalab_event_streams"),
         Some(0.0)

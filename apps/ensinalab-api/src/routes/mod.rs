@@ -55,6 +55,7 @@ where
     .service(resource("/dashboard.css").route(web::get().to(dashboard_css)))
     .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
     .service(resource("/tasks/events").route(web::get().to(events::<S, B>)))
+    .service(resource("/tasks/ws").route(web::get().to(events_ws::<S, B>)))
     .service(cancel("/tasks/cancel-all").route(web::post().to(cancel_all::<S, B>)))
     .service(resource("/tasks/{task_id}/status").route(web::get().to(task_status::<S, B>)))
     .service(resource("/briefings").route(web::post().to(create_briefing::<S, B>)))

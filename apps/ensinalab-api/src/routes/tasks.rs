@@ -1,12 +1,12 @@
 //! The seed's task routes (the active list, one task's status, cancel-all) and the live
 //! stream of their changes.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use ensinalab_domain::TaskId;
 use ensinalab_ports::{Store, TaskBroker};
 
 use super::Svc;
-use crate::auth::Auth;
+use crate::auth::{Auth, Authenticator, Session};
 use crate::dto::{
     ActivePageParams, ActiveTasksResponse, CancelAllResponse, LiveEvent, TaskStatusResponse,
 };
@@ -90,16 +90,39 @@ pub async fn cancel_all<S: Store, B: TaskBroker>(
         (status = 200, description = "`text/event-stream`: `snapshot`, then `change` events (data: LiveChange)", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, body = ErrorBody),
         (status = 429, description = "MAX_STREAMS_PER_USER streams open already, or a rate limit", body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 503, description = "MAX_STREAMS streams open on this server (with `Retry-After`), shutting down, or the database unavailable", body = ErrorBody),
     )
 )]
-#[tracing::instrument(level = "debug", skip_all, fields(user_id = %auth.0.user_id))]
-pub async fn events<S: Store, B: TaskBroker>(
-    auth: Auth,
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = %session.caller.user_id))]
+pub async fn events<S: Store + 'static, B: TaskBroker + 'static>(
+    session: Session,
     last: LastEventId,
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
     live: web::Data<LiveStreams>,
 ) -> Result<HttpResponse, ApiError> {
-    live.open(&auth.0, last, &svc, &ids).await
+    live.sse(session, last, svc, ids).await
+}
+
+/// The WebSocket twin of `GET /tasks/events`. The client's first message, within 10 s, is
+/// `{"token": "<JWT>"}` (optionally with `"last_event_id"`); then each server message is one JSON
+/// object, `{"event": "snapshot" | "change", "id": …, "data": …}` with the same data as the SSE
+/// events, and a ping frame every `LIVE_HEARTBEAT_SECS`. Close codes: 4401 missing, bad or
+/// expired token; 4408 no token within 10 s; 4429 over `MAX_STREAMS_PER_USER`; 1013 over
+/// `MAX_STREAMS` or a client that did not read; 1001 at shutdown.
+#[utoipa::path(
+    get, path = "/tasks/ws", tag = "tasks",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 429, description = "A rate limit (the upgrade carries no token: the per-address quota)", body = ErrorBody),
+    )
+)]
+pub async fn events_ws<S: Store + 'static, B: TaskBroker + 'static>(
+    req: HttpRequest,
+    body: web::Payload,
+    (svc, ids, auth): (Svc<S, B>, web::Data<Hashids>, web::Data<Authenticator>),
+    live: web::Data<LiveStreams>,
+) -> Result<HttpResponse, ApiError> {
+    live.ws(req, body, svc, ids, auth)
 }
