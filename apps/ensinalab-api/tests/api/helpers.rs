@@ -27,6 +27,9 @@ pub use http::Http;
 #[path = "../common/sse.rs"]
 mod sse;
 pub use sse::Sse;
+#[path = "../common/ws.rs"]
+mod ws;
+pub use ws::Ws;
 
 /// A secret of the required length, for tests only.
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -60,6 +63,12 @@ pub struct Settings {
     pub auto_cancel_sweep: Duration,
     /// `LIVE_HEARTBEAT_SECS`.
     pub live_heartbeat: Duration,
+    /// `MAX_STREAMS_PER_USER`, `MAX_STREAMS` and `LIVE_STALL_SECS`.
+    pub max_streams_per_user: u32,
+    pub max_streams: u32,
+    pub live_stall: Duration,
+    /// `JWT_LEEWAY_SECS`.
+    pub jwt_leeway_secs: u64,
 }
 
 /// Rate limits high enough never to get in the way of a test that is not about them.
@@ -98,6 +107,10 @@ impl Default for Settings {
             auto_cancel: None,
             auto_cancel_sweep: Duration::from_secs(5),
             live_heartbeat: Duration::from_secs(15),
+            max_streams_per_user: 5,
+            max_streams: 10_000,
+            live_stall: Duration::from_secs(30),
+            jwt_leeway_secs: 5,
         }
     }
 }
@@ -142,6 +155,10 @@ pub fn test_config(settings: &Settings) -> Config {
     config.auto_cancel = settings.auto_cancel;
     config.auto_cancel_sweep = settings.auto_cancel_sweep;
     config.live_heartbeat = settings.live_heartbeat;
+    config.max_streams_per_user = settings.max_streams_per_user;
+    config.max_streams = settings.max_streams;
+    config.live_stall = settings.live_stall;
+    config.jwt.leeway_secs = settings.jwt_leeway_secs;
     if let Some((issuer, audience)) = &settings.jwt_issuer_audience {
         config.jwt.issuer = Some(issuer.clone());
         config.jwt.audience = Some(audience.clone());

@@ -22,4 +22,5 @@ mod prometheus;
 mod ratelimit;
 mod seed;
 mod stats;
+mod streams;
 mod timeout;
