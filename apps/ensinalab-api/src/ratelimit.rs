@@ -172,7 +172,7 @@ struct RateKey {
     user: Option<UserId>,
 }
 
-/// The general quota, over the whole app (the probes and the OpenAPI document exempt). It also
+/// The general quota, over the whole app (the routes of [`EXEMPT`] exempt). It also
 /// verifies the token once and leaves the identity for the `Auth` extractor, and the key for
 /// [`enforce_cancel`].
 ///
