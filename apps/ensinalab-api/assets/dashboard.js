@@ -2,15 +2,15 @@
 // The token comes from the address's fragment (#token=..., never sent to a server), stays in
 // sessionStorage, and travels in the Authorization header only: the stream is read with fetch,
 // not EventSource, which cannot send headers.
+// Which jobs are listed is the server's rule: a change's `listed` says it, the page keeps no
+// status set of its own.
 "use strict";
 
 (() => {
   const TOKEN_KEY = "ensinalab.token";
+  const HISTORY_KEY = "ensinalab.history";
+  const HISTORY_MAX = 50;
   const RETRY_MS = 2000;
-  const IN_FLIGHT = {
-    briefing: ["pending", "processing", "generating_options"],
-    video: ["queued", "processing"],
-  };
   const KIND = { briefing: "Briefing", video: "Vídeo" };
   const STATUS = {
     pending: "na fila",
@@ -22,6 +22,13 @@
     completed: "concluído",
     failed: "falhou",
     cancelled: "cancelado",
+  };
+  // Why a job left the list; a timeout's words are the ones the server writes on the row.
+  const CANCELLED = {
+    user: "Cancelado pelo usuário",
+    user_all: "Cancelado por “Cancelar tudo”",
+    timeout: "Cancelado automaticamente: tempo limite excedido",
+    revoked: "Cancelado fora do painel: a tarefa foi revogada",
   };
   const REVOKE = {
     signalled: "a tarefa foi interrompida no worker",
@@ -36,25 +43,39 @@
   const jobs = new Map(); // "type:hash" -> job
   const titles = new Map(); // titles of jobs that left the list, for the outcome of their kill
   const answered = new Set(); // jobs whose cancel this page made and reported already
+  const noted = new Set(); // jobs whose leaving is in the history already
   let token = null;
   let lastEventId = null;
   let controller = null;
+  let generation = 0; // the stream being followed; an older loop ends when it sees a newer one
   let refreshing = false;
 
-  function takeToken() {
-    const hash = new URLSearchParams(location.hash.slice(1));
-    const fromUrl = hash.get("token");
-    if (fromUrl) {
-      sessionStorage.setItem(TOKEN_KEY, fromUrl);
-      history.replaceState(null, "", location.pathname + location.search);
-    }
-    return sessionStorage.getItem(TOKEN_KEY);
+  // The token of the address's fragment, if any, taken out of the address bar.
+  function tokenFromUrl() {
+    const fromUrl = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (fromUrl) history.replaceState(null, "", location.pathname + location.search);
+    return fromUrl;
+  }
+
+  // Another token may be another user: what the page knew goes with the old one.
+  function useToken(value) {
+    if (value !== sessionStorage.getItem(TOKEN_KEY)) sessionStorage.removeItem(HISTORY_KEY);
+    sessionStorage.setItem(TOKEN_KEY, value);
+    token = value;
+    lastEventId = null;
+    jobs.clear();
+    titles.clear();
+    answered.clear();
+    noted.clear();
+    renderHistory();
   }
 
   function signIn(message) {
     if (controller) controller.abort();
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(HISTORY_KEY);
+    renderHistory();
     $("board").hidden = true;
     $("signin").hidden = false;
     $("signin-error").textContent = message || "";
@@ -114,6 +135,8 @@
       const list = await res.json();
       for (const t of list.tasks) {
         const k = key(t.resource_type, t.resource_id);
+        // a list read before the job left must not bring it back
+        if (noted.has(k)) continue;
         const job = jobs.get(k);
         if (job) job.stuck = t.elapsed_time.is_stuck;
         else jobs.set(k, fromItem(t));
@@ -124,21 +147,84 @@
     }
   }
 
+  function loadHistory() {
+    try {
+      return JSON.parse(sessionStorage.getItem(HISTORY_KEY)) || [];
+    } catch {
+      return [];
+    }
+  }
+
+  function renderHistory() {
+    const notices = loadHistory();
+    const list = $("notices");
+    list.replaceChildren(
+      ...notices.map((n) => {
+        const li = document.createElement("li");
+        li.className = `notice ${n.kind}`;
+        li.dataset.key = n.key;
+        const at = document.createElement("time");
+        at.dateTime = n.at;
+        at.textContent = new Date(n.at).toLocaleTimeString("pt-BR");
+        li.append(at, " ", `“${n.title}”: ${n.text}.`);
+        return li;
+      }),
+    );
+    $("history").hidden = notices.length === 0;
+  }
+
+  function saveNotice(notice) {
+    const notices = loadHistory().filter((n) => n.key !== notice.key);
+    notices.unshift(notice);
+    notices.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    sessionStorage.setItem(HISTORY_KEY, JSON.stringify(notices.slice(0, HISTORY_MAX)));
+    renderHistory();
+  }
+
+  function why(c) {
+    if (c.change === "cancelled") return { kind: c.reason, text: CANCELLED[c.reason] || STATUS.cancelled };
+    if (c.change === "failed") return { kind: "failed", text: STATUS.failed };
+    return { kind: c.status, text: STATUS[c.status] || c.status };
+  }
+
+  // A job left the list: the history says why, once. A failure's message and the title of a
+  // job the page never listed are read from the resource.
+  async function noteLeaving(k, c, title) {
+    if (noted.has(k)) return;
+    noted.add(k);
+    const { kind, text } = why(c);
+    const notice = { key: k, at: c.at, kind, title: title || c.resource_id, text };
+    saveNotice(notice);
+    if (title && c.change !== "failed") return;
+    const path = c.resource_type === "video"
+      ? `/videos/${c.resource_id}/status`
+      : `/briefings/${c.resource_id}`;
+    try {
+      const res = await api("GET", path);
+      if (!res.ok) return;
+      const row = await res.json();
+      notice.title = row.title || notice.title;
+      if (c.change === "failed" && row.error_message) notice.text = `${text}: ${row.error_message}`;
+      saveNotice(notice);
+    } catch {
+      // the notice stands without the details
+    }
+  }
+
   function applyChange(c) {
     const k = key(c.resource_type, c.resource_id);
     const job = jobs.get(k);
-    const inFlight = (IN_FLIGHT[c.resource_type] || []).includes(c.status);
     if (c.change === "revoke") {
       if (answered.has(k)) return;
       const title = job ? job.title : titles.get(k) || c.resource_id;
       say(`“${title}”: ${REVOKE[c.revoke] || c.revoke}.`);
       return;
     }
-    if (!inFlight) {
-      if (job) {
-        forget(k);
-        if (c.change !== "cancelled") say(`“${job.title}”: ${STATUS[c.status] || c.status}.`);
-      }
+    if (c.change === "revoke_overdue") return;
+    if (!c.listed) {
+      const title = job ? job.title : titles.get(k);
+      forget(k);
+      noteLeaving(k, c, title);
       render();
       return;
     }
@@ -304,8 +390,8 @@
     else if (event === "change") applyChange(payload);
   }
 
-  async function follow() {
-    while (token) {
+  async function follow(gen) {
+    while (token && gen === generation) {
       controller = new AbortController();
       const headers = { Authorization: "Bearer " + token, Accept: "text/event-stream" };
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
@@ -328,7 +414,7 @@
           }
         }
       } catch (err) {
-        if (!token) return;
+        if (!token || gen !== generation) return;
       }
       setConnection("Reconectando…", false);
       await new Promise((r) => setTimeout(r, RETRY_MS));
@@ -336,11 +422,13 @@
   }
 
   function start() {
+    if (controller) controller.abort();
+    generation += 1;
     $("signin").hidden = true;
     $("board").hidden = false;
     setConnection("Conectando…", false);
     render();
-    follow();
+    follow(generation);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -348,10 +436,8 @@
       e.preventDefault();
       const value = $("token").value.trim();
       if (!value) return;
-      sessionStorage.setItem(TOKEN_KEY, value);
       $("token").value = "";
-      token = value;
-      lastEventId = null;
+      useToken(value);
       start();
     });
     $("cancel-all").addEventListener("click", () => {
@@ -369,7 +455,17 @@
     $("sign-out").addEventListener("click", () => signIn(""));
     setInterval(render, 1000);
     setInterval(() => token && refresh(), 30000);
-    token = takeToken();
+    // A new #token= link opened in this tab changes only the fragment: no reload.
+    window.addEventListener("hashchange", () => {
+      const fresh = tokenFromUrl();
+      if (!fresh || fresh === token) return;
+      useToken(fresh);
+      start();
+    });
+    const fromUrl = tokenFromUrl();
+    if (fromUrl) useToken(fromUrl);
+    token = sessionStorage.getItem(TOKEN_KEY);
+    renderHistory();
     if (token) start();
     else signIn("");
   });

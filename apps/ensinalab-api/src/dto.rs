@@ -4,8 +4,9 @@
 
 use ensinalab_domain::{BriefingDraft, CeleryState, DraftError, UserId};
 use ensinalab_ports::{
-    ActiveList, ActivePage, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport,
-    ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskChange, TaskSnapshot, Video,
+    ActiveList, ActivePage, ActiveTask, AnyStatus, Briefing, BriefingOption, Cancelled,
+    CancelledAllReport, ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskChange, TaskSnapshot,
+    Video,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -590,6 +591,9 @@ pub struct LiveChange {
     /// `0.0..=1.0`, videos only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<f64>,
+    /// Whether the job is still in its owner's `GET /tasks/active` after the change: a client
+    /// keeps it while `true` and drops it on the first `false`.
+    pub listed: bool,
     /// `cancelled` only: `user`, `user_all`, `timeout` or `revoked`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
@@ -625,6 +629,10 @@ impl LiveChange {
             task_id: change.task_id.as_ref().map(|t| t.as_str().to_owned()),
             status: change.status.as_str(),
             progress: change.progress,
+            listed: match change.status {
+                AnyStatus::Briefing(s) => s.is_listed(),
+                AnyStatus::Video(s) => s.is_listed(),
+            },
             reason,
             revoke,
             problem,

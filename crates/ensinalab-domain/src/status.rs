@@ -158,6 +158,13 @@ macro_rules! status_enum {
                 Self::TERMINAL.contains(&self)
             }
 
+            /// Whether the owner's active list (`GET /tasks/active`, its live stream, cancel-all)
+            /// holds a resource in this status: exactly [`Lifecycle::CANCELLABLE`], so the list
+            /// shows what its `Cancelar` may act on.
+            pub fn is_listed(self) -> bool {
+                self.is_cancellable()
+            }
+
             /// Whether a task report may still change a row in this status.
             pub fn is_in_flight(self) -> bool {
                 Self::IN_FLIGHT.contains(&self)
@@ -314,6 +321,18 @@ mod tests {
         assert!(V::PendingApproval.is_cancellable());
         assert!(!V::PendingApproval.is_in_flight());
         assert!(!B::OptionsReady.is_in_flight());
+    }
+
+    #[test]
+    fn the_active_list_holds_exactly_what_may_be_cancelled_pending_approval_included() {
+        for &s in B::ALL {
+            assert_eq!(s.is_listed(), s.is_cancellable(), "{s}");
+        }
+        for &s in V::ALL {
+            assert_eq!(s.is_listed(), s.is_cancellable(), "{s}");
+        }
+        assert!(V::PendingApproval.is_listed());
+        assert!(!B::Pending.is_listed() && !B::OptionsReady.is_listed());
     }
 
     #[test]

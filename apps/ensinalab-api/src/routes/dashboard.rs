@@ -1,4 +1,4 @@
-//! The dashboard: one page and its two assets, compiled into the binary (no CDN, no build
+//! The dashboard: one page and its assets, compiled into the binary (no CDN, no build
 //! step). The page holds no data: it signs in with a token the user brings and reads
 //! everything through the API, the live stream first.
 
@@ -8,6 +8,7 @@ use actix_web::http::header;
 const PAGE: &str = include_str!("../../assets/dashboard.html");
 const SCRIPT: &str = include_str!("../../assets/dashboard.js");
 const STYLE: &str = include_str!("../../assets/dashboard.css");
+const ICON: &str = include_str!("../../assets/favicon.svg");
 
 /// Only the page's own script, style and API: nothing inline, nothing from elsewhere, never in
 /// a frame.
@@ -36,4 +37,10 @@ pub async fn dashboard_js() -> HttpResponse {
 /// `GET /dashboard.css`.
 pub async fn dashboard_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+/// `GET /favicon.ico`: an SVG under the name browsers ask for by themselves, so that no
+/// browser's console shows a 404 and no second icon format is kept in step.
+pub async fn favicon() -> HttpResponse {
+    asset("image/svg+xml", ICON)
 }

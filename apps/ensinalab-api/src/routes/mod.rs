@@ -53,6 +53,7 @@ where
     .service(resource("/").route(web::get().to(dashboard)))
     .service(resource("/dashboard.js").route(web::get().to(dashboard_js)))
     .service(resource("/dashboard.css").route(web::get().to(dashboard_css)))
+    .service(resource("/favicon.ico").route(web::get().to(favicon)))
     .service(resource("/tasks/active").route(web::get().to(list_active::<S, B>)))
     .service(resource("/tasks/events").route(web::get().to(events::<S, B>)))
     .service(resource("/tasks/ws").route(web::get().to(events_ws::<S, B>)))

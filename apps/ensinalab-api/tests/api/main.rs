@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod cli;
+mod dashboard;
 mod degraded;
 mod docs;
 mod flow;

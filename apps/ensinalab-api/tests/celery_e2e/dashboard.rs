@@ -1,9 +1,12 @@
 //! The dashboard in a real headless Chromium, over the app and a real Celery worker: a job
 //! created through the API appears without a reload and its progress moves; its `Cancelar`
 //! kills the worker's pool process; `Cancelar tudo`, confirmed in the page with the keyboard,
-//! empties the list. Screenshots go to `<target>/tmp/dashboard/`. And, over a server process
-//! on the zero-setup default, the page takes a pasted token, reconnects by itself after the
-//! server restarts and marks a stuck job "travado".
+//! empties the list. Screenshots go to `<target>/tmp/dashboard/`. Each job that leaves the
+//! list says why in the page's history (completed, failed with its error, cancelled by the
+//! user, by "Cancelar tudo" or by the automatic timeout), which a reload keeps; a video waiting
+//! for approval stays listed; a new `#token=` link opened in the tab switches users without a
+//! reload. And, over a server process on the zero-setup default, the page takes a pasted token,
+//! reconnects by itself after the server restarts and marks a stuck job "travado".
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -189,6 +192,182 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
     browser
         .screenshot(&shots().join("dashboard-empty.png"))
         .await;
+
+    browser.quit().await;
+    app.cleanup().await;
+}
+
+/// The page's history entry for the job `kind:hash` once it holds `needle`; returns its text.
+async fn notice(browser: &Browser, kind: &str, hash: &str, needle: &str) -> String {
+    browser
+        .wait_for_text(&format!(r#"#notices li[data-key="{kind}:{hash}"]"#), needle)
+        .await
+}
+
+fn listed(kind: &str, hash: &str) -> String {
+    format!(r#"#jobs li[data-key="{kind}:{hash}"]"#)
+}
+
+/// What the reference worker raises for a title starting with `[fail]`.
+const WORKER_ERROR: &str = "ConnectionError: Failed to connect to OpenAI API";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_says_why_each_job_left_and_keeps_what_the_server_lists() {
+    let durations = Durations {
+        options_secs: 0.3,
+        video_secs: 4.0,
+        video_steps: 4,
+    };
+    let queue = unique_queue("dashboard-history");
+    let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
+    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let token = app.token(1);
+    let briefing = app.briefing_with_options(&token, "Histórico").await;
+    let browser = Browser::start(375).await;
+    browser
+        .goto(&format!("{}/#token={token}", app.address))
+        .await;
+    browser.wait_for("#connection.live").await;
+    let history = browser.wait_for("#history").await;
+    assert!(!browser.displayed(&history).await, "no history yet");
+
+    // An avatar video ends waiting for a human: still listed and cancellable. A simple one
+    // completes and leaves, saying so.
+    let avatar = app.select(&token, option_of(&briefing, "avatar")).await;
+    let avatar = str_of(&avatar, "video_id").to_owned();
+    let simple = app.select(&token, option_of(&briefing, "simple")).await;
+    let simple = str_of(&simple, "video_id").to_owned();
+    let said = notice(&browser, "video", &simple, "concluído").await;
+    assert!(said.contains("Histórico"), "the title: {said}");
+    let waiting = browser
+        .wait_for_text(&listed("video", &avatar), "aguardando aprovação")
+        .await;
+    assert!(waiting.contains("Cancelar"), "{waiting}");
+    assert!(browser.find(&listed("video", &simple)).await.is_none());
+    assert!(browser.displayed(&history).await);
+
+    // A failed job's notice carries its error.
+    let failing = app.create_briefing(&token, "[fail] Painel").await;
+    let failing = str_of(&failing, "briefing_id").to_owned();
+    let said = notice(&browser, "briefing", &failing, WORKER_ERROR).await;
+    assert!(
+        said.contains(&format!("[fail] Painel”: falhou: {WORKER_ERROR}")),
+        "{said}"
+    );
+
+    // Cancelled with its own button.
+    let mine = app.select(&token, option_of(&briefing, "simple")).await;
+    let mine = str_of(&mine, "video_id").to_owned();
+    let button = browser
+        .wait_for(&format!("{} button", listed("video", &mine)))
+        .await;
+    browser.click(&button).await;
+    notice(&browser, "video", &mine, "Cancelado pelo usuário").await;
+
+    // Cancelar tudo takes the waiting video and a running one.
+    let other = app.select(&token, option_of(&briefing, "simple")).await;
+    let other = str_of(&other, "video_id").to_owned();
+    browser.wait_for(&listed("video", &other)).await;
+    assert!(
+        browser.find(&listed("video", &avatar)).await.is_some(),
+        "still waiting for approval, still listed"
+    );
+    let all = browser.wait_for("#cancel-all").await;
+    browser.click(&all).await;
+    let confirm = browser.wait_for("#confirm-yes").await;
+    browser.click(&confirm).await;
+    for hash in [&avatar, &other] {
+        notice(&browser, "video", hash, "Cancelado por “Cancelar tudo”").await;
+    }
+    let newest = browser.wait_for("#notices li").await;
+    let text = browser.text(&newest).await;
+    assert!(text.contains("Cancelar tudo"), "newest first: {text}");
+    browser
+        .screenshot(&shots().join("dashboard-history.png"))
+        .await;
+
+    // Another user's link opened in the same tab: no reload, the new token takes effect at once
+    // and leaves the address bar, and the old user's history goes with the old token.
+    let token2 = app.token(2);
+    let theirs = app.briefing_with_options(&token2, "Outra conta").await;
+    let theirs = app.select(&token2, option_of(&theirs, "avatar")).await;
+    let theirs = str_of(&theirs, "video_id").to_owned();
+    browser.exec("window.samePage = true; return null").await;
+    browser
+        .goto(&format!("{}/#token={token2}", app.address))
+        .await;
+    browser.wait_for(&listed("video", &theirs)).await;
+    assert_eq!(browser.exec("return window.samePage === true").await, true);
+    assert!(
+        !browser.url().await.contains("token"),
+        "{}",
+        browser.url().await
+    );
+    assert_eq!(
+        browser
+            .exec("return sessionStorage.getItem('ensinalab.token')")
+            .await,
+        token2.as_str()
+    );
+    assert!(
+        !browser.displayed(&history).await,
+        "user 1's history is gone"
+    );
+    let (_, cancelled) = app.post(&format!("/videos/{theirs}/cancel"), &token2).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    notice(&browser, "video", &theirs, "Cancelado pelo usuário").await;
+
+    browser.quit().await;
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_server_times_out_stays_in_the_history_with_the_servers_words() {
+    let durations = Durations {
+        options_secs: 0.3,
+        video_secs: 60.0,
+        video_steps: 60,
+    };
+    let queue = unique_queue("dashboard-timeout");
+    let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
+    // Videos are timed out a second after they start; briefings are left alone.
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        DB,
+        &queue,
+        &[
+            ("AUTO_CANCEL_FACTOR", "1"),
+            ("EXPECTED_VIDEO_SECS", "1"),
+            ("EXPECTED_OPTIONS_SECS", "60"),
+            ("AUTO_CANCEL_SWEEP_SECS", "1"),
+        ],
+    )
+    .await;
+    let token = app.token(1);
+    let briefing = app.briefing_with_options(&token, "Longo demais").await;
+    let browser = Browser::start(375).await;
+    browser
+        .goto(&format!("{}/#token={token}", app.address))
+        .await;
+    browser.wait_for("#connection.live").await;
+    let video = app.select(&token, option_of(&briefing, "simple")).await;
+    let hash = str_of(&video, "video_id").to_owned();
+    browser.wait_for(&listed("video", &hash)).await;
+    let said = notice(&browser, "video", &hash, "automaticamente").await;
+    let (_, row) = app.get(&format!("/videos/{hash}/status"), &token).await;
+    let written = str_of(&row, "error_message");
+    assert_eq!(written, "Cancelado automaticamente: tempo limite excedido");
+    assert!(
+        said.contains("“Longo demais") && said.ends_with(&format!("”: {written}.")),
+        "{said}"
+    );
+    assert!(browser.find(&listed("video", &hash)).await.is_none());
+
+    // A reload keeps the session's history.
+    browser.goto(&format!("{}/", app.address)).await;
+    browser.wait_for("#connection.live").await;
+    let again = notice(&browser, "video", &hash, "automaticamente").await;
+    assert_eq!(again, said);
 
     browser.quit().await;
     app.cleanup().await;

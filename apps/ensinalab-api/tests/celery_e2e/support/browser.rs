@@ -145,6 +145,15 @@ impl Browser {
         }
     }
 
+    /// Waits until an element matches `css` and its text holds `needle`; returns the text.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        self.until(&format!("{css} says {needle:?}"), |b| async move {
+            let el = b.find(css).await?;
+            Some(b.text(&el).await).filter(|t| t.contains(needle))
+        })
+        .await
+    }
+
     pub async fn text(&self, el: &Element) -> String {
         let v = self
             .call(
