@@ -21,7 +21,9 @@ use ensinalab_live::{Hub, HubSettings, Relay, RelayError};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_mail::SmtpMailer;
 use ensinalab_metrics::Metrics;
-use ensinalab_ports::{AlertQueue, CensusSink, Service, Settings, Store, TaskBroker};
+use ensinalab_ports::{
+    AlertQueue, CensusSink, ResourceNames, Service, Settings, Store, TaskBroker,
+};
 use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;
@@ -228,6 +230,10 @@ impl Application {
         let metrics = Metrics::new();
         let service = Arc::new(
             service
+                .with_resource_names(ResourceNames::new({
+                    let ids = ids.clone();
+                    move |id| ids.encode(id)
+                }))
                 .with_sink(Arc::new(metrics.clone()))
                 .with_sink(Arc::new(crate::live::sink(
                     Arc::clone(&hub),
