@@ -42,8 +42,10 @@ const JOBS_GRACE: Duration = Duration::from_secs(5);
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot bind {addr}")]
+    /// A listener's address is taken or not ours; `var` names the setting to change.
+    #[error("{var}: cannot bind {addr}")]
     Bind {
+        var: &'static str,
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
@@ -250,8 +252,11 @@ impl Application {
         let exporter = config
             .metrics_addr
             .map(|addr| {
-                crate::metrics::bind(addr, metrics.clone())
-                    .map_err(|source| StartupError::Bind { addr, source })
+                crate::metrics::bind(addr, metrics.clone()).map_err(|source| StartupError::Bind {
+                    var: "METRICS_ADDR",
+                    addr,
+                    source,
+                })
             })
             .transpose()?;
         let (port, server) = Self::bind(
@@ -314,12 +319,14 @@ impl Application {
     {
         let listener =
             TcpListener::bind(config.bind_addr).map_err(|source| StartupError::Bind {
+                var: "BIND_ADDR",
                 addr: config.bind_addr,
                 source,
             })?;
         let port = listener
             .local_addr()
             .map_err(|source| StartupError::Bind {
+                var: "BIND_ADDR",
                 addr: config.bind_addr,
                 source,
             })?
