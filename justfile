@@ -39,4 +39,4 @@ bench-live:
 # Run a Prometheus scraping the local server (METRICS_ADDR's default) with the shipped alert rules.
 prometheus:
     bash scripts/ensure-prometheus.sh
-    prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=target/prometheus
+    prometheus --config.file=deploy/prometheus/prometheus.yml --web.listen-address=127.0.0.1:9090 --storage.tsdb.path=target/prometheus

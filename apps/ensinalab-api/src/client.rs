@@ -67,27 +67,45 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(ip))
     }
 
-    /// The client of a connection from `peer` that forwarded `forwarded_for`: the peer itself
-    /// unless it is trusted; then the nearest address in the header that is not a trusted proxy
-    /// (the one the first trusted proxy saw), or the farthest one if all are trusted.
-    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// The client of a connection from `peer` that forwarded `forwarded_for` (the
+    /// `X-Forwarded-For` header's lines, in order): the peer itself unless it is trusted; then,
+    /// walking the trail from the right (each proxy appends the address it saw), the first hop
+    /// that is not a trusted proxy, or the farthest one if all are trusted.
+    ///
+    /// Only the right end of the trail is the proxies' own writing: everything to its left is
+    /// the client's text, so a walk from the left would let a client name itself. A hop that
+    /// does not parse cannot be trusted either, and no address can be made of it: the client is
+    /// then the nearest trusted proxy, the one that handed it over (the proxy's own address
+    /// counted, never a name the client chose).
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
         if !self.trusts(peer) {
             return peer;
         }
-        let Some(header) = forwarded_for else {
-            return peer;
-        };
-        let hops: Vec<IpAddr> = header
-            .split(',')
-            .map_while(|hop| hop.trim().parse().ok())
-            .collect();
-        hops.iter()
-            .rev()
-            .find(|hop| !self.trusts(**hop))
-            .or_else(|| hops.first())
-            .copied()
-            .unwrap_or(peer)
+        let mut nearest = peer;
+        let lines = forwarded_for.iter().filter(|line| !line.trim().is_empty());
+        for hop in lines.rev().flat_map(|line| line.rsplit(',')) {
+            match hop_address(hop.trim()) {
+                Some(ip) if self.trusts(ip) => nearest = ip,
+                Some(ip) => return ip,
+                None => return nearest,
+            }
+        }
+        nearest
     }
+}
+
+/// One hop of `X-Forwarded-For`: an address, with or without a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`, `[2001:db8::1]`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<std::net::Ipv6Addr>().ok())
+                .map(IpAddr::V6)
+        })
 }
 
 /// The request's client address.
@@ -96,11 +114,13 @@ pub fn ip(req: &HttpRequest) -> Option<IpAddr> {
     let Some(trusted) = req.app_data::<web::Data<TrustedProxies>>() else {
         return Some(peer);
     };
-    let forwarded = req
+    // A line that is not text is one hop that does not parse.
+    let forwarded: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    Some(trusted.client(peer, forwarded))
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or("?"))
+        .collect();
+    Some(trusted.client(peer, &forwarded))
 }
 
 /// The route template the request matches (`/videos/{video_hash}/cancel`), or `unmatched`;
@@ -168,23 +188,54 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_a_trusted_peer() {
         let none = TrustedProxies::default();
-        assert_eq!(none.client(ip("10.0.0.1"), Some("1.2.3.4")), ip("10.0.0.1"));
+        assert_eq!(none.client(ip("10.0.0.1"), &["1.2.3.4"]), ip("10.0.0.1"));
 
         let lb = proxies(&["10.0.0.0/8"]);
         // The client said it was 6.6.6.6; the proxy appended what it saw.
-        let header = Some("6.6.6.6, 203.0.113.7");
-        assert_eq!(lb.client(ip("10.0.0.1"), header), ip("203.0.113.7"));
+        let header = ["6.6.6.6, 203.0.113.7"];
+        assert_eq!(lb.client(ip("10.0.0.1"), &header), ip("203.0.113.7"));
         // Two trusted hops: the nearest untrusted address is the client.
-        let header = Some("203.0.113.7, 10.0.0.2");
-        assert_eq!(lb.client(ip("10.0.0.1"), header), ip("203.0.113.7"));
+        let header = ["203.0.113.7, 10.0.0.2"];
+        assert_eq!(lb.client(ip("10.0.0.1"), &header), ip("203.0.113.7"));
+        // All trusted: the farthest.
+        let header = ["10.0.0.9, 10.0.0.2"];
+        assert_eq!(lb.client(ip("10.0.0.1"), &header), ip("10.0.0.9"));
         // An untrusted peer's header is ignored.
         assert_eq!(
-            lb.client(ip("198.51.100.1"), Some("1.2.3.4")),
+            lb.client(ip("198.51.100.1"), &["1.2.3.4"]),
             ip("198.51.100.1")
         );
-        // No header, or garbage: the peer.
-        assert_eq!(lb.client(ip("10.0.0.1"), None), ip("10.0.0.1"));
-        assert_eq!(lb.client(ip("10.0.0.1"), Some("junk")), ip("10.0.0.1"));
+        // No header, or an empty one: the peer.
+        assert_eq!(lb.client(ip("10.0.0.1"), &[]), ip("10.0.0.1"));
+        assert_eq!(lb.client(ip("10.0.0.1"), &[" "]), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_trail_is_read_from_the_right_whatever_the_client_wrote_to_its_left() {
+        let lb = proxies(&["10.0.0.0/8"]);
+        let peer = ip("10.0.0.1");
+        let table: [(&[&str], &str); 10] = [
+            // Garbage or addresses on the left are the client's own text.
+            (&["junk, 203.0.113.7"], "203.0.113.7"),
+            (&["1.1.1.1, junk, 2.2.2.2, 203.0.113.7"], "203.0.113.7"),
+            // Ports are the proxy's business, not part of the address.
+            (&["6.6.6.6, 203.0.113.7:5678"], "203.0.113.7"),
+            (&["6.6.6.6, [2001:db8::1]:443"], "2001:db8::1"),
+            (&["6.6.6.6, [2001:db8::1]"], "2001:db8::1"),
+            (&["6.6.6.6, 2001:db8::1"], "2001:db8::1"),
+            // Every line counts, in order: the last line's last hop is the nearest.
+            (&["6.6.6.6", "203.0.113.7"], "203.0.113.7"),
+            (
+                &["6.6.6.6, 7.7.7.7", "203.0.113.7, 10.0.0.2"],
+                "203.0.113.7",
+            ),
+            // A hop that does not parse, right of any untrusted one: the nearest trusted proxy.
+            (&["203.0.113.7, junk"], "10.0.0.1"),
+            (&["203.0.113.7, junk, 10.0.0.2"], "10.0.0.2"),
+        ];
+        for (header, client) in table {
+            assert_eq!(lb.client(peer, header), ip(client), "{header:?}");
+        }
     }
 
     #[test]

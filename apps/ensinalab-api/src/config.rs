@@ -232,7 +232,7 @@ fn alert_mail(
     // Checked here, without connecting, so that a typo stops the start naming its variable.
     if let Err(err) = SmtpMailer::new(&mail) {
         let var = match &err {
-            MailConfigError::Url(_) => "SMTP_URL",
+            MailConfigError::Url(_) | MailConfigError::PlainPassword => "SMTP_URL",
             MailConfigError::Address { address, .. } if *address == mail.from => "ALERT_EMAIL_FROM",
             MailConfigError::Address { .. } | MailConfigError::NoRecipient => "ALERT_EMAIL_TO",
         };
@@ -737,8 +737,15 @@ mod tests {
         assert_eq!(mail.mail.from, DEFAULT_ALERT_EMAIL_FROM);
         assert_eq!(mail.min_interval, Duration::from_secs(300));
 
-        let table: [(&[(&str, &str)], &str); 5] = [
+        let table: [(&[(&str, &str)], &str); 6] = [
             (&[("SMTP_URL", "smtp://127.0.0.1:2525")], "ALERT_EMAIL_TO"),
+            (
+                &[
+                    ("SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"),
+                    ("ALERT_EMAIL_TO", "ops@example.com"),
+                ],
+                "SMTP_URL",
+            ),
             (&[("ALERT_EMAIL_TO", "ops@example.com")], "SMTP_URL"),
             (
                 &[
@@ -767,11 +774,29 @@ mod tests {
             assert_eq!(config(vars).unwrap_err().var, var, "{vars:?}");
         }
         let with_password = config(&[
-            ("SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"),
+            (
+                "SMTP_URL",
+                "smtp://user:hunter2@127.0.0.1:2525?tls=required",
+            ),
             ("ALERT_EMAIL_TO", "ops@example.com"),
         ])
         .unwrap();
         assert!(!format!("{with_password:?}").contains("hunter2"));
+        // In clear only when the URL says so; the refusal never repeats the password.
+        let err = config(&[
+            ("SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525"),
+            ("ALERT_EMAIL_TO", "ops@example.com"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("tls=none"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(
+            config(&[
+                ("SMTP_URL", "smtp://user:hunter2@127.0.0.1:2525?tls=none"),
+                ("ALERT_EMAIL_TO", "ops@example.com"),
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

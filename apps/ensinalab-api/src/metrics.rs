@@ -62,6 +62,16 @@ async fn exposition(metrics: web::Data<Metrics>) -> HttpResponse {
 /// When `addr` cannot be bound.
 pub fn bind(addr: SocketAddr, metrics: Metrics) -> std::io::Result<(u16, Server)> {
     let listener = TcpListener::bind(addr)?;
+    // Allowed (a Prometheus on another host needs it), never silent: the page has no login.
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            metrics_addr = %addr,
+            "METRICS_ADDR is not a loopback address: anyone who reaches it reads /metrics \
+             unauthenticated: jobs created, cancelled, finished and in flight, revokes, \
+             requests and their durations per route and status, authentication failures and \
+             rate-limit refusals, live streams, and the process's memory, CPU and open files"
+        );
+    }
     let port = listener.local_addr()?.port();
     let data = web::Data::new(metrics);
     let server = HttpServer::new(move || {

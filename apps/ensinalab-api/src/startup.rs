@@ -21,7 +21,9 @@ use ensinalab_live::{Hub, HubSettings, Relay, RelayError};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_mail::SmtpMailer;
 use ensinalab_metrics::Metrics;
-use ensinalab_ports::{AlertQueue, CensusSink, Service, Settings, Store, TaskBroker};
+use ensinalab_ports::{
+    AlertQueue, CensusSink, ResourceNames, Service, Settings, Store, TaskBroker,
+};
 use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;
@@ -40,8 +42,10 @@ const JOBS_GRACE: Duration = Duration::from_secs(5);
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot bind {addr}")]
+    /// A listener's address is taken or not ours; `var` names the setting to change.
+    #[error("{var}: cannot bind {addr}")]
     Bind {
+        var: &'static str,
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
@@ -233,6 +237,10 @@ impl Application {
         let ids = Hashids::new(&config.hashids)?;
         let service = Arc::new(
             service
+                .with_resource_names(ResourceNames::new({
+                    let ids = ids.clone();
+                    move |id| ids.encode(id)
+                }))
                 .with_sink(Arc::new(metrics.clone()))
                 .with_sink(Arc::new(crate::live::sink(
                     Arc::clone(&hub),
@@ -248,8 +256,11 @@ impl Application {
         let exporter = config
             .metrics_addr
             .map(|addr| {
-                crate::metrics::bind(addr, metrics.clone())
-                    .map_err(|source| StartupError::Bind { addr, source })
+                crate::metrics::bind(addr, metrics.clone()).map_err(|source| StartupError::Bind {
+                    var: "METRICS_ADDR",
+                    addr,
+                    source,
+                })
             })
             .transpose()?;
         let (port, server) = Self::bind(
@@ -312,12 +323,14 @@ impl Application {
     {
         let listener =
             TcpListener::bind(config.bind_addr).map_err(|source| StartupError::Bind {
+                var: "BIND_ADDR",
                 addr: config.bind_addr,
                 source,
             })?;
         let port = listener
             .local_addr()
             .map_err(|source| StartupError::Bind {
+                var: "BIND_ADDR",
                 addr: config.bind_addr,
                 source,
             })?

@@ -2,6 +2,7 @@
 //! `RUST_LOG` (default `info`).
 
 use std::fmt::{self, Write as _};
+use std::io::IsTerminal as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -22,7 +23,10 @@ pub fn init(format: LogFormat) {
             .fmt_fields(JsonFields::new())
             .event_format(JsonLines)
             .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        // Colour escapes only for a person at a terminal: in a file or a pipe they are noise.
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
     };
 }
 

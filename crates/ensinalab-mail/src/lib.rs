@@ -5,7 +5,10 @@
 //! What is an alert, and when a digest goes, is decided elsewhere (`ensinalab_ports::is_alert`,
 //! the server's mail job); this crate only writes and sends the message. The SMTP URL is
 //! lettre's: `smtp://host:port` (no TLS), `smtp://host:587?tls=required` (STARTTLS),
-//! `smtps://host:465` (TLS from the start), with `user:password@` when the server wants a login.
+//! `smtp://host:587?tls=opportunistic` (STARTTLS when offered), `smtps://host:465` (TLS from the
+//! start), with `user:password@` when the server wants a login. A password goes only over TLS
+//! that cannot be stripped (`smtps`, `tls=required`) unless the URL says `tls=none`: sending it
+//! in clear is a choice someone writes down, never a default ([`plain_password`]).
 
 use std::time::Duration;
 
@@ -50,6 +53,60 @@ pub enum MailConfigError {
     Address { address: String, reason: String },
     #[error("no recipient")]
     NoRecipient,
+    #[error(
+        "a user and password without TLS would go to the mail server in clear: use smtps://, \
+         ?tls=required, or ?tls=none to send them in clear on purpose"
+    )]
+    PlainPassword,
+}
+
+/// The URL lettre is given for `url`, once it is clear that a password in it goes over TLS or
+/// that `tls=none` says it may go in clear (lettre itself knows no `tls=none`: the pair is
+/// taken out). `tls=opportunistic` counts as clear: a man in the middle strips the STARTTLS
+/// offer and the login follows in clear.
+///
+/// # Errors
+/// [`MailConfigError::PlainPassword`] for a password over a plain connection,
+/// [`MailConfigError::Url`] for `tls=none` on `smtps`.
+pub fn plain_password(url: &str) -> Result<String, MailConfigError> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (rest, None),
+    };
+    let (base, query) = match rest.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (rest, None),
+    };
+    let authority = base.split('/').next().unwrap_or_default();
+    let password = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let pairs: Vec<&str> = query.map(|q| q.split('&').collect()).unwrap_or_default();
+    let tls = pairs.iter().find_map(|pair| pair.strip_prefix("tls="));
+    if tls == Some("none") && scheme.eq_ignore_ascii_case("smtps") {
+        return Err(MailConfigError::Url(
+            "tls=none contradicts smtps:// (TLS from the start)".to_owned(),
+        ));
+    }
+    let plain = scheme.eq_ignore_ascii_case("smtp") && matches!(tls, None | Some("opportunistic"));
+    if password && plain {
+        return Err(MailConfigError::PlainPassword);
+    }
+    if tls != Some("none") {
+        return Ok(url.to_owned());
+    }
+    let kept: Vec<&str> = pairs.into_iter().filter(|p| *p != "tls=none").collect();
+    let mut lettre = format!("{scheme}://{base}");
+    if !kept.is_empty() {
+        lettre.push('?');
+        lettre.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        lettre.push('#');
+        lettre.push_str(fragment);
+    }
+    Ok(lettre)
 }
 
 /// Sends alert digests over SMTP. Cheap to clone: clones share the transport's connections.
@@ -86,7 +143,8 @@ impl SmtpMailer {
     /// # Errors
     /// [`MailConfigError`] naming what is wrong.
     pub fn new(config: &MailConfig) -> Result<Self, MailConfigError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+        let url = plain_password(&config.smtp_url)?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             .map_err(|e| MailConfigError::Url(e.to_string()))?
             .timeout(Some(SEND_TIMEOUT))
             .build();
@@ -262,6 +320,43 @@ mod tests {
     }
 
     #[test]
+    fn a_password_goes_in_clear_only_when_the_url_says_tls_none() {
+        let table = [
+            ("smtp://127.0.0.1:2525", Some("smtp://127.0.0.1:2525")),
+            (
+                "smtp://user@127.0.0.1:2525",
+                Some("smtp://user@127.0.0.1:2525"),
+            ),
+            ("smtp://user:pw@127.0.0.1:2525", None),
+            ("smtp://user:pw@h:587?tls=opportunistic", None),
+            ("SMTP://user:pw@h", None),
+            (
+                "smtp://user:pw@h:587?tls=required",
+                Some("smtp://user:pw@h:587?tls=required"),
+            ),
+            ("smtps://user:pw@h:465", Some("smtps://user:pw@h:465")),
+            ("smtp://user:pw@h:25?tls=none", Some("smtp://user:pw@h:25")),
+            (
+                "smtp://h:25/ehlo.name?tls=none",
+                Some("smtp://h:25/ehlo.name"),
+            ),
+            // A `?` or `@` after the host is no login.
+            ("smtp://h:25/a@b:c", Some("smtp://h:25/a@b:c")),
+        ];
+        for (url, lettre) in table {
+            match (plain_password(url), lettre) {
+                (Ok(got), Some(want)) => assert_eq!(got, want, "{url}"),
+                (Err(MailConfigError::PlainPassword), None) => {}
+                (got, _) => panic!("{url}: {got:?}"),
+            }
+        }
+        assert!(matches!(
+            plain_password("smtps://h?tls=none"),
+            Err(MailConfigError::Url(_))
+        ));
+    }
+
+    #[test]
     fn a_bad_configuration_is_refused_with_what_is_wrong() {
         let config = |url: &str, to: &[&str]| MailConfig {
             smtp_url: url.to_owned(),
@@ -281,5 +376,19 @@ mod tests {
             SmtpMailer::new(&config("smtp://127.0.0.1", &[])),
             Err(MailConfigError::NoRecipient)
         ));
+        assert!(matches!(
+            SmtpMailer::new(&config("smtp://u:p@127.0.0.1", &["ops@example.com"])),
+            Err(MailConfigError::PlainPassword)
+        ));
+        for url in [
+            "smtp://u:p@127.0.0.1:2525?tls=none",
+            "smtp://u:p@127.0.0.1:587?tls=required",
+            "smtps://u:p@127.0.0.1",
+        ] {
+            assert!(
+                SmtpMailer::new(&config(url, &["ops@example.com"])).is_ok(),
+                "{url}"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ensinalab_domain::{ResourceKind, TaskId, UserId};
 use time::OffsetDateTime;
@@ -64,6 +65,21 @@ impl SecurityEventKind {
         }
     }
 
+    /// Whether the event is something done as asked (a user's cancel), logged at `INFO`; every
+    /// other event (a refusal, a failed authentication, a job cut short by the timeout) is
+    /// worth an operator's look, at `WARN`.
+    pub fn is_routine(self) -> bool {
+        match self {
+            Self::VideoCancelled | Self::BriefingCancelled | Self::TasksCancelledAll => true,
+            Self::AutoCancelled
+            | Self::CancelRefused
+            | Self::ReadRefused
+            | Self::AuthFailed
+            | Self::RateLimited
+            | Self::AdminRefused => false,
+        }
+    }
+
     /// The event of a user's cancel of one resource of `kind`.
     pub fn cancelled(kind: ResourceKind) -> Self {
         match kind {
@@ -108,22 +124,68 @@ pub struct SecurityEvent {
     pub details: serde_json::Value,
 }
 
+/// How log lines name a resource: by the name the API's answers give it (the HTTP layer hands
+/// the service its hashids encoder), so a log line can be matched to what users and operators
+/// see, and never by the raw database id. Without a namer, a log line names the resource's kind
+/// only. The stored rows keep the raw id: they are read back through the API, which renders it.
+#[derive(Clone, Default)]
+pub struct ResourceNames(Option<Arc<dyn Fn(i64) -> String + Send + Sync>>);
+
+impl ResourceNames {
+    /// Names each resource id with `name`.
+    pub fn new(name: impl Fn(i64) -> String + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(name)))
+    }
+
+    /// The log's name of the resource `id`; `None` without a namer.
+    pub fn name(&self, id: i64) -> Option<String> {
+        self.0.as_ref().map(|name| name(id))
+    }
+}
+
+impl fmt::Debug for ResourceNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ResourceNames(named)"
+        } else {
+            "ResourceNames(kind only)"
+        })
+    }
+}
+
 impl SecurityEvent {
-    /// The event's structured log line (target `security`). Every event is one, whether or not
-    /// its row is written: the log is the trail of last resort.
+    /// The event's structured log line (target `security`), without the resource's id (the
+    /// HTTP layer's events name no resource); see [`SecurityEvent::log_named`].
     pub fn log(&self) {
-        tracing::warn!(
-            target: "security",
-            event = self.event.as_str(),
-            outcome = %self.outcome,
-            user_id = self.user_id.map(UserId::get),
-            resource_type = self.resource.map(|(kind, _)| kind.as_str()),
-            resource_id = self.resource.map(|(_, id)| id),
-            task_id = self.task_id.as_ref().map(TaskId::as_str),
-            client_ip = self.client_ip.as_deref().unwrap_or("-"),
-            details = %self.details,
-            "security event"
-        );
+        self.log_named(&ResourceNames::default());
+    }
+
+    /// The event's structured log line (target `security`), the resource named by `names`.
+    /// Every event is one, whether or not its row is written: the log is the trail of last
+    /// resort. A user's cancel is `INFO`, anything else `WARN` ([`SecurityEventKind::is_routine`]).
+    pub fn log_named(&self, names: &ResourceNames) {
+        let resource_id = self.resource.and_then(|(_, id)| names.name(id));
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "security",
+                    event = self.event.as_str(),
+                    outcome = %self.outcome,
+                    user_id = self.user_id.map(UserId::get),
+                    resource_type = self.resource.map(|(kind, _)| kind.as_str()),
+                    resource_id = resource_id.as_deref(),
+                    task_id = self.task_id.as_ref().map(TaskId::as_str),
+                    client_ip = self.client_ip.as_deref().unwrap_or("-"),
+                    details = %self.details,
+                    "security event"
+                )
+            };
+        }
+        if self.event.is_routine() {
+            line!(info);
+        } else {
+            line!(warn);
+        }
     }
 }
 
@@ -211,5 +273,29 @@ mod tests {
             SecurityEventKind::cancelled(ResourceKind::Video).as_str(),
             "video_cancelled"
         );
+    }
+
+    #[test]
+    fn only_a_users_cancels_are_routine() {
+        let routine: Vec<&str> = SecurityEventKind::ALL
+            .into_iter()
+            .filter(|k| k.is_routine())
+            .map(SecurityEventKind::as_str)
+            .collect();
+        assert_eq!(
+            routine,
+            [
+                "video_cancelled",
+                "briefing_cancelled",
+                "tasks_cancelled_all"
+            ]
+        );
+    }
+
+    #[test]
+    fn resources_are_named_by_the_namer_given_or_not_at_all() {
+        assert_eq!(ResourceNames::default().name(7), None);
+        let names = ResourceNames::new(|id| format!("h{id}"));
+        assert_eq!(names.name(7).as_deref(), Some("h7"));
     }
 }

@@ -12,6 +12,7 @@ use std::fmt;
 use ensinalab_domain::{CancelReason, ResourceKind, TaskId, UserId};
 use time::OffsetDateTime;
 
+use crate::audit::ResourceNames;
 use crate::model::{AnyStatus, Resource};
 use crate::usecases::RevokeStatus;
 
@@ -121,9 +122,10 @@ pub trait ChangeSink: Send + Sync {
 }
 
 /// The consumer every service has: one log line per change (debug level, so that a cancel-all
-/// of many jobs costs no formatting unless asked for).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogChanges;
+/// of many jobs costs no formatting unless asked for), the resource named as the service's log
+/// lines name it.
+#[derive(Debug, Clone, Default)]
+pub struct LogChanges(pub ResourceNames);
 
 impl ChangeSink for LogChanges {
     fn publish(&self, change: &TaskChange) {
@@ -141,7 +143,7 @@ impl ChangeSink for LogChanges {
             change = change.kind.as_str(),
             user_id = change.user_id.get(),
             resource_type = change.resource.0.as_str(),
-            resource_id = change.resource.1,
+            resource_id = self.0.name(change.resource.1).as_deref(),
             task_id = change.task_id.as_ref().map(TaskId::as_str),
             status = change.status.as_str(),
             progress = change.progress,

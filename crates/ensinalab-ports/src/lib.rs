@@ -30,7 +30,7 @@ pub mod testing;
 
 pub use alerts::{AlertQueue, MAX_QUEUED_ALERTS, MailSlots, Mailer, is_alert};
 pub use audit::{
-    MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind, SecurityEventPage,
+    MAX_SECURITY_EVENTS_PAGE, ResourceNames, SecurityEvent, SecurityEventKind, SecurityEventPage,
     SecurityEventQuery, StoredSecurityEvent, UnknownEventKind,
 };
 pub use backlog::Backlog;

@@ -149,7 +149,7 @@ pub async fn security_events<S: Store, B: TaskBroker>(
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req)?;
+    admin(&req, &svc)?;
     let params = web::Query::<SecurityEventsParams>::from_query(req.query_string())
         .map_err(|_| bad("query string"))?;
     let page = svc.store().security_events(&params.query()?).await?;
@@ -157,22 +157,25 @@ pub async fn security_events<S: Store, B: TaskBroker>(
 }
 
 /// The caller when it holds an admin token; the unknown-route 404 otherwise, with an
-/// `admin_refused` event when the token was valid.
-fn admin(req: &HttpRequest) -> Result<(), ApiError> {
+/// `admin_refused` event when the token was valid: always a log line, a row when the service's
+/// refusal gate admits it (one per user per window, as refused reads).
+fn admin<S, B>(req: &HttpRequest, svc: &Svc<S, B>) -> Result<(), ApiError> {
     let caller = identify(req).ok_or(ApiError::NotFound(ROUTE_NOT_FOUND))?;
     if caller.is_admin {
         return Ok(());
     }
-    if let Some(trail) = req.app_data::<web::Data<SecurityTrail>>() {
-        trail.record(SecurityEvent {
-            event: SecurityEventKind::AdminRefused,
-            user_id: Some(caller.user_id),
-            resource: None,
-            task_id: None,
-            outcome: "not_admin".to_owned(),
-            client_ip: caller.client_ip,
-            details: serde_json::json!({"route": crate::client::route(req)}),
-        });
+    let event = SecurityEvent {
+        event: SecurityEventKind::AdminRefused,
+        user_id: Some(caller.user_id),
+        resource: None,
+        task_id: None,
+        outcome: "not_admin".to_owned(),
+        client_ip: caller.client_ip,
+        details: serde_json::json!({"route": crate::client::route(req)}),
+    };
+    match req.app_data::<web::Data<SecurityTrail>>() {
+        Some(trail) if svc.admits_admin_refusal(caller.user_id) => trail.record(event),
+        _ => event.log(),
     }
     Err(ApiError::NotFound(ROUTE_NOT_FOUND))
 }
@@ -237,7 +240,7 @@ pub async fn stats<S: Store, B: TaskBroker>(
     req: HttpRequest,
     svc: Svc<S, B>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req)?;
+    admin(&req, &svc)?;
     let params =
         web::Query::<StatsParams>::from_query(req.query_string()).map_err(|_| bad("days"))?;
     let days = params.days.unwrap_or(DEFAULT_STATS_DAYS);

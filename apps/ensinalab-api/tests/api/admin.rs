@@ -73,6 +73,37 @@ async fn anyone_but_an_admin_gets_the_unknown_route_404(app: &TestApp) {
 }
 both!(anyone_but_an_admin_gets_the_unknown_route_404);
 
+/// A user who keeps knocking on the admin routes leaves one `admin_refused` row per window,
+/// not one per request (each is still a 404 and a log line).
+async fn refused_admin_access_leaves_one_row_per_user_per_window(app: &TestApp) {
+    let user = app.token(3);
+    for path in ["/admin/stats", "/admin/security-events"].repeat(5) {
+        let (status, _) = app.get(path, &user).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let admin = app.admin_token(9);
+    let rows = || async {
+        let (status, page) = app
+            .get(
+                "/admin/security-events?event=admin_refused&user_id=3",
+                &admin,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        page["events"].as_array().expect("events").len()
+    };
+    for _ in 0..40 {
+        if rows().await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The rows are written in the background: give any extra one time to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rows().await, 1);
+}
+both!(refused_admin_access_leaves_one_row_per_user_per_window);
+
 async fn an_admin_filters_and_pages_through_the_trail(app: &TestApp) {
     let admin = app.admin_token(9);
     // Two refused cancels of user 2 and one cancel of user 1, through the API.

@@ -23,6 +23,11 @@ fn bin() -> Command {
         "CANCEL_RATE_LIMIT_PER_MIN",
         "RATE_LIMIT_BACKEND",
         "METRICS_ADDR",
+        "LOG_FORMAT",
+        "RUST_LOG",
+        "NO_COLOR",
+        "SMTP_URL",
+        "ALERT_EMAIL_TO",
     ] {
         cmd.env_remove(var);
     }
@@ -182,55 +187,83 @@ fn the_scripts_find_the_build_where_cargo_puts_it() {
     }
 }
 
-/// The served binary with `LOG_FORMAT=json`: every stdout line is one JSON object, and each
-/// request's line names the user whose token was valid, and no one otherwise.
-#[tokio::test]
-async fn json_logs_give_one_line_per_request_naming_its_user() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A free port on loopback (free when asked: the OS may hand it out again later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
-        .port();
-    let mut server = tokio::process::Command::from(bin())
+        .port()
+}
+
+/// The binary serving on `port` over an in-memory database, its stdout piped, once it answers.
+async fn serve(port: u16, cmd: &mut Command) -> tokio::process::Child {
+    let server = tokio::process::Command::from(std::mem::replace(cmd, bin()))
         .env("DATABASE_URL", "sqlite::memory:")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", "")
-        .env("JWT_SECRET", SECRET)
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the server starts");
-    let url = format!("http://127.0.0.1:{port}/tasks/active");
+    let url = format!("http://127.0.0.1:{port}/healthz");
     let client = reqwest::Client::new();
-    let mut up = false;
     for _ in 0..200 {
         if client.get(&url).send().await.is_ok() {
-            up = true;
-            break;
+            return server;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(up, "the server never answered");
-    let token = succeeds(
+    panic!("the server never answered");
+}
+
+/// Stops `server` and returns what it wrote to stdout.
+async fn stop(mut server: tokio::process::Child) -> String {
+    server.start_kill().expect("stop the server");
+    let out = server.wait_with_output().await.expect("its output");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A bearer token for `user`, minted by the binary.
+fn token_for(user: i64) -> String {
+    let out = succeeds(
         bin()
-            .args(["token", "--user-id", "42"])
+            .args(["token", "--user-id", &user.to_string()])
             .env("JWT_SECRET", SECRET),
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// The served binary with `LOG_FORMAT=json`: every stdout line is one JSON object, and each
+/// request's line names the user whose token was valid, and no one otherwise.
+#[tokio::test]
+async fn json_logs_give_one_line_per_request_naming_its_user() {
+    let port = free_port();
+    let server = serve(
+        port,
+        bin()
+            .env("METRICS_ADDR", "")
+            .env("JWT_SECRET", SECRET)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info"),
     )
-    .stdout;
-    let token = String::from_utf8(token).expect("utf-8");
+    .await;
+    let url = format!("http://127.0.0.1:{port}/tasks/active");
+    let client = reqwest::Client::new();
+    // Unauthenticated, as a readiness poll that knows no token.
+    let res = client.get(&url).send().await.expect("an answer");
+    assert_eq!(res.status(), 401);
     let res = client
         .get(&url)
-        .bearer_auth(token.trim())
+        .bearer_auth(token_for(42))
         .send()
         .await
         .expect("an answer");
     assert_eq!(res.status(), 200);
-    server.start_kill().expect("stop the server");
-    let out = server.wait_with_output().await.expect("its output");
+    let stdout = stop(server).await;
 
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .expect("utf-8")
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
@@ -244,15 +277,160 @@ async fn json_logs_give_one_line_per_request_naming_its_user() {
         (&last["path"], &last["status"], &last["user_id"]),
         (&"/tasks/active".into(), &200.into(), &42.into())
     );
-    // The readiness polls had no token: a 401 with no user.
-    assert!(
-        requests[..requests.len() - 1]
-            .iter()
-            .all(|r| r["status"] == 401 && r.get("user_id").is_none())
-    );
+    // The request without a token: a 401 with no user.
+    let anonymous = requests
+        .iter()
+        .find(|r| r["path"] == "/tasks/active" && r["status"] == 401)
+        .expect("the anonymous request's line");
+    assert!(anonymous.get("user_id").is_none(), "{anonymous}");
     assert!(
         lines
             .iter()
             .all(|line| line["level"].is_string() && line["target"].is_string())
+    );
+}
+
+/// A user's cancel is logged at INFO, naming the briefing by the hashid every answer uses: no
+/// log line carries a raw database id.
+#[tokio::test]
+async fn a_cancel_is_an_info_line_naming_its_resource_by_hashid() {
+    let port = free_port();
+    let server = serve(
+        port,
+        bin()
+            .env("METRICS_ADDR", "")
+            .env("JWT_SECRET", SECRET)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,changes=debug"),
+    )
+    .await;
+    let (client, token) = (reqwest::Client::new(), token_for(7));
+    let base = format!("http://127.0.0.1:{port}");
+    let briefing: serde_json::Value = client
+        .post(format!("{base}/briefings"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"title": "Logs", "duration_minutes": 10}))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("json");
+    let hash = briefing["briefing_id"]
+        .as_str()
+        .expect("a hashid")
+        .to_owned();
+    let res = client
+        .post(format!("{base}/briefings/{hash}/cancel-generation"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 200);
+    let stdout = stop(server).await;
+
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let cancel = lines
+        .iter()
+        .find(|l| l["fields"]["event"] == "briefing_cancelled")
+        .expect("the cancel's security line");
+    assert_eq!(cancel["level"], "INFO", "{cancel}");
+    assert_eq!(cancel["fields"]["resource_id"], hash.as_str(), "{cancel}");
+    let change = lines
+        .iter()
+        .find(|l| l["fields"]["change"] == "cancelled")
+        .expect("the change's line");
+    assert_eq!(change["fields"]["resource_id"], hash.as_str(), "{change}");
+    // Every id a line names, but the user's and the task's, is a hashid, never a number.
+    for line in &lines {
+        let fields = line["fields"].as_object().expect("fields");
+        for (key, value) in fields {
+            if key.ends_with("_id") && key != "user_id" && key != "task_id" {
+                assert!(value.is_string(), "{key} in {line}");
+            }
+        }
+    }
+}
+
+/// The text log format writes no colour escapes into a pipe or a file.
+#[tokio::test]
+async fn text_logs_in_a_pipe_carry_no_colour_escapes() {
+    let port = free_port();
+    let server = serve(port, bin().env("METRICS_ADDR", "").env("RUST_LOG", "info")).await;
+    let stdout = stop(server).await;
+    assert!(stdout.contains("listening"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+}
+
+/// A metrics listener beyond loopback starts, with a warning of what it exposes to anyone.
+#[tokio::test]
+async fn metrics_beyond_loopback_are_served_with_a_warning_of_what_they_expose() {
+    let port = free_port();
+    let server = serve(port, bin().env("METRICS_ADDR", "0.0.0.0:0")).await;
+    let stdout = stop(server).await;
+    let warning = stdout
+        .lines()
+        .find(|l| l.contains("METRICS_ADDR is not a loopback address"))
+        .unwrap_or_else(|| panic!("no warning in {stdout}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("unauthenticated"), "{warning}");
+    let loopback = serve(free_port(), bin().env("METRICS_ADDR", "127.0.0.1:0")).await;
+    assert!(!stop(loopback).await.contains("not a loopback address"));
+}
+
+/// A listener whose port is taken stops startup naming the setting to change.
+#[test]
+fn a_busy_port_stops_startup_naming_its_variable() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    for (var, metrics) in [("METRICS_ADDR", addr.as_str()), ("BIND_ADDR", "")] {
+        let bind = if var == "BIND_ADDR" {
+            addr.clone()
+        } else {
+            format!("127.0.0.1:{}", free_port())
+        };
+        let out = bin()
+            .env("DATABASE_URL", "sqlite::memory:")
+            .env("BIND_ADDR", bind)
+            .env("METRICS_ADDR", metrics)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{var}: cannot bind {addr}")),
+            "{var}: {stderr}"
+        );
+    }
+}
+
+/// A mail server login without TLS stops startup naming `SMTP_URL`, unless the URL says
+/// `tls=none`; the password is never repeated.
+#[test]
+fn a_mail_password_in_clear_stops_startup_unless_asked_for() {
+    // `token` reads the whole configuration, and exits either way.
+    let with = |url: &str| {
+        bin()
+            .args(["token", "--user-id", "1"])
+            .env("JWT_SECRET", SECRET)
+            .env("SMTP_URL", url)
+            .env("ALERT_EMAIL_TO", "ops@example.com")
+            .output()
+            .expect("runs")
+    };
+    let out = with("smtp://ops:hunter2@127.0.0.1:2525");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SMTP_URL"), "{stderr}");
+    assert!(stderr.contains("tls=none"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let out = with("smtp://ops:hunter2@127.0.0.1:2525?tls=none");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use ensinalab_api::config::TrustedProxies;
+use ensinalab_api::config::{RateLimitBackend, RateLimitConfig, TrustedProxies};
 use reqwest::StatusCode;
 
 use crate::helpers::{Backend, Settings, TestApp};
@@ -112,6 +112,48 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(auth_failure_ips(&app).await, ["203.0.113.99"]);
+    app.cleanup().await;
+}
+
+/// Behind a trusted proxy, a client that writes a new address into the left of the trail on
+/// every request is still the one address the proxy appended (with its port, or on a header
+/// line of its own), and its per-address quota runs out.
+#[tokio::test]
+async fn forged_forwarded_addresses_do_not_dodge_the_per_address_quota() {
+    let settings = Settings {
+        trusted_proxies: TrustedProxies(vec!["127.0.0.1".parse().expect("cidr")]),
+        rate_limit: RateLimitConfig {
+            per_min: 100,
+            cancel_per_min: 10,
+            backend: RateLimitBackend::Memory,
+        },
+        ..Settings::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, settings).await;
+    let mut statuses = Vec::new();
+    for n in 0..250_u32 {
+        let forged = format!("10.{}.{}.1, not-an-address", n / 256, n % 256);
+        let req = app.client.get(app.url("/tasks/active"));
+        let req = if n % 2 == 0 {
+            req.header("X-Forwarded-For", format!("{forged}, 203.0.113.7:5678"))
+        } else {
+            req.header("X-Forwarded-For", forged)
+                .header("X-Forwarded-For", "203.0.113.7")
+        };
+        statuses.push(req.send().await.expect("sent").status());
+    }
+    assert!(
+        statuses[..100]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED)
+    );
+    assert!(
+        statuses[100..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{:?}",
+        &statuses[100..]
+    );
     app.cleanup().await;
 }
 

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use ensinalab_domain::VideoStatus;
+use ensinalab_domain::{ResourceKind, UserId, VideoStatus};
+use ensinalab_ports::ActivePosition;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -176,3 +177,44 @@ async fn a_forged_or_foreign_cursor_or_a_bad_limit_is_a_400_with_a_detail(app: &
     );
 }
 both!(a_forged_or_foreign_cursor_or_a_bad_limit_is_a_400_with_a_detail);
+
+/// A cursor is not signed: a caller who knows the hashids settings can build one at another
+/// user's row. It is only a position: the page still holds the caller's own jobs and nothing
+/// of the other user's; a cursor carrying the other user's id is the 400.
+async fn a_cursor_built_at_another_users_row_pages_only_the_callers_own_jobs(app: &TestApp) {
+    let mut alices = HashSet::new();
+    let mut bobs = Vec::new();
+    for _ in 0..3 {
+        let (video, _) = app.video_in(1, VideoStatus::Processing).await;
+        alices.insert(app.hash(video.id.get()));
+        bobs.push(app.video_in(2, VideoStatus::Processing).await.0);
+    }
+    let newest_of_bob = bobs.last().expect("a video");
+    let at = ActivePosition {
+        created_at: newest_of_bob.created_at,
+        kind: ResourceKind::Video,
+        id: newest_of_bob.id.get(),
+    };
+    let token = app.token(1);
+    let own = app.ids.cursor(UserId(1), &at);
+    let (status, page) = app
+        .get(&format!("/tasks/active?cursor={own}"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed: Vec<&str> = page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["resource_id"].as_str().expect("a hash"))
+        .collect();
+    assert!(!listed.is_empty(), "{page}");
+    assert!(listed.iter().all(|h| alices.contains(*h)), "{page}");
+
+    let bobs_id = app.ids.cursor(UserId(2), &at);
+    let (status, body) = app
+        .get(&format!("/tasks/active?cursor={bobs_id}"), &token)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, json!({"detail": "Parâmetro inválido: cursor"}));
+}
+both!(a_cursor_built_at_another_users_row_pages_only_the_callers_own_jobs);

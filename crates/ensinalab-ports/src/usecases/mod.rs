@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use ensinalab_domain::{AutoCancel, DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 use time::OffsetDateTime;
 
+use crate::audit::ResourceNames;
 use crate::changes::{ChangeSink, LogChanges, TaskChange};
 use crate::cleanup::CleanupQueue;
 use crate::model::RevokeReport;
@@ -66,6 +67,8 @@ pub struct Service<S, B> {
     broker: B,
     settings: Settings,
     sinks: Vec<Arc<dyn ChangeSink>>,
+    /// The first consumer of every change, and the namer of the resources in every log line.
+    log: LogChanges,
     /// Revokes a cancel delivered itself, each batch with its delivery time, not yet marked in
     /// the outbox: [`Service::record_deliveries`] marks them after the response.
     delivered: Mutex<Vec<(OffsetDateTime, Vec<RevokeReport>)>>,
@@ -85,19 +88,29 @@ impl<S, B> std::fmt::Debug for Service<S, B> {
 }
 
 impl<S, B> Service<S, B> {
-    /// Wires a store and a broker; changes go to the logs ([`LogChanges`]) and to the cleanup
-    /// queue ([`CleanupQueue`]) until more sinks are added.
+    /// Wires a store and a broker; changes go to the logs ([`LogChanges`], naming resources by
+    /// kind only until [`Service::with_resource_names`]) and to the cleanup queue
+    /// ([`CleanupQueue`]) until more sinks are added.
     pub fn new(store: S, broker: B, settings: Settings) -> Self {
         let cleanups = CleanupQueue::default();
         Self {
             store,
             broker,
             settings,
-            sinks: vec![Arc::new(LogChanges), Arc::new(cleanups.clone())],
+            sinks: vec![Arc::new(cleanups.clone())],
+            log: LogChanges::default(),
             delivered: Mutex::default(),
             refusals: trail::RefusalGate::default(),
             cleanups,
         }
+    }
+
+    /// Names the resources of the service's log lines (changes, security events, overdue
+    /// revokes) with `names`.
+    #[must_use]
+    pub fn with_resource_names(mut self, names: ResourceNames) -> Self {
+        self.log = LogChanges(names);
+        self
     }
 
     /// Adds a consumer of the change stream.
@@ -124,6 +137,7 @@ impl<S, B> Service<S, B> {
 
     /// Hands a committed change to every sink.
     fn emit(&self, change: &TaskChange) {
+        self.log.publish(change);
         for sink in &self.sinks {
             sink.publish(change);
         }

@@ -176,7 +176,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             tracing::warn!(
                 task_id = %revoke.task_id,
                 resource_type = revoke.resource.0.as_str(),
-                resource_id = revoke.resource.1,
+                resource_id = self.log.0.name(revoke.resource.1).as_deref(),
                 problem = problem.as_str(),
                 "a cancel's revoke is overdue"
             );

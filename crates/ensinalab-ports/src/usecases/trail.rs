@@ -2,8 +2,9 @@
 //! line, and a row written after the work it records (a failure to write the row is logged,
 //! never turned into a failure of work already committed).
 //!
-//! Refused reads are bounded: one row per caller and outcome per [`REFUSAL_WINDOW`] (every
-//! refusal is still a log line), so a scan of ids cannot flood the table. Refused cancels keep
+//! Refused reads, and refused admin access, are bounded: one row per caller and outcome per
+//! [`REFUSAL_WINDOW`] (every refusal is still a log line), so a scan of ids or a loop on an
+//! admin route cannot flood the table. Refused cancels keep
 //! a row each: the cancel quota already bounds them, and each names the resource attempted.
 
 use std::collections::HashMap;
@@ -18,7 +19,8 @@ use crate::audit::{SecurityEvent, SecurityEventKind};
 use crate::model::Caller;
 use crate::repo::SecurityLog;
 
-/// How long one refused-read row stands for the caller's later refusals with the same outcome.
+/// How long one refused-read (or refused admin) row stands for the caller's later refusals with
+/// the same outcome.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 /// Past this many remembered callers, expired entries are dropped before a new one is added.
 const GATE_SWEEP_AT: usize = 10_000;
@@ -32,6 +34,8 @@ pub(crate) enum Refusal {
     Foreign,
     /// The resource's status does not allow it.
     Status,
+    /// An admin route, and the caller is no admin.
+    NotAdmin,
 }
 
 impl Refusal {
@@ -40,6 +44,7 @@ impl Refusal {
             Self::Missing => "not_found",
             Self::Foreign => "not_owner",
             Self::Status => "not_cancellable",
+            Self::NotAdmin => "not_admin",
         }
     }
 }
@@ -93,7 +98,7 @@ impl<S: SecurityLog, B> Service<S, B> {
 
     /// Logs `event` and writes its row.
     pub(crate) async fn audit(&self, event: SecurityEvent) {
-        event.log();
+        event.log_named(&self.log.0);
         if let Err(err) = self.store.record(&event).await {
             tracing::error!(target: "security", error = %err, event = event.event.as_str(), "security event not stored");
         }
@@ -140,8 +145,17 @@ impl<S: SecurityLog, B> Service<S, B> {
         if self.refusals.admit(caller.user_id, refusal, Instant::now()) {
             self.audit(event).await;
         } else {
-            event.log();
+            event.log_named(&self.log.0);
         }
+    }
+}
+
+impl<S, B> Service<S, B> {
+    /// Whether `user`'s refused admin access gets its `admin_refused` row: the first in the
+    /// window does, by the gate of refused reads. The HTTP layer writes the row (off the request
+    /// path) or, when this says no, only its log line.
+    pub fn admits_admin_refusal(&self, user: UserId) -> bool {
+        self.refusals.admit(user, Refusal::NotAdmin, Instant::now())
     }
 }
 
@@ -178,6 +192,9 @@ mod tests {
         assert!(gate.admit(alice, Refusal::Foreign, t0));
         assert!(gate.admit(bob, Refusal::Missing, t0));
         assert!(gate.admit(alice, Refusal::Missing, t0 + REFUSAL_WINDOW));
+        // A refused admin access is gated apart from refused reads.
+        assert!(gate.admit(alice, Refusal::NotAdmin, t0));
+        assert!(!gate.admit(alice, Refusal::NotAdmin, t0 + Duration::from_secs(1)));
     }
 
     #[test]
