@@ -52,6 +52,7 @@ async fn the_openapi_document_has_every_route_and_error_body(app: &TestApp) {
     let expected: BTreeSet<String> = [
         "GET /tasks/active",
         "GET /tasks/events",
+        "GET /tasks/ws",
         "GET /tasks/{task_id}/status",
         "POST /tasks/cancel-all",
         "POST /videos/{video_hash}/cancel",

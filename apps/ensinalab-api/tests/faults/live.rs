@@ -1,6 +1,8 @@
 //! The live stream across server processes: a change made through one server reaches a stream
-//! held by another (relayed through the broker's Redis), only its owner's; and a stream ends
-//! cleanly when its server is stopped with SIGTERM.
+//! (SSE or WebSocket) held by another (relayed through the broker's Redis), only its owner's; a
+//! stream ends cleanly when its server is stopped with SIGTERM; an idle stream stays open on
+//! Redis with no warning; and a relay that lost its subscription resyncs every open stream
+//! in-band, with no change lost.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,18 +18,24 @@ use crate::support::*;
 #[path = "../common/sse.rs"]
 mod sse;
 use sse::Sse;
+#[path = "../common/ws.rs"]
+mod ws;
+use ws::Ws;
 
 const LIVE_SECRET: &str = "live-test-secret-of-32-bytes-or-more!";
 
-/// An `ensinalab-api` process, killed when dropped.
+/// An `ensinalab-api` process, killed when dropped; its JSON log lines go to a file.
 struct Server {
     child: Child,
     http: Http,
+    log: std::path::PathBuf,
 }
 
 impl Server {
     fn start(database_url: &str, redis_url: &str, queue: &str) -> Self {
         let port = free_port();
+        let log = std::env::temp_dir().join(format!("ensinalab-live-{queue}-{port}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_ensinalab-api"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -39,14 +47,26 @@ impl Server {
             .env("CELERY_QUEUE", queue)
             .env("JWT_SECRET", LIVE_SECRET)
             .env("RATE_LIMIT_PER_MIN", "100000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::from(out.try_clone().expect("log file")))
+            .stderr(Stdio::from(out))
             .spawn()
             .expect("the server starts");
         Self {
             child,
             http: Http::new(port, reqwest::Client::new()),
+            log,
         }
+    }
+
+    /// The log lines at WARN or above written so far.
+    fn warnings(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .expect("the log")
+            .lines()
+            .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
+            .map(str::to_owned)
+            .collect()
     }
 
     async fn ready(&self) {
@@ -74,6 +94,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -131,8 +152,10 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     let mut bob_on_b = Sse::open(&b.http.client, &b.http.address, &bob, None)
         .await
         .unwrap();
+    let mut alice_ws_on_b = Ws::open(&b.http.address, &alice, None).await;
     assert_eq!(alice_on_b.expect().await.event, "snapshot");
     assert_eq!(bob_on_b.expect().await.event, "snapshot");
+    assert_eq!(alice_ws_on_b.expect().await.event, "snapshot");
 
     // Through server A: no worker listens on this queue, so the briefing stays queued.
     let body = json!({"title": "Em outro servidor", "description": "...", "duration_minutes": 10});
@@ -142,6 +165,12 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     let e = alice_on_b.until(|d| d["change"] == "created").await;
     assert_eq!(e.data["resource_id"], hash);
     assert_eq!(e.data["task_id"], created["task_id"]);
+    let w = alice_ws_on_b.until(|d| d["change"] == "created").await;
+    assert_eq!(
+        (w.id, w.data),
+        (e.id, e.data),
+        "the WebSocket gets the same event"
+    );
 
     let (status, cancel) = a
         .http
@@ -167,10 +196,12 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
         first.data
     );
 
-    // SIGTERM: the stream ends (the body completes) and the server exits cleanly.
+    // SIGTERM: the stream ends (the body completes), the WebSocket closes with 1001 (going
+    // away), and the server exits cleanly.
     b.terminate();
     alice_on_b.read_to_end().await;
     assert!(alice_on_b.ended);
+    assert_eq!(alice_ws_on_b.close_code().await, 1001);
     let mut b = b;
     let exited = eventually(Duration::from_secs(30), "server B exits", || {
         let status = b.child.try_wait().unwrap();
@@ -179,5 +210,118 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     .await;
     assert!(exited.success(), "{exited:?}");
     drop(a);
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_on_redis_stays_open_a_minute_with_one_snapshot_and_no_warning() {
+    let db = TestPostgres::new().await.unwrap();
+    let redis = RedisServer::start();
+    let queue = unique_queue();
+    let server = Server::start(db.url(), &redis.url(), &queue);
+    server.ready().await;
+    relays_subscribed(&redis.url(), &queue, 1).await;
+    let token = tokens().mint(1, false, 600).unwrap();
+    let mut sse = Sse::open(&server.http.client, &server.http.address, &token, None)
+        .await
+        .unwrap();
+    let mut ws = Ws::open(&server.http.address, &token, None).await;
+    assert_eq!(sse.expect().await.event, "snapshot");
+    assert_eq!(ws.expect().await.event, "snapshot");
+
+    // Four keep-alives of the relay and of the Celery feeds (one every 15 s) fall in this minute.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let body =
+        json!({"title": "Depois de um minuto", "description": "...", "duration_minutes": 10});
+    let (status, created) = server.http.post_json("/briefings", &token, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    // The very next event of each stream is this change: no snapshot came in between, and the
+    // streams were never ended.
+    let e = sse.expect().await;
+    assert_eq!(
+        (e.event.as_str(), &e.data["change"]),
+        ("change", &json!("created"))
+    );
+    assert_eq!(e.data["resource_id"], created["briefing_id"]);
+    assert!(sse.comments >= 3, "{} keep-alive comments", sse.comments);
+    let w = ws.expect().await;
+    assert_eq!((w.event.as_str(), w.id.as_str()), ("change", e.id.as_str()));
+    assert!(ws.pings >= 3, "{} pings", ws.pings);
+    assert_eq!(server.warnings(), Vec::<String>::new());
+    drop(server);
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_relays_subscription_is_killed_every_stream_gets_a_snapshot_and_no_change_is_lost()
+ {
+    let db = TestPostgres::new().await.unwrap();
+    let redis = RedisServer::start();
+    let queue = unique_queue();
+    let a = Server::start(db.url(), &redis.url(), &queue);
+    let b = Server::start(db.url(), &redis.url(), &queue);
+    a.ready().await;
+    b.ready().await;
+    relays_subscribed(&redis.url(), &queue, 2).await;
+    let token = tokens().mint(1, false, 600).unwrap();
+    let mut sse = Sse::open(&b.http.client, &b.http.address, &token, None)
+        .await
+        .unwrap();
+    let mut ws = Ws::open(&b.http.address, &token, None).await;
+    let first = sse.expect().await;
+    assert_eq!(first.event, "snapshot");
+    assert_eq!(ws.expect().await.event, "snapshot");
+
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(killed >= 2, "{killed} subscriptions killed");
+    // Made on A while B's relay may still be resubscribing: PUB/SUB keeps nothing for it.
+    let body = json!({"title": "Durante a queda", "description": "...", "duration_minutes": 10});
+    let (status, created) = a.http.post_json("/briefings", &token, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let hash = created["briefing_id"].as_str().unwrap();
+
+    let resynced = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let e = sse.expect().await;
+            if e.event == "snapshot" {
+                return e;
+            }
+            assert_eq!(e.data["resource_id"], hash, "{:?}", e);
+        }
+    })
+    .await
+    .expect("a fresh snapshot within 2 s");
+    assert_ne!(resynced.id, first.id, "ids of the old log no longer resume");
+    let in_snapshot = resynced.data["tasks"].to_string().contains(hash);
+    if !in_snapshot {
+        sse.until(|d| d["resource_id"] == hash).await;
+    }
+    let w = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let w = ws.expect().await;
+            if w.event == "snapshot" {
+                return w;
+            }
+        }
+    })
+    .await
+    .expect("a fresh snapshot on the WebSocket within 2 s");
+    if !w.data["tasks"].to_string().contains(hash) {
+        ws.until(|d| d["resource_id"] == hash).await;
+    }
+    assert!(!sse.ended, "the stream stays open");
+    assert!(ws.closed.is_none(), "the WebSocket stays open");
+    drop((a, b));
     db.cleanup().await.unwrap();
 }
