@@ -32,7 +32,7 @@ pub struct LiveArgs {
     streams: usize,
 }
 
-fn token(secret: &str, user: i64) -> Result<String, AnyError> {
+pub(crate) fn token(secret: &str, user: i64) -> Result<String, AnyError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims =
         serde_json::json!({"sub": user.to_string(), "iat": now, "nbf": now, "exp": now + 3000});
@@ -80,7 +80,7 @@ async fn stream(
     }))
 }
 
-fn rss_kib(pid: u32) -> Result<u64, AnyError> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, AnyError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -89,7 +89,7 @@ fn rss_kib(pid: u32) -> Result<u64, AnyError> {
         .ok_or_else(|| "no VmRSS".into())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default()
 }

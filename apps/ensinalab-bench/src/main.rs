@@ -14,13 +14,16 @@
 //!   them), `seed --queued` gives seeded jobs real messages instead of backend values, and
 //!   `slowlog` sums up Redis's SLOWLOG: the cancel-with-a-backlog case.
 //! - `live` measures the live stream against a running server (`scripts/bench-live.sh`): a
-//!   cancel's time to its event at the client, and memory per idle open stream.
+//!   cancel's time to its event at the client, and memory per idle open stream; `live-fleet`
+//!   the same stream as operators run it (two servers on Redis, SSE and WebSocket, minutes of
+//!   changes): disconnects, delivery, latency, memory over time (`scripts/bench-live.sh fleet`).
 //! - `soak` drives a server at a multiple of the rate it serves and `lost-cancels` checks every
 //!   cancelled job afterwards: `scripts/soak.sh`.
 
 mod floor;
 mod http_floor;
 mod live;
+mod live_fleet;
 mod queue;
 mod seed;
 mod soak;
@@ -52,6 +55,9 @@ enum Command {
     /// The live stream against a running server: cancel-to-event latency, memory per idle
     /// stream (scripts/bench-live.sh).
     Live(live::LiveArgs),
+    /// The live stream on two servers over Redis: STREAMS streams, half SSE and half
+    /// WebSocket, open for minutes while changes flow (scripts/bench-live.sh fleet).
+    LiveFleet(live_fleet::FleetArgs),
     /// Probe the rate the server serves, then offer LOAD_FACTOR times it; print the answers.
     Soak(soak::SoakArgs),
     /// Print how many cancelled rows' tasks succeeded or left output anyway.
@@ -67,6 +73,7 @@ async fn main() -> std::process::ExitCode {
         Command::Backlog(args) => queue::backlog(args).await,
         Command::Slowlog(args) => queue::slowlog(args).await,
         Command::Live(args) => live::run(args).await,
+        Command::LiveFleet(args) => live_fleet::run(args).await,
         Command::Soak(args) => soak::run(args).await,
         Command::LostCancels(args) => soak::lost_cancels(args).await,
     };
