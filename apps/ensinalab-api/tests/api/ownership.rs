@@ -39,9 +39,10 @@ const ID_ROUTES: [(&str, &str); 6] = [
 ];
 
 /// The routes without an id, and what B gets from each.
-const OTHER_ROUTES: [&str; 7] = [
+const OTHER_ROUTES: [&str; 8] = [
     "GET /tasks/active",
     "GET /tasks/events",
+    "GET /tasks/ws",
     "POST /tasks/cancel-all",
     "GET /admin/security-events",
     // B's own briefing: no id of A's is involved.
@@ -153,6 +154,12 @@ async fn another_user_gets_the_same_404_as_for_a_random_id_on_every_route(app: &
     assert_eq!((status, &body["total"]), (StatusCode::OK, &json!(0)));
     let mut stream = app.stream(&b, None).await.expect("B's stream");
     let snapshot = stream.expect().await;
+    assert_eq!(
+        (snapshot.event.as_str(), &snapshot.data["total"]),
+        ("snapshot", &json!(0))
+    );
+    let mut ws = crate::helpers::Ws::open(&app.address, &b, None).await;
+    let snapshot = ws.expect().await;
     assert_eq!(
         (snapshot.event.as_str(), &snapshot.data["total"]),
         ("snapshot", &json!(0))
