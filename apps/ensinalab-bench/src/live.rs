@@ -44,7 +44,7 @@ pub(crate) fn token(secret: &str, user: i64) -> Result<String, AnyError> {
 }
 
 /// Opens `user`'s stream and hands each event's (name, data) to `tx`.
-async fn stream(
+pub(crate) async fn stream(
     client: &reqwest::Client,
     base: &str,
     token: &str,

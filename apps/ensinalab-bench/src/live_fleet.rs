@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::AnyError;
-use crate::live::{percentile, rss_kib, token};
+use crate::live::{percentile, rss_kib, stream, token};
 
 #[derive(clap::Args)]
 pub struct FleetArgs {
@@ -69,53 +69,24 @@ fn record(seen: &mut Seen, event: &str, data: &Value) {
     }
 }
 
-/// Opens an SSE stream; returns once its snapshot arrived.
+/// Opens an SSE stream (`live`'s reader); returns once its snapshot arrived.
 async fn open_sse(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     seen: Arc<Mutex<Seen>>,
 ) -> Result<tokio::task::JoinHandle<()>, AnyError> {
-    let mut res = client
-        .get(format!("{base}/tasks/events"))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?;
-    let (ready_tx, mut ready) = mpsc::channel(1);
-    let task = tokio::spawn(async move {
-        let mut buf = String::new();
-        loop {
-            match res.chunk().await {
-                Ok(Some(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
-                Ok(None) => {
-                    seen.lock().await.ended = Some("end of stream".to_owned());
-                    return;
-                }
-                Err(e) => {
-                    seen.lock().await.ended = Some(e.to_string());
-                    return;
-                }
-            }
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let (mut event, mut data) = (None, Value::Null);
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        event = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = serde_json::from_str(v).unwrap_or(Value::Null);
-                    }
-                }
-                if let Some(event) = event {
-                    record(&mut *seen.lock().await, &event, &data);
-                    let _ = ready_tx.try_send(());
-                }
-            }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let reader = stream(client, base, token, tx).await?;
+    let (event, data) = rx.recv().await.ok_or("no snapshot")?;
+    record(&mut *seen.lock().await, &event, &data);
+    Ok(tokio::spawn(async move {
+        while let Some((event, data)) = rx.recv().await {
+            record(&mut *seen.lock().await, &event, &data);
         }
-    });
-    ready.recv().await.ok_or("no snapshot")?;
-    Ok(task)
+        seen.lock().await.ended = Some("end of stream".to_owned());
+        drop(reader);
+    }))
 }
 
 /// Opens a WebSocket stream; returns once its snapshot arrived.
@@ -127,7 +98,9 @@ async fn open_ws(
     let url = format!("{}/tasks/ws", base.replacen("http", "ws", 1));
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
     socket
-        .send(Message::text(serde_json::json!({ "token": token }).to_string()))
+        .send(Message::text(
+            serde_json::json!({ "token": token }).to_string(),
+        ))
         .await?;
     let (ready_tx, mut ready) = mpsc::channel(1);
     let task = tokio::spawn(async move {
@@ -237,7 +210,10 @@ pub async fn run(args: FleetArgs) -> Result<(), AnyError> {
         match res {
             Ok(r) if r.status().is_success() => {
                 let body: Value = r.json().await?;
-                let hash = body["briefing_id"].as_str().ok_or("no briefing_id")?.to_owned();
+                let hash = body["briefing_id"]
+                    .as_str()
+                    .ok_or("no briefing_id")?
+                    .to_owned();
                 made.lock().await.insert(
                     hash.clone(),
                     Made {
@@ -250,7 +226,11 @@ pub async fn run(args: FleetArgs) -> Result<(), AnyError> {
             _ => failures += 1,
         }
         let now = Instant::now();
-        let due: Vec<_> = pending.iter().filter(|(at, ..)| *at <= now).cloned().collect();
+        let due: Vec<_> = pending
+            .iter()
+            .filter(|(at, ..)| *at <= now)
+            .cloned()
+            .collect();
         pending.retain(|(at, ..)| *at > now);
         for (_, hash, via) in due {
             let user = made.lock().await[&hash].user;

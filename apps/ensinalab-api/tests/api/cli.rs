@@ -223,6 +223,21 @@ async fn stop(mut server: tokio::process::Child) -> String {
 }
 
 /// A bearer token for `user`, minted by the binary.
+/// The binary served on a free port with `LOG_FORMAT=json` and `RUST_LOG=rust_log`.
+async fn serve_json_logs(rust_log: &str) -> (u16, tokio::process::Child) {
+    let port = free_port();
+    let server = serve(
+        port,
+        bin()
+            .env("METRICS_ADDR", "")
+            .env("JWT_SECRET", SECRET)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", rust_log),
+    )
+    .await;
+    (port, server)
+}
+
 fn token_for(user: i64) -> String {
     let out = succeeds(
         bin()
@@ -239,16 +254,7 @@ fn token_for(user: i64) -> String {
 /// request's line names the user whose token was valid, and no one otherwise.
 #[tokio::test]
 async fn json_logs_give_one_line_per_request_naming_its_user() {
-    let port = free_port();
-    let server = serve(
-        port,
-        bin()
-            .env("METRICS_ADDR", "")
-            .env("JWT_SECRET", SECRET)
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info"),
-    )
-    .await;
+    let (port, server) = serve_json_logs("info").await;
     let url = format!("http://127.0.0.1:{port}/tasks/active");
     let client = reqwest::Client::new();
     // Unauthenticated, as a readiness poll that knows no token.
@@ -294,16 +300,7 @@ async fn json_logs_give_one_line_per_request_naming_its_user() {
 /// log line carries a raw database id.
 #[tokio::test]
 async fn a_cancel_is_an_info_line_naming_its_resource_by_hashid() {
-    let port = free_port();
-    let server = serve(
-        port,
-        bin()
-            .env("METRICS_ADDR", "")
-            .env("JWT_SECRET", SECRET)
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,changes=debug"),
-    )
-    .await;
+    let (port, server) = serve_json_logs("info,changes=debug").await;
     let (client, token) = (reqwest::Client::new(), token_for(7));
     let base = format!("http://127.0.0.1:{port}");
     let briefing: serde_json::Value = client

@@ -416,6 +416,19 @@ impl TestApp {
         Sse::open(&self.client, &self.address, token, last).await
     }
 
+    /// Opens a stream as soon as the server has a place for it, trying every 100 ms for up to
+    /// `within`; `None` if it never had one.
+    pub async fn stream_once_free(&self, token: &str, within: Duration) -> Option<Sse> {
+        let until = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < until {
+            if let Ok(s) = self.stream(token, None).await {
+                return Some(s);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     pub fn hash(&self, key: i64) -> String {
         self.ids.encode(key)
     }

@@ -147,15 +147,9 @@ async fn sse_and_websocket_streams_share_the_per_user_cap(app: &TestApp) {
         "the cap is per user"
     );
     ws.close().await;
-    let mut reopened = None;
-    for _ in 0..50 {
-        if let Ok(s) = app.stream(&token, None).await {
-            reopened = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reopened.is_some(), "a closed WebSocket gives its slot back");
+    app.stream_once_free(&token, Duration::from_secs(5))
+        .await
+        .expect("a closed WebSocket gives its slot back");
 }
 both!(
     sse_and_websocket_streams_share_the_per_user_cap,
@@ -305,15 +299,10 @@ async fn a_client_that_stops_reading_is_cut_and_its_slot_freed() {
         panic!("the stalled stream's slot was free at once")
     };
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let mut fresh = None;
-    for _ in 0..200 {
-        if let Ok(s) = app.stream(&token, None).await {
-            fresh = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut fresh = fresh.expect("the stalled client was cut and its slot freed");
+    let mut fresh = app
+        .stream_once_free(&token, Duration::from_secs(20))
+        .await
+        .expect("the stalled client was cut and its slot freed");
     assert_eq!(fresh.expect().await.event, "snapshot");
     assert_eq!(
         open_streams(&app).await,

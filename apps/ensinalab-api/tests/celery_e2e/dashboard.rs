@@ -51,17 +51,7 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
         .goto(&format!("{}/#token={token}", app.address))
         .await;
     browser.wait_for("#connection.live").await;
-    assert!(
-        !browser.url().await.contains("token"),
-        "{}",
-        browser.url().await
-    );
-    assert_eq!(
-        browser
-            .exec("return sessionStorage.getItem('ensinalab.token')")
-            .await,
-        token.as_str()
-    );
+    token_taken(&browser, &token).await;
     assert!(
         browser.find("#jobs li").await.is_none(),
         "nothing in flight yet"
@@ -204,6 +194,21 @@ async fn notice(browser: &Browser, kind: &str, hash: &str, needle: &str) -> Stri
         .await
 }
 
+/// The page took `token` from the address: it is kept for the tab and gone from the address bar.
+async fn token_taken(browser: &Browser, token: &str) {
+    assert!(
+        !browser.url().await.contains("token"),
+        "{}",
+        browser.url().await
+    );
+    assert_eq!(
+        browser
+            .exec("return sessionStorage.getItem('ensinalab.token')")
+            .await,
+        token
+    );
+}
+
 fn listed(kind: &str, hash: &str) -> String {
     format!(r#"#jobs li[data-key="{kind}:{hash}"]"#)
 }
@@ -298,17 +303,7 @@ async fn the_dashboard_says_why_each_job_left_and_keeps_what_the_server_lists() 
         .await;
     browser.wait_for(&listed("video", &theirs)).await;
     assert_eq!(browser.exec("return window.samePage === true").await, true);
-    assert!(
-        !browser.url().await.contains("token"),
-        "{}",
-        browser.url().await
-    );
-    assert_eq!(
-        browser
-            .exec("return sessionStorage.getItem('ensinalab.token')")
-            .await,
-        token2.as_str()
-    );
+    token_taken(&browser, &token2).await;
     assert!(
         !browser.displayed(&history).await,
         "user 1's history is gone"

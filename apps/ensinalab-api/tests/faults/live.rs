@@ -59,6 +59,20 @@ impl Server {
         }
     }
 
+    /// `n` servers on one database and one Redis, sharing a fresh queue, each ready and its
+    /// relay subscribed.
+    async fn fleet(db: &TestPostgres, redis: &RedisServer, n: usize) -> Vec<Self> {
+        let queue = unique_queue();
+        let servers: Vec<Self> = (0..n)
+            .map(|_| Self::start(db.url(), &redis.url(), &queue))
+            .collect();
+        for server in &servers {
+            server.ready().await;
+        }
+        relays_subscribed(&redis.url(), &queue, i64::try_from(n).unwrap()).await;
+        servers
+    }
+
     /// The log lines at WARN or above written so far.
     fn warnings(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
@@ -132,14 +146,9 @@ async fn relays_subscribed(redis_url: &str, queue: &str, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
-    let db = TestPostgres::new().await.unwrap();
-    let redis = RedisServer::start();
-    let queue = unique_queue();
-    let a = Server::start(db.url(), &redis.url(), &queue);
-    let b = Server::start(db.url(), &redis.url(), &queue);
-    a.ready().await;
-    b.ready().await;
-    relays_subscribed(&redis.url(), &queue, 2).await;
+    let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
+    let mut servers = Server::fleet(&db, &redis, 2).await;
+    let (b, a) = (servers.remove(1), servers.remove(0));
 
     let auth = tokens();
     let (alice, bob) = (
@@ -215,12 +224,8 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_on_redis_stays_open_a_minute_with_one_snapshot_and_no_warning() {
-    let db = TestPostgres::new().await.unwrap();
-    let redis = RedisServer::start();
-    let queue = unique_queue();
-    let server = Server::start(db.url(), &redis.url(), &queue);
-    server.ready().await;
-    relays_subscribed(&redis.url(), &queue, 1).await;
+    let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
+    let server = Server::fleet(&db, &redis, 1).await.remove(0);
     let token = tokens().mint(1, false, 600).unwrap();
     let mut sse = Sse::open(&server.http.client, &server.http.address, &token, None)
         .await
@@ -255,14 +260,9 @@ async fn an_idle_stream_on_redis_stays_open_a_minute_with_one_snapshot_and_no_wa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_relays_subscription_is_killed_every_stream_gets_a_snapshot_and_no_change_is_lost()
  {
-    let db = TestPostgres::new().await.unwrap();
-    let redis = RedisServer::start();
-    let queue = unique_queue();
-    let a = Server::start(db.url(), &redis.url(), &queue);
-    let b = Server::start(db.url(), &redis.url(), &queue);
-    a.ready().await;
-    b.ready().await;
-    relays_subscribed(&redis.url(), &queue, 2).await;
+    let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
+    let mut servers = Server::fleet(&db, &redis, 2).await;
+    let (b, a) = (servers.remove(1), servers.remove(0));
     let token = tokens().mint(1, false, 600).unwrap();
     let mut sse = Sse::open(&b.http.client, &b.http.address, &token, None)
         .await
