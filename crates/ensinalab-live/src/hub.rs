@@ -310,11 +310,18 @@ impl Hub {
             data,
         };
         let dropped = log.offer(user, &Item::Event(event.clone()));
-        if log.recent.len() >= self.settings.replay_events {
+        // Bounded in count and in age: a busy user's log holds the window's events, not the
+        // count's worth of the last hours.
+        let now = Instant::now();
+        while log.recent.len() >= self.settings.replay_events.max(1)
+            || log.recent.front().is_some_and(|(_, at)| {
+                now.saturating_duration_since(*at) > self.settings.replay_for
+            })
+        {
             log.recent.pop_front();
         }
         if self.settings.replay_events > 0 {
-            log.recent.push_back((event, Instant::now()));
+            log.recent.push_back((event, now));
         }
         self.counted(&mut state, dropped, 0);
     }
@@ -520,6 +527,26 @@ mod tests {
         );
         assert!(slow.events.is_closed(), "then the stream ends");
         assert!(!fast.events.is_closed());
+    }
+
+    #[test]
+    fn the_replay_log_keeps_no_event_older_than_its_window() {
+        let hub = Hub::new(HubSettings {
+            replay_for: Duration::from_millis(50),
+            ..HubSettings::default()
+        });
+        for s in ["a", "b", "c"] {
+            hub.publish(UserId(1), data(s));
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        hub.publish(UserId(1), data("d"));
+        let state = hub.lock();
+        let kept: Vec<_> = state.users[&UserId(1)]
+            .recent
+            .iter()
+            .map(|(e, _)| e.data.to_string())
+            .collect();
+        assert_eq!(kept, ["d"]);
     }
 
     #[test]
