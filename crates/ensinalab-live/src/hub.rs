@@ -214,7 +214,8 @@ impl Hub {
         }
     }
 
-    /// `state.open` moved by `delta` streams; the observer is told.
+    /// `state.open` after `removed` streams left and `added` opened; the observer is told
+    /// when it changed.
     fn counted(&self, state: &mut State, removed: usize, added: usize) {
         state.open = state.open + added - removed;
         if removed != added
