@@ -223,6 +223,14 @@ async fn stop(mut server: tokio::process::Child) -> String {
 }
 
 /// A bearer token for `user`, minted by the binary.
+/// Every line of `stdout`, each of which must be one JSON object.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
 /// The binary served on a free port with `LOG_FORMAT=json` and `RUST_LOG=rust_log`.
 async fn serve_json_logs(rust_log: &str) -> (u16, tokio::process::Child) {
     let port = free_port();
@@ -269,10 +277,7 @@ async fn json_logs_give_one_line_per_request_naming_its_user() {
     assert_eq!(res.status(), 200);
     let stdout = stop(server).await;
 
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let lines = json_lines(&stdout);
     let requests: Vec<_> = lines
         .iter()
         .filter(|line| line["fields"]["message"] == "request")
@@ -326,10 +331,7 @@ async fn a_cancel_is_an_info_line_naming_its_resource_by_hashid() {
     assert_eq!(res.status(), 200);
     let stdout = stop(server).await;
 
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let lines = json_lines(&stdout);
     let cancel = lines
         .iter()
         .find(|l| l["fields"]["event"] == "briefing_cancelled")
