@@ -4,9 +4,8 @@
 
 use ensinalab_domain::{BriefingDraft, CeleryState, DraftError, UserId};
 use ensinalab_ports::{
-    ActiveList, ActivePage, ActiveTask, AnyStatus, Briefing, BriefingOption, Cancelled,
-    CancelledAllReport, ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskChange, TaskSnapshot,
-    Video,
+    ActiveList, ActivePage, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport,
+    ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskChange, TaskSnapshot, Video,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -629,10 +628,7 @@ impl LiveChange {
             task_id: change.task_id.as_ref().map(|t| t.as_str().to_owned()),
             status: change.status.as_str(),
             progress: change.progress,
-            listed: match change.status {
-                AnyStatus::Briefing(s) => s.is_listed(),
-                AnyStatus::Video(s) => s.is_listed(),
-            },
+            listed: change.status.is_listed(),
             reason,
             revoke,
             problem,

@@ -204,6 +204,14 @@ impl AnyStatus {
         }
     }
 
+    /// Whether the owner's active list holds it (the domain's `is_listed`).
+    pub fn is_listed(self) -> bool {
+        match self {
+            Self::Briefing(s) => s.is_listed(),
+            Self::Video(s) => s.is_listed(),
+        }
+    }
+
     /// Which kind of resource has it.
     pub fn kind(self) -> ResourceKind {
         match self {
