@@ -26,6 +26,9 @@ pub enum BrokerChoice {
         redis_url: String,
         /// `CELERY_QUEUE`, default `celery`.
         queue: String,
+        /// `REVOKE_CONFIRM_MS` (default 250): how long a revoke waits for a worker to confirm
+        /// the kill of a running task (`killed`) before it answers `signalled`.
+        revoke_confirm: Duration,
     },
     /// The in-process broker (the zero-setup default): simulated work of these durations.
     Local { options_secs: u64, video_secs: u64 },
@@ -293,10 +296,12 @@ impl Config {
         } else {
             Some(metrics_addr(&get, bind_addr)?)
         };
+        let revoke_confirm = revoke_confirm(&get)?;
         let broker = match get("REDIS_URL") {
             Some(redis_url) => BrokerChoice::Celery {
                 redis_url,
                 queue: get("CELERY_QUEUE").unwrap_or_else(|| "celery".to_owned()),
+                revoke_confirm,
             },
             None => BrokerChoice::Local {
                 options_secs: parse(&get, "LOCAL_OPTIONS_SECS", Some(3))?,
@@ -447,6 +452,19 @@ fn live_stall(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigE
     Ok(stall)
 }
 
+/// `REVOKE_CONFIRM_MS`: zero (never wait) to five seconds (a user's cancel waits this long at
+/// most).
+fn revoke_confirm(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    let millis: u64 = parse(get, "REVOKE_CONFIRM_MS", Some(250))?;
+    if millis > 5_000 {
+        return Err(ConfigError {
+            var: "REVOKE_CONFIRM_MS",
+            message: "must be at most 5000".to_owned(),
+        });
+    }
+    Ok(Duration::from_millis(millis))
+}
+
 /// Default `RATE_LIMIT_PREFIX`.
 pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "ensinalab:ratelimit:";
 
@@ -590,7 +608,8 @@ mod tests {
             c.broker,
             BrokerChoice::Celery {
                 redis_url: "redis://127.0.0.1:6379/0".into(),
-                queue: "celery".into()
+                queue: "celery".into(),
+                revoke_confirm: Duration::from_millis(250),
             }
         );
     }
@@ -624,6 +643,8 @@ mod tests {
             ("LIVE_STALL_SECS", "5000000"),
             ("LIVE_HEARTBEAT_SECS", "0"),
             ("LIVE_RELAY", "sometimes"),
+            ("REVOKE_CONFIRM_MS", "-1"),
+            ("REVOKE_CONFIRM_MS", "60000"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();

@@ -104,12 +104,17 @@ impl Application {
                 let changes = broker.watch();
                 Self::run(config, store, broker, Some(changes), None)
             }
-            BrokerChoice::Celery { redis_url, queue } => {
+            BrokerChoice::Celery {
+                redis_url,
+                queue,
+                revoke_confirm,
+            } => {
                 // Built without touching the network: a Redis that is down at start shows on
                 // /readyz and heals by itself, rather than keeping the API down.
+                let mut celery = CeleryConfig::new(redis_url.clone()).with_queue(queue);
+                celery.revoke_confirm = *revoke_confirm;
                 let broker =
-                    CeleryBroker::new(CeleryConfig::new(redis_url.clone()).with_queue(queue))
-                        .map_err(|e| StartupError::Broker(e.into()))?;
+                    CeleryBroker::new(celery).map_err(|e| StartupError::Broker(e.into()))?;
                 let changes = broker.watch();
                 let online = broker.workers_online();
                 Self::run(config, store, broker, Some(changes), Some(online))
@@ -223,7 +228,9 @@ impl Application {
             Some(Box::new(move |open| gauge.set(open))),
         );
         let (relay, publisher) = match &config.broker {
-            BrokerChoice::Celery { redis_url, queue } if config.live_relay => {
+            BrokerChoice::Celery {
+                redis_url, queue, ..
+            } if config.live_relay => {
                 let (relay, publisher) = Relay::start(
                     redis_url,
                     format!("ensinalab:live:{queue}"),

@@ -30,6 +30,8 @@ const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
 /// How long [`TaskBroker::running`] waits for `inspect active` replies (a live worker's main
 /// process answers in milliseconds, even with every pool slot busy).
 const INSPECT_FOR_RUNNING: Duration = Duration::from_secs(2);
+/// The longest pause between two reads of a kill's confirmation.
+const CONFIRM_POLL_MAX: Duration = Duration::from_millis(16);
 
 /// Celery over Redis. Cheap to clone: clones share connections.
 #[derive(Clone)]
@@ -56,12 +58,17 @@ struct Inner {
 /// Who holds a task's result key after a cancel's claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Claim {
-    /// It was absent: the cancel wrote REVOKED, and no worker will run the task.
+    /// It was absent: the cancel wrote REVOKED, and no claiming worker will run the task.
     Cancel,
     /// A worker had claimed it (RECEIVED, STARTED, PROGRESS, ...): only the broadcast can stop it.
     Worker,
-    /// It held a final state already; nothing was written.
-    Finished,
+    /// It held a final state already, which says this; nothing was written.
+    Finished(RevokeOutcome),
+}
+
+/// What a task's result value says a revoke achieved ([`RevokeOutcome::settled_by`]).
+fn settled_by(id: &TaskId, raw: &[u8]) -> Option<RevokeOutcome> {
+    RevokeOutcome::settled_by(&decode(id.clone(), Some(raw)))
 }
 
 /// One task a worker is executing, from `inspect active`.
@@ -305,12 +312,45 @@ impl CeleryBroker {
         // the message later publishes its own REVOKED.
         Ok(before
             .iter()
-            .map(|value| match value {
+            .zip(ids)
+            .map(|(value, id)| match value {
                 None => Claim::Cancel,
-                Some(raw) if decode_state(Some(raw)).is_final() => Claim::Finished,
-                Some(_) => Claim::Worker,
+                Some(raw) => settled_by(id, raw).map_or(Claim::Worker, Claim::Finished),
             })
             .collect())
+    }
+
+    /// Waits up to `CeleryConfig::revoke_confirm` for the workers to confirm what the kill
+    /// broadcast did to `held` (tasks a worker had claimed): the result each task's worker writes
+    /// once the task is terminated, or finished anyway. Reads the result keys again at short,
+    /// growing intervals (one `MGET` each) and returns the tasks that settled; the others stay
+    /// unconfirmed. A failed read ends the wait early: the kill went out either way.
+    async fn confirmations<'a>(&self, held: &[&'a TaskId]) -> Vec<(&'a TaskId, RevokeOutcome)> {
+        let window = self.inner.config.revoke_confirm;
+        let deadline = tokio::time::Instant::now() + window;
+        let mut settled = Vec::with_capacity(held.len());
+        let mut waiting: Vec<&TaskId> = held.to_vec();
+        let mut pause = Duration::from_millis(1);
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(CONFIRM_POLL_MAX);
+            let Ok(values) = self.values(&waiting).await else {
+                break;
+            };
+            let mut still = Vec::with_capacity(waiting.len());
+            for (id, raw) in waiting.into_iter().zip(values) {
+                match raw.as_deref().and_then(|raw| settled_by(id, raw)) {
+                    Some(outcome) => settled.push((id, outcome)),
+                    None => still.push(id),
+                }
+            }
+            waiting = still;
+        }
+        settled
     }
 
     /// Asks every worker for its running tasks and collects the replies for at most
@@ -495,19 +535,29 @@ impl TaskBroker for CeleryBroker {
         let mut conn = self.pooled().await?;
 
         let claims = self.claim(&mut conn, &unique).await?;
-        let claim_of: HashMap<&str, Claim> = unique
-            .iter()
-            .map(|id| id.as_str())
-            .zip(claims.iter().copied())
-            .collect();
-
+        let mut outcome_of: HashMap<&str, RevokeOutcome> = HashMap::with_capacity(unique.len());
+        // Tasks a worker had claimed: the kill is for them, and only they can confirm one.
+        let mut held: Vec<&TaskId> = Vec::new();
         // ONE broadcast for every id not already final. The ones this cancel claimed are in it
-        // too, so live workers also hold them in their own revoked sets.
-        let to_signal: Vec<&str> = unique
-            .iter()
-            .map(|id| id.as_str())
-            .filter(|id| claim_of.get(id) != Some(&Claim::Finished))
-            .collect();
+        // too, so live workers (stock ones included) also hold them in their revoked sets.
+        let mut to_signal: Vec<&str> = Vec::with_capacity(unique.len());
+        for (id, claim) in unique.iter().zip(&claims) {
+            match claim {
+                // A claiming worker never runs it; a stock worker learns it from the broadcast,
+                // and the removal pass takes its message out of the queue.
+                Claim::Cancel => {
+                    outcome_of.insert(id.as_str(), RevokeOutcome::Claimed);
+                    to_signal.push(id.as_str());
+                }
+                Claim::Worker => {
+                    held.push(id);
+                    to_signal.push(id.as_str());
+                }
+                Claim::Finished(outcome) => {
+                    outcome_of.insert(id.as_str(), *outcome);
+                }
+            }
+        }
         let listeners: i64 = if to_signal.is_empty() {
             0
         } else {
@@ -534,19 +584,23 @@ impl TaskBroker for CeleryBroker {
                 0
             })
         };
+        drop(conn);
 
+        if listeners > 0 && !held.is_empty() {
+            for (id, outcome) in self.confirmations(&held).await {
+                outcome_of.insert(id.as_str(), outcome);
+            }
+        }
+        let unconfirmed = if listeners > 0 {
+            RevokeOutcome::Signalled
+        } else {
+            RevokeOutcome::NoWorkerListening
+        };
         Ok(ids
             .iter()
             .map(|id| RevokeReport {
                 task_id: id.clone(),
-                outcome: match claim_of.get(id.as_str()) {
-                    Some(Claim::Finished) => RevokeOutcome::AlreadyFinished,
-                    // The cancel's claim came first: it never runs (the name is the port's; the
-                    // message itself is discarded by whichever worker pops it).
-                    Some(Claim::Cancel) => RevokeOutcome::RemovedFromQueue,
-                    _ if listeners > 0 => RevokeOutcome::Signalled,
-                    _ => RevokeOutcome::NoWorkerListening,
-                },
+                outcome: outcome_of.get(id.as_str()).copied().unwrap_or(unconfirmed),
             })
             .collect())
     }

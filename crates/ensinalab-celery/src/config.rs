@@ -16,6 +16,10 @@ pub struct CeleryConfig {
     /// than the workers' `result_expires` (a day) on purpose: a backlog can hold a message for
     /// days.
     pub revoked_ttl: Duration,
+    /// How long a revoke waits for the workers to confirm the kill of a task one of them was
+    /// running (`REVOKE_CONFIRM_MS`): within it the report says `killed`, after it
+    /// `signalled`. Zero: never wait.
+    pub revoke_confirm: Duration,
     /// Upper bound of every Redis call (connect included), so a dead Redis fails fast.
     pub command_timeout: Duration,
     /// Connections of the pool used for revokes, broadcasts and blocking reads.
@@ -25,8 +29,8 @@ pub struct CeleryConfig {
 }
 
 impl CeleryConfig {
-    /// Defaults for `redis_url`: queue `celery`, cancels' REVOKED values kept seven days, 2 s
-    /// timeout.
+    /// Defaults for `redis_url`: queue `celery`, cancels' REVOKED values kept seven days, kills
+    /// confirmed within 250 ms, 2 s timeout.
     pub fn new(redis_url: impl Into<String>) -> Self {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -35,6 +39,7 @@ impl CeleryConfig {
             redis_url: redis_url.into(),
             queue: "celery".to_owned(),
             revoked_ttl: Duration::from_secs(7 * 86_400),
+            revoke_confirm: Duration::from_millis(250),
             command_timeout: Duration::from_secs(2),
             pool_size: 8,
             origin: format!(

@@ -147,17 +147,13 @@ async fn with_a_backlog_of_100_000_messages_no_cancel_command_takes_5_ms_and_no_
         .revoke(std::slice::from_ref(&single.id))
         .await
         .unwrap();
-    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+    assert_eq!(report[0].outcome, RevokeOutcome::Claimed);
     let all_ids: Vec<TaskId> = all.iter().map(|t| t.id.clone()).collect();
     let report = broker.revoke(&all_ids).await.unwrap();
     assert!(
-        report
-            .iter()
-            .all(|r| r.outcome == RevokeOutcome::RemovedFromQueue),
+        report.iter().all(|r| r.outcome == RevokeOutcome::Claimed),
         "{:?}",
-        report
-            .iter()
-            .find(|r| r.outcome != RevokeOutcome::RemovedFromQueue)
+        report.iter().find(|r| r.outcome != RevokeOutcome::Claimed)
     );
     // What the dispatcher's re-broadcast sends: the same ids again, now final (REVOKED).
     let mut again = all_ids.clone();

@@ -153,7 +153,11 @@ async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_comple
 
     let t0 = Instant::now();
     let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
-    assert_eq!(report[0].outcome, RevokeOutcome::Signalled);
+    assert_eq!(
+        report[0].outcome,
+        RevokeOutcome::Killed,
+        "confirmed by the worker"
+    );
     while !process_is_dead(pid) {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
@@ -181,6 +185,42 @@ async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_comple
         mine.active.iter().all(|t| t.task_id != task.id),
         "{active:?}"
     );
+}
+
+#[tokio::test]
+async fn a_kill_no_worker_confirms_within_the_window_is_only_signalled_and_reads_as_killed_once_confirmed()
+ {
+    let (db, queue) = (10, unique_queue("unconfirmed"));
+    let worker = Worker::start(db, &queue, SLOW).await;
+    let broker = broker(db, &queue);
+    let task = video("Longo", "simple");
+    broker.publish(&task).await.unwrap();
+    let running = wait_for(
+        &broker,
+        &task.id,
+        Duration::from_secs(30),
+        "running",
+        is_running,
+    )
+    .await;
+    let pid = running_pid(&running).unwrap();
+
+    // A stopped main process still holds its subscription, so the broadcast is heard, but
+    // nothing acts on it until the process goes on.
+    worker.signal("STOP");
+    let report = broker.revoke(std::slice::from_ref(&task.id)).await;
+    worker.signal("CONT");
+    assert_eq!(report.unwrap()[0].outcome, RevokeOutcome::Signalled);
+
+    let killed = wait_for(&broker, &task.id, Duration::from_secs(10), "killed", |s| {
+        s.state == CeleryState::Revoked
+    })
+    .await;
+    assert_eq!(killed.error.as_deref(), Some("terminated"));
+    assert!(process_is_dead(pid) || !worker.succeeded(&task.id));
+    // What the re-broadcast then reads: the kill, confirmed.
+    let again = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
+    assert_eq!(again[0].outcome, RevokeOutcome::Killed);
 }
 
 #[tokio::test]
@@ -213,7 +253,7 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_discarded_when_its_tur
         .revoke(std::slice::from_ref(&queued.id))
         .await
         .unwrap();
-    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+    assert_eq!(report[0].outcome, RevokeOutcome::Claimed);
     let len = llen(&mut redis, &queue).await;
     assert_eq!(len, 1, "the cancel does not touch the queue");
     let s = state_of(&broker, &queued.id).await;
@@ -223,7 +263,7 @@ async fn with_every_slot_busy_a_cancelled_queued_video_is_discarded_when_its_tur
     // Free both slots: the worker takes C next and discards it unrun.
     let report = broker.revoke(&[a.id.clone(), b.id.clone()]).await.unwrap();
     assert!(
-        report.iter().all(|r| r.outcome == RevokeOutcome::Signalled),
+        report.iter().all(|r| r.outcome == RevokeOutcome::Killed),
         "{report:?}"
     );
     worker
@@ -269,8 +309,8 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_one_star
         .await
         .unwrap();
     // No worker claimed the first two: the cancel did, so neither can ever run.
-    assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
-    assert_eq!(report[1].outcome, RevokeOutcome::RemovedFromQueue);
+    assert_eq!(report[0].outcome, RevokeOutcome::Claimed);
+    assert_eq!(report[1].outcome, RevokeOutcome::Claimed);
     assert_eq!(report[2].outcome, RevokeOutcome::NoWorkerListening);
     assert!(!report[2].outcome.revoked());
     let len = llen(&mut redis, &queue).await;
@@ -349,9 +389,9 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
     ids.extend(videos.iter().map(|v| v.id.clone()));
     let report = broker.revoke(&ids).await.unwrap();
     let outcomes: Vec<_> = report.iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes[0], RevokeOutcome::AlreadyFinished);
-    assert_eq!(&outcomes[1..3], [RevokeOutcome::Signalled; 2]);
-    assert_eq!(&outcomes[3..], [RevokeOutcome::RemovedFromQueue; 4]);
+    assert_eq!(outcomes[0], RevokeOutcome::FinishedFirst);
+    assert_eq!(&outcomes[1..3], [RevokeOutcome::Killed; 2]);
+    assert_eq!(&outcomes[3..], [RevokeOutcome::Claimed; 4]);
 
     let revokes = counter.await.unwrap();
     assert_eq!(revokes.len(), 1, "one broadcast: {revokes:?}");
@@ -420,7 +460,7 @@ async fn a_failing_task_reads_as_failure_with_its_error_and_traceback() {
     );
     // revoking a finished task claims nothing
     let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
-    assert_eq!(report[0].outcome, RevokeOutcome::AlreadyFinished);
+    assert_eq!(report[0].outcome, RevokeOutcome::FinishedFirst);
 }
 
 #[tokio::test]

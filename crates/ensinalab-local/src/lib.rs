@@ -247,7 +247,10 @@ impl TaskBroker for LocalBroker {
             let outcome = match inner.tasks.get_mut(id) {
                 // Unknown here (published by a previous process): nothing can stop or run it.
                 None => RevokeOutcome::NoWorkerListening,
-                Some(entry) if entry.snapshot.state.is_final() => RevokeOutcome::AlreadyFinished,
+                Some(entry) if entry.snapshot.state == CeleryState::Revoked => {
+                    RevokeOutcome::AlreadyFinished
+                }
+                Some(entry) if entry.snapshot.state.is_final() => RevokeOutcome::FinishedFirst,
                 Some(entry) => {
                     let started = entry.snapshot.state.is_running();
                     if let Some(handle) = &entry.handle {
@@ -260,8 +263,9 @@ impl TaskBroker for LocalBroker {
                         ..TaskSnapshot::pending(id.clone())
                     };
                     entry.finished_at = Some(Instant::now());
+                    // The abort above stops the task before this returns: the kill is done.
                     if started {
-                        RevokeOutcome::Signalled
+                        RevokeOutcome::Killed
                     } else {
                         RevokeOutcome::RemovedFromQueue
                     }

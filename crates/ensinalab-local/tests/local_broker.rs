@@ -96,7 +96,7 @@ async fn revoking_a_running_video_stops_it_for_good() {
 
     let reports = b.revoke(std::slice::from_ref(&task.id)).await.unwrap();
 
-    assert_eq!(reports[0].outcome, RevokeOutcome::Signalled);
+    assert_eq!(reports[0].outcome, RevokeOutcome::Killed);
     tokio::task::yield_now().await;
     assert_eq!(b.running(), 0, "the job was aborted, not left running");
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -121,19 +121,27 @@ async fn revoking_a_task_that_has_not_started_removes_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn revoke_reports_finished_and_unknown_tasks_honestly_in_one_call() {
+async fn revoke_reports_finished_revoked_and_unknown_tasks_honestly_in_one_call() {
     let b = broker();
     let done = options_task("o");
     b.publish(&done).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let unknown = new_task_id();
 
-    let reports = b.revoke(&[done.id.clone(), unknown.clone()]).await.unwrap();
+    let revoked = options_task("r");
+    b.publish(&revoked).await.unwrap();
+    b.revoke(std::slice::from_ref(&revoked.id)).await.unwrap();
+
+    let reports = b
+        .revoke(&[done.id.clone(), unknown.clone(), revoked.id.clone()])
+        .await
+        .unwrap();
 
     assert_eq!(reports[0].task_id, done.id);
-    assert_eq!(reports[0].outcome, RevokeOutcome::AlreadyFinished);
+    assert_eq!(reports[0].outcome, RevokeOutcome::FinishedFirst);
     assert_eq!(reports[1].task_id, unknown);
     assert_eq!(reports[1].outcome, RevokeOutcome::NoWorkerListening);
+    assert_eq!(reports[2].outcome, RevokeOutcome::AlreadyFinished);
     assert_eq!(state(&b, &done.id).await.state, CeleryState::Success);
 }
 

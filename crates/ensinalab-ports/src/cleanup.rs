@@ -5,7 +5,11 @@
 //! change stream (every [`Service`](crate::Service) has one); the server's cleanup job writes
 //! them to the [`CleanupOutbox`] and dispatches them from there, so a broker outage delays a cleanup and never loses it. A cleanup that
 //! follows a cancel the service revoked waits until that revoke was delivered: the files go
-//! only after the kill was sent, so no still-running process writes behind the cleanup.
+//! only after the kill was sent, so no still-running process writes behind the cleanup, and
+//! is dropped when that revoke says the task never started
+//! ([`RevokeOutcome::may_have_started`]): a claimed task has no files. A task that finished
+//! before its kill (`finished_first`) is owed a cleanup of its finished output too, so a cancel
+//! leaves nothing behind.
 //!
 //! The queue is in memory between the commit and the outbox write (at most one dispatcher tick,
 //! longer while the database is down): a process that dies in that window loses those
@@ -18,6 +22,8 @@ use time::OffsetDateTime;
 use crate::backlog::Backlog;
 use crate::changes::{ChangeKind, ChangeSink, TaskChange};
 use crate::error::StoreError;
+use crate::model::RevokeOutcome;
+use crate::usecases::RevokeStatus;
 
 /// Why a job's partial files are cleaned up: the `reason` kwarg of the cleanup task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +32,20 @@ pub enum CleanupReason {
     Cancelled(CancelReason),
     /// The job failed (its task raised, could not be dispatched, or lost its worker).
     Failed,
+    /// The job was cancelled, but its task finished before the kill reached it: its finished
+    /// output goes too.
+    FinishedFirst,
 }
 
 impl CleanupReason {
     /// Every reason.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Cancelled(CancelReason::User),
         Self::Cancelled(CancelReason::UserAll),
         Self::Cancelled(CancelReason::Timeout),
         Self::Cancelled(CancelReason::Revoked),
         Self::Failed,
+        Self::FinishedFirst,
     ];
 
     /// The cleanup a change owes, if it owes one.
@@ -43,6 +53,9 @@ impl CleanupReason {
         match kind {
             ChangeKind::Cancelled(reason) => Some(Self::Cancelled(reason)),
             ChangeKind::Failed => Some(Self::Failed),
+            ChangeKind::Revoke(RevokeStatus::Done(RevokeOutcome::FinishedFirst)) => {
+                Some(Self::FinishedFirst)
+            }
             _ => None,
         }
     }
@@ -52,6 +65,7 @@ impl CleanupReason {
         match self {
             Self::Cancelled(reason) => reason.as_str(),
             Self::Failed => "failed",
+            Self::FinishedFirst => "finished_first",
         }
     }
 
@@ -65,7 +79,7 @@ impl CleanupReason {
     pub fn waits_for_revoke(self) -> bool {
         match self {
             Self::Cancelled(reason) => reason != CancelReason::Revoked,
-            Self::Failed => false,
+            Self::Failed | Self::FinishedFirst => false,
         }
     }
 }

@@ -481,34 +481,86 @@ impl TaskSnapshot {
     }
 }
 
-/// What revoking one task achieved. Never claims more than happened.
+/// What revoking one task achieved: each outcome is one fact the broker observed, never more
+/// than happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeOutcome {
-    /// No worker had started the task: it will never run (its message, if still queued, is
-    /// discarded by the worker that pops it).
+    /// The cancel claimed the task before any worker did. A claiming worker never runs it; the
+    /// message may still be queued (see [`Self::RemovedFromQueue`]).
+    Claimed,
+    /// The task's message was taken out of the queue: no worker can take it any more. Reported
+    /// after the cancel, by the pass that removes cancelled tasks' messages.
     RemovedFromQueue,
-    /// The kill broadcast reached at least one worker.
+    /// A worker had the task; the kill broadcast reached at least one worker, and no worker has
+    /// confirmed the kill yet.
     Signalled,
-    /// Nobody heard the broadcast (no worker subscribed); the task may still run later.
+    /// A worker confirmed it terminated the task (it wrote REVOKED with the reason `terminated`).
+    Killed,
+    /// A worker had the task and nobody heard the broadcast (no worker subscribed); it may still
+    /// run.
     NoWorkerListening,
-    /// The task had already finished; nothing to stop.
+    /// The task was revoked before this call (an earlier revoke): nothing to stop.
     AlreadyFinished,
+    /// The task finished (succeeded or failed) before the kill reached it: its output exists
+    /// and goes with the cleanup.
+    FinishedFirst,
 }
 
 impl RevokeOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 7] = [
+        Self::Claimed,
+        Self::RemovedFromQueue,
+        Self::Signalled,
+        Self::Killed,
+        Self::NoWorkerListening,
+        Self::AlreadyFinished,
+        Self::FinishedFirst,
+    ];
+
     /// The wire string.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Claimed => "claimed",
             Self::RemovedFromQueue => "removed_from_queue",
             Self::Signalled => "signalled",
+            Self::Killed => "killed",
             Self::NoWorkerListening => "no_worker_listening",
             Self::AlreadyFinished => "already_finished",
+            Self::FinishedFirst => "finished_first",
         }
+    }
+
+    /// The outcome whose wire string is `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
 
     /// The seed's `task_revoked`: true only when the task is known to be stopped or stopping.
     pub fn revoked(self) -> bool {
-        matches!(self, Self::RemovedFromQueue | Self::Signalled)
+        matches!(
+            self,
+            Self::Claimed | Self::RemovedFromQueue | Self::Signalled | Self::Killed
+        )
+    }
+
+    /// Whether the task may have started: its partial files may exist, so a cleanup is owed.
+    pub fn may_have_started(self) -> bool {
+        !matches!(self, Self::Claimed | Self::RemovedFromQueue)
+    }
+
+    /// What a task's final state says its revoke achieved; `None` while it is not final (a
+    /// worker still has it). Only a REVOKED whose reason is `terminated` (what a worker writes
+    /// once it killed the task) confirms a kill.
+    pub fn settled_by(snapshot: &TaskSnapshot) -> Option<Self> {
+        match snapshot.state {
+            CeleryState::Revoked if snapshot.error.as_deref() == Some("terminated") => {
+                Some(Self::Killed)
+            }
+            CeleryState::Revoked => Some(Self::AlreadyFinished),
+            CeleryState::Success | CeleryState::Failure => Some(Self::FinishedFirst),
+            _ => None,
+        }
     }
 }
 

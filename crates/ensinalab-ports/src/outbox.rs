@@ -51,8 +51,7 @@ pub trait RevokeOutbox: Send + Sync {
 
     /// Records that the broker took these revokes at `now`: the first call MUST set the
     /// delivery time and outcome (a later one keeps them and only notes the broadcast time).
-    /// A report whose outcome says the task is finished or out of the queue for good
-    /// (`already_finished`, `removed_from_queue`) also settles the revoke. Unknown ids are
+    /// A report whose outcome [settles](settles) the revoke also settles it. Unknown ids are
     /// ignored.
     ///
     /// # Errors
@@ -62,6 +61,19 @@ pub trait RevokeOutbox: Send + Sync {
         reports: &[RevokeReport],
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Settles the delivered, still open revokes of `reports` (each report's outcome must
+    /// [settle](settles)), recording that outcome at `now`, and returns the ids this call
+    /// settled: each open revoke is settled once, by one caller, however many servers see its
+    /// task finish. Revokes not yet delivered are left to their delivery.
+    ///
+    /// # Errors
+    /// `StoreError` on database failure only.
+    fn settle_revokes(
+        &self,
+        reports: &[RevokeReport],
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<TaskId>, StoreError>> + Send;
 
     /// Records a failed delivery attempt of `ids`: one more attempt, next one at `retry_at`.
     ///
@@ -112,9 +124,13 @@ pub trait RevokeOutbox: Send + Sync {
 pub fn settles(outcome: crate::model::RevokeOutcome) -> bool {
     use crate::model::RevokeOutcome;
     match outcome {
-        // Finished, or taken out of the queue and recorded REVOKED: nothing left to stop.
-        RevokeOutcome::AlreadyFinished | RevokeOutcome::RemovedFromQueue => true,
-        // A worker may hold the message in memory, or none heard: say it again later.
+        // Finished, killed, or claimed before any worker: nothing left to stop.
+        RevokeOutcome::AlreadyFinished
+        | RevokeOutcome::FinishedFirst
+        | RevokeOutcome::Killed
+        | RevokeOutcome::Claimed
+        | RevokeOutcome::RemovedFromQueue => true,
+        // A worker may still run it, or none heard: say it again later.
         RevokeOutcome::Signalled | RevokeOutcome::NoWorkerListening => false,
     }
 }

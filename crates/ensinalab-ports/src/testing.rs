@@ -15,7 +15,7 @@ use crate::alerts::MailSlots;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeSink, TaskChange};
-use crate::cleanup::{CleanupOutbox, OwedCleanup};
+use crate::cleanup::{CleanupOutbox, CleanupReason, OwedCleanup};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, Briefing, BriefingOption,
@@ -867,6 +867,8 @@ struct OutboxRow {
     owed: OwedRevoke,
     next_attempt_at: OffsetDateTime,
     last_broadcast_at: Option<OffsetDateTime>,
+    /// The first delivery's outcome, or the one that settled it later.
+    outcome: Option<RevokeOutcome>,
     settled: bool,
     overdue_at: Option<OffsetDateTime>,
 }
@@ -888,6 +890,7 @@ fn owe_revoke(t: &mut Tables, task_id: Option<&TaskId>, resource: (ResourceKind,
         },
         next_attempt_at: now + FIRST_ATTEMPT_GRACE,
         last_broadcast_at: None,
+        outcome: None,
         settled: false,
         overdue_at: None,
     });
@@ -934,11 +937,34 @@ impl RevokeOutbox for InMemoryStore {
                     .iter_mut()
                     .find(|r| r.owed.task_id == report.task_id)
                 {
+                    if r.owed.delivered_at.is_none() {
+                        r.outcome = Some(report.outcome);
+                    }
                     r.owed.delivered_at.get_or_insert(now);
                     r.last_broadcast_at = Some(now);
                     r.settled |= settles(report.outcome);
                 }
             }
+        })
+    }
+
+    async fn settle_revokes(
+        &self,
+        reports: &[RevokeReport],
+        _now: OffsetDateTime,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        self.with(|t| {
+            let mut settled = Vec::new();
+            for report in reports.iter().filter(|r| settles(r.outcome)) {
+                if let Some(r) = t.outbox.iter_mut().find(|r| {
+                    r.owed.task_id == report.task_id && !r.settled && r.owed.delivered_at.is_some()
+                }) {
+                    r.settled = true;
+                    r.outcome = Some(report.outcome);
+                    settled.push(report.task_id.clone());
+                }
+            }
+            settled
         })
     }
 
@@ -1044,8 +1070,16 @@ impl CleanupOutbox for InMemoryStore {
     async fn owe_cleanups(&self, cleanups: &[OwedCleanup]) -> Result<(), StoreError> {
         self.with(|t| {
             for cleanup in cleanups {
-                if !t.cleanups.iter().any(|(c, _)| c.task_id == cleanup.task_id) {
-                    t.cleanups.push((cleanup.clone(), cleanup.created_at));
+                match t
+                    .cleanups
+                    .iter_mut()
+                    .find(|(c, _)| c.task_id == cleanup.task_id)
+                {
+                    Some((kept, _)) if cleanup.reason == CleanupReason::FinishedFirst => {
+                        kept.reason = cleanup.reason;
+                    }
+                    Some(_) => {}
+                    None => t.cleanups.push((cleanup.clone(), cleanup.created_at)),
                 }
             }
         })
@@ -1057,8 +1091,16 @@ impl CleanupOutbox for InMemoryStore {
         limit: u32,
     ) -> Result<Vec<OwedCleanup>, StoreError> {
         self.with(|t| {
+            let never_started = |task: &TaskId| {
+                t.outbox.iter().any(|r| {
+                    &r.owed.task_id == task && r.outcome.is_some_and(|o| !o.may_have_started())
+                })
+            };
+            let outbox = &t.outbox;
+            t.cleanups
+                .retain(|(c, _)| !(c.reason.waits_for_revoke() && never_started(&c.task_id)));
             let killed = |task: &TaskId| {
-                t.outbox
+                outbox
                     .iter()
                     .any(|r| &r.owed.task_id == task && r.owed.delivered_at.is_some())
             };

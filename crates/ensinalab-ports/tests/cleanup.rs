@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use ensinalab_domain::{BriefingStatus, CeleryState, ResourceKind, UserId, VideoStatus};
 use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
 use ensinalab_ports::{
-    CleanupReason, FIRST_ATTEMPT_GRACE, RevokeStatus, Service, TaskKind, TaskSnapshot, retry_delay,
+    CleanupReason, FIRST_ATTEMPT_GRACE, RevokeOutcome, RevokeStatus, Service, TaskKind,
+    TaskSnapshot, retry_delay,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -187,4 +188,49 @@ async fn the_orphan_sweep_names_every_task_in_flight_and_spares_fresh_directorie
     names.sort_unstable();
     assert_eq!(names, [task(6).as_str(), task(7).as_str()]);
     assert_eq!(*modified_before, now - Duration::minutes(2));
+}
+
+#[tokio::test]
+async fn a_task_claimed_before_any_worker_is_owed_no_cleanup() {
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Queued, Some(task(5)));
+    *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::Claimed);
+    let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
+    assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Claimed));
+    svc.record_deliveries().await.unwrap();
+
+    assert_eq!(tick(&svc, OffsetDateTime::now_utc()).await, 0);
+    assert!(cleanups_sent(svc.broker()).is_empty());
+    assert!(
+        svc.store().owed_cleanups().is_empty(),
+        "dropped, not held back"
+    );
+}
+
+#[tokio::test]
+async fn a_task_that_finished_before_its_kill_is_owed_the_cleanup_of_its_output() {
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Processing, Some(task(6)));
+    *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::FinishedFirst);
+    let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
+    assert_eq!(
+        done.revoke,
+        RevokeStatus::Done(RevokeOutcome::FinishedFirst)
+    );
+    assert!(!done.revoke.revoked());
+    svc.record_deliveries().await.unwrap();
+
+    assert_eq!(tick(&svc, OffsetDateTime::now_utc()).await, 1);
+    assert_eq!(
+        cleanups_sent(svc.broker()),
+        [(
+            task(6).as_str().to_owned(),
+            (ResourceKind::Video, v.id.0),
+            "finished_first"
+        )]
+    );
 }

@@ -3,11 +3,13 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_domain::{BriefingStatus, UserId, VideoStatus};
-use ensinalab_ports::testing::{caller, service, task};
+use ensinalab_domain::{BriefingStatus, CeleryState, ResourceKind, UserId, VideoStatus};
+use ensinalab_ports::testing::{caller, recorded_service, service, task};
 use ensinalab_ports::{
-    FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, retry_delay,
+    CancelError, ChangeKind, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus,
+    Settings, TaskSnapshot, retry_delay,
 };
+use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 const ALICE: UserId = UserId(1);
@@ -85,7 +87,8 @@ async fn a_pending_revoke_is_delivered_once_the_broker_answers_with_backoff_mean
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Queued, Some(task(1)));
-    svc.broker().fail_next.store(2, Ordering::SeqCst);
+    // The cancel's look at the task's state, its revoke, and the first retry.
+    svc.broker().fail_next.store(3, Ordering::SeqCst);
     let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(done.revoke, RevokeStatus::Pending);
 
@@ -185,4 +188,69 @@ async fn revokes_older_than_the_bound_are_not_broadcast_again() {
         .await
         .unwrap();
     assert_eq!(report.sent, 0);
+}
+
+#[tokio::test]
+async fn a_cancel_of_a_task_whose_result_says_it_finished_is_refused_and_the_row_takes_the_result()
+{
+    let svc = service();
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Processing, Some(task(6)));
+    svc.broker().set_state(TaskSnapshot {
+        state: CeleryState::Success,
+        info: Some(json!({"video_id": v.id.0, "status": "completed", "url": "https://v/1.mp4"})),
+        ..TaskSnapshot::pending(task(6))
+    });
+
+    let err = svc.cancel_video(&caller(ALICE), v.id).await.unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            CancelError::NotCancellable {
+                status: VideoStatus::Completed
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        svc.store().video_row(v.id).unwrap().status,
+        VideoStatus::Completed
+    );
+    assert!(svc.store().owed_revokes().is_empty());
+    assert!(svc.broker().revoke_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_kill_confirmed_after_the_cancel_answered_settles_its_revoke_as_one_killed_change() {
+    let (svc, sink) = recorded_service(Settings::default());
+    let v = svc
+        .store()
+        .insert_video(ALICE, VideoStatus::Processing, Some(task(7)));
+    let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
+    assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Signalled));
+    svc.record_deliveries().await.unwrap();
+
+    svc.broker().set_state(TaskSnapshot {
+        state: CeleryState::Revoked,
+        error: Some("terminated".into()),
+        ..TaskSnapshot::pending(task(7))
+    });
+    // Every server hears the worker's write; one settles it.
+    svc.reconcile_task(&task(7)).await.unwrap();
+    svc.reconcile_task(&task(7)).await.unwrap();
+
+    let killed: Vec<_> = sink
+        .changes()
+        .into_iter()
+        .filter(|c| c.kind == ChangeKind::Revoke(RevokeStatus::Done(RevokeOutcome::Killed)))
+        .collect();
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0].resource, (ResourceKind::Video, v.id.0));
+    assert!(svc.store().owed_revokes()[0].1, "settled");
+    assert_eq!(
+        svc.store().video_row(v.id).unwrap().status,
+        VideoStatus::Cancelled
+    );
 }

@@ -257,8 +257,8 @@ async fn a_cancel_that_committed_answers_done_even_when_its_event_cannot_be_writ
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
-    // The store fails from the first call after the cancel's own: the event's write.
-    svc.store().fail_after.store(1, Ordering::SeqCst);
+    // The store fails from the first call after the cancel's read and its write: the event's.
+    svc.store().fail_after.store(2, Ordering::SeqCst);
     let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(done.resource.status, VideoStatus::Cancelled);
     assert!(

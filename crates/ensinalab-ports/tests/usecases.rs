@@ -123,7 +123,8 @@ async fn when_the_revoke_fails_the_cancel_still_stands_and_says_it_is_pending() 
     let video = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
-    svc.broker().fail_next.store(1, Ordering::SeqCst);
+    // Down for the cancel's look at the task's state and for its revoke.
+    svc.broker().fail_next.store(2, Ordering::SeqCst);
 
     let done = svc.cancel_video(&caller(ALICE), video.id).await.unwrap();
 

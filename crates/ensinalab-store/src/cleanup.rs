@@ -3,7 +3,7 @@
 //! is due only once `revoke_outbox` shows that task's revoke delivered.
 
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{CleanupOutbox, CleanupReason, OwedCleanup, StoreError};
+use ensinalab_ports::{CleanupOutbox, CleanupReason, OwedCleanup, RevokeOutcome, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
@@ -65,8 +65,18 @@ impl CleanupOutbox for SqlStore {
         if cleanups.is_empty() {
             return Ok(());
         }
+        // A task owed the cleanup of its finished output keeps that one: it removes more. Only
+        // one row per task in the statement (PostgreSQL refuses to update a row twice in one).
+        let mut by_task: Vec<&OwedCleanup> = Vec::with_capacity(cleanups.len());
+        for cleanup in cleanups {
+            match by_task.iter_mut().find(|c| c.task_id == cleanup.task_id) {
+                Some(kept) if cleanup.reason == CleanupReason::FinishedFirst => *kept = cleanup,
+                Some(_) => {}
+                None => by_task.push(cleanup),
+            }
+        }
         // One statement and one JSON bind whatever the count, like a cancel's revoke batch.
-        let rows: serde_json::Value = cleanups
+        let rows: serde_json::Value = by_task
             .iter()
             .map(|c| {
                 json!([
@@ -91,7 +101,9 @@ impl CleanupOutbox for SqlStore {
         let sql = format!(
             "INSERT INTO cleanup_outbox \
              (task_id, resource_kind, resource_id, reason, created_at, attempts, next_attempt_at) \
-             {source} ON CONFLICT (task_id) DO NOTHING"
+             {source} ON CONFLICT (task_id) DO UPDATE SET reason = excluded.reason \
+             WHERE excluded.reason = '{}'",
+            CleanupReason::FinishedFirst.as_str()
         );
         let values: [Value; 2] = [convert::now().into(), rows.to_string().into()];
         self.execute(sql, values).await?;
@@ -111,6 +123,24 @@ impl CleanupOutbox for SqlStore {
             .filter(|r| r.waits_for_revoke())
             .map(CleanupReason::as_str)
             .collect();
+        // A task whose revoke says it never started has no files: its cleanup is dropped.
+        let never_started: Vec<String> = RevokeOutcome::ALL
+            .into_iter()
+            .filter(|o| !o.may_have_started())
+            .map(|o| format!("'{}'", o.as_str()))
+            .collect();
+        let reasons: Vec<String> = waiting.iter().map(|r| format!("'{r}'")).collect();
+        self.execute(
+            format!(
+                "DELETE FROM cleanup_outbox WHERE reason IN ({}) AND EXISTS (SELECT 1 FROM \
+                 revoke_outbox r WHERE r.task_id = cleanup_outbox.task_id \
+                 AND r.delivered_at IS NOT NULL AND r.outcome IN ({}))",
+                reasons.join(", "),
+                never_started.join(", ")
+            ),
+            Vec::<Value>::new(),
+        )
+        .await?;
         Entity::find()
             .filter(Column::NextAttemptAt.lte(now))
             .filter(

@@ -192,6 +192,49 @@ impl RevokeOutbox for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self, reports), fields(reports = reports.len()), err)]
+    async fn settle_revokes(
+        &self,
+        reports: &[RevokeReport],
+        now: OffsetDateTime,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let mut settled = Vec::new();
+        let mut outcomes: Vec<_> = reports
+            .iter()
+            .map(|r| r.outcome)
+            .filter(|o| settles(*o))
+            .collect();
+        outcomes.sort_by_key(|o| o.as_str());
+        outcomes.dedup();
+        let backend = self.db.get_database_backend();
+        // One conditional UPDATE per outcome: of two servers settling the same revoke, one gets
+        // it back.
+        for outcome in outcomes {
+            let sql = format!(
+                "UPDATE revoke_outbox SET outcome = $1, settled_at = $2 \
+                 WHERE settled_at IS NULL AND delivered_at IS NOT NULL AND {} RETURNING task_id",
+                task_id_in(backend, 3)
+            );
+            let ids = ids_json(
+                reports
+                    .iter()
+                    .filter(|r| r.outcome == outcome)
+                    .map(|r| &r.task_id),
+            );
+            let values: [Value; 3] = [outcome.as_str().into(), now.into(), ids];
+            let rows = self
+                .db
+                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .map_err(classify)?;
+            for row in rows {
+                let raw: String = row.try_get_by_index(0).map_err(classify)?;
+                settled.push(convert::required_task_id("revoke_outbox", &raw, &raw)?);
+            }
+        }
+        Ok(settled)
+    }
+
     #[tracing::instrument(level = "debug", skip(self, task_ids), fields(tasks = task_ids.len()), err)]
     async fn revokes_failed(
         &self,

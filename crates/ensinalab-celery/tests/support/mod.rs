@@ -87,6 +87,16 @@ impl Worker {
         self.inner.log_text()
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the worker's main process.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.inner.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// Whether the worker's log shows it ever received `id`.
     pub fn received(&self, id: &TaskId) -> bool {
         self.inner.received(id.as_str())

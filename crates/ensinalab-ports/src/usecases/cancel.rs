@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, UserId,
-    VideoId, VideoStatus,
+    BriefingId, BriefingStatus, Cancel, CancelReason, CeleryState, Lifecycle, ResourceKind, TaskId,
+    UserId, VideoId, VideoStatus,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -170,6 +170,8 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: VideoId,
     ) -> Result<Cancelled<Video>, CancelVideoError> {
+        let row = self.store.video(id).await?;
+        self.apply_if_finished(caller, row.as_ref()).await;
         self.cancel_one(caller, id).await
     }
 
@@ -182,7 +184,33 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         caller: &Caller,
         id: BriefingId,
     ) -> Result<Cancelled<Briefing>, CancelBriefingError> {
+        let row = self.store.briefing(id).await?.map(|(row, _)| row);
+        self.apply_if_finished(caller, row.as_ref()).await;
         self.cancel_one(caller, id).await
+    }
+
+    /// Before a user's cancel: when the caller's row lags a task whose result already says it
+    /// finished (the reconciler applies results within moments, not at once), the result is
+    /// applied first, so the cancel's guard refuses the finished job the way it refuses any
+    /// finished job, and the row keeps the worker's outcome. A broker that cannot be read
+    /// changes nothing: the cancel goes on, and its revoke reports what it finds.
+    async fn apply_if_finished<R: Resource>(&self, caller: &Caller, row: Option<&R>) {
+        let Some(task) = row
+            .filter(|r| r.owner() == caller.user_id)
+            .and_then(Resource::task_id)
+        else {
+            return;
+        };
+        let finished = match self.broker.states_only(&[task]).await {
+            Ok(states) => states.first().is_some_and(CeleryState::is_final),
+            Err(err) => {
+                tracing::debug!(error = %err, "the task's state could not be read before its cancel");
+                false
+            }
+        };
+        if finished && let Err(err) = self.reconcile_task(task).await {
+            tracing::warn!(error = %err, "a finished task's result could not be applied before its cancel");
+        }
     }
 
     /// A user's cancel of one of their resources.

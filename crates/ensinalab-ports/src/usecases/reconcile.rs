@@ -8,11 +8,15 @@ use ensinalab_domain::{
     VideoStatus,
 };
 
+use time::OffsetDateTime;
+
 use super::Service;
 use crate::broker::TaskBroker;
 use crate::changes::ChangeKind;
 use crate::error::{BrokerError, StoreError};
-use crate::model::{AnyStatus, BriefingUpdate, InFlightTask, TaskSnapshot, VideoUpdate};
+use crate::model::{
+    AnyStatus, BriefingUpdate, InFlightTask, RevokeOutcome, RevokeReport, TaskSnapshot, VideoUpdate,
+};
 use crate::repo::Store;
 
 /// What one reconciliation pass did.
@@ -75,6 +79,16 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         else {
             return Ok(false);
         };
+        // A cancelled task's end settles its open revoke: the kill confirmed, or the task
+        // finished first.
+        if let Some(outcome) = RevokeOutcome::settled_by(&snapshot) {
+            let report = RevokeReport {
+                task_id: task_id.clone(),
+                outcome,
+            };
+            self.settle_open(&[report], OffsetDateTime::now_utc())
+                .await?;
+        }
         let row = InFlightTask {
             resource,
             task_id: task_id.clone(),

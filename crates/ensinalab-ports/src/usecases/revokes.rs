@@ -9,8 +9,10 @@ use super::Service;
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeKind, Overdue, TaskChange};
 use crate::error::{BrokerError, StoreError};
-use crate::outbox::OwedRevoke;
+use crate::model::RevokeReport;
+use crate::outbox::{OwedRevoke, settles};
 use crate::repo::Store;
+use crate::usecases::RevokeStatus;
 
 /// Longest wait between two delivery attempts of one revoke.
 pub const MAX_RETRY_DELAY: time::Duration = time::Duration::seconds(30);
@@ -100,7 +102,8 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
 
     /// Broadcasts again up to `limit` delivered revokes that are not settled and were made at or
     /// after `since` (the re-broadcast bound), in one broker call. The broker reports which
-    /// tasks are finished by now; those are settled and never sent again.
+    /// tasks are finished by now; those are settled (see [`Self::settle_open`]) and never sent
+    /// again.
     ///
     /// # Errors
     /// [`DispatchError`] when the store or the broker fails.
@@ -116,11 +119,45 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         }
         let ids: Vec<TaskId> = open.iter().map(|r| r.task_id.clone()).collect();
         let reports = self.broker.revoke(&ids).await?;
+        self.settle_open(&reports, now).await?;
         self.store.revokes_delivered(&reports, now).await?;
         Ok(DispatchReport {
             sent: ids.len(),
             failed: 0,
         })
+    }
+}
+
+impl<S: Store, B: TaskBroker> Service<S, B> {
+    /// Settles the open revokes whose task the broker now shows finished (`reports` whose outcome
+    /// [settles](crate::outbox::settles) them: a kill a worker confirmed after the cancel
+    /// answered, a task that finished before its kill) and emits each as a `revoke` change with
+    /// that outcome, once, whichever server sees it first.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub(super) async fn settle_open(
+        &self,
+        reports: &[RevokeReport],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if !reports.iter().any(|r| settles(r.outcome)) {
+            return Ok(());
+        }
+        let settled = self.store.settle_revokes(reports, now).await?;
+        for report in reports.iter().filter(|r| settled.contains(&r.task_id)) {
+            let Some(resource) = self.store.resource_for_task(&report.task_id).await? else {
+                continue;
+            };
+            let kind = ChangeKind::Revoke(RevokeStatus::Done(report.outcome));
+            if let Some(change) = self
+                .change_of((resource.kind, resource.id), kind, now)
+                .await?
+            {
+                self.emit(&change);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -195,7 +232,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     /// The change `kind` of the row `resource`, as the row is now; `None` if it is gone.
-    async fn change_of(
+    pub(super) async fn change_of(
         &self,
         (kind, id): (ResourceKind, i64),
         change: ChangeKind,

@@ -88,3 +88,34 @@ on_both_backends! {
         assert!(due(&store, now + Duration::hours(1)).await.is_empty());
     }
 }
+
+on_both_backends! {
+    async fn a_claimed_tasks_cleanup_is_dropped_and_a_finished_first_one_cleans_its_output(store: Store) {
+        let claimed = video_in(&store, ALICE, VideoStatus::Queued).await;
+        let first = video_in(&store, ALICE, VideoStatus::Processing).await;
+        store.cancel(ALICE, claimed.id, &by_user()).await.unwrap();
+        store.cancel(ALICE, first.id, &by_user()).await.unwrap();
+        let (c, f) = (claimed.task_id.clone().unwrap(), first.task_id.clone().unwrap());
+        let user = CleanupReason::Cancelled(CancelReason::User);
+        // The change stream owes the cancel's cleanup, then the finished task's, in one batch.
+        store
+            .owe_cleanups(&[
+                owed(&c, claimed.id.get(), user),
+                owed(&f, first.id.get(), user),
+                owed(&f, first.id.get(), CleanupReason::FinishedFirst),
+            ])
+            .await
+            .unwrap();
+        let reports = [
+            RevokeReport { task_id: c.clone(), outcome: RevokeOutcome::Claimed },
+            RevokeReport { task_id: f.clone(), outcome: RevokeOutcome::FinishedFirst },
+        ];
+        store.revokes_delivered(&reports, OffsetDateTime::now_utc()).await.unwrap();
+        // Owed again later (another server): the output's cleanup is kept.
+        store.owe_cleanups(&[owed(&f, first.id.get(), user)]).await.unwrap();
+
+        let now = OffsetDateTime::now_utc() + Duration::seconds(1);
+        assert_eq!(due(&store, now).await, vec![(f.clone(), "finished_first")]);
+        assert_eq!(due(&store, now).await.len(), 1, "the claimed one is gone for good");
+    }
+}

@@ -155,12 +155,12 @@ on_both_backends! {
         assert!(due.iter().all(|o| o.attempts == 1));
 
         let reports = [
-            RevokeReport { task_id: q.clone(), outcome: RevokeOutcome::RemovedFromQueue },
+            RevokeReport { task_id: q.clone(), outcome: RevokeOutcome::Claimed },
             RevokeReport { task_id: r.clone(), outcome: RevokeOutcome::NoWorkerListening },
         ];
         store.revokes_delivered(&reports, t1).await.unwrap();
         assert!(store.due_revokes(t1 + Duration::hours(1), 10).await.unwrap().is_empty());
-        // Removed from the queue: settled. Unheard: open, broadcast again.
+        // Claimed before any worker: settled. Unheard: open, broadcast again.
         let open = store.open_revokes(day_ago(), 10).await.unwrap();
         assert_eq!(open.iter().map(|o| &o.task_id).collect::<Vec<_>>(), vec![&r]);
         assert!(open[0].delivered_at.is_some());
@@ -222,5 +222,29 @@ on_both_backends! {
         store.revokes_delivered(&reports, OffsetDateTime::now_utc()).await.unwrap();
         assert!(store.due_revokes(after_grace(), 10_000).await.unwrap().is_empty());
         assert_eq!(store.open_revokes(day_ago(), 10_000).await.unwrap().len(), N);
+    }
+}
+
+on_both_backends! {
+    async fn an_open_revoke_is_settled_once_and_only_once_delivered(store: Store) {
+        let running = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let pending = video_in(&store, ALICE, VideoStatus::Processing).await;
+        store.cancel(ALICE, running.id, &by_user()).await.unwrap();
+        store.cancel(ALICE, pending.id, &by_user()).await.unwrap();
+        let (r, p) = (running.task_id.unwrap(), pending.task_id.unwrap());
+        let now = OffsetDateTime::now_utc();
+        let signalled = [RevokeReport { task_id: r.clone(), outcome: RevokeOutcome::Signalled }];
+        store.revokes_delivered(&signalled, now).await.unwrap();
+
+        let killed = [
+            RevokeReport { task_id: r.clone(), outcome: RevokeOutcome::Killed },
+            RevokeReport { task_id: p.clone(), outcome: RevokeOutcome::Killed },
+        ];
+        assert_eq!(store.settle_revokes(&killed, now).await.unwrap(), vec![r.clone()]);
+        assert!(store.settle_revokes(&killed, now).await.unwrap().is_empty(), "once");
+        assert!(store.open_revokes(day_ago(), 10).await.unwrap().is_empty());
+        // An outcome that settles nothing is not recorded as settling.
+        let still = [RevokeReport { task_id: p.clone(), outcome: RevokeOutcome::Signalled }];
+        assert!(store.settle_revokes(&still, now).await.unwrap().is_empty());
     }
 }
