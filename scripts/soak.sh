@@ -3,7 +3,8 @@
 # worker, driven at SOAK_FACTOR (2) times the rate it serves for SOAK_SECS (60) seconds by many
 # users listing, reading status, creating and cancelling. Prints the answers (5xx must be 0),
 # the requests the rate limits refused against what the configured quotas refuse for the same
-# send times (within 1 %), lost cancels (0: no cancelled row's task succeeded or left output)
+# send times (within 1 %), lost cancels (0: no cancelled row's task succeeded or left output
+# without its owner being told `finished_first`)
 # and the server's peak RSS; exits 1 when one of the three checks fails. Not part of the test
 # command; docs/reliability.md has the figures of a run. Self-contained: its own PostgreSQL,
 # Redis and worker on free ports in a temp dir, all stopped at the end.
@@ -79,7 +80,7 @@ cat <<TABLE
 |---|---|---|
 | 5xx answers | $s5xx | $(verdict "$ok_5xx") |
 | limit refusals vs quotas | general $general_diff %, cancel $cancel_diff % | $(verdict "$ok_limits") |
-| lost cancels | $lost of $(field CANCELS cancelled "$WORK/cancels.txt") cancelled | $(verdict "$ok_lost") |
+| lost cancels | $lost of $(field CANCELS cancelled "$WORK/cancels.txt") cancelled ($(field CANCELS finished_first "$WORK/cancels.txt") told \`finished_first\`) | $(verdict "$ok_lost") |
 | server peak RSS | $((rss_kib / 1024)) MiB | |
 TABLE
 [ "$ok_5xx" = 1 ] && [ "$ok_limits" = 1 ] && [ "$ok_lost" = 1 ]

@@ -31,9 +31,12 @@
     revoked: "Cancelado fora do painel: a tarefa foi revogada",
   };
   const REVOKE = {
-    signalled: "a tarefa foi interrompida no worker",
-    removed_from_queue: "a tarefa foi retirada da fila e não vai rodar",
+    claimed: "a tarefa ainda não tinha começado e não vai rodar",
+    removed_from_queue: "a tarefa foi retirada da fila",
+    signalled: "a ordem de interrupção foi enviada ao worker",
+    killed: "a tarefa foi interrompida no worker",
     already_finished: "a tarefa já tinha terminado",
+    finished_first: "a tarefa terminou antes da interrupção; o resultado será apagado",
     no_worker_listening: "pendente: nenhum worker ouviu a ordem; ela será repetida",
     pending: "pendente: o servidor vai entregar a ordem assim que puder",
     no_task: "não havia tarefa a interromper",

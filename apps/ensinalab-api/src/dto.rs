@@ -262,9 +262,10 @@ pub struct CancelVideoResponse {
     pub task_revoked: bool,
     /// `cancelled`.
     pub status: &'static str,
-    /// Added: what the revoke achieved: `removed_from_queue`, `signalled`,
-    /// `no_worker_listening`, `already_finished`, `no_task` or `pending` (the broker could not be
-    /// reached; the cancel stands and the server delivers the revoke when it is back).
+    /// Added: what the revoke achieved: `claimed`, `removed_from_queue`, `signalled`, `killed`,
+    /// `no_worker_listening`, `already_finished`, `finished_first`, `no_task` or `pending` (the
+    /// broker could not be reached; the cancel stands and the server delivers the revoke when
+    /// it is back).
     pub revoke: &'static str,
 }
 

@@ -19,7 +19,10 @@
 //!   changes): disconnects, delivery, latency, memory over time (`scripts/bench-live.sh fleet`).
 //! - `soak` drives a server at a multiple of the rate it serves and `lost-cancels` checks every
 //!   cancelled job afterwards: `scripts/soak.sh`.
+//! - `confirm` revokes running tasks on a real worker one at a time: how long a revoke takes to
+//!   report the worker's confirmed kill (`scripts/bench-celery.sh`).
 
+mod confirm;
 mod floor;
 mod http_floor;
 mod live;
@@ -62,6 +65,9 @@ enum Command {
     Soak(soak::SoakArgs),
     /// Print how many cancelled rows' tasks succeeded or left output anyway.
     LostCancels(soak::LostCancelsArgs),
+    /// Revoke COUNT running tasks one at a time on a running worker; print how many reports
+    /// said `killed` and the revoke's time, p50 and p99 (scripts/bench-celery.sh).
+    Confirm(confirm::ConfirmArgs),
 }
 
 #[tokio::main]
@@ -76,6 +82,7 @@ async fn main() -> std::process::ExitCode {
         Command::LiveFleet(args) => live_fleet::run(args).await,
         Command::Soak(args) => soak::run(args).await,
         Command::LostCancels(args) => soak::lost_cancels(args).await,
+        Command::Confirm(args) => confirm::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -569,35 +569,49 @@ fn report(args: &SoakArgs, served: f64, rate: f64, samples: &[Sample], shed: u64
 /// A cancel is lost when the task succeeded or its output was moved into place.
 pub async fn lost_cancels(args: LostCancelsArgs) -> Result<(), AnyError> {
     let db = Database::connect(&args.database_url).await?;
+    // The revoke's recorded outcome says whether the user was told the task finished first.
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT task_id FROM briefings WHERE status = 'cancelled' AND task_id IS NOT NULL \
-             UNION ALL SELECT task_id FROM videos WHERE status = 'cancelled' AND task_id IS NOT NULL",
+            "SELECT c.task_id, r.outcome FROM (SELECT task_id FROM briefings \
+             WHERE status = 'cancelled' AND task_id IS NOT NULL UNION ALL SELECT task_id \
+             FROM videos WHERE status = 'cancelled' AND task_id IS NOT NULL) c \
+             LEFT JOIN revoke_outbox r ON r.task_id = c.task_id",
         ))
         .await?;
-    let ids: Vec<String> = rows
+    let cancels: Vec<(String, Option<String>)> = rows
         .iter()
-        .map(|r| r.try_get::<String>("", "task_id"))
+        .map(|r| {
+            Ok::<_, sea_orm::DbErr>((
+                r.try_get::<String>("", "task_id")?,
+                r.try_get::<Option<String>>("", "outcome")?,
+            ))
+        })
         .collect::<Result<_, _>>()?;
     let mut conn = redis::Client::open(args.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     let mut lost = Vec::new();
-    for chunk in ids.chunks(MGET_CHUNK) {
+    let mut finished_first = 0_usize;
+    for chunk in cancels.chunks(MGET_CHUNK) {
         let keys: Vec<String> = chunk
             .iter()
-            .map(|id| format!("celery-task-meta-{id}"))
+            .map(|(id, _)| format!("celery-task-meta-{id}"))
             .collect();
         let values: Vec<Option<String>> =
             redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
-        for (id, value) in chunk.iter().zip(values) {
+        for ((id, outcome), value) in chunk.iter().zip(values) {
             let state = value
                 .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
                 .and_then(|v| v["status"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| "(no result)".to_owned());
-            if state == "SUCCESS" || args.output_dir.join(id).exists() {
+            let told = outcome.as_deref() == Some("finished_first");
+            finished_first += usize::from(told);
+            // Lost in silence: the task finished, or left its output, and its owner was not
+            // told (a task that finished first is told, and its output goes with its cleanup,
+            // which may still wait behind the run's backlog).
+            if !told && (state == "SUCCESS" || args.output_dir.join(id).exists()) {
                 lost.push(id.clone());
             }
             *states.entry(state).or_default() += 1;
@@ -605,8 +619,8 @@ pub async fn lost_cancels(args: LostCancelsArgs) -> Result<(), AnyError> {
     }
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{s}:{n}")).collect();
     println!(
-        "CANCELS cancelled={} lost={} states={}",
-        ids.len(),
+        "CANCELS cancelled={} lost={} finished_first={finished_first} states={}",
+        cancels.len(),
         lost.len(),
         states.join(",")
     );

@@ -47,7 +47,7 @@ async fn cancelling_a_video_right_after_selecting_it_leaves_it_cancelled(app: &T
     // Whether the task had started yet is a race; either way it is stopped for good.
     let revoke = str_of(&body, "revoke").to_owned();
     assert!(
-        ["signalled", "removed_from_queue"].contains(&revoke.as_str()),
+        ["killed", "removed_from_queue"].contains(&revoke.as_str()),
         "{body}"
     );
     assert_eq!(body, contract::video_cancelled(&hash, true, &revoke));
@@ -148,7 +148,7 @@ async fn a_stuck_briefing_is_flagged_and_can_be_cancelled_and_recreated(app: &Te
         .post(&format!("/briefings/{hash}/cancel-generation"), &token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, contract::briefing_cancelled(&hash, true, "signalled"));
+    assert_eq!(body, contract::briefing_cancelled(&hash, true, "killed"));
     let (_, b) = app.get(&format!("/briefings/{hash}"), &token).await;
     assert_eq!(b["status"], "cancelled");
     let (_, list) = app.get("/tasks/active", &token).await;

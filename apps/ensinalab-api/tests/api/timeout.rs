@@ -32,9 +32,17 @@ async fn a_video_running_past_its_limit_is_cancelled_by_the_server(app: &TestApp
     assert_eq!(last["status"], "cancelled", "{last}");
     assert_eq!(last["error_message"], CANCELLED_BY_TIMEOUT);
     assert_eq!(app.broker().running(), 0, "its task was stopped");
-    let events = ensinalab_store::testing::security_events(&app.store)
-        .await
-        .expect("events");
+    // The event is written after the row's commit and the revoke: wait for it too.
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = ensinalab_store::testing::security_events(&app.store)
+            .await
+            .expect("events");
+        if events.iter().any(|e| e.event.as_str() == "auto_cancelled") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let auto: Vec<_> = events
         .iter()
         .filter(|e| e.event.as_str() == "auto_cancelled")

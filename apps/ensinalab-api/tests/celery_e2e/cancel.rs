@@ -90,7 +90,7 @@ async fn cancelling_a_running_video_kills_its_pool_process_and_it_never_complete
     );
     let watch = DeathWatch::start(pid, Duration::from_secs(10));
     let sent = Instant::now();
-    cancel_video(&app, &token, hash, "signalled").await;
+    cancel_video(&app, &token, hash, "killed").await;
     let answered = sent.elapsed();
     let died = watch
         .died_at()
@@ -152,7 +152,7 @@ async fn with_every_slot_busy_cancelling_a_queued_video_claims_it_and_it_never_r
     let (_, pending) = app.get(&format!("/tasks/{task}/status"), &token).await;
     assert_eq!(pending["state"], "PENDING", "{pending}");
 
-    cancel_video(&app, &token, hash, "removed_from_queue").await;
+    cancel_video(&app, &token, hash, "claimed").await;
     // The cancel claimed the task; its message waits for the worker, which discards it.
     assert_eq!(app.queued(), [task]);
     assert_revoked(&app, &token, task).await;
@@ -160,7 +160,7 @@ async fn with_every_slot_busy_cancelling_a_queued_video_claims_it_and_it_never_r
     // Free both slots, then run a control video: the worker takes messages in order, so it
     // reaches the cancelled one before the control.
     for (video, pid) in &busy {
-        cancel_video(&app, &token, str_of(video, "video_id"), "signalled").await;
+        cancel_video(&app, &token, str_of(video, "video_id"), "killed").await;
         let died = DeathWatch::start(*pid, Duration::from_secs(10))
             .died_at()
             .await;
@@ -206,7 +206,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker
     expected.sort_unstable();
     assert_eq!(waiting, expected);
 
-    cancel_video(&app, &token, hash, "removed_from_queue").await;
+    cancel_video(&app, &token, hash, "claimed").await;
     let (status, body) = app
         .post(
             &format!("/briefings/{briefing_hash}/cancel-generation"),
@@ -216,7 +216,7 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        contract::briefing_cancelled(briefing_hash, true, "removed_from_queue")
+        contract::briefing_cancelled(briefing_hash, true, "claimed")
     );
     // Both messages still wait: the cancels claimed the tasks without reading the queue.
     assert_eq!(app.queued().len(), 2);
@@ -247,5 +247,54 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_a_worker
     assert_eq!(b["status"], "cancelled", "{b}");
     assert_eq!(b["options"], json!([]));
 
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cancel_of_a_task_whose_result_already_says_it_finished_is_refused_and_the_job_takes_it()
+{
+    let queue = unique_queue("cancel-finished");
+    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let token = app.token(1);
+    // No worker: the task waits. Then a worker's SUCCESS lands in the backend without the
+    // service hearing it (its PUBLISH missed, as across a reconnect): the row lags.
+    let briefing = app.create_briefing(&token, "Já terminou").await;
+    let (hash, task) = (
+        str_of(&briefing, "briefing_id"),
+        str_of(&briefing, "task_id"),
+    );
+    let success = json!({
+        "status": "SUCCESS",
+        "result": {"options": [
+            {"title": "Já terminou: aula", "description": "d", "generator_type": "simple"}
+        ]},
+        "traceback": null, "children": [], "date_done": "2026-12-07T10:00:00.000000+00:00",
+        "task_id": task,
+    });
+    let mut conn = redis::Client::open(redis_url(DB))
+        .and_then(|c| c.get_connection())
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("celery-task-meta-{task}"))
+        .arg(success.to_string())
+        .arg("EX")
+        .arg(600)
+        .query(&mut conn)
+        .unwrap();
+    let (_, before) = app.get(&format!("/briefings/{hash}"), &token).await;
+    assert_eq!(before["status"], "processing", "{before}");
+
+    let (status, body) = app
+        .post(&format!("/briefings/{hash}/cancel-generation"), &token)
+        .await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["detail"],
+        "Briefing não está sendo processado. Status atual: options_ready"
+    );
+    let (_, after) = app.get(&format!("/briefings/{hash}"), &token).await;
+    assert_eq!(after["status"], "options_ready", "{after}");
+    assert_eq!(after["options"][0]["title"], "Já terminou: aula");
     app.cleanup().await;
 }

@@ -104,11 +104,11 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
         .collect();
     let expected: BTreeMap<String, (String, bool)> = running_tasks
         .iter()
-        .map(|t| (t.clone(), ("signalled".to_owned(), true)))
+        .map(|t| (t.clone(), ("killed".to_owned(), true)))
         .chain(
             queued_tasks
                 .iter()
-                .map(|t| (t.clone(), ("removed_from_queue".to_owned(), true))),
+                .map(|t| (t.clone(), ("claimed".to_owned(), true))),
         )
         .collect();
     assert_eq!(revokes, expected, "{body}");

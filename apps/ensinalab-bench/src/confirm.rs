@@ -1,0 +1,90 @@
+//! `confirm`: how long a revoke takes to learn that the worker killed a running task, from the
+//! call to its report, over tasks that really run on a worker started by the caller
+//! (`scripts/bench-celery.sh`). Each video is published, awaited until a pool process runs it,
+//! then revoked alone; the report's outcome and the call's wall time are kept.
+
+use std::time::{Duration, Instant};
+
+use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_domain::{BriefingId, OptionId, TaskId, VideoId};
+use ensinalab_ports::{RevokeOutcome, TaskBroker as _, TaskKind, TaskRequest};
+
+use crate::AnyError;
+
+#[derive(clap::Args)]
+pub struct ConfirmArgs {
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: String,
+    /// The queue the worker consumes.
+    #[arg(long, default_value = "celery")]
+    queue: String,
+    /// Running tasks to cancel, one at a time.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    /// The adapter's confirmation window (`REVOKE_CONFIRM_MS`).
+    #[arg(long, default_value_t = 250)]
+    confirm_ms: u64,
+}
+
+pub async fn run(args: ConfirmArgs) -> Result<(), AnyError> {
+    let mut config = CeleryConfig::new(args.redis_url.as_str()).with_queue(&args.queue);
+    config.revoke_confirm = Duration::from_millis(args.confirm_ms);
+    let broker = CeleryBroker::connect(config).await?;
+    let mut times = Vec::with_capacity(args.count);
+    let mut killed = 0_usize;
+    let mut other: Vec<RevokeOutcome> = Vec::new();
+    for n in 0..args.count {
+        let id = TaskId::parse(&uuid::Uuid::new_v4().to_string())?;
+        let key = i64::try_from(n)?;
+        broker
+            .publish(&TaskRequest {
+                id: id.clone(),
+                kind: TaskKind::GenerateVideo {
+                    video_id: VideoId(key),
+                    briefing_id: BriefingId(key),
+                    option_id: OptionId(key),
+                    title: format!("Confirmação {n}"),
+                    generator_type: "simple".to_owned(),
+                    duration_minutes: 10,
+                },
+            })
+            .await?;
+        let waited = Instant::now();
+        loop {
+            let state = broker.states_only(&[&id]).await?.remove(0);
+            if state.is_running() {
+                break;
+            }
+            if waited.elapsed() > Duration::from_secs(30) {
+                return Err(format!("task {n} not running after 30 s ({state})").into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let t0 = Instant::now();
+        let report = broker.revoke(std::slice::from_ref(&id)).await?;
+        times.push(t0.elapsed());
+        match report[0].outcome {
+            RevokeOutcome::Killed => killed += 1,
+            outcome => other.push(outcome),
+        }
+    }
+    times.sort();
+    let at = |q: f64| {
+        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
+        times[i].as_secs_f64() * 1000.0
+    };
+    let other: Vec<&str> = other.iter().map(|o| o.as_str()).collect();
+    println!(
+        "CONFIRM count={} killed={killed} other={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        times.len(),
+        if other.is_empty() {
+            "-".to_owned()
+        } else {
+            other.join(",")
+        },
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    Ok(())
+}
