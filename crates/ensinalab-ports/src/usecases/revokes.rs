@@ -195,7 +195,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     /// The change `kind` of the row `resource`, as the row is now; `None` if it is gone.
-    async fn change_of(
+    pub(super) async fn change_of(
         &self,
         (kind, id): (ResourceKind, i64),
         change: ChangeKind,
