@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_redis::{Manager, Pool, Runtime};
 use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{
-    BrokerError, RevokeOutcome, RevokeReport, TaskBroker, TaskRequest, TaskSnapshot,
+    BrokerError, RevokeOutcome, RevokeReport, TakenOut, TaskBroker, TaskRequest, TaskSnapshot,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
@@ -190,7 +190,7 @@ impl CeleryBroker {
 
     /// Runs `f` on this thread's multiplexed connection within the command timeout; a failed
     /// connection is dropped so the next call makes a new one.
-    async fn on_shared<T, F, Fut>(&self, f: F) -> Result<T, BrokerError>
+    pub(crate) async fn on_shared<T, F, Fut>(&self, f: F) -> Result<T, BrokerError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -250,12 +250,12 @@ impl CeleryBroker {
     }
 
     /// A pooled connection, within the command timeout.
-    async fn pooled(&self) -> Result<deadpool_redis::Connection, BrokerError> {
+    pub(crate) async fn pooled(&self) -> Result<deadpool_redis::Connection, BrokerError> {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
     /// Bounds one pooled call.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         limit: Duration,
         fut: impl Future<Output = redis::RedisResult<T>>,
@@ -280,15 +280,23 @@ impl CeleryBroker {
         let cfg = &self.inner.config;
         let date_done = utc_iso8601_now();
         let ttl = cfg.revoked_ttl.as_secs().max(1);
+        // The SET runs inside CLAIM_AND_OWE, which also owes the message's removal from the
+        // queue when the cancel's write won (crate::unqueue); loaded first in the same round trip.
+        let owed = crate::unqueue::owed_key(&cfg.queue);
         let mut pipe = redis::pipe();
+        pipe.cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(crate::unqueue::CLAIM_AND_OWE)
+            .ignore();
         for id in ids {
-            pipe.cmd("SET")
+            pipe.cmd("EVALSHA")
+                .arg(crate::unqueue::CLAIM_AND_OWE_SHA.as_str())
+                .arg(2)
                 .arg(meta_key(id))
+                .arg(&owed)
                 .arg(revoked_value(id, &date_done))
-                .arg("NX")
-                .arg("GET")
-                .arg("EX")
-                .arg(ttl);
+                .arg(ttl)
+                .arg(id.as_str());
         }
         let before: Vec<Option<Vec<u8>>> = self
             .bounded(cfg.command_timeout, pipe.query_async(conn))
@@ -560,6 +568,10 @@ impl TaskBroker for CeleryBroker {
                 .map(|t| t.task_id)
                 .collect(),
         ))
+    }
+
+    async fn take_out_cancelled(&self) -> Result<Option<TakenOut>, BrokerError> {
+        self.unqueue_pass().await.map(Some)
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {
