@@ -3,6 +3,9 @@
 //! passes racing, and a worker that does not claim started after the passes.
 //! (The 100,000-message backlog and the 5 ms bound: `tests/backlog.rs`.)
 
+// Test helpers: a failed setup step should panic with its cause, like in a #[test].
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashSet;
@@ -144,7 +147,7 @@ async fn a_message_published_after_its_cancel_is_taken_out_by_the_next_pass_and_
 
     publish_all(&broker, std::slice::from_ref(&late)).await;
     let second = pass(&broker).await;
-    assert_eq!(second.removed, [late.id.clone()]);
+    assert_eq!(second.removed, std::slice::from_ref(&late.id));
     assert!(!second.more);
     assert!(owed(&mut redis, &queue).await.is_empty());
     assert_eq!(llen(&mut redis, &queue).await, 1, "the other message stays");
