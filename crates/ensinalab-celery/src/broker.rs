@@ -280,23 +280,24 @@ impl CeleryBroker {
         let cfg = &self.inner.config;
         let date_done = utc_iso8601_now();
         let ttl = cfg.revoked_ttl.as_secs().max(1);
-        // The SET runs inside CLAIM_AND_OWE, which also owes the message's removal from the
-        // queue when the cancel's write won (crate::unqueue); loaded first in the same round trip.
-        let owed = crate::unqueue::owed_key(&cfg.queue);
         let mut pipe = redis::pipe();
-        pipe.cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(crate::unqueue::CLAIM_AND_OWE)
-            .ignore();
         for id in ids {
-            pipe.cmd("EVALSHA")
-                .arg(crate::unqueue::CLAIM_AND_OWE_SHA.as_str())
-                .arg(2)
+            pipe.cmd("SET")
                 .arg(meta_key(id))
-                .arg(&owed)
                 .arg(revoked_value(id, &date_done))
-                .arg(ttl)
-                .arg(id.as_str());
+                .arg("NX")
+                .arg("GET")
+                .arg("EX")
+                .arg(ttl);
+        }
+        // Every id is owed a removal of its message from the queue (crate::unqueue), in the
+        // same round trip; the unqueue pass drops those whose claim the cancel did not win.
+        let owed = crate::unqueue::owed_key(&cfg.queue);
+        for batch in ids.chunks(crate::unqueue::SET_CHUNK) {
+            pipe.cmd("SADD")
+                .arg(&owed)
+                .arg(batch.iter().map(|id| id.as_str()).collect::<Vec<_>>())
+                .ignore();
         }
         let before: Vec<Option<Vec<u8>>> = self
             .bounded(cfg.command_timeout, pipe.query_async(conn))

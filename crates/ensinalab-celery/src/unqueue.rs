@@ -2,18 +2,25 @@
 //! that does not claim (a stock Celery worker) runs any message it pops that it heard no revoke
 //! for, so the messages of tasks a cancel claimed are removed, not only claimed.
 //!
-//! **What is owed.** The cancel's claim (`crate::broker`) is one small script per task: the
-//! same `SET <result key> <REVOKED> NX GET EX <ttl>`, and when that write won (nothing was
-//! there) a `SADD` of the id to the owed set `ensinalab.unqueue.<queue>`. Both O(1), in the
-//! cancel's one pipeline; no command of the cancel reads the queue. The set lives in Redis, so
-//! it is durable and shared: a pass cut short (crash, restart, error) leaves it as it was and
-//! the next pass, on any server, starts over.
+//! **What is owed.** The cancel's pipeline (`crate::broker`, its claims) also `SADD`s every id
+//! it names to the owed set `ensinalab.unqueue.<queue>` ([`SET_CHUNK`] ids per command): the
+//! same round trip, O(1) per id, no command that reads the queue, and nothing waits on its
+//! outcome. Whether the cancel's claim won is known only from the replies, so the pass sorts
+//! that out instead of a second round trip on the response path: it reads the owed ids' result
+//! keys (`MGET`, [`SET_CHUNK`] at a time) and drops at once every id whose key holds anything
+//! but REVOKED (a worker claimed it, so its message is out of the list; or it is finished). A
+//! REVOKED key is the cancel's claim, a worker's discard or an earlier cancel's claim (a
+//! revoke delivered twice); an absent one, a claim that expired: those are looked for, and
+//! dropped after two walks if not found. The set lives in Redis, so it is durable and shared: a pass
+//! cut short (crash, restart, error) leaves it as it was and the next pass, on any server,
+//! starts over.
 //!
 //! **A pass** ([`CeleryBroker::unqueue_pass`]): an O(1) `SCARD` when nothing is owed (the
 //! job's idle check); else it takes the lease `ensinalab.unqueue.<queue>.lease`
 //! (`SET .. NX PX`, renewed while the pass runs, released at its end), so one pass at a time
 //! runs across servers: a removal in the middle of the list shifts the positions another walk
-//! relies on. It reads the owed ids (`SSCAN`, [`SET_CHUNK`] at a time), then walks every list
+//! relies on. It reads the owed ids (`SSCAN`, [`SET_CHUNK`] at a time) and sorts them as above,
+//! then walks every list
 //! of the queue (its four priority lists) from the head with positive indexes, [`CHUNK`]
 //! messages per `LRANGE`. kombu's producers `LPUSH` at the head and its workers `BRPOP` from
 //! the tail: a pop leaves positive indexes alone and a push only makes the walk read some
@@ -45,13 +52,14 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use ensinalab_domain::TaskId;
+use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{BrokerError, TakenOut};
 use redis::Script;
 use serde_json::Value;
 
 use crate::broker::CeleryBroker;
 use crate::message::queue_keys;
+use crate::result::{META_PREFIX, decode_state};
 
 /// Messages per `LRANGE` of the walk: each read stays far under a millisecond with 1 KB
 /// messages (docs/benchmarks.md).
@@ -66,21 +74,6 @@ pub(crate) const SET_CHUNK: usize = 500;
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a running pass renews its lease.
 const RENEW_EVERY: Duration = Duration::from_secs(5);
-
-/// The cancel's claim of one task, and its owed removal when the claim won. KEYS: the result
-/// key, the owed set. ARGV: the REVOKED value, its TTL in seconds, the task id. Returns what
-/// the key held before, as `SET .. GET` does (nil when the cancel's write won).
-pub(crate) const CLAIM_AND_OWE: &str = r"
-local before = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2])
-if not before then
-  redis.call('SADD', KEYS[2], ARGV[3])
-end
-return before
-";
-
-/// The SHA1 `EVALSHA` names [`CLAIM_AND_OWE`] by.
-pub(crate) static CLAIM_AND_OWE_SHA: LazyLock<String> =
-    LazyLock::new(|| Script::new(CLAIM_AND_OWE).get_hash().to_owned());
 
 /// Removes the message `ARGV[2]` read at index `ARGV[1]` of list `KEYS[1]`, far from both
 /// ends: finds it in the next [`SHIFT_WINDOW`] elements, overwrites it with the head element
@@ -235,8 +228,16 @@ impl CeleryBroker {
 
 impl Pass<'_> {
     async fn run(&mut self) -> Result<TakenOut, BrokerError> {
-        self.owed = self.members(&self.keys.owed.clone()).await?;
+        let owed = self.members(&self.keys.owed.clone()).await?;
+        self.owed = self.queued_maybe(owed).await?;
         let missed = self.members(&self.keys.missed.clone()).await?;
+        if self.owed.is_empty() {
+            let left: usize = self.query(redis::cmd("SCARD").arg(&self.keys.owed)).await?;
+            return Ok(TakenOut {
+                removed: Vec::new(),
+                more: left > 0,
+            });
+        }
         let mut complete = true;
         for list in self.keys.lists.clone() {
             if !self.walk(&list).await? {
@@ -268,6 +269,39 @@ impl Pass<'_> {
             removed: std::mem::take(&mut self.removed),
             more: complete && left > 0,
         })
+    }
+
+    /// The ids of `owed` whose message may still be queued: their result key holds REVOKED,
+    /// or nothing. The others leave the owed sets.
+    async fn queued_maybe(
+        &mut self,
+        owed: HashSet<String>,
+    ) -> Result<HashSet<String>, BrokerError> {
+        let owed: Vec<String> = owed.into_iter().collect();
+        let mut keep = HashSet::with_capacity(owed.len());
+        let mut settled = Vec::new();
+        for batch in owed.chunks(SET_CHUNK) {
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|id| [META_PREFIX, id.as_str()].concat())
+                .collect();
+            let values: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys)).await?;
+            for (id, value) in batch.iter().zip(values) {
+                if matches!(
+                    decode_state(value.as_deref()),
+                    CeleryState::Revoked | CeleryState::Pending
+                ) {
+                    keep.insert(id.clone());
+                } else {
+                    settled.push(id.clone());
+                }
+            }
+        }
+        self.set_command("SREM", &self.keys.owed.clone(), &settled)
+            .await?;
+        self.set_command("SREM", &self.keys.missed.clone(), &settled)
+            .await?;
+        Ok(keep)
     }
 
     /// Walks `list` from the head, removing owed messages. `false` when the lease was lost.

@@ -466,7 +466,8 @@ async fn with_a_backlog_of_100_000_messages_passes_take_the_cancelled_messages_o
         .unwrap();
     for line in stats.lines().filter(|l| {
         [
-            "lrange", "lrem", "evalsha", "lset", "lindex", "lpop", "scard", "sscan", "srem", "sadd",
+            "lrange", "lrem", "evalsha", "lset", "lindex", "lpop", "scard", "sscan", "srem",
+            "sadd", "mget", "set",
         ]
         .iter()
         .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
