@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_redis::{Manager, Pool, Runtime};
 use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{
-    BrokerError, RevokeOutcome, RevokeReport, TaskBroker, TaskRequest, TaskSnapshot,
+    BrokerError, RevokeOutcome, RevokeReport, TakenOut, TaskBroker, TaskRequest, TaskSnapshot,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
@@ -197,7 +197,7 @@ impl CeleryBroker {
 
     /// Runs `f` on this thread's multiplexed connection within the command timeout; a failed
     /// connection is dropped so the next call makes a new one.
-    async fn on_shared<T, F, Fut>(&self, f: F) -> Result<T, BrokerError>
+    pub(crate) async fn on_shared<T, F, Fut>(&self, f: F) -> Result<T, BrokerError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -257,12 +257,12 @@ impl CeleryBroker {
     }
 
     /// A pooled connection, within the command timeout.
-    async fn pooled(&self) -> Result<deadpool_redis::Connection, BrokerError> {
+    pub(crate) async fn pooled(&self) -> Result<deadpool_redis::Connection, BrokerError> {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
     /// Bounds one pooled call.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         limit: Duration,
         fut: impl Future<Output = redis::RedisResult<T>>,
@@ -296,6 +296,15 @@ impl CeleryBroker {
                 .arg("GET")
                 .arg("EX")
                 .arg(ttl);
+        }
+        // Every id is owed a removal of its message from the queue (crate::unqueue), in the
+        // same round trip; the unqueue pass drops those whose claim the cancel did not win.
+        let owed = crate::unqueue::owed_key(&cfg.queue);
+        for batch in ids.chunks(crate::unqueue::SET_CHUNK) {
+            pipe.cmd("SADD")
+                .arg(&owed)
+                .arg(batch.iter().map(|id| id.as_str()).collect::<Vec<_>>())
+                .ignore();
         }
         let before: Vec<Option<Vec<u8>>> = self
             .bounded(cfg.command_timeout, pipe.query_async(conn))
@@ -614,6 +623,10 @@ impl TaskBroker for CeleryBroker {
                 .map(|t| t.task_id)
                 .collect(),
         ))
+    }
+
+    async fn take_out_cancelled(&self) -> Result<Option<TakenOut>, BrokerError> {
+        self.unqueue_pass().await.map(Some)
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {

@@ -26,6 +26,7 @@ mod events;
 mod feed;
 mod message;
 mod result;
+mod unqueue;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -6,7 +6,7 @@
 //! item in progress is finished (up to a grace period), nothing new starts. Jobs log their
 //! errors and go on; none ends the process.
 //!
-//! The jobs: the revoke [`dispatcher`], the [`reconciler`] (a change feed and a periodic sweep),
+//! The jobs: the revoke [`dispatcher`], the [`unqueue`] of cancelled tasks' messages, the [`reconciler`] (a change feed and a periodic sweep),
 //! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`cleanup`] dispatcher and
 //! orphan sweep, the [`alerts`] (overdue revokes, the operators' e-mail), the [`trail`] writer,
 //! the trail's [`retention`] and the [`census`] of jobs in flight (the metrics' gauges). They
@@ -21,6 +21,7 @@ pub mod reconciler;
 pub mod retention;
 pub mod timeout;
 pub mod trail;
+pub mod unqueue;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -43,6 +44,7 @@ use crate::reconciler::{OnTaskChanged, Sweep};
 use crate::retention::TrailRetention;
 use crate::timeout::TimeoutSweep;
 use crate::trail::TrailWriter;
+use crate::unqueue::Unqueue;
 
 /// What feeds the event-driven jobs.
 pub struct Feeds<W, M> {
@@ -151,6 +153,11 @@ where
         "security trail retention",
         retention::PRUNE_EVERY,
         TrailRetention::new(Arc::clone(&service), pacing.trail_retention),
+    );
+    jobs.every(
+        "unqueue",
+        unqueue::IDLE_CHECK_EVERY,
+        Unqueue(Arc::clone(&service)),
     );
     jobs.every(
         "revoke dispatcher",

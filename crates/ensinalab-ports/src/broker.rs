@@ -76,4 +76,35 @@ pub trait TaskBroker: Send + Sync {
     fn running(&self) -> impl Future<Output = Result<Option<Vec<TaskId>>, BrokerError>> + Send {
         async { Ok(None) }
     }
+
+    /// One bounded pass that takes out of the queue the messages of tasks a revoke claimed
+    /// ([`RevokeOutcome::RemovedFromQueue`](crate::RevokeOutcome::RemovedFromQueue)), so that no
+    /// worker, one that ignores the claim included, is ever handed them. `None` when this broker
+    /// keeps no queue of its own to take messages out of (nothing will ever be owed).
+    ///
+    /// The removals owed MUST be durable and shared by every server on the broker: a pass cut
+    /// short (a crash, a restart, an error) leaves them owed for the next pass, on any server.
+    /// A message MUST be reported removed by exactly one pass, the one that removed it, however
+    /// many passes run at once; a message no longer queued (a worker took it) is not reported.
+    /// Every command a pass sends MUST be short whatever the queue's length: a pass never holds
+    /// the broker for other clients. Never called on a user's request.
+    ///
+    /// # Errors
+    /// `Unavailable` when the broker cannot be reached (the removals stay owed); messages this
+    /// pass removed before the failure are then reported by no one.
+    fn take_out_cancelled(
+        &self,
+    ) -> impl Future<Output = Result<Option<TakenOut>, BrokerError>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// What one [`TaskBroker::take_out_cancelled`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakenOut {
+    /// The tasks whose message this pass removed from the queue, each once.
+    pub removed: Vec<TaskId>,
+    /// Removals are still owed that this caller may carry out now: the next pass should follow
+    /// at once rather than after an idle wait.
+    pub more: bool,
 }

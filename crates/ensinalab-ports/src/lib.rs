@@ -34,7 +34,7 @@ pub use audit::{
     SecurityEventQuery, StoredSecurityEvent, UnknownEventKind,
 };
 pub use backlog::Backlog;
-pub use broker::TaskBroker;
+pub use broker::{TakenOut, TaskBroker};
 pub use changes::{ChangeKind, ChangeSink, LogChanges, Overdue, TaskChange};
 pub use cleanup::{CleanupOutbox, CleanupQueue, CleanupReason, MAX_QUEUED_CLEANUPS, OwedCleanup};
 pub use error::{BoxError, BrokerError, MailError, StoreError};

@@ -1,7 +1,7 @@
 //! In-memory fakes of the ports, for use-case tests (here and in other crates' unit tests).
 //! They follow the ports' contracts, guards included, but prove nothing about a real adapter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +13,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::alerts::MailSlots;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
-use crate::broker::TaskBroker;
+use crate::broker::{TakenOut, TaskBroker};
 use crate::changes::{ChangeSink, TaskChange};
 use crate::cleanup::{CleanupOutbox, CleanupReason, OwedCleanup};
 use crate::error::{BrokerError, StoreError};
@@ -772,6 +772,9 @@ pub struct RecordingBroker {
     pub state_calls: AtomicUsize,
     /// What `running` reports: `None`, the broker cannot tell.
     pub running: Mutex<Option<Vec<TaskId>>>,
+    /// What `take_out_cancelled` reports, one pass after the other (an empty pass once they
+    /// are used up); `None`: the broker keeps no queue to take messages out of.
+    pub taken_out: Mutex<Option<VecDeque<TakenOut>>>,
 }
 
 impl RecordingBroker {
@@ -858,6 +861,17 @@ impl TaskBroker for RecordingBroker {
     async fn running(&self) -> Result<Option<Vec<TaskId>>, BrokerError> {
         self.failing()?;
         Ok(self.running.lock().ok().and_then(|r| r.clone()))
+    }
+
+    async fn take_out_cancelled(&self) -> Result<Option<TakenOut>, BrokerError> {
+        self.failing()?;
+        let mut passes = self
+            .taken_out
+            .lock()
+            .map_err(|_| BrokerError::Protocol("poisoned".into()))?;
+        Ok(passes
+            .as_mut()
+            .map(|passes| passes.pop_front().unwrap_or_default()))
     }
 }
 

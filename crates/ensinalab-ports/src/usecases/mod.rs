@@ -9,6 +9,7 @@ mod reconcile;
 mod revokes;
 mod stats;
 mod trail;
+mod unqueue;
 mod worker_lost;
 
 pub use alerts::AlertError;
@@ -23,6 +24,7 @@ pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};
 pub use stats::StatsError;
 pub use trail::REFUSAL_WINDOW;
+pub use unqueue::{UnqueueError, UnqueueReport};
 pub use worker_lost::WORKER_LOST;
 
 use std::sync::{Arc, Mutex};
