@@ -20,22 +20,26 @@
 //! (`SET .. NX PX`, renewed while the pass runs, released at its end), so one pass at a time
 //! runs across servers: a removal in the middle of the list shifts the positions another walk
 //! relies on. It reads the owed ids (`SSCAN`, [`SET_CHUNK`] at a time) and sorts them as above,
-//! then walks every list
-//! of the queue (its four priority lists) from the head with positive indexes, [`CHUNK`]
-//! messages per `LRANGE`. kombu's producers `LPUSH` at the head and its workers `BRPOP` from
-//! the tail: a pop leaves positive indexes alone and a push only makes the walk read some
-//! messages twice, so a walk never skips a message that stays queued. A message is matched by
+//! then walks every list of the queue (its four priority lists) from the tail to the head,
+//! [`CHUNK`] messages per `LRANGE` with indexes counted from the tail. kombu's producers
+//! `LPUSH` at the head and its workers `BRPOP` from the tail, so the walk looks first where a
+//! worker takes its next message: a cancelled message about to be taken is removed in the
+//! walk's first milliseconds, and one deep in a backlog has the whole backlog ahead of it. A
+//! push leaves tail-counted indexes alone; a pop moves every message one place toward the
+//! tail, so each read overlaps the previous one by [`OVERLAP`] messages, and a message the
+//! walk still skips (more pops than that between two reads) is found by the next walk. A
+//! message is matched by
 //! its `headers.id`: a cheap scan for the `"id"` key's value, looked up in the owed ids, then a
 //! JSON parse to confirm it (a cleanup's kwargs name its job's task id too).
 //!
 //! **A removal** is one command, and only of the exact bytes read:
-//! - within [`NEAR_END`] of the head, `LREM q 1 <bytes>`; within [`NEAR_END`] of the tail,
-//!   `LREM q -1 <bytes>`. LREM walks the list from one end to the message, comparing each
+//! - within [`NEAR_END`] of the tail, `LREM q -1 <bytes>`; within [`NEAR_END`] of the head,
+//!   `LREM q 1 <bytes>`. LREM walks the list from one end to the message, comparing each
 //!   element, so it is kept to short distances;
 //! - farther in, where any walk to the message would hold Redis for milliseconds with a
 //!   backlog of 100,000 (docs/benchmarks.md), one script finds the bytes among the
-//!   [`SHIFT_WINDOW`] elements from where they were read (producers' pushes since the read move
-//!   them that far at most), overwrites them (`LSET`, which reaches an index by skipping whole
+//!   [`SHIFT_WINDOW`] elements from where they were read toward the tail (workers' pops since
+//!   the read move them that way), overwrites them (`LSET`, which reaches an index by skipping whole
 //!   list nodes, not elements) with a copy of the head element, and `LPOP`s the head. Atomic,
 //!   so nothing is lost or doubled; the one visible effect is that the newest message moves to
 //!   the removed one's place, ahead of the older ones between them. Celery promises no order
@@ -45,8 +49,8 @@
 //! reported once however many passes run. Removed ids leave the owed set. An owed id not
 //! found in a complete walk is marked missed (`ensinalab.unqueue.<queue>.missed`); missed in a
 //! second complete walk, it is dropped (a worker took its message, or the task was never
-//! queued). Two walks, not one: a message published after its cancel, at the head the walk had
-//! passed, is found by the next walk.
+//! queued). Two walks, not one: a message published after its cancel (a retry's), or skipped, is
+//! found by the next walk.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -62,12 +66,15 @@ use crate::message::queue_keys;
 use crate::result::{META_PREFIX, decode_state};
 
 /// Messages per `LRANGE` of the walk: each read stays far under a millisecond with 1 KB
-/// messages (docs/benchmarks.md).
+/// messages (docs/benchmarks.md). More than [`OVERLAP`].
 pub(crate) const CHUNK: usize = 256;
 /// How far from an end a message is removed with `LREM` (which walks to it from that end).
 pub(crate) const NEAR_END: usize = 1_000;
 /// How far toward the tail a message may have moved between its read and its removal.
 pub(crate) const SHIFT_WINDOW: usize = 64;
+/// Elements each `LRANGE` of the walk reads again of the previous one: workers may pop that
+/// many between two reads without the walk skipping one.
+const OVERLAP: usize = 32;
 /// Ids per `SSCAN`, `SREM` and `SADD` of the owed sets.
 pub(crate) const SET_CHUNK: usize = 500;
 /// How long a pass's lease lives unless renewed; a crashed pass's lease frees itself after it.
@@ -75,18 +82,20 @@ const LEASE: Duration = Duration::from_secs(30);
 /// How often a running pass renews its lease.
 const RENEW_EVERY: Duration = Duration::from_secs(5);
 
-/// Removes the message `ARGV[2]` read at index `ARGV[1]` of list `KEYS[1]`, far from both
-/// ends: finds it in the next [`SHIFT_WINDOW`] elements, overwrites it with the head element
-/// and pops the head. 1 when removed, 0 when not there.
+/// Removes the message `ARGV[2]` read at index `ARGV[1]` (negative: counted from the tail) of
+/// list `KEYS[1]`, far from both ends: finds it in the next [`SHIFT_WINDOW`] elements toward
+/// the tail (workers' pops move it that way), overwrites it with the head element and pops the
+/// head. 1 when removed, 0 when not there.
 static TAKE_OUT_DEEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local at = tonumber(ARGV[1])
-local window = redis.call('LRANGE', KEYS[1], at, at + tonumber(ARGV[3]) - 1)
+local stop = math.min(at + tonumber(ARGV[3]) - 1, -1)
+local window = redis.call('LRANGE', KEYS[1], at, stop)
 for k, message in ipairs(window) do
   if message == ARGV[2] then
     local index = at + k - 1
-    if index > 0 then
+    if index > -redis.call('LLEN', KEYS[1]) then
       redis.call('LSET', KEYS[1], index, redis.call('LINDEX', KEYS[1], 0))
     end
     redis.call('LPOP', KEYS[1])
@@ -121,6 +130,11 @@ return 0
 ",
     )
 });
+
+/// A list index for Redis (lists are far shorter than `i64::MAX`).
+fn as_index(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// The set of task ids whose message the queue `queue` still owes a removal.
 pub(crate) fn owed_key(queue: &str) -> String {
@@ -304,38 +318,44 @@ impl Pass<'_> {
         Ok(keep)
     }
 
-    /// Walks `list` from the head, removing owed messages. `false` when the lease was lost.
+    /// Walks `list` from the tail, where workers take their next message, to the head,
+    /// removing owed messages. `false` when the lease was lost.
     async fn walk(&mut self, list: &str) -> Result<bool, BrokerError> {
         let len: usize = self.query(redis::cmd("LLEN").arg(list)).await?;
-        let mut start = 0;
+        // How many elements lie between the chunk's tail end and the list's tail.
+        let mut behind = 0_usize;
         loop {
             let chunk: Vec<Vec<u8>> = self
                 .query(
                     redis::cmd("LRANGE")
                         .arg(list)
-                        .arg(start)
-                        .arg(start + CHUNK - 1),
+                        .arg(-as_index(behind + CHUNK))
+                        .arg(-as_index(behind + 1)),
                 )
                 .await?;
-            let mut taken_here = 0;
-            for (offset, message) in chunk.iter().enumerate() {
+            // An LREM shifts every element head-ward of the one it removes one place toward
+            // the tail; the deep removal moves none of them.
+            let mut shifted = 0;
+            for (from_tail, message) in chunk.iter().rev().enumerate() {
                 let Some(id) = owed_message(message, &self.owed) else {
                     continue;
                 };
-                let at = start + offset - taken_here;
-                if self.take_out(list, at, len, message).await? {
-                    taken_here += 1;
-                    if self.removed_ids.insert(id.clone())
-                        && let Ok(task_id) = TaskId::parse(&id)
-                    {
-                        self.removed.push(task_id);
-                    }
+                let behind_it = behind + from_tail - shifted;
+                let Some(by_lrem) = self.take_out(list, behind_it, len, message).await? else {
+                    continue;
+                };
+                shifted += usize::from(by_lrem);
+                if self.removed_ids.insert(id.clone())
+                    && let Ok(task_id) = TaskId::parse(&id)
+                {
+                    self.removed.push(task_id);
                 }
             }
             if chunk.len() < CHUNK {
                 break;
             }
-            start += CHUNK - taken_here;
+            // The overlap re-reads what workers' pops moved toward the tail since the read.
+            behind += CHUNK - OVERLAP - shifted;
             if !self.renew_if_due().await? {
                 return Ok(false);
             }
@@ -343,18 +363,20 @@ impl Pass<'_> {
         Ok(true)
     }
 
-    /// Removes `message`, read at index `at` of `list` (of `len` elements when the walk began,
-    /// so `len - at` bounds its distance from the tail). Whether Redis removed it.
+    /// Removes `message`, read with `behind` elements between it and the tail of `list` (of
+    /// `len` elements when the walk began, which bounds its distance from the head). `None`
+    /// when Redis did not remove it; else whether an `LREM` did.
     async fn take_out(
         &mut self,
         list: &str,
-        at: usize,
+        behind: usize,
         len: usize,
         message: &[u8],
-    ) -> Result<bool, BrokerError> {
-        let from_tail = len.saturating_sub(at + 1);
-        let removed: i64 = if at < NEAR_END || from_tail < NEAR_END {
-            let count: i64 = if at < NEAR_END { 1 } else { -1 };
+    ) -> Result<Option<bool>, BrokerError> {
+        let ahead = len.saturating_sub(behind + 1);
+        let by_lrem = behind < NEAR_END || ahead < NEAR_END;
+        let removed: i64 = if by_lrem {
+            let count: i64 = if behind < NEAR_END { -1 } else { 1 };
             self.query(redis::cmd("LREM").arg(list).arg(count).arg(message))
                 .await?
         } else {
@@ -364,14 +386,14 @@ impl Pass<'_> {
                     limit,
                     TAKE_OUT_DEEP
                         .key(list)
-                        .arg(at)
+                        .arg(-as_index(behind + 1))
                         .arg(message)
                         .arg(SHIFT_WINDOW)
                         .invoke_async(&mut self.conn),
                 )
                 .await?
         };
-        Ok(removed == 1)
+        Ok((removed == 1).then_some(by_lrem))
     }
 
     /// Renews the lease when due; `false` when it was lost (another pass may run now).
