@@ -1,4 +1,4 @@
-"""The claim: a Celery 5 worker runs a task only if it wins the task's result key.
+"""The claim: a Celery (5.3 or later) worker runs a task only if it wins the task's result key.
 
 Right before a worker hands a task message to its pool, it runs one atomic command on the Redis
 result backend:
