@@ -144,6 +144,16 @@ class AWorkerStartedAfterTheCancels(unittest.TestCase):
         self.assertFalse(self.scratch.accepted(self.ids["revoked_custom"]))
 
 
+class AWorkerThatCannotClaim(unittest.TestCase):
+    def test_a_worker_without_a_redis_result_backend_refuses_to_start(self):
+        scratch = Scratch("no-backend")
+        self.addCleanup(scratch.close)
+        with self.assertRaises(AssertionError) as refused:
+            Worker("", scratch.queue, scratch.marks)
+        self.assertIn("worker exited", str(refused.exception))
+        self.assertIn("the claim needs a Redis result backend", str(refused.exception))
+
+
 class ARedisErrorAtClaimTime(unittest.TestCase):
     def setUp(self):
         self.backend = OwnRedis()
