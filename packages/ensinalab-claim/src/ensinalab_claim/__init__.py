@@ -46,12 +46,13 @@ RETRY_PAUSE_SECS = 1.0
 
 logger = logging.getLogger(__name__)
 
-# The Celery internals the claim relies on, checked at import so a Celery that lacks them fails
-# loudly here instead of running tasks unclaimed. From 5.3.0 on, the worker asks
-# `Request.revoked()` right before it hands any message to the pool (and on receipt, for a
-# message with an expiry or an id it knows is revoked); before 5.3 it asked only for a message
-# with an expiry or a known revoked id, so the claim would never be taken. Then the revoked set
-# it consults there, and `task_ready`, which forgets a request the worker reserved.
+# What the claim relies on in Celery, checked at import so a Celery without it fails here
+# instead of running tasks unclaimed:
+# - from 5.3.0 on, the worker calls `Request.revoked()` right before it hands any message to the
+#   pool (before 5.3, only for a message with an expiry or an id already revoked, so the claim
+#   would never be taken);
+# - `state.revoked`, the revoked-id set `Request.revoked()` consults;
+# - `state.task_ready`, which forgets a request the worker reserved.
 if celery.VERSION[:2] < (5, 3):
     raise ImportError(f"ensinalab_claim needs Celery 5.3 or later, not {celery.__version__}: "
                       "older workers do not ask Request.revoked() before every task")
