@@ -55,7 +55,11 @@ class OwnRedis:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until("redis-server listening", self._answers, within=10)
+        try:
+            wait_until("redis-server listening", self._answers, within=10)
+        except BaseException:
+            self.stop()
+            raise
 
     def _answers(self):
         try:
@@ -92,7 +96,11 @@ class Monitor:
             return any(probe in c for c in self.commands())
 
         # MONITOR is on once it reports a command sent after it started.
-        wait_until("MONITOR on", reported, within=10)
+        try:
+            wait_until("MONITOR on", reported, within=10)
+        except BaseException:
+            self.close()
+            raise
 
     def commands(self):
         with open(self.file.name, encoding="utf-8", errors="replace") as f:
