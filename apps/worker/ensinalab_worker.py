@@ -1,6 +1,6 @@
 """EnsinaLab's reference Celery worker: the task contract of docs/celery-contract.md with
-simulated work. Stock Celery, no database: the service owns every row and learns results
-from the Redis result backend.
+simulated work. Stock Celery with the claim package, no database: the service owns every row
+and learns results from the Redis result backend.
 
 Start (from the repo root, after scripts/ensure-redis.sh and scripts/ensure-celery-venv.sh):
 
@@ -17,6 +17,9 @@ Environment:
                            (default <tmp>/ensinalab/work)
     ENSINALAB_OUTPUT_DIR   where a finished task's output is moved, under <task_id>/
                            (default <tmp>/ensinalab/output)
+    ENSINALAB_CLAIM        "on" (default): every task takes the claim below; "off": a STOCK
+                           worker, the same tasks and settings without it (for tests that
+                           show what a worker without the claim does)
 
 A title starting with "[fail]" makes either task raise
 ConnectionError("Failed to connect to OpenAI API") after it wrote some partial output, so
@@ -26,12 +29,16 @@ Partial files: a generation task writes under ENSINALAB_WORK_DIR/<task_id>/ whil
 moves that directory to ENSINALAB_OUTPUT_DIR/<task_id>/ when it succeeds. The service sends
 `cleanup_partial_files` after every cancel and failure, and `sweep_orphans` now and then; both
 delete only directories directly under the work dir whose name is a task id, never following a
-symbolic link, whatever their kwargs say.
+symbolic link, whatever their kwargs say. A cleanup whose reason is "finished_first" (the task
+finished between a cancel and its kill) deletes the task's finished output under
+ENSINALAB_OUTPUT_DIR the same way.
 
-A task runs only if this worker wins its claim (docs/celery-contract.md, "Cancelling"): right
-before a task message goes to a pool process, the worker writes RECEIVED into the task's result
-key unless the key exists. If the service's cancel wrote REVOKED there first, the task is
-discarded as revoked and never runs, whatever revoke broadcasts this worker heard or missed.
+A task runs only if this worker wins its claim (docs/celery-contract.md, "Cancelling"; the
+ensinalab-claim package of packages/ensinalab-claim, adopted with its one line
+`ensinalab_claim.install(app)`): right before a task message goes to a pool process, the worker
+writes RECEIVED into the task's result key unless the key exists. If the service's cancel wrote
+REVOKED there first, the task is discarded as revoked and never runs, whatever revoke
+broadcasts this worker heard or missed. With ENSINALAB_CLAIM=off that line is skipped.
 """
 import logging
 import os
@@ -40,11 +47,8 @@ import shutil
 import tempfile
 import time
 
-import redis
-from celery import Celery, Task, states
-from celery.worker.request import Request
-from celery.worker.state import revoked as revoked_ids
-from celery.worker.state import task_ready
+import ensinalab_claim
+from celery import Celery
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("CELERY_QUEUE", "celery")
@@ -55,63 +59,20 @@ WORK_DIR = os.path.realpath(os.environ.get(
     "ENSINALAB_WORK_DIR", os.path.join(tempfile.gettempdir(), "ensinalab", "work")))
 OUTPUT_DIR = os.path.realpath(os.environ.get(
     "ENSINALAB_OUTPUT_DIR", os.path.join(tempfile.gettempdir(), "ensinalab", "output")))
+CLAIM = os.environ.get("ENSINALAB_CLAIM", "on")
+if CLAIM not in ("on", "off"):
+    # A typo must not start a worker without the claim.
+    raise ValueError(f'ENSINALAB_CLAIM must be "on" or "off", not {CLAIM!r}')
 FAIL_PREFIX = "[fail]"
+# The cleanup reason of a job whose task finished between its cancel and the kill.
+FINISHED_FIRST = "finished_first"
 # A Celery task id as the service makes them: a lowercase hyphenated UUID.
 TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-CLAIM_RETRY_PAUSE_SECS = 1.0
 
 logger = logging.getLogger(__name__)
 
 
-class ClaimedRequest(Request):
-    """A task message that runs only if this worker wins the task's claim.
-
-    Celery asks `revoked()` right before it hands a message to the pool (and on receipt, for
-    messages with an expiry), so the claim is taken there: one `SET <result key> <RECEIVED> NX
-    GET`, atomic against the service's cancel, which writes REVOKED the same way.
-    """
-
-    def revoked(self):
-        # Tidy-up tasks keep no result and no cancel targets them: nothing to claim.
-        if self.id not in revoked_ids and not self.task.ignore_result:
-            backend = self.task.backend
-            received = backend.encode({
-                "status": states.RECEIVED, "result": None, "traceback": None,
-                "children": [], "date_done": None, "task_id": self.id,
-            })
-            try:
-                before = backend.client.set(
-                    backend.get_key_for_task(self.id), received,
-                    nx=True, get=True, ex=backend.expires or None,
-                )
-            except redis.RedisError as exc:
-                # Fail closed: a task whose claim is unknown is not run here; the message goes
-                # back to the queue (or stays in `unacked`, to be restored) and is tried again.
-                # The pause keeps an error that persists from spinning through the queue.
-                logger.error("claim of %s[%s] failed (%r): not run, requeued",
-                             self.name, self.id, exc)
-                time.sleep(CLAIM_RETRY_PAUSE_SECS)
-                self.reject(requeue=True)
-                task_ready(self)
-                return True
-            if before is not None and _status(backend, before) == states.REVOKED:
-                revoked_ids.add(self.id)
-        return super().revoked()
-
-
-def _status(backend, raw):
-    try:
-        return backend.decode(raw).get("status")
-    except Exception:  # noqa: BLE001 - a value nobody can read claims nothing
-        logger.warning("unreadable result value %r", raw[:80])
-        return None
-
-
-class ClaimingTask(Task):
-    Request = ClaimedRequest
-
-
-app = Celery("ensinalab", broker=REDIS_URL, backend=REDIS_URL, task_cls=ClaimingTask)
+app = Celery("ensinalab", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue=QUEUE,
     task_serializer="json",
@@ -130,6 +91,8 @@ app.conf.update(
     # Off by default (the service reads plain, gzip/zlib values; other codecs are reported).
     result_compression=os.environ.get("ENSINALAB_RESULT_COMPRESSION") or None,
 )
+if CLAIM == "on":
+    ensinalab_claim.install(app)
 
 
 def _maybe_fail(title):
@@ -229,12 +192,18 @@ def generate_video(self, video_id, briefing_id, option_id, title, generator_type
 
 @app.task(name="ensinalab.cleanup_partial_files", ignore_result=True)
 def cleanup_partial_files(resource_type, resource_id, task_id, reason):
-    """Deletes ENSINALAB_WORK_DIR/<task_id>/, the partial output of a cancelled or failed job.
-    Idempotent; a task_id that is not a task id deletes nothing and raises."""
-    removed = _remove(_task_dir(WORK_DIR, task_id))
+    """Deletes ENSINALAB_WORK_DIR/<task_id>/, the partial output of a cancelled or failed job,
+    and, when the reason is "finished_first" (the task finished between a cancel and its kill:
+    the job is cancelled, so its output must go), ENSINALAB_OUTPUT_DIR/<task_id>/ too.
+    Idempotent; a task_id that is not a task id deletes nothing and raises. Returns whether
+    anything was deleted."""
+    dirs = [_task_dir(WORK_DIR, task_id)]
+    if reason == FINISHED_FIRST:
+        dirs.append(_task_dir(OUTPUT_DIR, task_id))
+    removed = [_remove(d) for d in dirs]
     logger.info("cleanup of %s %s (task %s, %s): %s", resource_type, resource_id, task_id,
-                reason, "partial files deleted" if removed else "nothing to delete")
-    return removed
+                reason, "files deleted" if any(removed) else "nothing to delete")
+    return any(removed)
 
 
 @app.task(name="ensinalab.sweep_orphans", ignore_result=True)

@@ -1,6 +1,7 @@
 """The reference worker's file handling, without a broker: a generation's partial directory,
-its cleanup, and the orphan sweep delete only task directories directly under the work dir,
-never through a symbolic link, whatever their arguments say.
+its cleanup (and, for a task that finished between its cancel and the kill, its finished
+output), and the orphan sweep delete only task directories directly under the work dir (the
+output dir), never through a symbolic link, whatever their arguments say.
 
 Run: .venv/worker/bin/python -m unittest discover -s apps/worker -p 'test_*.py'
 (scripts/test.sh does.)
@@ -88,6 +89,64 @@ class FileHandling(unittest.TestCase):
         os.symlink(self.outside, os.path.join(path, "escape"))
         w.cleanup_partial_files("briefing", 3, tid, "failed")
         self.assertFalse(os.path.exists(path))
+        self.assert_outside_untouched()
+
+    def finished(self, tid):
+        out = w.PartialOutput(tid)
+        out.write("video.part", "frame 0\n")
+        out.finish()
+        return os.path.join(w.OUTPUT_DIR, tid)
+
+    def test_a_finished_first_cleanup_deletes_the_finished_output_too_and_is_idempotent(self):
+        tid = task_id()
+        final = self.finished(tid)
+        self.assertTrue(os.path.isdir(final))
+        self.assertTrue(w.cleanup_partial_files("video", 7, tid, "finished_first"))
+        self.assertFalse(os.path.lexists(final))
+        self.assertFalse(w.cleanup_partial_files("video", 7, tid, "finished_first"))
+
+    def test_a_finished_first_cleanup_deletes_a_partial_directory_as_well(self):
+        tid = task_id()
+        final = self.finished(tid)
+        partial = self.partial(tid)
+        self.assertTrue(w.cleanup_partial_files("briefing", 3, tid, "finished_first"))
+        self.assertFalse(os.path.lexists(partial))
+        self.assertFalse(os.path.lexists(final))
+
+    def test_other_reasons_keep_the_finished_output(self):
+        for reason in ("user", "user_all", "timeout", "revoked", "failed"):
+            tid = task_id()
+            final = self.finished(tid)
+            self.assertFalse(w.cleanup_partial_files("video", 7, tid, reason), reason)
+            self.assertTrue(os.path.isfile(os.path.join(final, "video.part")), reason)
+
+    def test_a_finished_first_cleanup_refuses_anything_but_a_task_id(self):
+        os.makedirs(w.OUTPUT_DIR, exist_ok=True)
+        victim = os.path.join(w.OUTPUT_DIR, "not-a-task")
+        os.makedirs(victim, exist_ok=True)
+        for bad in ("../" + os.path.basename(self.outside), self.outside, "not-a-task", "",
+                    ".", "..", task_id().upper(), task_id() + "/..", None, 7):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                w.cleanup_partial_files("video", 7, bad, "finished_first")
+        self.assertTrue(os.path.isdir(victim))
+        self.assertTrue(os.path.isdir(w.OUTPUT_DIR))
+        self.assert_outside_untouched()
+
+    def test_a_link_in_the_output_dir_is_removed_never_followed(self):
+        os.makedirs(w.OUTPUT_DIR, exist_ok=True)
+        tid = task_id()
+        link = os.path.join(w.OUTPUT_DIR, tid)
+        os.symlink(self.outside, link)
+        self.assertTrue(w.cleanup_partial_files("video", 7, tid, "finished_first"))
+        self.assertFalse(os.path.lexists(link))
+        self.assert_outside_untouched()
+
+    def test_a_link_inside_a_finished_directory_is_not_followed(self):
+        tid = task_id()
+        final = self.finished(tid)
+        os.symlink(self.outside, os.path.join(final, "escape"))
+        w.cleanup_partial_files("video", 7, tid, "finished_first")
+        self.assertFalse(os.path.lexists(final))
         self.assert_outside_untouched()
 
     def test_the_sweep_deletes_old_orphans_only(self):

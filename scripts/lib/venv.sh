@@ -36,3 +36,26 @@ venv_from_requirements() {
   echo "$want" >"$stamp"
   echo "$label: installed $req into $venv"
 }
+
+# install_local_package LABEL DIR PACKAGE: pip-installs the Python package in the directory
+# PACKAGE into the venv DIR; a no-op when DIR holds it installed from the same files (a hash
+# of PACKAGE's pyproject.toml, README.md and src/ is stamped in DIR). Builds from a copy, so
+# the build leaves nothing in the repository.
+install_local_package() {
+  local label=$1 venv=$2 package=$3
+  local stamp="$venv/.$(basename "$package").sha256" want copy
+  want="$( (cd "$package" && find pyproject.toml README.md src -type f \
+    ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum) \
+    | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "$label: $venv has $package as it is"
+    return 0
+  fi
+  copy="$(mktemp -d)"
+  (cd "$package" && tar --exclude=__pycache__ --exclude='*.egg-info' --exclude=build -cf - \
+    pyproject.toml README.md src) | tar -xf - -C "$copy"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$copy"
+  rm -rf "$copy"
+  echo "$want" >"$stamp"
+  echo "$label: installed $package into $venv"
+}

@@ -1,6 +1,7 @@
 //! A REAL Celery worker for tests (feature `testing`, dev-dependencies only): the reference
 //! worker of `apps/worker`, run from the `.venv/worker` that `scripts/ensure-celery-venv.sh`
-//! installs, prefork with two pool processes, on the test's Redis URL and queue. It runs in a
+//! installs, prefork with two pool processes, on the test's Redis URL and queue; claiming, as
+//! deployed, or stock ([`WorkerKind`]). It runs in a
 //! process group of its own, so dropping the guard (panics included) kills the pool children
 //! along with the master. Its log is kept when the test fails. Setup failures panic: in a
 //! test, that is the report.
@@ -23,6 +24,26 @@ pub struct Durations {
     pub video_steps: u32,
 }
 
+/// Which reference worker to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerKind {
+    /// Every task takes the claim of docs/celery-contract.md ("Cancelling") before it runs:
+    /// the reference worker as deployed (`ENSINALAB_CLAIM=on`).
+    Claiming,
+    /// The same tasks and settings without the claim (`ENSINALAB_CLAIM=off`): a stock Celery
+    /// worker, which only knows of a revoke it heard broadcast.
+    Stock,
+}
+
+impl WorkerKind {
+    fn claim_env(self) -> &'static str {
+        match self {
+            Self::Claiming => "on",
+            Self::Stock => "off",
+        }
+    }
+}
+
 /// A running worker; killed with its pool when dropped.
 pub struct Worker {
     child: Child,
@@ -38,13 +59,24 @@ fn repo_root() -> PathBuf {
 }
 
 impl Worker {
-    /// Starts `celery worker -P prefork -c 2` on `redis_url` and `queue`, with extra
+    /// Starts a claiming `celery worker -P prefork -c 2` on `redis_url` and `queue`, with extra
     /// environment; returns once it answers `inspect active`, that is once it consumes.
     pub async fn start(
         redis_url: &str,
         queue: &str,
         durations: Durations,
         env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_kind(redis_url, queue, durations, env, WorkerKind::Claiming).await
+    }
+
+    /// Same, of the given kind (which wins over an `ENSINALAB_CLAIM` in `env`).
+    pub async fn start_kind(
+        redis_url: &str,
+        queue: &str,
+        durations: Durations,
+        env: &[(&str, &str)],
+        kind: WorkerKind,
     ) -> Self {
         let root = repo_root();
         let celery = root.join(".venv/worker/bin/celery");
@@ -79,6 +111,7 @@ impl Worker {
             .env("ENSINALAB_WORK_DIR", files.join("work"))
             .env("ENSINALAB_OUTPUT_DIR", files.join("output"))
             .envs(env.iter().copied())
+            .env("ENSINALAB_CLAIM", kind.claim_env())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("worker log file"))
             .stderr(out)

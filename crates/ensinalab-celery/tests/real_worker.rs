@@ -2,8 +2,8 @@
 //! Each test starts its own worker on its OWN Redis DB number and a unique queue, so tests run
 //! in parallel without hearing each other's broadcasts (the pidbox channel carries the DB).
 //!
-//! DBs: 8 compressed results, 9 run, 10 cancel running, 11 cancel queued, 12 no worker, 13 cancel-all, 14 failure,
-//! 15 captured values.
+//! DBs: 1 stock worker, 8 compressed results, 9 run, 10 cancel running, 11 cancel queued, 12 no worker,
+//! 13 cancel-all, 14 failure, 15 captured values.
 
 mod support;
 
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use ensinalab_celery::testing::{Worker as AnyWorker, WorkerKind};
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
 use ensinalab_domain::{CeleryState, TaskId};
 use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker};
@@ -328,6 +329,58 @@ async fn a_cancel_while_no_worker_runs_keeps_the_task_from_running_once_one_star
         .await;
     let s = state_of(&broker, &cancelled.id).await;
     assert_eq!(s[0].state, CeleryState::Revoked);
+}
+
+/// A cancel's claim binds only workers that claim. A stock Celery worker knows of a cancel
+/// through the broadcast alone, so a task cancelled while no worker listened still runs on one
+/// started afterwards: the gap left open while any worker of the queue does not claim.
+#[tokio::test]
+async fn a_task_cancelled_while_no_worker_ran_is_discarded_by_a_claiming_worker_but_still_run_by_a_stock_one()
+ {
+    let (db, queue) = (1, unique_queue("stock"));
+    let url = format!("{REDIS}/{db}");
+    let broker = broker(db, &queue);
+    let cancel_while_no_worker_runs = |title: &'static str| {
+        let broker = broker.clone();
+        async move {
+            let task = options(title);
+            broker.publish(&task).await.unwrap();
+            let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
+            assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+            task
+        }
+    };
+
+    let cancelled = cancel_while_no_worker_runs("Cancelado").await;
+    let claiming = AnyWorker::start_kind(&url, &queue, QUICK, &[], WorkerKind::Claiming).await;
+    let started = Instant::now();
+    while !claiming.discarded(cancelled.id.as_str()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not discarded; log:\n{}",
+            claiming.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!claiming.succeeded(cancelled.id.as_str()));
+    assert_eq!(
+        state_of(&broker, &cancelled.id).await[0].state,
+        CeleryState::Revoked
+    );
+    drop(claiming);
+
+    let cancelled = cancel_while_no_worker_runs("Cancelado também").await;
+    let stock = AnyWorker::start_kind(&url, &queue, QUICK, &[], WorkerKind::Stock).await;
+    wait_for(
+        &broker,
+        &cancelled.id,
+        Duration::from_secs(30),
+        "run by the stock worker",
+        |s| s.state == CeleryState::Success,
+    )
+    .await;
+    assert!(stock.succeeded(cancelled.id.as_str()));
+    assert!(!stock.discarded(cancelled.id.as_str()));
 }
 
 #[tokio::test]
