@@ -346,7 +346,7 @@ async fn a_task_cancelled_while_no_worker_ran_is_discarded_by_a_claiming_worker_
             let task = options(title);
             broker.publish(&task).await.unwrap();
             let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
-            assert_eq!(report[0].outcome, RevokeOutcome::RemovedFromQueue);
+            assert_eq!(report[0].outcome, RevokeOutcome::Claimed);
             task
         }
     };
