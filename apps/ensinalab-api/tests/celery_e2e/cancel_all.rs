@@ -169,8 +169,8 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
     assert_eq!(active["total"], 0, "{active}");
     assert_eq!(active["tasks"], serde_json::json!([]));
 
-    // A control video published now runs behind the cancelled messages, which the freed pool
-    // processes' worker has taken and discarded by then.
+    // A control video published now runs behind the cancelled messages, which the removal pass
+    // took out of the queue or the freed pool processes' worker discarded by then.
     let control = app.select(&token, option).await;
     app.running_pid(&token, str_of(&control, "task_id")).await;
     let seen = meta.stop();
@@ -181,7 +181,7 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
             "{task} went through {states:?}"
         );
         assert!(
-            worker.discarded(task) && !worker.succeeded(task),
+            (!worker.received(task) || worker.discarded(task)) && !worker.succeeded(task),
             "the worker did not discard {task} unrun; log:\n{}",
             worker.log_text()
         );

@@ -74,7 +74,7 @@ async fn a_cancelled_videos_partial_directory_is_deleted_after_the_kill() {
         cancelled.elapsed()
     );
     let video_id = app.ids.video(hash).expect("our hash").get();
-    let logged = format!("cleanup of video {video_id} (task {task}, user): partial files deleted");
+    let logged = format!("cleanup of video {video_id} (task {task}, user): files deleted");
     assert!(worker.log_text().contains(&logged), "{}", worker.log_text());
     // It never finished, so nothing reached the output either.
     assert!(!worker.work_dir().join("../output").join(task).exists());
@@ -107,7 +107,7 @@ async fn a_failed_jobs_partial_directory_is_deleted() {
         || {
             worker
                 .log_text()
-                .contains(&format!("(task {task}, failed): partial files deleted"))
+                .contains(&format!("(task {task}, failed): files deleted"))
         },
     )
     .await;

@@ -3,7 +3,7 @@
 //! concurrency 2, short simulated durations), all talked to over HTTP. Each test starts its own
 //! worker on a queue of its own.
 //!
-//! Redis DBs (other binaries use 0 and 8-15): 4 the dashboard in a browser, 5 the happy paths,
+//! Redis DBs (other binaries use 0-2 and 8-15): 3 the cancels over both kinds of worker, 4 the dashboard in a browser, 5 the happy paths,
 //! the failure and the cleanups, 6 the single cancels, 7 cancel-all alone, because it counts every PUBLISH on its DB's pidbox
 //! channel and the pidbox channel is per DB, not per queue.
 
@@ -11,6 +11,8 @@
 
 #[path = "../common/contract.rs"]
 mod contract;
+#[path = "../common/sse.rs"]
+mod sse;
 mod support;
 
 mod cancel;
@@ -19,3 +21,4 @@ mod cleanup;
 mod dashboard;
 mod failure;
 mod flow;
+mod worker_kinds;
