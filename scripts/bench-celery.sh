@@ -7,11 +7,17 @@
 # the claim): how many reports said `killed` within REVOKE_CONFIRM_MS (250), and the revoke's
 # time p50/p99. Its own Redis on a free port; the workers prefork with two processes.
 #
-#   BENCH_CONFIRM_COUNT=100 bash scripts/bench-celery.sh
+# Removal under a backlog: BENCH_BACKLOG (100,000) messages of about 1 KB queued around three
+# cancelled ones (at the tail, where workers take their next message, in the middle, at the
+# head); the cancel's time, when each message left the queue, the passes' time, and Redis's
+# slowest command over the cancel and the passes (SLOWLOG at 0 on that Redis).
+#
+#   BENCH_CONFIRM_COUNT=100 BENCH_BACKLOG=100000 bash scripts/bench-celery.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COUNT=${BENCH_CONFIRM_COUNT:-100}
+BACKLOG=${BENCH_BACKLOG:-100000}
 CONFIRM_MS=${REVOKE_CONFIRM_MS:-250}
 
 bash scripts/ensure-celery-venv.sh >/dev/null
@@ -39,3 +45,6 @@ for kind in on off; do
   stop_pid "$WORKER_PID"
   WORKER_PID=
 done
+
+echo "== removal of three cancelled messages around a backlog of $BACKLOG" >&2
+"$BENCH" unqueue --backlog "$BACKLOG"

@@ -20,7 +20,8 @@
 //! - `soak` drives a server at a multiple of the rate it serves and `lost-cancels` checks every
 //!   cancelled job afterwards: `scripts/soak.sh`.
 //! - `confirm` revokes running tasks on a real worker one at a time: how long a revoke takes to
-//!   report the worker's confirmed kill (`scripts/bench-celery.sh`).
+//!   report the worker's confirmed kill; `unqueue` times the removal of cancelled tasks'
+//!   messages from a queue with a backlog (`scripts/bench-celery.sh`).
 
 mod confirm;
 mod floor;
@@ -30,6 +31,7 @@ mod live_fleet;
 mod queue;
 mod seed;
 mod soak;
+mod unqueue;
 
 use clap::{Parser, Subcommand};
 
@@ -68,6 +70,9 @@ enum Command {
     /// Revoke COUNT running tasks one at a time on a running worker; print how many reports
     /// said `killed` and the revoke's time, p50 and p99 (scripts/bench-celery.sh).
     Confirm(confirm::ConfirmArgs),
+    /// Cancel three queued tasks (at the tail, the middle and the head of a backlog) and run the
+    /// removal passes: when each message left the queue (scripts/bench-celery.sh).
+    Unqueue(unqueue::UnqueueArgs),
 }
 
 #[tokio::main]
@@ -83,6 +88,7 @@ async fn main() -> std::process::ExitCode {
         Command::Soak(args) => soak::run(args).await,
         Command::LostCancels(args) => soak::lost_cancels(args).await,
         Command::Confirm(args) => confirm::run(args).await,
+        Command::Unqueue(args) => unqueue::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -157,14 +157,19 @@ pub async fn backlog(args: BacklogArgs) -> Result<(), AnyError> {
 pub async fn slowlog(args: SlowlogArgs) -> Result<(), AnyError> {
     let client = redis::Client::open(args.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let len: i64 = redis::cmd("SLOWLOG")
-        .arg("LEN")
-        .query_async(&mut conn)
-        .await?;
+    report_slowlog(&mut conn, args.bound_micros).await
+}
+
+/// Prints the SLOWLOG line of [`slowlog`] for the server `conn` talks to.
+pub async fn report_slowlog(
+    conn: &mut MultiplexedConnection,
+    bound_micros: i64,
+) -> Result<(), AnyError> {
+    let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query_async(conn).await?;
     let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(len.max(1))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await?;
     let mut over = 0;
     let mut slowest: Option<(i64, String)> = None;
@@ -181,7 +186,7 @@ pub async fn slowlog(args: SlowlogArgs) -> Result<(), AnyError> {
             Some(redis::Value::BulkString(name)) => String::from_utf8_lossy(name).to_uppercase(),
             _ => "?".to_owned(),
         };
-        if *micros >= args.bound_micros {
+        if *micros >= bound_micros {
             over += 1;
         }
         if slowest.as_ref().is_none_or(|(m, _)| micros > m) {
