@@ -36,6 +36,10 @@ profile:
 # The live stream's figures: change-to-client latency and memory per idle stream (about a minute; not part of `test`).
 bench-live:
     bash scripts/bench-live.sh
+
+# The Celery cancel per kind of worker: revoke-to-confirmed kill, removal under a backlog (a few minutes; not part of `test`).
+bench-celery:
+    bash scripts/bench-celery.sh
 # Run a Prometheus scraping the local server (METRICS_ADDR's default) with the shipped alert rules.
 prometheus:
     bash scripts/ensure-prometheus.sh
