@@ -65,6 +65,21 @@ impl Template {
         Ok(Self { text, id, tag })
     }
 
+    /// An options task of another user, about 1 KB: the backlog's message.
+    pub async fn other_users(
+        redis_url: &str,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<Self, AnyError> {
+        let kind = TaskKind::GenerateOptions {
+            briefing_id: BriefingId(90_210),
+            title: "Briefing de outro usuário".to_owned(),
+            description: "Ciclo da água e estados físicos da matéria, com exemplos do cotidiano"
+                .to_owned(),
+            duration_minutes: 10,
+        };
+        Self::of(redis_url, conn, kind).await
+    }
+
     /// The message of task `id`, with a delivery tag of its own.
     pub fn copy(&self, id: &str) -> String {
         self.text
@@ -130,18 +145,7 @@ pub fn job_kind(i: usize) -> TaskKind {
 pub async fn backlog(args: BacklogArgs) -> Result<(), AnyError> {
     let client = redis::Client::open(args.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let template = Template::of(
-        &args.redis_url,
-        &mut conn,
-        TaskKind::GenerateOptions {
-            briefing_id: BriefingId(90_210),
-            title: "Briefing de outro usuário".to_owned(),
-            description: "Ciclo da água e estados físicos da matéria, com exemplos do cotidiano"
-                .to_owned(),
-            duration_minutes: 10,
-        },
-    )
-    .await?;
+    let template = Template::other_users(&args.redis_url, &mut conn).await?;
     let ids = (0..args.messages).map(|_| uuid::Uuid::new_v4().to_string());
     push(&mut conn, &args.queue, ids.map(|id| template.copy(&id))).await?;
     eprintln!(

@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
-use ensinalab_domain::{BriefingId, TaskId};
-use ensinalab_ports::{TaskBroker as _, TaskKind};
+use ensinalab_domain::TaskId;
+use ensinalab_ports::TaskBroker as _;
 
 use crate::AnyError;
 use crate::queue::{Template, push, report_slowlog};
@@ -33,18 +33,7 @@ pub async fn run(args: UnqueueArgs) -> Result<(), AnyError> {
         .arg(&args.queue)
         .query_async(&mut conn)
         .await?;
-    let template = Template::of(
-        &args.redis_url,
-        &mut conn,
-        TaskKind::GenerateOptions {
-            briefing_id: BriefingId(90_210),
-            title: "Briefing de outro usuário".to_owned(),
-            description: "Ciclo da água e estados físicos da matéria, com exemplos do cotidiano"
-                .to_owned(),
-            duration_minutes: 10,
-        },
-    )
-    .await?;
+    let template = Template::other_users(&args.redis_url, &mut conn).await?;
     let new_id = || uuid::Uuid::new_v4().to_string();
     let (tail, middle, head) = (new_id(), new_id(), new_id());
     let half = args.backlog / 2;

@@ -92,35 +92,36 @@ async fn seed_backlog(
     }
 }
 
-async fn llen(conn: &mut redis::aio::MultiplexedConnection, queue: &str) -> usize {
-    redis::cmd("LLEN")
-        .arg(queue)
-        .query_async(conn)
-        .await
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_backlog_of_100_000_messages_no_cancel_command_takes_5_ms_and_no_cancelled_task_runs()
- {
+/// A private redis-server ahead of other processes, logging every command over the bound, its
+/// SLOWLOG `slowlog_max_len` long: the guard, its URL and a connection.
+async fn private_redis(
+    slowlog_max_len: &str,
+) -> (Server, String, redis::aio::MultiplexedConnection) {
     let port = free_port();
-    let _server = Server::start_ahead_of_other_processes(
+    let server = Server::start_ahead_of_other_processes(
         port,
         &[
             "--slowlog-log-slower-than",
             SLOWLOG_MICROS,
             "--slowlog-max-len",
-            "1024",
+            slowlog_max_len,
         ],
     );
     let url = format!("redis://127.0.0.1:{port}/0");
-    let queue = unique_queue("backlog");
-    let broker = celery(&url, &queue);
-    let mut conn = redis::Client::open(url.as_str())
+    let conn = redis::Client::open(url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    (server, url, conn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_backlog_of_100_000_messages_no_cancel_command_takes_5_ms_and_no_cancelled_task_runs()
+ {
+    let (_server, url, mut conn) = private_redis("1024").await;
+    let queue = unique_queue("backlog");
+    let broker = celery(&url, &queue);
 
     // No worker runs. First in line (the queue is FIFO): one video a user cancels, the 1,000
     // tasks of a cancel-all, and a control task; the backlog behind them.
@@ -329,24 +330,9 @@ fn sorted(mut messages: Vec<String>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_backlog_of_100_000_messages_passes_take_the_cancelled_messages_out_with_no_command_over_5_ms()
  {
-    let port = free_port();
-    let _server = Server::start_ahead_of_other_processes(
-        port,
-        &[
-            "--slowlog-log-slower-than",
-            SLOWLOG_MICROS,
-            "--slowlog-max-len",
-            "100000",
-        ],
-    );
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_server, url, mut conn) = private_redis("100000").await;
     let queue = unique_queue("unqueue");
     let broker = celery(&url, &queue);
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
 
     // From the tail (oldest, taken first) to the head: two rounds' tail tasks, half the
     // backlog, the rounds' middle tasks and a cancel-all of 1,000, the other half, the first

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ensinalab_celery::testing::{Worker as AnyWorker, WorkerKind};
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
 use ensinalab_domain::{CeleryState, TaskId};
-use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker};
+use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker, TaskRequest};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 use support::*;
@@ -31,14 +31,6 @@ const SLOW: Durations = Durations {
 };
 
 /// Messages waiting in `queue`.
-async fn llen(redis: &mut redis::aio::MultiplexedConnection, queue: &str) -> usize {
-    redis::cmd("LLEN")
-        .arg(queue)
-        .query_async(redis)
-        .await
-        .expect("LLEN answers")
-}
-
 /// The one task's snapshot, as a list of one.
 async fn state_of(broker: &CeleryBroker, id: &TaskId) -> Vec<ensinalab_ports::TaskSnapshot> {
     broker
@@ -134,13 +126,13 @@ async fn published_tasks_run_on_the_worker_and_report_progress_then_success() {
     }
 }
 
-#[tokio::test]
-async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_completes() {
-    let (db, queue) = (10, unique_queue("kill"));
-    let worker = Worker::start(db, &queue, SLOW).await;
-    let broker = broker(db, &queue);
+/// A worker on `queue` running a long video: the worker, the adapter, the task and the pid of
+/// the pool process running it.
+async fn running_video(db: u8, queue: &str) -> (Worker, CeleryBroker, TaskRequest, u32) {
+    let worker = Worker::start(db, queue, SLOW).await;
+    let broker = broker(db, queue);
     let task = video("Longo", "simple");
-    broker.publish(&task).await.unwrap();
+    broker.publish(&task).await.expect("published");
     let running = wait_for(
         &broker,
         &task.id,
@@ -149,7 +141,14 @@ async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_comple
         is_running,
     )
     .await;
-    let pid = running_pid(&running).unwrap();
+    let pid = running_pid(&running).expect("a running task's pid");
+    (worker, broker, task, pid)
+}
+
+#[tokio::test]
+async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_completes() {
+    let (db, queue) = (10, unique_queue("kill"));
+    let (worker, broker, task, pid) = running_video(db, &queue).await;
     assert!(!process_is_dead(pid), "pool child {pid} alive before");
 
     let t0 = Instant::now();
@@ -192,19 +191,7 @@ async fn cancelling_a_running_video_kills_its_worker_process_and_it_never_comple
 async fn a_kill_no_worker_confirms_within_the_window_is_only_signalled_and_reads_as_killed_once_confirmed()
  {
     let (db, queue) = (10, unique_queue("unconfirmed"));
-    let worker = Worker::start(db, &queue, SLOW).await;
-    let broker = broker(db, &queue);
-    let task = video("Longo", "simple");
-    broker.publish(&task).await.unwrap();
-    let running = wait_for(
-        &broker,
-        &task.id,
-        Duration::from_secs(30),
-        "running",
-        is_running,
-    )
-    .await;
-    let pid = running_pid(&running).unwrap();
+    let (worker, broker, task, pid) = running_video(db, &queue).await;
 
     // A stopped main process still holds its subscription, so the broadcast is heard, but
     // nothing acts on it until the process goes on.

@@ -32,14 +32,6 @@ async fn owed(redis: &mut redis::aio::MultiplexedConnection, queue: &str) -> Has
         .unwrap()
 }
 
-async fn llen(redis: &mut redis::aio::MultiplexedConnection, queue: &str) -> usize {
-    redis::cmd("LLEN")
-        .arg(queue)
-        .query_async(redis)
-        .await
-        .unwrap()
-}
-
 async fn pass(broker: &CeleryBroker) -> TakenOut {
     broker.take_out_cancelled().await.unwrap().unwrap()
 }

@@ -4,7 +4,7 @@
 //! dispatcher) changes nothing the first delivery did not.
 
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{OwedRevoke, RevokeOutbox, RevokeReport, StoreError, settles};
+use ensinalab_ports::{OwedRevoke, RevokeOutbox, RevokeOutcome, RevokeReport, StoreError, settles};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, Statement, TransactionTrait, Value,
@@ -159,9 +159,7 @@ impl RevokeOutbox for SqlStore {
             return Ok(());
         }
         self.spread_batches().await?;
-        let mut outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
-        outcomes.sort_by_key(|o| o.as_str());
-        outcomes.dedup();
+        let outcomes = outcomes_of(reports);
         let backend = self.db.get_database_backend();
         // One statement per outcome (usually one or two): delivery, settlement and the
         // broadcast time together. SET expressions read the row as it was, so only a first
@@ -180,13 +178,11 @@ impl RevokeOutbox for SqlStore {
                  WHERE {}",
                 task_id_in(backend, 3)
             );
-            let ids = ids_json(
-                reports
-                    .iter()
-                    .filter(|r| r.outcome == outcome)
-                    .map(|r| &r.task_id),
-            );
-            let values: [Value; 3] = [outcome.as_str().into(), now.into(), ids];
+            let values: [Value; 3] = [
+                outcome.as_str().into(),
+                now.into(),
+                ids_of(reports, outcome),
+            ];
             self.execute(sql, values).await?;
         }
         Ok(())
@@ -199,38 +195,26 @@ impl RevokeOutbox for SqlStore {
         now: OffsetDateTime,
     ) -> Result<Vec<TaskId>, StoreError> {
         let mut settled = Vec::new();
-        let mut outcomes: Vec<_> = reports
-            .iter()
-            .map(|r| r.outcome)
-            .filter(|o| settles(*o))
-            .collect();
-        outcomes.sort_by_key(|o| o.as_str());
-        outcomes.dedup();
         let backend = self.db.get_database_backend();
         // One conditional UPDATE per outcome: of two servers settling the same revoke, one gets
         // it back.
-        for outcome in outcomes {
+        for outcome in outcomes_of(reports).into_iter().filter(|o| settles(*o)) {
             let sql = format!(
                 "UPDATE revoke_outbox SET outcome = $1, settled_at = $2 \
                  WHERE settled_at IS NULL AND delivered_at IS NOT NULL AND {} RETURNING task_id",
                 task_id_in(backend, 3)
             );
-            let ids = ids_json(
-                reports
-                    .iter()
-                    .filter(|r| r.outcome == outcome)
-                    .map(|r| &r.task_id),
-            );
-            let values: [Value; 3] = [outcome.as_str().into(), now.into(), ids];
+            let values: [Value; 3] = [
+                outcome.as_str().into(),
+                now.into(),
+                ids_of(reports, outcome),
+            ];
             let rows = self
                 .db
                 .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await
                 .map_err(classify)?;
-            for row in rows {
-                let raw: String = row.try_get_by_index(0).map_err(classify)?;
-                settled.push(convert::required_task_id("revoke_outbox", &raw, &raw)?);
-            }
+            settled.extend(returned_task_ids(&rows)?);
         }
         Ok(settled)
     }
@@ -313,11 +297,34 @@ impl RevokeOutbox for SqlStore {
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await
             .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                let raw: String = row.try_get_by_index(0).map_err(classify)?;
-                convert::required_task_id("revoke_outbox", &raw, &raw)
-            })
-            .collect()
+        returned_task_ids(&rows)
     }
+}
+
+/// The task ids of the `reports` with `outcome`, as one JSON bind.
+fn ids_of(reports: &[RevokeReport], outcome: RevokeOutcome) -> Value {
+    ids_json(
+        reports
+            .iter()
+            .filter(|r| r.outcome == outcome)
+            .map(|r| &r.task_id),
+    )
+}
+
+/// The distinct outcomes of `reports`, in a fixed order.
+fn outcomes_of(reports: &[RevokeReport]) -> Vec<RevokeOutcome> {
+    let mut outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
+    outcomes.sort_by_key(|o| o.as_str());
+    outcomes.dedup();
+    outcomes
+}
+
+/// The task ids a `RETURNING task_id` gave back.
+fn returned_task_ids(rows: &[sea_orm::QueryResult]) -> Result<Vec<TaskId>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let raw: String = row.try_get_by_index(0).map_err(classify)?;
+            convert::required_task_id("revoke_outbox", &raw, &raw)
+        })
+        .collect()
 }

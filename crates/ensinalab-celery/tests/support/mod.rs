@@ -211,3 +211,12 @@ pub fn running_pid(s: &TaskSnapshot) -> Option<u32> {
         .as_u64()
         .and_then(|p| u32::try_from(p).ok())
 }
+
+/// How many messages wait in the list `queue`.
+pub async fn llen(conn: &mut redis::aio::MultiplexedConnection, queue: &str) -> usize {
+    redis::cmd("LLEN")
+        .arg(queue)
+        .query_async(conn)
+        .await
+        .expect("LLEN answers")
+}
