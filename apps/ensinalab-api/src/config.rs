@@ -29,6 +29,9 @@ pub enum BrokerChoice {
         /// `REVOKE_CONFIRM_MS` (default 250): how long a revoke waits for a worker to confirm
         /// the kill of a running task (`killed`) before it answers `signalled`.
         revoke_confirm: Duration,
+        /// `CELERY_UNQUEUE` (default true): take cancelled tasks' messages out of the queue,
+        /// for workers that do not claim. False only when every worker claims.
+        unqueue: bool,
     },
     /// The in-process broker (the zero-setup default): simulated work of these durations.
     Local { options_secs: u64, video_secs: u64 },
@@ -297,11 +300,13 @@ impl Config {
             Some(metrics_addr(&get, bind_addr)?)
         };
         let revoke_confirm = revoke_confirm(&get)?;
+        let unqueue = parse_bool(&get, "CELERY_UNQUEUE", true)?;
         let broker = match get("REDIS_URL") {
             Some(redis_url) => BrokerChoice::Celery {
                 redis_url,
                 queue: get("CELERY_QUEUE").unwrap_or_else(|| "celery".to_owned()),
                 revoke_confirm,
+                unqueue,
             },
             None => BrokerChoice::Local {
                 options_secs: parse(&get, "LOCAL_OPTIONS_SECS", Some(3))?,
@@ -610,6 +615,7 @@ mod tests {
                 redis_url: "redis://127.0.0.1:6379/0".into(),
                 queue: "celery".into(),
                 revoke_confirm: Duration::from_millis(250),
+                unqueue: true,
             }
         );
     }
@@ -645,6 +651,7 @@ mod tests {
             ("LIVE_RELAY", "sometimes"),
             ("REVOKE_CONFIRM_MS", "-1"),
             ("REVOKE_CONFIRM_MS", "60000"),
+            ("CELERY_UNQUEUE", "sometimes"),
         ];
         for (var, value) in table {
             let err = config(&[(var, value)]).unwrap_err();

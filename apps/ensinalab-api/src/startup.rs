@@ -108,11 +108,13 @@ impl Application {
                 redis_url,
                 queue,
                 revoke_confirm,
+                unqueue,
             } => {
                 // Built without touching the network: a Redis that is down at start shows on
                 // /readyz and heals by itself, rather than keeping the API down.
                 let mut celery = CeleryConfig::new(redis_url.clone()).with_queue(queue);
                 celery.revoke_confirm = *revoke_confirm;
+                celery.unqueue = *unqueue;
                 let broker =
                     CeleryBroker::new(celery).map_err(|e| StartupError::Broker(e.into()))?;
                 let changes = broker.watch();

@@ -299,12 +299,14 @@ impl CeleryBroker {
         }
         // Every id is owed a removal of its message from the queue (crate::unqueue), in the
         // same round trip; the unqueue pass drops those whose claim the cancel did not win.
-        let owed = crate::unqueue::owed_key(&cfg.queue);
-        for batch in ids.chunks(crate::unqueue::SET_CHUNK) {
-            pipe.cmd("SADD")
-                .arg(&owed)
-                .arg(batch.iter().map(|id| id.as_str()).collect::<Vec<_>>())
-                .ignore();
+        if cfg.unqueue {
+            let owed = crate::unqueue::owed_key(&cfg.queue);
+            for batch in ids.chunks(crate::unqueue::SET_CHUNK) {
+                pipe.cmd("SADD")
+                    .arg(&owed)
+                    .arg(batch.iter().map(|id| id.as_str()).collect::<Vec<_>>())
+                    .ignore();
+            }
         }
         let before: Vec<Option<Vec<u8>>> = self
             .bounded(cfg.command_timeout, pipe.query_async(conn))
@@ -626,6 +628,9 @@ impl TaskBroker for CeleryBroker {
     }
 
     async fn take_out_cancelled(&self) -> Result<Option<TakenOut>, BrokerError> {
+        if !self.inner.config.unqueue {
+            return Ok(None);
+        }
         self.unqueue_pass().await.map(Some)
     }
 

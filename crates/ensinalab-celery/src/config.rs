@@ -20,6 +20,9 @@ pub struct CeleryConfig {
     /// running (`REVOKE_CONFIRM_MS`): within it the report says `killed`, after it
     /// `signalled`. Zero: never wait.
     pub revoke_confirm: Duration,
+    /// Whether claimed tasks' messages are taken out of the queue (`crate::unqueue`), for
+    /// workers that do not claim (`CELERY_UNQUEUE`). Off only when every worker claims.
+    pub unqueue: bool,
     /// Upper bound of every Redis call (connect included), so a dead Redis fails fast.
     pub command_timeout: Duration,
     /// Connections of the pool used for revokes, broadcasts and blocking reads.
@@ -40,6 +43,7 @@ impl CeleryConfig {
             queue: "celery".to_owned(),
             revoked_ttl: Duration::from_secs(7 * 86_400),
             revoke_confirm: Duration::from_millis(250),
+            unqueue: true,
             command_timeout: Duration::from_secs(2),
             pool_size: 8,
             origin: format!(

@@ -58,7 +58,11 @@ impl Rig {
         .unwrap();
         let store = SqlStore::connect(&pg.url()).await.unwrap();
         store.migrate().await.unwrap();
-        let broker = CeleryBroker::new(CeleryConfig::new(redis.url())).unwrap();
+        // No removal pass: its idle check and its lease would count with the request's own
+        // commands (the pass is measured in crates/ensinalab-celery/tests/backlog.rs).
+        let mut celery = CeleryConfig::new(redis.url());
+        celery.unqueue = false;
+        let broker = CeleryBroker::new(celery).unwrap();
         let service = Service::new(store.clone(), broker, settings(&config));
         let hourly = Duration::from_secs(3600);
         let dispatch = DispatcherSettings {
