@@ -5,7 +5,8 @@
 # Revoke-to-confirmed: BENCH_CONFIRM_COUNT (100) videos, each revoked alone while a pool process
 # runs it, on the reference worker (claiming) and then on a stock worker (the same tasks without
 # the claim): how many reports said `killed` within REVOKE_CONFIRM_MS (250), and the revoke's
-# time p50/p99. Its own Redis on a free port; the workers prefork with two processes.
+# time p50/p99; each video revoked as soon as it runs, then after it ran half a second. Its
+# own Redis on a free port; the workers prefork with two processes.
 #
 # Removal under a backlog: BENCH_BACKLOG (100,000) messages of about 1 KB queued around three
 # cancelled ones (at the tail, where workers take their next message, in the middle, at the
@@ -40,8 +41,10 @@ for kind in on off; do
     .venv/worker/bin/celery --workdir apps/worker -A ensinalab_worker worker -P prefork -c 2 \
     -l WARNING --without-mingle --without-gossip -n "bench-$kind@%h" >"$WORK/worker-$kind.log" 2>&1 &
   WORKER_PID=$!
-  "$BENCH" confirm --queue "$queue" --count "$COUNT" --confirm-ms "$CONFIRM_MS" |
-    sed "s/^CONFIRM /CONFIRM worker=$( [ $kind = on ] && echo claiming || echo stock) /"
+  for running_ms in 0 500; do
+    "$BENCH" confirm --queue "$queue" --count "$COUNT" --confirm-ms "$CONFIRM_MS" --running-ms "$running_ms" |
+      sed "s/^CONFIRM /CONFIRM worker=$( [ $kind = on ] && echo claiming || echo stock) /"
+  done
   stop_pid "$WORKER_PID"
   WORKER_PID=
 done

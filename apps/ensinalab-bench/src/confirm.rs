@@ -24,6 +24,10 @@ pub struct ConfirmArgs {
     /// The adapter's confirmation window (`REVOKE_CONFIRM_MS`).
     #[arg(long, default_value_t = 250)]
     confirm_ms: u64,
+    /// How long each task has run when it is revoked (0: as soon as it reads as running,
+    /// while the worker may still be replacing the process the previous kill took).
+    #[arg(long, default_value_t = 0)]
+    running_ms: u64,
 }
 
 pub async fn run(args: ConfirmArgs) -> Result<(), AnyError> {
@@ -60,6 +64,7 @@ pub async fn run(args: ConfirmArgs) -> Result<(), AnyError> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        tokio::time::sleep(Duration::from_millis(args.running_ms)).await;
         let t0 = Instant::now();
         let report = broker.revoke(std::slice::from_ref(&id)).await?;
         times.push(t0.elapsed());
@@ -75,7 +80,8 @@ pub async fn run(args: ConfirmArgs) -> Result<(), AnyError> {
     };
     let other: Vec<&str> = other.iter().map(|o| o.as_str()).collect();
     println!(
-        "CONFIRM count={} killed={killed} other={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        "CONFIRM running_ms={} count={} killed={killed} other={} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+        args.running_ms,
         times.len(),
         if other.is_empty() {
             "-".to_owned()

@@ -13,6 +13,9 @@ use ensinalab_domain::TaskId;
 use ensinalab_ports::TaskBroker as _;
 
 use crate::AnyError;
+
+/// How many places around a message's own the watcher looks.
+const NEAR: i64 = 4;
 use crate::queue::{Template, push, report_slowlog};
 
 #[derive(clap::Args)]
@@ -53,12 +56,17 @@ pub async fn run(args: UnqueueArgs) -> Result<(), AnyError> {
         ("middle", middle, -i64::try_from(half)? - 2),
         ("head", head, -len),
     ];
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-log-slower-than")
-        .arg(0)
-        .query_async(&mut conn)
-        .await?;
+    for (setting, value) in [
+        ("slowlog-log-slower-than", 0),
+        ("slowlog-max-len", 1_000_000),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(setting)
+            .arg(value)
+            .query_async(&mut conn)
+            .await?;
+    }
     let _: () = redis::cmd("SLOWLOG")
         .arg("RESET")
         .query_async(&mut conn)
@@ -86,14 +94,16 @@ pub async fn run(args: UnqueueArgs) -> Result<(), AnyError> {
                     if gone[k].is_some() {
                         continue;
                     }
-                    let here: Option<String> = redis::cmd("LINDEX")
+                    // The tail's removal moves every other message one place toward the
+                    // tail: look a few places around.
+                    let around: Vec<String> = redis::cmd("LRANGE")
                         .arg(&queue)
-                        .arg(*at)
+                        .arg(*at - NEAR)
+                        .arg((*at + NEAR).min(-1))
                         .query_async(&mut conn)
                         .await
-                        .ok()
-                        .flatten();
-                    if !here.is_some_and(|m| m.contains(id.as_str())) {
+                        .unwrap_or_default();
+                    if !around.iter().any(|m| m.contains(id.as_str())) {
                         gone[k] = Some(t0.elapsed());
                     }
                 }
@@ -104,10 +114,18 @@ pub async fn run(args: UnqueueArgs) -> Result<(), AnyError> {
     });
     let mut passes = 0;
     let mut removed = 0;
+    // When the pass that removed each message returned (the watcher sees a message that the
+    // deep removal moved, the head's, as gone from its place).
+    let mut reported: Vec<Option<Duration>> = vec![None; ids.len()];
     loop {
         let taken = broker.take_out_cancelled().await?.unwrap_or_default();
         passes += 1;
         removed += taken.removed.len();
+        for (k, id) in ids.iter().enumerate() {
+            if taken.removed.contains(id) {
+                reported[k] = Some(t0.elapsed());
+            }
+        }
         if removed >= ids.len() || (!taken.more && taken.removed.is_empty()) {
             break;
         }
@@ -120,12 +138,15 @@ pub async fn run(args: UnqueueArgs) -> Result<(), AnyError> {
         })
     };
     println!(
-        "UNQUEUE backlog={} cancel_ms={:.1} tail_ms={} middle_ms={} head_ms={} passes={passes} removed={removed} passes_ms={:.0}",
+        "UNQUEUE backlog={} cancel_ms={:.1} gone_from_place_ms(tail,middle,head)={},{},{} reported_by_pass_ms={},{},{} passes={passes} removed={removed} passes_ms={:.0}",
         args.backlog,
         answered.as_secs_f64() * 1000.0,
         ms(gone[0]),
         ms(gone[1]),
         ms(gone[2]),
+        ms(reported[0]),
+        ms(reported[1]),
+        ms(reported[2]),
         passes_done.as_secs_f64() * 1000.0,
     );
     // Every command of the cancel and the passes (and the watcher's LINDEXes).

@@ -30,8 +30,11 @@ const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
 /// How long [`TaskBroker::running`] waits for `inspect active` replies (a live worker's main
 /// process answers in milliseconds, even with every pool slot busy).
 const INSPECT_FOR_RUNNING: Duration = Duration::from_secs(2);
-/// The longest pause between two reads of a kill's confirmation.
-const CONFIRM_POLL_MAX: Duration = Duration::from_millis(16);
+/// How often a kill's confirmation is read at first, and for how long: most kills are
+/// confirmed within milliseconds (docs/benchmarks.md); then less often, up to the window.
+const CONFIRM_POLL_FAST: Duration = Duration::from_millis(2);
+const CONFIRM_POLL_FAST_FOR: Duration = Duration::from_millis(50);
+const CONFIRM_POLL_SLOW: Duration = Duration::from_millis(16);
 
 /// Celery over Redis. Cheap to clone: clones share connections.
 #[derive(Clone)]
@@ -333,22 +336,26 @@ impl CeleryBroker {
 
     /// Waits up to `CeleryConfig::revoke_confirm` for the workers to confirm what the kill
     /// broadcast did to `held` (tasks a worker had claimed): the result each task's worker writes
-    /// once the task is terminated, or finished anyway. Reads the result keys again at short,
-    /// growing intervals (one `MGET` each) and returns the tasks that settled; the others stay
-    /// unconfirmed. A failed read ends the wait early: the kill went out either way.
+    /// once the task is terminated, or finished anyway. Reads the result keys again (one `MGET`
+    /// each time, often at first, then less) and returns the tasks that settled; the others
+    /// stay unconfirmed. A failed read ends the wait early: the kill went out either way.
     async fn confirmations<'a>(&self, held: &[&'a TaskId]) -> Vec<(&'a TaskId, RevokeOutcome)> {
         let window = self.inner.config.revoke_confirm;
         let deadline = tokio::time::Instant::now() + window;
         let mut settled = Vec::with_capacity(held.len());
         let mut waiting: Vec<&TaskId> = held.to_vec();
-        let mut pause = Duration::from_millis(1);
+        let started = tokio::time::Instant::now();
         while !waiting.is_empty() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break;
             }
+            let pause = if started.elapsed() < CONFIRM_POLL_FAST_FOR {
+                CONFIRM_POLL_FAST
+            } else {
+                CONFIRM_POLL_SLOW
+            };
             tokio::time::sleep(pause.min(left)).await;
-            pause = (pause * 2).min(CONFIRM_POLL_MAX);
             let Ok(values) = self.values(&waiting).await else {
                 break;
             };
