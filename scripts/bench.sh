@@ -305,7 +305,7 @@ if has_case backlog; then
   all_of() { cut -d'|' -f1 "$1" | sort -n | paste -sd' '; }
   IFS='|' read -r s_ms s_curl s_out < <(median_of "$WORK/backlog-single.txt")
   IFS='|' read -r a_ms a_curl a_message a_out a_cmds a_sql < <(median_of "$WORK/backlog-all.txt")
-  BACKLOG_LINES+=("- backlog: $BACKLOG messages of other users queued ahead of the cancelled jobs' own; $queued_before messages in the queue before the measured cancels, $(queue_len) after (a cancel never reads or changes the queue)")
+  BACKLOG_LINES+=("- backlog: $BACKLOG messages of other users queued ahead of the cancelled jobs' own; $queued_before messages in the queue before the measured cancels, $(queue_len) after (a cancel never reads the queue; the removal passes take the cancelled messages out after the answers)")
   BACKLOG_LINES+=("- \`POST /briefings/{h}/cancel-generation\` of a queued briefing, $CANCELS users: server time median **${s_ms} ms** (all: $(all_of "$WORK/backlog-single.txt")); the median one ${s_curl} ms end to end (curl), outcome $s_out")
   BACKLOG_LINES+=("- \`POST /tasks/cancel-all\` of $CANCEL_JOBS queued jobs, $CANCELS users: server time median **${a_ms} ms** (all: $(all_of "$WORK/backlog-all.txt")); the median one: \"$a_message\", $a_out, ${a_curl} ms end to end (curl); in Redis: $a_cmds")
   BACKLOG_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log; the spread and mark are the dispatcher's, after the response): $a_sql")

@@ -67,14 +67,14 @@ use crate::result::{META_PREFIX, decode_state};
 
 /// Messages per `LRANGE` of the walk: each read stays far under a millisecond with 1 KB
 /// messages (docs/benchmarks.md). More than [`OVERLAP`].
-pub(crate) const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 128;
 /// How far from an end a message is removed with `LREM` (which walks to it from that end).
 pub(crate) const NEAR_END: usize = 1_000;
 /// How far toward the tail a message may have moved between its read and its removal.
 pub(crate) const SHIFT_WINDOW: usize = 64;
 /// Elements each `LRANGE` of the walk reads again of the previous one: workers may pop that
 /// many between two reads without the walk skipping one.
-const OVERLAP: usize = 32;
+const OVERLAP: usize = 16;
 /// Ids per `SSCAN`, `SREM` and `SADD` of the owed sets.
 pub(crate) const SET_CHUNK: usize = 500;
 /// How long a pass's lease lives unless renewed; a crashed pass's lease frees itself after it.
