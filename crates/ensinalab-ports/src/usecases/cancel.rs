@@ -1,9 +1,11 @@
 //! Cancelling a video, a briefing's option generation, or everything a user has running.
 //!
 //! The domain decides the cancel ([`Cancel`]: from which statuses, what it writes); here it is
-//! carried out. Order of a cancel: the store's guarded transition together with the revoke it
-//! owes (one transaction: see [`RevokeOutbox`](crate::RevokeOutbox)), the `cancelled` change,
-//! one attempt to deliver that revoke, the security event, the `revoke` change. The database
+//! carried out. Order of a cancel: (a user's single cancel only) one read of the task's state,
+//! whose final result, if the row lags it, is applied first; the store's guarded transition
+//! together with the revoke it owes (one transaction: see [`RevokeOutbox`](crate::RevokeOutbox)),
+//! the `cancelled` change, one attempt to deliver that revoke, the security event, the `revoke`
+//! change. The database
 //! moves first, in one guarded write, so the user's intent is recorded even when the broker is
 //! down or slow, and a cancel racing a completion ends in exactly one terminal state. If the
 //! revoke cannot be delivered now, the cancel still stands and the revoke is *pending*: the
