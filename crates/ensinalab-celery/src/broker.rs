@@ -340,11 +340,10 @@ impl CeleryBroker {
     /// each time, often at first, then less) and returns the tasks that settled; the others
     /// stay unconfirmed. A failed read ends the wait early: the kill went out either way.
     async fn confirmations<'a>(&self, held: &[&'a TaskId]) -> Vec<(&'a TaskId, RevokeOutcome)> {
-        let window = self.inner.config.revoke_confirm;
-        let deadline = tokio::time::Instant::now() + window;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.inner.config.revoke_confirm;
         let mut settled = Vec::with_capacity(held.len());
         let mut waiting: Vec<&TaskId> = held.to_vec();
-        let started = tokio::time::Instant::now();
         while !waiting.is_empty() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {

@@ -169,7 +169,6 @@ struct Pass<'a> {
     me: String,
     renewed: Instant,
     owed: HashSet<String>,
-    removed: Vec<TaskId>,
     removed_ids: HashSet<String>,
 }
 
@@ -220,7 +219,6 @@ impl CeleryBroker {
             me,
             renewed: Instant::now(),
             owed: HashSet::new(),
-            removed: Vec::new(),
             removed_ids: HashSet::new(),
         };
         let outcome = pass.run().await;
@@ -260,10 +258,7 @@ impl Pass<'_> {
             }
         }
         let removed: Vec<String> = self.removed_ids.iter().cloned().collect();
-        self.set_command("SREM", &self.keys.owed.clone(), &removed)
-            .await?;
-        self.set_command("SREM", &self.keys.missed.clone(), &removed)
-            .await?;
+        self.forget(&removed).await?;
         if complete {
             let (gone, once): (Vec<String>, Vec<String>) = self
                 .owed
@@ -271,16 +266,16 @@ impl Pass<'_> {
                 .filter(|id| !self.removed_ids.contains(*id))
                 .cloned()
                 .partition(|id| missed.contains(id));
-            self.set_command("SREM", &self.keys.owed.clone(), &gone)
-                .await?;
-            self.set_command("SREM", &self.keys.missed.clone(), &gone)
-                .await?;
+            self.forget(&gone).await?;
             self.set_command("SADD", &self.keys.missed.clone(), &once)
                 .await?;
         }
         let left: usize = self.query(redis::cmd("SCARD").arg(&self.keys.owed)).await?;
         Ok(TakenOut {
-            removed: std::mem::take(&mut self.removed),
+            removed: removed
+                .iter()
+                .filter_map(|id| TaskId::parse(id).ok())
+                .collect(),
             more: complete && left > 0,
         })
     }
@@ -311,10 +306,7 @@ impl Pass<'_> {
                 }
             }
         }
-        self.set_command("SREM", &self.keys.owed.clone(), &settled)
-            .await?;
-        self.set_command("SREM", &self.keys.missed.clone(), &settled)
-            .await?;
+        self.forget(&settled).await?;
         Ok(keep)
     }
 
@@ -345,11 +337,7 @@ impl Pass<'_> {
                     continue;
                 };
                 shifted += usize::from(by_lrem);
-                if self.removed_ids.insert(id.clone())
-                    && let Ok(task_id) = TaskId::parse(&id)
-                {
-                    self.removed.push(task_id);
-                }
+                self.removed_ids.insert(id);
             }
             if chunk.len() < CHUNK {
                 break;
@@ -440,6 +428,14 @@ impl Pass<'_> {
             }
             cursor = next;
         }
+    }
+
+    /// Drops `ids` from the owed and the missed sets.
+    async fn forget(&mut self, ids: &[String]) -> Result<(), BrokerError> {
+        self.set_command("SREM", &self.keys.owed.clone(), ids)
+            .await?;
+        self.set_command("SREM", &self.keys.missed.clone(), ids)
+            .await
     }
 
     /// `SADD`/`SREM` of `ids` to `set`, [`SET_CHUNK`] ids per command.

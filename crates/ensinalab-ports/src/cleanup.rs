@@ -74,6 +74,12 @@ impl CleanupReason {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
+    /// Whether a cleanup owed for this reason replaces one already owed for the same task (the
+    /// cleanup of a finished output removes more than any other); otherwise the first is kept.
+    pub fn supersedes(self) -> bool {
+        self == Self::FinishedFirst
+    }
+
     /// Whether the cleanup waits for the delivery of the revoke the cancel owes. A task that
     /// failed, or that Celery reports revoked by someone else, has no process of ours to kill.
     pub fn waits_for_revoke(self) -> bool {

@@ -15,7 +15,7 @@ use crate::alerts::MailSlots;
 use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
 use crate::broker::{TakenOut, TaskBroker};
 use crate::changes::{ChangeSink, TaskChange};
-use crate::cleanup::{CleanupOutbox, CleanupReason, OwedCleanup};
+use crate::cleanup::{CleanupOutbox, OwedCleanup};
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, Briefing, BriefingOption,
@@ -1089,7 +1089,7 @@ impl CleanupOutbox for InMemoryStore {
                     .iter_mut()
                     .find(|(c, _)| c.task_id == cleanup.task_id)
                 {
-                    Some((kept, _)) if cleanup.reason == CleanupReason::FinishedFirst => {
+                    Some((kept, _)) if cleanup.reason.supersedes() => {
                         kept.reason = cleanup.reason;
                     }
                     Some(_) => {}

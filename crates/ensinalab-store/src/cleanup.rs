@@ -2,6 +2,8 @@
 //! cleanup, deleted once the cleanup task was sent. A cleanup that follows one of our cancels
 //! is due only once `revoke_outbox` shows that task's revoke delivered.
 
+use std::collections::HashMap;
+
 use ensinalab_domain::TaskId;
 use ensinalab_ports::{CleanupOutbox, CleanupReason, OwedCleanup, RevokeOutcome, StoreError};
 use sea_orm::sea_query::Expr;
@@ -65,16 +67,25 @@ impl CleanupOutbox for SqlStore {
         if cleanups.is_empty() {
             return Ok(());
         }
-        // A task owed the cleanup of its finished output keeps that one: it removes more. Only
-        // one row per task in the statement (PostgreSQL refuses to update a row twice in one).
+        // One row per task in the statement (PostgreSQL refuses to update a row twice in one),
+        // the one `CleanupReason::supersedes` keeps.
         let mut by_task: Vec<&OwedCleanup> = Vec::with_capacity(cleanups.len());
+        let mut at: HashMap<&TaskId, usize> = HashMap::with_capacity(cleanups.len());
         for cleanup in cleanups {
-            match by_task.iter_mut().find(|c| c.task_id == cleanup.task_id) {
-                Some(kept) if cleanup.reason == CleanupReason::FinishedFirst => *kept = cleanup,
+            match at.get(&cleanup.task_id) {
+                Some(&i) if cleanup.reason.supersedes() => by_task[i] = cleanup,
                 Some(_) => {}
-                None => by_task.push(cleanup),
+                None => {
+                    at.insert(&cleanup.task_id, by_task.len());
+                    by_task.push(cleanup);
+                }
             }
         }
+        let superseding: Vec<String> = CleanupReason::ALL
+            .into_iter()
+            .filter(|r| r.supersedes())
+            .map(|r| format!("'{}'", r.as_str()))
+            .collect();
         // One statement and one JSON bind whatever the count, like a cancel's revoke batch.
         let rows: serde_json::Value = by_task
             .iter()
@@ -102,8 +113,8 @@ impl CleanupOutbox for SqlStore {
             "INSERT INTO cleanup_outbox \
              (task_id, resource_kind, resource_id, reason, created_at, attempts, next_attempt_at) \
              {source} ON CONFLICT (task_id) DO UPDATE SET reason = excluded.reason \
-             WHERE excluded.reason = '{}'",
-            CleanupReason::FinishedFirst.as_str()
+             WHERE excluded.reason IN ({})",
+            superseding.join(", ")
         );
         let values: [Value; 2] = [convert::now().into(), rows.to_string().into()];
         self.execute(sql, values).await?;

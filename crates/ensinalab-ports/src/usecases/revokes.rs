@@ -9,7 +9,7 @@ use super::Service;
 use crate::broker::TaskBroker;
 use crate::changes::{ChangeKind, Overdue, TaskChange};
 use crate::error::{BrokerError, StoreError};
-use crate::model::RevokeReport;
+use crate::model::{RevokeOutcome, RevokeReport};
 use crate::outbox::{OwedRevoke, settles};
 use crate::repo::Store;
 use crate::usecases::RevokeStatus;
@@ -146,18 +146,35 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         }
         let settled = self.store.settle_revokes(reports, now).await?;
         for report in reports.iter().filter(|r| settled.contains(&r.task_id)) {
-            let Some(resource) = self.store.resource_for_task(&report.task_id).await? else {
-                continue;
-            };
-            let kind = ChangeKind::Revoke(RevokeStatus::Done(report.outcome));
-            if let Some(change) = self
-                .change_of((resource.kind, resource.id), kind, now)
-                .await?
-            {
-                self.emit(&change);
-            }
+            self.emit_revoke(&report.task_id, report.outcome, now)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Emits a `revoke` change with `outcome` for the resource whose task is `task_id`, as the
+    /// row is now; `false` when there is no such row.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the row cannot be read.
+    pub(super) async fn emit_revoke(
+        &self,
+        task_id: &TaskId,
+        outcome: RevokeOutcome,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let Some(resource) = self.store.resource_for_task(task_id).await? else {
+            return Ok(false);
+        };
+        let kind = ChangeKind::Revoke(RevokeStatus::Done(outcome));
+        let Some(change) = self
+            .change_of((resource.kind, resource.id), kind, now)
+            .await?
+        else {
+            return Ok(false);
+        };
+        self.emit(&change);
+        Ok(true)
     }
 }
 
@@ -232,7 +249,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     /// The change `kind` of the row `resource`, as the row is now; `None` if it is gone.
-    pub(super) async fn change_of(
+    async fn change_of(
         &self,
         (kind, id): (ResourceKind, i64),
         change: ChangeKind,

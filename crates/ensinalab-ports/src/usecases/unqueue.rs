@@ -2,13 +2,10 @@
 //! per message removed, on its owner's stream (and so in the metrics), by the one pass that
 //! removed it. The server's unqueue job calls this continuously.
 
-use ensinalab_domain::TaskId;
 use time::OffsetDateTime;
 
 use super::Service;
-use super::cancel::RevokeStatus;
 use crate::broker::TaskBroker;
-use crate::changes::ChangeKind;
 use crate::error::{BrokerError, StoreError};
 use crate::model::RevokeOutcome;
 use crate::repo::Store;
@@ -59,7 +56,10 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         };
         let mut first_error = None;
         for task_id in &taken.removed {
-            match self.report_removed(task_id, now).await {
+            match self
+                .emit_revoke(task_id, RevokeOutcome::RemovedFromQueue, now)
+                .await
+            {
                 Ok(true) => report.reported += 1,
                 Ok(false) => {}
                 Err(err) => {
@@ -72,25 +72,5 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             Some(err) => Err(err.into()),
             None => Ok(Some(report)),
         }
-    }
-
-    /// Emits the change of the resource whose task is `task_id`; `false` if there is none.
-    async fn report_removed(
-        &self,
-        task_id: &TaskId,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let Some(resource) = self.store.resource_for_task(task_id).await? else {
-            return Ok(false);
-        };
-        let kind = ChangeKind::Revoke(RevokeStatus::Done(RevokeOutcome::RemovedFromQueue));
-        let Some(change) = self
-            .change_of((resource.kind, resource.id), kind, now)
-            .await?
-        else {
-            return Ok(false);
-        };
-        self.emit(&change);
-        Ok(true)
     }
 }
