@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use ensinalab_domain::{
-    BriefingId, BriefingStatus, Cancel, CancelReason, CeleryState, Lifecycle, ResourceKind, TaskId,
-    UserId, VideoId, VideoStatus,
+    BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, UserId,
+    VideoId, VideoStatus,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -30,7 +30,8 @@ use crate::broker::TaskBroker;
 use crate::changes::{ChangeKind, TaskChange};
 use crate::error::StoreError;
 use crate::model::{
-    AnyStatus, Briefing, Caller, Resource, ResourceId, RevokeOutcome, Transition, Video,
+    AnyStatus, Briefing, Caller, Resource, ResourceId, ResourceRef, RevokeOutcome, Transition,
+    Video,
 };
 use crate::repo::{Cancels, Status, Store};
 
@@ -197,20 +198,29 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     /// finished job, and the row keeps the worker's outcome. A broker that cannot be read
     /// changes nothing: the cancel goes on, and its revoke reports what it finds.
     async fn apply_if_finished<R: Resource>(&self, caller: &Caller, row: Option<&R>) {
-        let Some(task) = row
-            .filter(|r| r.owner() == caller.user_id)
-            .and_then(Resource::task_id)
-        else {
+        let Some(row) = row.filter(|r| r.owner() == caller.user_id) else {
             return;
         };
-        let finished = match self.broker.states_only(&[task]).await {
-            Ok(states) => states.first().is_some_and(CeleryState::is_final),
+        let Some(task) = row.task_id() else {
+            return;
+        };
+        let snapshot = match self.broker.states(std::slice::from_ref(task)).await {
+            Ok(mut states) => states.pop(),
             Err(err) => {
                 tracing::debug!(error = %err, "the task's state could not be read before its cancel");
-                false
+                None
             }
         };
-        if finished && let Err(err) = self.reconcile_task(task).await {
+        let Some(snapshot) = snapshot.filter(|s| s.state.is_final()) else {
+            return;
+        };
+        let (kind, id) = row.key();
+        let resource = ResourceRef {
+            kind,
+            id,
+            user_id: row.owner(),
+        };
+        if let Err(err) = self.apply_snapshot(resource, &snapshot).await {
             tracing::warn!(error = %err, "a finished task's result could not be applied before its cancel");
         }
     }

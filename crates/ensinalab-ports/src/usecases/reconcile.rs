@@ -15,7 +15,8 @@ use crate::broker::TaskBroker;
 use crate::changes::ChangeKind;
 use crate::error::{BrokerError, StoreError};
 use crate::model::{
-    AnyStatus, BriefingUpdate, InFlightTask, RevokeOutcome, RevokeReport, TaskSnapshot, VideoUpdate,
+    AnyStatus, BriefingUpdate, InFlightTask, ResourceRef, RevokeOutcome, RevokeReport,
+    TaskSnapshot, VideoUpdate,
 };
 use crate::repo::Store;
 
@@ -79,9 +80,21 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         else {
             return Ok(false);
         };
+        Ok(self.apply_snapshot(resource, &snapshot).await?)
+    }
+
+    /// Applies `snapshot`, the state of the task of `resource` (whatever the row's status now:
+    /// the guarded write decides), and settles its open revoke when the task ended. Returns
+    /// whether the row moved.
+    pub(super) async fn apply_snapshot(
+        &self,
+        resource: ResourceRef,
+        snapshot: &TaskSnapshot,
+    ) -> Result<bool, StoreError> {
+        let task_id = &snapshot.task_id;
         // A cancelled task's end settles its open revoke: the kill confirmed, or the task
         // finished first.
-        if let Some(outcome) = RevokeOutcome::settled_by(&snapshot) {
+        if let Some(outcome) = RevokeOutcome::settled_by(snapshot) {
             let report = RevokeReport {
                 task_id: task_id.clone(),
                 outcome,
@@ -100,7 +113,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             progress: None,
             started: false,
         };
-        Ok(self.apply(&row, &snapshot).await?)
+        self.apply(&row, snapshot).await
     }
 
     async fn apply(&self, row: &InFlightTask, snapshot: &TaskSnapshot) -> Result<bool, StoreError> {
