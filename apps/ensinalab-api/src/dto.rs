@@ -2,10 +2,11 @@
 //! seed does not have are additions only. Each converts by hand from a use-case result, with
 //! keys turned into hashids here and nowhere else.
 
+use ensinalab_app::{ActiveList, ActiveTask, Cancelled, CancelledAllReport};
 use ensinalab_domain::{BriefingDraft, CeleryState, DraftError, UserId};
 use ensinalab_ports::{
-    ActiveList, ActivePage, ActiveTask, Briefing, BriefingOption, Cancelled, CancelledAllReport,
-    ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskChange, TaskSnapshot, Video,
+    ActivePage, Briefing, BriefingOption, ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE,
+    TaskChange, TaskSnapshot, Video,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

@@ -4,11 +4,11 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use ensinalab_ports::{
-    BoxError, BriefingError, BrokerError, CancelAllError, CancelBriefingError, CancelVideoError,
-    CreateBriefingError, ListActiveError, SelectOptionError, StatsError, StoreError,
-    TaskStatusError, VideoStatusError,
+use ensinalab_app::{
+    BriefingError, CancelAllError, CancelBriefingError, CancelVideoError, CreateBriefingError,
+    ListActiveError, SelectOptionError, StatsError, TaskStatusError, VideoStatusError,
 };
+use ensinalab_ports::{BoxError, BrokerError, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 

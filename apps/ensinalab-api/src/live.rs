@@ -15,12 +15,11 @@ use actix_web::dev::Payload;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream};
+use ensinalab_app::Service;
 use ensinalab_live::{
     Event, EventId, Hub, Item, LiveSink, OpenError, RelayPublisher, Start, Subscription,
 };
-use ensinalab_ports::{
-    ActivePage, Caller, DEFAULT_ACTIVE_PAGE, Service, Store, TaskBroker, TaskChange,
-};
+use ensinalab_ports::{ActivePage, Caller, DEFAULT_ACTIVE_PAGE, Store, TaskBroker, TaskChange};
 use futures_util::stream::{self, Stream, StreamExt as _};
 use serde::Deserialize;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};

@@ -11,6 +11,7 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
+use ensinalab_app::{AlertQueue, Service, Settings};
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
 use ensinalab_jobs::alerts::Mail;
@@ -21,9 +22,7 @@ use ensinalab_live::{Hub, HubSettings, Relay, RelayError};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_mail::SmtpMailer;
 use ensinalab_metrics::Metrics;
-use ensinalab_ports::{
-    AlertQueue, CensusSink, ResourceNames, Service, Settings, Store, TaskBroker,
-};
+use ensinalab_ports::{CensusSink, ResourceNames, Store, TaskBroker};
 use tokio::sync::mpsc::Receiver;
 
 use crate::auth::Authenticator;

@@ -6,7 +6,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_ports::{AlertQueue, Mailer, Service, Store, TaskBroker};
+use ensinalab_app::{AlertQueue, Service};
+use ensinalab_ports::{Mailer, Store, TaskBroker};
 use time::OffsetDateTime;
 
 use crate::Job;

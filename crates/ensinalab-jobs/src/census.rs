@@ -6,7 +6,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_ports::{CensusSink, Service, Statistics};
+use ensinalab_app::Service;
+use ensinalab_ports::{CensusSink, Statistics};
 
 use crate::Job;
 
@@ -41,8 +42,8 @@ impl<S: Statistics + 'static, B: Send + Sync + 'static> Job for TakeCensus<S, B>
 mod tests {
     use std::sync::Mutex;
 
+    use ensinalab_app::testing::InMemoryStore;
     use ensinalab_domain::{UserId, VideoStatus};
-    use ensinalab_ports::testing::InMemoryStore;
     use ensinalab_ports::{AnyStatus, Census};
 
     use super::*;
@@ -58,7 +59,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pass_hands_the_store_s_census_to_the_sink_and_a_failed_one_hands_nothing() {
-        let service = Arc::new(ensinalab_ports::testing::service());
+        let service = Arc::new(ensinalab_app::testing::service());
         let store: &InMemoryStore = service.store();
         store.insert_video(UserId(1), VideoStatus::Processing, None);
         store.insert_video(UserId(2), VideoStatus::Completed, None);

@@ -19,7 +19,8 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ensinalab_ports::{Service, Store, TaskBroker};
+use ensinalab_app::Service;
+use ensinalab_ports::{Store, TaskBroker};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 

@@ -10,7 +10,7 @@
 //! the [`lost_workers`] rule, the automatic [`timeout`] sweep, the [`cleanup`] dispatcher and
 //! orphan sweep, the [`alerts`] (overdue revokes, the operators' e-mail), the [`trail`] writer,
 //! the trail's [`retention`] and the [`census`] of jobs in flight (the metrics' gauges). They
-//! drive use cases of `ensinalab_ports::Service`; the rules stay there and in the domain.
+//! drive use cases of `ensinalab_app::Service`; the rules stay there and in the domain.
 
 pub mod alerts;
 pub mod census;
@@ -29,8 +29,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ensinalab_app::Service;
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{CensusSink, Mailer, SecurityEvent, Service, Store, TaskBroker};
+use ensinalab_ports::{CensusSink, Mailer, SecurityEvent, Store, TaskBroker};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;

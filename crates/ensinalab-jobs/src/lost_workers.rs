@@ -10,8 +10,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ensinalab_app::Service;
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{Service, Store, TaskBroker};
+use ensinalab_ports::{Store, TaskBroker};
 use tokio::time::Instant;
 
 use crate::Job;

@@ -5,8 +5,9 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use ensinalab_app::Service;
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{Service, Store, TaskBroker};
+use ensinalab_ports::{Store, TaskBroker};
 
 use crate::{Handler, Job};
 

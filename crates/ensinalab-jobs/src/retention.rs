@@ -5,7 +5,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_ports::{SecurityLog, Service};
+use ensinalab_app::Service;
+use ensinalab_ports::SecurityLog;
 use time::OffsetDateTime;
 
 use crate::Job;

@@ -4,7 +4,8 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use ensinalab_ports::{Service, Store, TaskBroker};
+use ensinalab_app::Service;
+use ensinalab_ports::{Store, TaskBroker};
 use time::OffsetDateTime;
 
 use crate::Job;

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use ensinalab_ports::{SecurityEvent, SecurityLog, Service};
+use ensinalab_app::Service;
+use ensinalab_ports::{SecurityEvent, SecurityLog};
 use tokio::sync::mpsc;
 
 use crate::Handler;

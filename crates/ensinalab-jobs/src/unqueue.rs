@@ -11,7 +11,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_ports::{Service, Store, TaskBroker};
+use ensinalab_app::Service;
+use ensinalab_ports::{Store, TaskBroker};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -56,8 +57,8 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::atomic::Ordering;
 
+    use ensinalab_app::testing::{RecordingSink, task};
     use ensinalab_domain::{UserId, VideoStatus};
-    use ensinalab_ports::testing::{RecordingSink, task};
     use ensinalab_ports::{ChangeKind, RevokeOutcome, RevokeStatus, TakenOut};
 
     use super::*;
@@ -70,7 +71,7 @@ mod tests {
     #[tokio::test]
     async fn passes_follow_each_other_while_more_is_owed_and_each_removal_is_reported() {
         let sink = Arc::new(RecordingSink::default());
-        let service = Arc::new(ensinalab_ports::testing::service().with_sink(sink.clone()));
+        let service = Arc::new(ensinalab_app::testing::service().with_sink(sink.clone()));
         service
             .store()
             .insert_video(UserId(1), VideoStatus::Cancelled, Some(task(1)));
@@ -103,7 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_pass_is_retried_at_the_next_tick() {
-        let service = Arc::new(ensinalab_ports::testing::service());
+        let service = Arc::new(ensinalab_app::testing::service());
         *service.broker().taken_out.lock().unwrap() = Some(VecDeque::new());
         service.broker().fail_next.store(1, Ordering::SeqCst);
         let mut job = Unqueue(Arc::clone(&service));
@@ -115,7 +116,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_broker_that_keeps_no_queue_the_job_ends_at_once() {
-        let service = Arc::new(ensinalab_ports::testing::service());
+        let service = Arc::new(ensinalab_app::testing::service());
         let mut job = Unqueue(Arc::clone(&service));
 
         assert!(job.run().await.is_break());
@@ -124,7 +125,7 @@ mod tests {
     #[tokio::test]
     async fn the_job_runs_until_the_jobs_stop() {
         let sink = Arc::new(RecordingSink::default());
-        let service = Arc::new(ensinalab_ports::testing::service().with_sink(sink.clone()));
+        let service = Arc::new(ensinalab_app::testing::service().with_sink(sink.clone()));
         service
             .store()
             .insert_video(UserId(1), VideoStatus::Cancelled, Some(task(1)));

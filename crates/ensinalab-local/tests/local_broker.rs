@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ensinalab_domain::{BriefingId, CeleryState, OptionId, TaskId, VideoId};
 use ensinalab_local::{LocalBroker, LocalConfig};
-use ensinalab_ports::{RevokeOutcome, TaskBroker, TaskKind, TaskRequest, new_task_id};
+use ensinalab_ports::{RevokeOutcome, TaskBroker, TaskKind, TaskRequest};
 
 fn broker() -> LocalBroker {
     LocalBroker::new(LocalConfig {
@@ -180,4 +180,12 @@ async fn publishing_the_same_task_id_twice_is_refused() {
     let task = options_task("o");
     b.publish(&task).await.unwrap();
     assert!(b.publish(&task).await.is_err());
+}
+
+/// A distinct, well-formed task id per call.
+fn new_task_id() -> TaskId {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    TaskId::parse(&format!("00000000-0000-4000-8000-{n:012}")).expect("a valid task id")
 }

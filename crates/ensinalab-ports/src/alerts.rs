@@ -12,8 +12,7 @@ use std::time::Duration;
 use ensinalab_domain::CancelReason;
 use time::OffsetDateTime;
 
-use crate::backlog::Backlog;
-use crate::changes::{ChangeKind, ChangeSink, TaskChange};
+use crate::changes::{ChangeKind, TaskChange};
 use crate::error::{MailError, StoreError};
 
 /// Whether a change is an alert for the operators.
@@ -22,28 +21,6 @@ pub fn is_alert(kind: ChangeKind) -> bool {
         kind,
         ChangeKind::Cancelled(CancelReason::Timeout) | ChangeKind::RevokeOverdue(_)
     )
-}
-
-/// Alerts kept in memory at most until the next e-mail; beyond it some are dropped (the
-/// security trail and the logs still have every one).
-pub const MAX_QUEUED_ALERTS: usize = 10_000;
-
-/// The change-stream consumer that collects alerts until the mail job sends them.
-#[derive(Debug, Clone)]
-pub struct AlertQueue(pub Backlog<TaskChange>);
-
-impl Default for AlertQueue {
-    fn default() -> Self {
-        Self(Backlog::new(MAX_QUEUED_ALERTS, "operator alerts"))
-    }
-}
-
-impl ChangeSink for AlertQueue {
-    fn publish(&self, change: &TaskChange) {
-        if is_alert(change.kind) {
-            self.0.push(change.clone());
-        }
-    }
 }
 
 /// Sends the operators one e-mail about `alerts`.

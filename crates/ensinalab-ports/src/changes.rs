@@ -12,9 +12,7 @@ use std::fmt;
 use ensinalab_domain::{CancelReason, ResourceKind, TaskId, UserId};
 use time::OffsetDateTime;
 
-use crate::audit::ResourceNames;
-use crate::model::{AnyStatus, Resource};
-use crate::usecases::RevokeStatus;
+use crate::model::{AnyStatus, Resource, RevokeStatus};
 
 /// What happened to a job.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,37 +117,4 @@ pub trait ChangeSink: Send + Sync {
     /// Takes one committed change. MUST NOT block or fail the use case that emitted it: a
     /// consumer that needs IO queues the change and does the IO elsewhere.
     fn publish(&self, change: &TaskChange);
-}
-
-/// The consumer every service has: one log line per change (debug level, so that a cancel-all
-/// of many jobs costs no formatting unless asked for), the resource named as the service's log
-/// lines name it.
-#[derive(Debug, Clone, Default)]
-pub struct LogChanges(pub ResourceNames);
-
-impl ChangeSink for LogChanges {
-    fn publish(&self, change: &TaskChange) {
-        let reason = match change.kind {
-            ChangeKind::Cancelled(reason) => Some(reason.as_str()),
-            _ => None,
-        };
-        let revoke = match change.kind {
-            ChangeKind::Revoke(status) => Some(status.as_str()),
-            ChangeKind::RevokeOverdue(problem) => Some(problem.as_str()),
-            _ => None,
-        };
-        tracing::debug!(
-            target: "changes",
-            change = change.kind.as_str(),
-            user_id = change.user_id.get(),
-            resource_type = change.resource.0.as_str(),
-            resource_id = self.0.name(change.resource.1).as_deref(),
-            task_id = change.task_id.as_ref().map(TaskId::as_str),
-            status = change.status.as_str(),
-            progress = change.progress,
-            reason,
-            revoke,
-            "task change"
-        );
-    }
 }

@@ -19,11 +19,9 @@ use ensinalab_domain::{CancelReason, ResourceKind, TaskId};
 use std::future::Future;
 use time::OffsetDateTime;
 
-use crate::backlog::Backlog;
-use crate::changes::{ChangeKind, ChangeSink, TaskChange};
+use crate::changes::ChangeKind;
 use crate::error::StoreError;
-use crate::model::RevokeOutcome;
-use crate::usecases::RevokeStatus;
+use crate::model::{RevokeOutcome, RevokeStatus};
 
 /// Why a job's partial files are cleaned up: the `reason` kwarg of the cleanup task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,56 +140,9 @@ pub trait CleanupOutbox: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Owed cleanups kept in memory at most, while the database cannot take them; beyond it some
-/// are dropped and the orphan sweep removes their files.
-pub const MAX_QUEUED_CLEANUPS: usize = 100_000;
-
-/// The change-stream consumer that collects owed cleanups until the cleanup job records them.
-/// Cheap to clone: clones share the queue.
-#[derive(Debug, Clone)]
-pub struct CleanupQueue(pub Backlog<OwedCleanup>);
-
-impl Default for CleanupQueue {
-    fn default() -> Self {
-        Self(Backlog::new(MAX_QUEUED_CLEANUPS, "owed cleanups"))
-    }
-}
-
-impl ChangeSink for CleanupQueue {
-    fn publish(&self, change: &TaskChange) {
-        let (Some(reason), Some(task_id)) = (CleanupReason::of(change.kind), &change.task_id)
-        else {
-            return;
-        };
-        self.0.push(OwedCleanup {
-            task_id: task_id.clone(),
-            resource: change.resource,
-            reason,
-            created_at: change.at,
-            attempts: 0,
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::AnyStatus;
-    use ensinalab_domain::{UserId, VideoStatus};
-
-    fn change(kind: ChangeKind, task: Option<&str>) -> TaskChange {
-        TaskChange {
-            user_id: UserId(1),
-            resource: (ResourceKind::Video, 7),
-            task_id: task.map(|t| TaskId::parse(t).unwrap()),
-            kind,
-            status: AnyStatus::Video(VideoStatus::Cancelled),
-            progress: None,
-            at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    const TASK: &str = "7f1c6a5e-2a53-4f6e-9d55-2a8d0a3b9c11";
 
     #[test]
     fn wire_strings_read_back_and_only_our_cancels_wait_for_their_revoke() {
@@ -205,24 +156,5 @@ mod tests {
             .map(CleanupReason::as_str)
             .collect();
         assert_eq!(waiting, ["user", "user_all", "timeout"]);
-    }
-
-    #[test]
-    fn the_queue_takes_cancels_and_failures_with_a_task_and_nothing_else() {
-        let queue = CleanupQueue::default();
-        queue.publish(&change(
-            ChangeKind::Cancelled(CancelReason::Timeout),
-            Some(TASK),
-        ));
-        queue.publish(&change(ChangeKind::Failed, Some(TASK)));
-        queue.publish(&change(ChangeKind::Failed, None));
-        queue.publish(&change(ChangeKind::Completed, Some(TASK)));
-        queue.publish(&change(ChangeKind::Started, Some(TASK)));
-
-        let owed = queue.0.take();
-        let reasons: Vec<_> = owed.iter().map(|c| c.reason.as_str()).collect();
-        assert_eq!(reasons, ["timeout", "failed"]);
-        assert_eq!(owed[0].resource, (ResourceKind::Video, 7));
-        assert!(queue.0.take().is_empty(), "take empties the queue");
     }
 }

@@ -570,3 +570,31 @@ pub struct RevokeReport {
     pub task_id: TaskId,
     pub outcome: RevokeOutcome,
 }
+
+/// What became of the revoke that follows a cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeStatus {
+    /// The broker did this.
+    Done(RevokeOutcome),
+    /// The resource had no task id: nothing to revoke.
+    NoTask,
+    /// The broker could not be reached; the database says `cancelled` and holds the revoke,
+    /// which the dispatcher delivers when the broker is back.
+    Pending,
+}
+
+impl RevokeStatus {
+    /// The seed's `task_revoked`.
+    pub fn revoked(self) -> bool {
+        matches!(self, Self::Done(o) if o.revoked())
+    }
+
+    /// The wire string of the added `revoke` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done(o) => o.as_str(),
+            Self::NoTask => "no_task",
+            Self::Pending => "pending",
+        }
+    }
+}

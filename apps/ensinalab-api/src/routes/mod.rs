@@ -16,8 +16,9 @@ pub use videos::*;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::{HttpRequest, web};
+use ensinalab_app::Service;
 use ensinalab_domain::DraftError;
-use ensinalab_ports::{Service, Store, TaskBroker};
+use ensinalab_ports::{Store, TaskBroker};
 
 use crate::error::ApiError;
 use crate::probe::Probe;

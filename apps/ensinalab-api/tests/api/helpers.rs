@@ -7,13 +7,13 @@ use ensinalab_api::Application;
 use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::{Config, JwtSecret, RateLimitBackend, RateLimitConfig, TrustedProxies};
 use ensinalab_api::ids::Hashids;
+use ensinalab_app::{Service, new_task_id};
 use ensinalab_domain::{
     BriefingDraft, BriefingId, GeneratedOption, OptionId, TaskId, UserId, VideoId, VideoStatus,
 };
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_ports::{
-    Briefing, BriefingUpdate, Briefings, NewVideo, Service, TaskBroker, Video, VideoUpdate, Videos,
-    new_task_id,
+    Briefing, BriefingUpdate, Briefings, NewVideo, TaskBroker, Video, VideoUpdate, Videos,
 };
 use ensinalab_store::SqlStore;
 use ensinalab_store::testing::{TestPostgres, sqlite_memory};

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use ensinalab_app::new_task_id;
 use ensinalab_domain::{BriefingDraft, BriefingStatus, GeneratedOption, UserId, VideoStatus};
-use ensinalab_ports::{BriefingUpdate, Briefings, Videos, new_task_id};
+use ensinalab_ports::{BriefingUpdate, Briefings, Videos};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ensinalab_app::new_task_id;
 use ensinalab_domain::{BriefingDraft, GeneratedOption, UserId, VideoId, VideoStatus};
 use ensinalab_local::{LocalBroker, LocalConfig};
 use ensinalab_ports::{
     BriefingUpdate, Briefings, NewVideo, SecurityEventQuery, SecurityLog, VideoUpdate, Videos,
-    new_task_id,
 };
 use ensinalab_store::testing::TestPostgres;
 use reqwest::StatusCode;

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use ensinalab_app::new_task_id;
 use ensinalab_domain::{BriefingDraft, BriefingStatus, UserId};
 use ensinalab_local::{LocalBroker, LocalConfig};
-use ensinalab_ports::{Briefings, RevokeOutbox, new_task_id};
+use ensinalab_ports::{Briefings, RevokeOutbox};
 use ensinalab_store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::json;

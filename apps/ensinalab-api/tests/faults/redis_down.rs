@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use ensinalab_app::new_task_id;
 use ensinalab_celery::testing::{Durations, Worker};
 use ensinalab_domain::{BriefingDraft, CeleryState, TaskId, UserId};
-use ensinalab_ports::{Briefings, RevokeOutbox, TaskBroker, new_task_id};
+use ensinalab_ports::{Briefings, RevokeOutbox, TaskBroker};
 use ensinalab_store::testing::sqlite_memory;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -183,7 +183,7 @@ async fn a_whole_worker_killed_leaves_stuck_videos_failed_by_the_lost_worker_rul
         (v["status"] == "failed").then_some(v)
     })
     .await;
-    assert_eq!(v["error_message"], ensinalab_ports::WORKER_LOST, "{v}");
+    assert_eq!(v["error_message"], ensinalab_app::WORKER_LOST, "{v}");
 
     // Watch the pidbox channel, then bring a new worker: the open revoke is said to it.
     let client = redis::Client::open(redis.url()).unwrap();

@@ -9,12 +9,12 @@
 
 use ensinalab_domain::{BriefingId, TaskId, VideoId};
 
-use super::Service;
-use super::reconcile::ReconcileError;
-use crate::broker::TaskBroker;
-use crate::error::StoreError;
-use crate::model::{AnyStatus, BriefingUpdate, InFlightTask, VideoUpdate};
-use crate::repo::Store;
+use crate::Service;
+use crate::reconcile::ReconcileError;
+use ensinalab_ports::Store;
+use ensinalab_ports::StoreError;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{AnyStatus, BriefingUpdate, InFlightTask, VideoUpdate};
 
 /// The `error_message` of a row whose worker was lost.
 pub const WORKER_LOST: &str = "WorkerLostError: o worker que executava a tarefa desapareceu";

@@ -1,27 +1,41 @@
-//! The use cases, as methods of [`Service`].
+//! The use cases of EnsinaLab task control, as methods of [`Service`], and the in-process
+//! consumers of their change stream.
+//!
+//! [`Service`] is generic over the store and the broker (the traits of `ensinalab-ports`); each
+//! use case returns its own error enum. The use cases carry out the domain's rules, write every
+//! security event of what they did or refused, and emit every change a user could see, once,
+//! after it committed. In-memory fakes of the ports live in [`testing`] behind the `testing`
+//! feature.
 
 mod alerts;
+mod backlog;
 mod cancel;
 mod cleanup;
 mod flow;
 mod list;
 mod reconcile;
 mod revokes;
+mod sinks;
 mod stats;
 mod trail;
 mod unqueue;
 mod worker_lost;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use alerts::AlertError;
+pub use backlog::Backlog;
 pub use cancel::{
     CancelAllError, CancelBriefingError, CancelError, CancelVideoError, Cancelled,
-    CancelledAllReport, RevokeStatus,
+    CancelledAllReport,
 };
 pub use cleanup::MAX_SWEEP_IN_FLIGHT;
 pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};
+pub use sinks::{AlertQueue, CleanupQueue, LogChanges, MAX_QUEUED_ALERTS, MAX_QUEUED_CLEANUPS};
 pub use stats::StatsError;
 pub use trail::REFUSAL_WINDOW;
 pub use unqueue::{UnqueueError, UnqueueReport};
@@ -32,10 +46,7 @@ use std::sync::{Arc, Mutex};
 use ensinalab_domain::{AutoCancel, DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 use time::OffsetDateTime;
 
-use crate::audit::ResourceNames;
-use crate::changes::{ChangeSink, LogChanges, TaskChange};
-use crate::cleanup::CleanupQueue;
-use crate::model::RevokeReport;
+use ensinalab_ports::{ChangeSink, ResourceNames, RevokeReport, TaskChange};
 
 /// Settings of the use cases.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,11 +6,11 @@
 
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task};
+use ensinalab_app::{Service, retry_delay};
 use ensinalab_domain::{BriefingStatus, CeleryState, ResourceKind, UserId, VideoStatus};
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
 use ensinalab_ports::{
-    CleanupReason, FIRST_ATTEMPT_GRACE, RevokeOutcome, RevokeStatus, Service, TaskKind,
-    TaskSnapshot, retry_delay,
+    CleanupReason, FIRST_ATTEMPT_GRACE, RevokeOutcome, RevokeStatus, TaskKind, TaskSnapshot,
 };
 use time::{Duration, OffsetDateTime};
 

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::Service;
-use crate::alerts::{AlertQueue, Mailer};
-use crate::broker::TaskBroker;
-use crate::error::{MailError, StoreError};
-use crate::repo::Store;
+use crate::Service;
+use ensinalab_ports::Mailer;
+
+use crate::AlertQueue;
+use ensinalab_ports::Store;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{MailError, StoreError};
 
 /// Why the alerts were not sent (they are kept for the next interval).
 #[derive(Debug, thiserror::Error)]

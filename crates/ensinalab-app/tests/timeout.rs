@@ -5,16 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ensinalab_app::testing::{
+    InMemoryStore, RecordingBroker, RecordingSink, recorded_service, task,
+};
+use ensinalab_app::{Service, Settings};
 use ensinalab_domain::{
     AutoCancel, BriefingStatus, CANCELLED_BY_TIMEOUT, CancelReason, ResourceKind, UserId,
     VideoStatus,
 };
-use ensinalab_ports::testing::{
-    InMemoryStore, RecordingBroker, RecordingSink, recorded_service, task,
-};
-use ensinalab_ports::{
-    AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, SecurityEventKind, Service, Settings,
-};
+use ensinalab_ports::{AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, SecurityEventKind};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -130,7 +129,7 @@ async fn a_job_running_past_its_limit_is_cancelled_for_the_timeout_and_nothing_e
 
 #[tokio::test]
 async fn without_an_automatic_timeout_nothing_is_ever_cancelled() {
-    let svc = ensinalab_ports::testing::service();
+    let svc = ensinalab_app::testing::service();
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));

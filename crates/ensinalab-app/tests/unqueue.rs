@@ -4,12 +4,10 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::testing::{recorded_service, task};
+use ensinalab_app::{Settings, UnqueueError, UnqueueReport};
 use ensinalab_domain::{BriefingStatus, ResourceKind, UserId, VideoStatus};
-use ensinalab_ports::testing::{recorded_service, task};
-use ensinalab_ports::{
-    AnyStatus, BrokerError, ChangeKind, RevokeOutcome, RevokeStatus, Settings, TakenOut,
-    UnqueueError, UnqueueReport,
-};
+use ensinalab_ports::{AnyStatus, BrokerError, ChangeKind, RevokeOutcome, RevokeStatus, TakenOut};
 use time::OffsetDateTime;
 
 const ALICE: UserId = UserId(1);

@@ -2,9 +2,9 @@
 
 use time::{Date, Duration};
 
-use super::Service;
-use crate::error::StoreError;
-use crate::stats::{Census, DayCounts, MAX_STATS_DAYS, Statistics};
+use crate::Service;
+use ensinalab_ports::StoreError;
+use ensinalab_ports::{Census, DayCounts, MAX_STATS_DAYS, Statistics};
 
 /// Why the daily figures could not be given.
 #[derive(Debug, thiserror::Error)]

@@ -23,45 +23,17 @@ use ensinalab_domain::{
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::Service;
-use super::trail::Refusal;
-use crate::audit::{SecurityEvent, SecurityEventKind};
-use crate::broker::TaskBroker;
-use crate::changes::{ChangeKind, TaskChange};
-use crate::error::StoreError;
-use crate::model::{
+use crate::Service;
+use crate::trail::Refusal;
+use ensinalab_ports::StoreError;
+use ensinalab_ports::{
     AnyStatus, Briefing, Caller, Resource, ResourceId, ResourceRef, RevokeOutcome, Transition,
     Video,
 };
-use crate::repo::{Cancels, Status, Store};
-
-/// What became of the revoke that follows a cancel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokeStatus {
-    /// The broker did this.
-    Done(RevokeOutcome),
-    /// The resource had no task id: nothing to revoke.
-    NoTask,
-    /// The broker could not be reached; the database says `cancelled` and holds the revoke,
-    /// which the dispatcher delivers when the broker is back.
-    Pending,
-}
-
-impl RevokeStatus {
-    /// The seed's `task_revoked`.
-    pub fn revoked(self) -> bool {
-        matches!(self, Self::Done(o) if o.revoked())
-    }
-
-    /// The wire string of the added `revoke` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Done(o) => o.as_str(),
-            Self::NoTask => "no_task",
-            Self::Pending => "pending",
-        }
-    }
-}
+use ensinalab_ports::{Cancels, Status, Store};
+use ensinalab_ports::{ChangeKind, TaskChange};
+use ensinalab_ports::{RevokeStatus, TaskBroker};
+use ensinalab_ports::{SecurityEvent, SecurityEventKind};
 
 /// A successful cancel: the row after the change and what the revoke achieved.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,7 +304,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     }
 
     /// The automatic timeout's pass: cancels every running job past its limit
-    /// ([`Settings::auto_cancel`](super::Settings)), through the same guarded transition, revoke
+    /// ([`Settings::auto_cancel`](crate::Settings)), through the same guarded transition, revoke
     /// and outbox as a user's cancel; each is an `auto_cancelled` security event naming its
     /// owner, the job and the limit, and a `cancelled` change (reason `timeout`). Returns how
     /// many were cancelled.

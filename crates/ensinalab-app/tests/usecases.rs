@@ -2,15 +2,16 @@
 
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task};
+use ensinalab_app::{
+    CancelBriefingError, CancelVideoError, SelectOptionError, Service, Settings, TaskStatusError,
+};
 use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, CANCELLED_BY_USER, CeleryState, OptionId,
     ResourceKind, UserId, VideoId, VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
 use ensinalab_ports::{
-    ActivePage, Caller, CancelBriefingError, CancelVideoError, RevokeOutcome, RevokeStatus,
-    SecurityEventKind, SelectOptionError, Service, Settings, TaskKind, TaskSnapshot,
-    TaskStatusError,
+    ActivePage, Caller, RevokeOutcome, RevokeStatus, SecurityEventKind, TaskKind, TaskSnapshot,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};

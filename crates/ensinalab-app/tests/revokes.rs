@@ -3,11 +3,11 @@
 
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::testing::{caller, recorded_service, service, task};
+use ensinalab_app::{CancelError, Settings, retry_delay};
 use ensinalab_domain::{BriefingStatus, CeleryState, ResourceKind, UserId, VideoStatus};
-use ensinalab_ports::testing::{caller, recorded_service, service, task};
 use ensinalab_ports::{
-    CancelError, ChangeKind, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus,
-    Settings, TaskSnapshot, retry_delay,
+    ChangeKind, FIRST_ATTEMPT_GRACE, RevokeOutbox, RevokeOutcome, RevokeStatus, TaskSnapshot,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};

@@ -4,14 +4,14 @@ use ensinalab_domain::{CeleryState, Elapsed, TaskId};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::Service;
-use super::trail::Refusal;
-use crate::broker::TaskBroker;
-use crate::error::{BrokerError, StoreError};
-use crate::model::{
+use crate::Service;
+use crate::trail::Refusal;
+use ensinalab_ports::Store;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, Caller, MAX_ACTIVE_PAGE, TaskSnapshot,
 };
-use crate::repo::Store;
+use ensinalab_ports::{BrokerError, StoreError};
 
 /// One row of the active list.
 #[derive(Debug, Clone, PartialEq)]

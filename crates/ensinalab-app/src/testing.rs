@@ -11,22 +11,22 @@ use ensinalab_domain::{
 };
 use time::{Date, OffsetDateTime};
 
-use crate::alerts::MailSlots;
-use crate::audit::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
-use crate::broker::{TakenOut, TaskBroker};
-use crate::changes::{ChangeSink, TaskChange};
-use crate::cleanup::{CleanupOutbox, OwedCleanup};
-use crate::error::{BrokerError, StoreError};
-use crate::model::{
+use crate::{Service, Settings};
+use ensinalab_ports::MailSlots;
+use ensinalab_ports::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, Briefing, BriefingOption,
     BriefingUpdate, Caller, CancelledAll, ExpiredJob, InFlightTask, NewVideo, Resource, ResourceId,
     ResourceRef, RevokeOutcome, RevokeReport, TaskRequest, TaskSnapshot, Transition, Video,
     VideoUpdate,
 };
-use crate::outbox::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
-use crate::repo::{Briefings, Cancels, SecurityLog, Status, Tasks, Videos};
-use crate::stats::{Census, DayCounts, Statistics};
-use crate::usecases::{Service, Settings};
+use ensinalab_ports::{Briefings, Cancels, SecurityLog, Status, Tasks, Videos};
+use ensinalab_ports::{BrokerError, StoreError};
+use ensinalab_ports::{Census, DayCounts, Statistics};
+use ensinalab_ports::{ChangeSink, TaskChange};
+use ensinalab_ports::{CleanupOutbox, OwedCleanup};
+use ensinalab_ports::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
+use ensinalab_ports::{SecurityEvent, SecurityEventPage, SecurityEventQuery, StoredSecurityEvent};
+use ensinalab_ports::{TakenOut, TaskBroker};
 
 #[derive(Default)]
 struct Tables {

@@ -4,11 +4,11 @@
 
 use time::OffsetDateTime;
 
-use super::Service;
-use crate::broker::TaskBroker;
-use crate::error::{BrokerError, StoreError};
-use crate::model::RevokeOutcome;
-use crate::repo::Store;
+use crate::Service;
+use ensinalab_ports::RevokeOutcome;
+use ensinalab_ports::Store;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{BrokerError, StoreError};
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,11 +4,12 @@
 
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task};
+use ensinalab_app::{Service, VideoStatusError};
 use ensinalab_domain::{
     BriefingId, BriefingStatus, OptionId, ResourceKind, UserId, VideoId, VideoStatus,
 };
-use ensinalab_ports::testing::{InMemoryStore, RecordingBroker, caller, service, task};
-use ensinalab_ports::{SecurityEvent, SecurityEventKind as Kind, Service, VideoStatusError};
+use ensinalab_ports::{SecurityEvent, SecurityEventKind as Kind};
 use serde_json::json;
 
 const ALICE: UserId = UserId(1);

@@ -5,12 +5,12 @@
 use ensinalab_domain::TaskId;
 use time::OffsetDateTime;
 
-use super::revokes::{DispatchError, DispatchReport, retry_delay};
-use super::{Service, new_task_id};
-use crate::broker::TaskBroker;
-use crate::error::StoreError;
-use crate::model::{TaskKind, TaskRequest};
-use crate::repo::Store;
+use crate::revokes::{DispatchError, DispatchReport, retry_delay};
+use crate::{Service, new_task_id};
+use ensinalab_ports::Store;
+use ensinalab_ports::StoreError;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{TaskKind, TaskRequest};
 
 /// The most in-flight tasks an orphan sweep names; with more in flight the sweep is skipped,
 /// since a partial list would make the workers delete live jobs' files.

@@ -13,16 +13,16 @@ use ensinalab_domain::{
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::trail::Refusal;
-use super::{Service, new_task_id};
-use crate::broker::TaskBroker;
-use crate::changes::{ChangeKind, TaskChange};
-use crate::error::{BrokerError, StoreError};
-use crate::model::{
+use crate::trail::Refusal;
+use crate::{Service, new_task_id};
+use ensinalab_ports::Store;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{
     Briefing, BriefingOption, BriefingUpdate, Caller, NewVideo, Resource, TaskKind, TaskRequest,
     Video, VideoUpdate,
 };
-use crate::repo::Store;
+use ensinalab_ports::{BrokerError, StoreError};
+use ensinalab_ports::{ChangeKind, TaskChange};
 
 /// Message stored on a row whose task could not be dispatched.
 pub(crate) const DISPATCH_FAILED: &str = "Falha ao enviar a tarefa para a fila";
@@ -81,7 +81,7 @@ pub enum VideoStatusError {
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
     /// Stores a briefing in `processing` and dispatches `ensinalab.generate_options` for it,
-    /// unless the caller already holds [`Settings::max_active_jobs_per_user`](super::Settings)
+    /// unless the caller already holds [`Settings::max_active_jobs_per_user`](crate::Settings)
     /// jobs.
     ///
     /// # Errors

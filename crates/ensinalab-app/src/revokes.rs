@@ -5,14 +5,14 @@
 use ensinalab_domain::{BriefingId, ResourceKind, TaskId, VideoId};
 use time::OffsetDateTime;
 
-use super::Service;
-use crate::broker::TaskBroker;
-use crate::changes::{ChangeKind, Overdue, TaskChange};
-use crate::error::{BrokerError, StoreError};
-use crate::model::{RevokeOutcome, RevokeReport};
-use crate::outbox::{OwedRevoke, settles};
-use crate::repo::Store;
-use crate::usecases::RevokeStatus;
+use crate::Service;
+use ensinalab_ports::RevokeStatus;
+use ensinalab_ports::Store;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{BrokerError, StoreError};
+use ensinalab_ports::{ChangeKind, Overdue, TaskChange};
+use ensinalab_ports::{OwedRevoke, settles};
+use ensinalab_ports::{RevokeOutcome, RevokeReport};
 
 /// Longest wait between two delivery attempts of one revoke.
 pub const MAX_RETRY_DELAY: time::Duration = time::Duration::seconds(30);
@@ -130,7 +130,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
     /// Settles the open revokes whose task the broker now shows finished (`reports` whose outcome
-    /// [settles](crate::outbox::settles) them: a kill a worker confirmed after the cancel
+    /// [settles](ensinalab_ports::settles) them: a kill a worker confirmed after the cancel
     /// answered, a task that finished before its kill) and emits each as a `revoke` change with
     /// that outcome, once, whichever server sees it first.
     ///

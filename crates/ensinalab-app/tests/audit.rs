@@ -2,8 +2,8 @@
 //! run the same shapes on PostgreSQL and SQLite).
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use ensinalab_app::testing::InMemoryStore;
 use ensinalab_domain::UserId;
-use ensinalab_ports::testing::InMemoryStore;
 use ensinalab_ports::{SecurityEvent, SecurityEventKind, SecurityEventQuery, SecurityLog};
 
 const A: SecurityEventKind = SecurityEventKind::CancelRefused;

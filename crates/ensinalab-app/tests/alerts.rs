@@ -6,14 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ensinalab_domain::{CancelReason, ResourceKind, UserId, VideoStatus};
-use ensinalab_ports::testing::{
+use ensinalab_app::testing::{
     InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task,
 };
-use ensinalab_ports::{
-    AlertQueue, ChangeKind, ChangeSink, Overdue, OverdueReport, RevokeOutcome, Service, Settings,
-    TaskChange,
-};
+use ensinalab_app::{AlertQueue, OverdueReport, Service, Settings};
+use ensinalab_domain::{CancelReason, ResourceKind, UserId, VideoStatus};
+use ensinalab_ports::{ChangeKind, ChangeSink, Overdue, RevokeOutcome, TaskChange};
 use time::{Duration, OffsetDateTime};
 
 const ALICE: UserId = UserId(1);

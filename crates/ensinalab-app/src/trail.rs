@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use ensinalab_domain::{ResourceKind, TaskId, UserId};
 use serde_json::json;
 
-use super::Service;
-use crate::audit::{SecurityEvent, SecurityEventKind};
-use crate::model::Caller;
-use crate::repo::SecurityLog;
+use crate::Service;
+use ensinalab_ports::Caller;
+use ensinalab_ports::SecurityLog;
+use ensinalab_ports::{SecurityEvent, SecurityEventKind};
 
 /// How long one refused-read (or refused admin) row stands for the caller's later refusals with
 /// the same outcome.
@@ -78,11 +78,11 @@ impl<S: SecurityLog, B> Service<S, B> {
     /// Deletes the security events created before `before`, in batches; returns how many.
     ///
     /// # Errors
-    /// [`StoreError`](crate::StoreError) from the first batch that failed.
+    /// [`StoreError`](ensinalab_ports::StoreError) from the first batch that failed.
     pub async fn prune_security_events(
         &self,
         before: time::OffsetDateTime,
-    ) -> Result<u64, crate::StoreError> {
+    ) -> Result<u64, ensinalab_ports::StoreError> {
         let mut pruned = 0;
         loop {
             let batch = self

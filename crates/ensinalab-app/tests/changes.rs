@@ -5,15 +5,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::testing::{
+    InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task,
+};
+use ensinalab_app::{Service, Settings};
 use ensinalab_domain::{
     BriefingDraft, BriefingStatus, CancelReason, CeleryState, ResourceKind, TaskId, UserId,
     VideoStatus,
 };
-use ensinalab_ports::testing::{
-    InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task,
-};
 use ensinalab_ports::{
-    AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, Service, Settings, TaskChange, TaskSnapshot,
+    AnyStatus, ChangeKind, RevokeOutcome, RevokeStatus, TaskChange, TaskSnapshot,
 };
 use serde_json::json;
 

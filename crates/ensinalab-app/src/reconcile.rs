@@ -10,15 +10,15 @@ use ensinalab_domain::{
 
 use time::OffsetDateTime;
 
-use super::Service;
-use crate::broker::TaskBroker;
-use crate::changes::ChangeKind;
-use crate::error::{BrokerError, StoreError};
-use crate::model::{
+use crate::Service;
+use ensinalab_ports::ChangeKind;
+use ensinalab_ports::Store;
+use ensinalab_ports::TaskBroker;
+use ensinalab_ports::{
     AnyStatus, BriefingUpdate, InFlightTask, ResourceRef, RevokeOutcome, RevokeReport,
     TaskSnapshot, VideoUpdate,
 };
-use crate::repo::Store;
+use ensinalab_ports::{BrokerError, StoreError};
 
 /// What one reconciliation pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,9 +4,10 @@
 
 use std::sync::atomic::Ordering;
 
+use ensinalab_app::StatsError;
+use ensinalab_app::testing::service;
 use ensinalab_domain::{UserId, VideoStatus};
-use ensinalab_ports::testing::service;
-use ensinalab_ports::{DayCounts, MAX_STATS_DAYS, StatsError};
+use ensinalab_ports::{DayCounts, MAX_STATS_DAYS};
 use time::{Duration, OffsetDateTime};
 
 #[tokio::test]
