@@ -9,13 +9,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header::HeaderMap;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use ensinalab_domain::UserId;
-use ensinalab_ports::{Caller, SecurityEvent, SecurityEventKind};
+use ensinalab_ports::{Caller, EventOutcome, SecurityEvent, SecurityEventKind};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwtConfig;
 use crate::error::ApiError;
-use ensinalab_jobs::trail::SecurityTrail;
+use ensinalab_app::SecurityTrail;
 use ensinalab_metrics::Metrics;
 
 /// Tokens longer than this are refused before parsing (a bound on work per request).
@@ -251,18 +251,18 @@ impl AuthError {
                 ErrorKind::MissingRequiredClaim(_) => "missing_claim",
                 _ => "malformed",
             },
-            other => other.outcome(),
+            other => other.outcome().as_str(),
         }
     }
 
     /// The event's `outcome`: which check failed, never the token.
-    fn outcome(&self) -> &'static str {
+    fn outcome(&self) -> EventOutcome {
         match self {
-            Self::Missing => "missing_token",
-            Self::TooLong => "token_too_long",
-            Self::Invalid(_) => "invalid_token",
-            Self::BadSubject => "bad_subject",
-            Self::LivesTooLong(_) => "lives_too_long",
+            Self::Missing => EventOutcome::MissingToken,
+            Self::TooLong => EventOutcome::TokenTooLong,
+            Self::Invalid(_) => EventOutcome::InvalidToken,
+            Self::BadSubject => EventOutcome::BadSubject,
+            Self::LivesTooLong(_) => EventOutcome::LivesTooLong,
         }
     }
 }
@@ -324,7 +324,7 @@ pub fn refused(req: &HttpRequest, err: &AuthError, client_ip: Option<String>) {
             user_id: None,
             resource: None,
             task_id: None,
-            outcome: err.outcome().to_owned(),
+            outcome: err.outcome(),
             client_ip,
             // Never the token's parse error: that would store the client's own text.
             details: serde_json::json!({

@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use ensinalab_app::{
-    BriefingError, CancelAllError, CancelBriefingError, CancelVideoError, CreateBriefingError,
-    ListActiveError, SelectOptionError, StatsError, TaskStatusError, VideoStatusError,
+    AdminError, BriefingError, CancelAllError, CancelBriefingError, CancelVideoError,
+    CreateBriefingError, ListActiveError, SelectOptionError, TaskStatusError, VideoStatusError,
 };
 use ensinalab_ports::{BoxError, BrokerError, StoreError};
 use serde::Serialize;
@@ -280,13 +280,15 @@ impl From<VideoStatusError> for ApiError {
     }
 }
 
-impl From<StatsError> for ApiError {
-    fn from(err: StatsError) -> Self {
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
         match err {
-            StatsError::DaysOutOfRange { max } => Self::BadRequest(format!(
+            // To anyone but an admin the admin routes do not exist.
+            AdminError::NotAdmin => Self::NotFound(crate::routes::ROUTE_NOT_FOUND),
+            AdminError::DaysOutOfRange { max } => Self::BadRequest(format!(
                 "Parâmetro inválido: days deve estar entre 1 e {max}"
             )),
-            StatsError::Store(e) => e.into(),
+            AdminError::Store(e) => e.into(),
         }
     }
 }

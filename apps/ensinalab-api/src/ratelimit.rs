@@ -26,14 +26,15 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, ResponseError, web};
 use ensinalab_domain::UserId;
 use ensinalab_ports::{
-    RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent, SecurityEventKind,
+    EventOutcome, RateDecision, RateLimitError, RateLimiter, RatePolicy, SecurityEvent,
+    SecurityEventKind,
 };
 use ensinalab_ratelimit::{InProcessLimiter, RedisLimiter};
 
 use crate::auth::{Authenticator, bearer_token};
 use crate::config::{RateLimitBackend, RateLimitConfig};
 use crate::error::ApiError;
-use ensinalab_jobs::trail::SecurityTrail;
+use ensinalab_app::SecurityTrail;
 
 /// Every quota counts per minute.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -319,7 +320,7 @@ async fn record_refusal(
         user_id: key.user,
         resource: None,
         task_id: None,
-        outcome: "refused".to_owned(),
+        outcome: EventOutcome::Refused,
         client_ip: crate::client::ip(req.request()).map(|ip| ip.to_string()),
         details: serde_json::json!({
             "policy": policy.name,

@@ -11,12 +11,12 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
-use ensinalab_app::{AlertQueue, Service, Settings};
+use ensinalab_app::SecurityTrail;
+use ensinalab_app::{AlertQueue, Drains, Service, Settings};
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_domain::TaskId;
 use ensinalab_jobs::alerts::Mail;
 use ensinalab_jobs::dispatcher::DispatcherSettings;
-use ensinalab_jobs::trail::SecurityTrail;
 use ensinalab_jobs::{Feeds, Jobs, Pacing};
 use ensinalab_live::{Hub, HubSettings, Relay, RelayError};
 use ensinalab_local::{LocalBroker, LocalConfig};
@@ -132,11 +132,11 @@ impl Application {
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
     ) -> Result<Self, StartupError> {
-        let mut service = Service::new(store, broker, settings(config));
+        let (mut service, drains) = Service::new(store, broker, settings(config));
         let mail = match &config.alert_mail {
             Some(alert) => {
-                let alerts = AlertQueue::default();
-                service = service.with_sink(Arc::new(alerts.clone()));
+                let (queue, alerts) = AlertQueue::new();
+                service = service.with_sink(Arc::new(queue));
                 Some(Mail {
                     alerts,
                     mailer: SmtpMailer::new(&alert.mail)
@@ -148,7 +148,7 @@ impl Application {
         };
         Self::start(
             config,
-            service,
+            (service, drains),
             changes,
             online,
             DispatcherSettings::default(),
@@ -165,7 +165,7 @@ impl Application {
     /// [`StartupError`] when the address cannot be bound or the settings are invalid.
     pub fn from_parts<S, B>(
         config: &Config,
-        service: Service<S, B>,
+        service: (Service<S, B>, Drains),
         changes: Option<Receiver<TaskId>>,
     ) -> Result<Self, StartupError>
     where
@@ -188,7 +188,7 @@ impl Application {
     /// [`StartupError`] when the address cannot be bound or the settings are invalid.
     pub fn from_parts_with<S, B>(
         config: &Config,
-        service: Service<S, B>,
+        service: (Service<S, B>, Drains),
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
         dispatch: DispatcherSettings,
@@ -208,7 +208,7 @@ impl Application {
     /// of the same queue.
     fn start<S, B>(
         config: &Config,
-        service: Service<S, B>,
+        service: (Service<S, B>, Drains),
         changes: Option<Receiver<TaskId>>,
         online: Option<Receiver<WorkerOnline>>,
         dispatch: DispatcherSettings,
@@ -243,6 +243,7 @@ impl Application {
             BrokerChoice::Celery { .. } | BrokerChoice::Local { .. } => (None, None),
         };
         let ids = Hashids::new(&config.hashids)?;
+        let (service, drains) = service;
         let service = Arc::new(
             service
                 .with_resource_names(ResourceNames::new({
@@ -260,7 +261,7 @@ impl Application {
             hub: Arc::clone(&hub),
             heartbeat: config.live_heartbeat,
         };
-        let (trail, trail_rx) = SecurityTrail::channel();
+        let trail = service.trail().clone();
         let exporter = config
             .metrics_addr
             .map(|addr| {
@@ -285,7 +286,7 @@ impl Application {
         let feeds = Feeds {
             task_changes: changes,
             workers_online: online,
-            trail: trail_rx,
+            drains,
             mail,
             census,
         };

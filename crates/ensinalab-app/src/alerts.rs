@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::Service;
-use ensinalab_ports::Mailer;
+use ensinalab_ports::{MailError, Mailer, Store, StoreError, TaskBroker, TaskChange};
 
-use crate::AlertQueue;
-use ensinalab_ports::Store;
-use ensinalab_ports::TaskBroker;
-use ensinalab_ports::{MailError, StoreError};
+use crate::{Drain, Service};
 
 /// Why the alerts were not sent (they are kept for the next interval).
 #[derive(Debug, thiserror::Error)]
@@ -32,19 +28,19 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     /// [`AlertError`] when the slot could not be read or the mail server did not take it.
     pub async fn mail_alerts<M: Mailer>(
         &self,
-        alerts: &AlertQueue,
+        alerts: &mut Drain<TaskChange>,
         mailer: &M,
         now: OffsetDateTime,
         min_interval: Duration,
     ) -> Result<usize, AlertError> {
-        let pending = alerts.0.take();
+        let pending = alerts.take();
         if pending.is_empty() {
             return Ok(0);
         }
         let sent = match self.store.claim_mail_slot(now, min_interval).await {
             Ok(true) => mailer.send(&pending).await.map_err(AlertError::from),
             Ok(false) => {
-                alerts.0.put_back(pending);
+                alerts.put_back(pending);
                 return Ok(0);
             }
             Err(err) => Err(err.into()),
@@ -52,7 +48,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         match sent {
             Ok(()) => Ok(pending.len()),
             Err(err) => {
-                alerts.0.put_back(pending);
+                alerts.put_back(pending);
                 Err(err)
             }
         }

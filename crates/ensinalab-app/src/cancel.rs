@@ -14,7 +14,6 @@
 //! whatever the worker reports later.
 
 use std::collections::HashMap;
-use std::sync::PoisonError;
 
 use ensinalab_domain::{
     BriefingId, BriefingStatus, Cancel, CancelReason, Lifecycle, ResourceKind, TaskId, UserId,
@@ -23,17 +22,13 @@ use ensinalab_domain::{
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::Service;
-use crate::trail::Refusal;
-use ensinalab_ports::StoreError;
 use ensinalab_ports::{
-    AnyStatus, Briefing, Caller, Resource, ResourceId, ResourceRef, RevokeOutcome, Transition,
-    Video,
+    AnyStatus, Briefing, Caller, Cancels, ChangeKind, EventOutcome, Resource, ResourceId,
+    ResourceRef, RevokeOutcome, RevokeStatus, SecurityEvent, SecurityEventKind, Status, Store,
+    StoreError, TaskBroker, TaskChange, Transition, Video,
 };
-use ensinalab_ports::{Cancels, Status, Store};
-use ensinalab_ports::{ChangeKind, TaskChange};
-use ensinalab_ports::{RevokeStatus, TaskBroker};
-use ensinalab_ports::{SecurityEvent, SecurityEventKind};
+
+use crate::{Delivery, Service};
 
 /// A successful cancel: the row after the change and what the revoke achieved.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,17 +206,22 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
         let row = match self.store.cancel(caller.user_id, id, &cancel).await? {
             Transition::Done(row) => row,
             Transition::Refused(status) => {
-                self.refuse_cancel(caller, key, Refusal::Status, Some(status.as_str()))
-                    .await;
+                self.refuse_cancel(
+                    caller,
+                    key,
+                    EventOutcome::NotCancellable,
+                    Some(status.as_str()),
+                )
+                .await;
                 return Err(CancelError::NotCancellable { status });
             }
             Transition::NotOwned => {
-                self.refuse_cancel(caller, key, Refusal::Foreign, None)
+                self.refuse_cancel(caller, key, EventOutcome::NotOwner, None)
                     .await;
                 return Err(CancelError::NotFound);
             }
             Transition::NotFound => {
-                self.refuse_cancel(caller, key, Refusal::Missing, None)
+                self.refuse_cancel(caller, key, EventOutcome::NotFound, None)
                     .await;
                 return Err(CancelError::NotFound);
             }
@@ -245,7 +245,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             user_id: Some(caller.user_id),
             resource: Some(key),
             task_id: row.task_id().cloned(),
-            outcome: "cancelled".to_owned(),
+            outcome: EventOutcome::Cancelled,
             client_ip: caller.client_ip.clone(),
             details: json!({ "revoked": revoke.revoked(), "revoke": revoke.as_str() }),
         })
@@ -291,7 +291,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             user_id: Some(caller.user_id),
             resource: None,
             task_id: None,
-            outcome: "cancelled".to_owned(),
+            outcome: EventOutcome::Cancelled,
             client_ip: caller.client_ip.clone(),
             details: json!({ "briefings": moved.briefings.len(), "videos": moved.videos.len() }),
         })
@@ -341,7 +341,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                 user_id: Some(job.resource.user_id),
                 resource: Some((job.resource.kind, job.resource.id)),
                 task_id: job.task_id.clone(),
-                outcome: "cancelled".to_owned(),
+                outcome: EventOutcome::Cancelled,
                 client_ip: None,
                 details: json!({
                     "limit_secs": limit.as_secs(),
@@ -408,10 +408,10 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
                         (id.clone(), status)
                     })
                     .collect();
-                self.delivered
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((OffsetDateTime::now_utc(), reports));
+                self.deliveries.push(Delivery {
+                    at: OffsetDateTime::now_utc(),
+                    reports,
+                });
                 statuses
             }
             Err(err) => {

@@ -5,12 +5,10 @@
 use ensinalab_domain::TaskId;
 use time::OffsetDateTime;
 
+use ensinalab_ports::{OwedCleanup, Store, StoreError, TaskBroker, TaskKind, TaskRequest};
+
 use crate::revokes::{DispatchError, DispatchReport, retry_delay};
-use crate::{Service, new_task_id};
-use ensinalab_ports::Store;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::TaskBroker;
-use ensinalab_ports::{TaskKind, TaskRequest};
+use crate::{Drain, Service, new_task_id};
 
 /// The most in-flight tasks an orphan sweep names; with more in flight the sweep is skipped,
 /// since a partial list would make the workers delete live jobs' files.
@@ -18,20 +16,23 @@ pub const MAX_SWEEP_IN_FLIGHT: u32 = 50_000;
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
     /// Records in the cleanup outbox the cleanups the change stream owes since the last call
-    /// (the cleanup job calls it every tick). Returns how many. On a store failure they are
-    /// kept for the next call.
+    /// (the cleanup job calls it every tick, with the drain it was handed). Returns how many.
+    /// On a store failure they are kept for the next call.
     ///
     /// # Errors
     /// [`StoreError`] when they could not be written.
-    pub async fn record_cleanups(&self) -> Result<usize, StoreError> {
-        let owed = self.cleanups.0.take();
+    pub async fn record_cleanups(
+        &self,
+        owed_cleanups: &mut Drain<OwedCleanup>,
+    ) -> Result<usize, StoreError> {
+        let owed = owed_cleanups.take();
         if owed.is_empty() {
             return Ok(0);
         }
         match self.store.owe_cleanups(&owed).await {
             Ok(()) => Ok(owed.len()),
             Err(err) => {
-                self.cleanups.0.put_back(owed);
+                owed_cleanups.put_back(owed);
                 Err(err)
             }
         }

@@ -13,16 +13,13 @@ use ensinalab_domain::{
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::trail::Refusal;
-use crate::{Service, new_task_id};
-use ensinalab_ports::Store;
-use ensinalab_ports::TaskBroker;
 use ensinalab_ports::{
-    Briefing, BriefingOption, BriefingUpdate, Caller, NewVideo, Resource, TaskKind, TaskRequest,
-    Video, VideoUpdate,
+    Briefing, BriefingOption, BriefingUpdate, BrokerError, Caller, ChangeKind, EventOutcome,
+    NewVideo, Resource, Store, StoreError, TaskBroker, TaskChange, TaskKind, TaskRequest, Video,
+    VideoUpdate,
 };
-use ensinalab_ports::{BrokerError, StoreError};
-use ensinalab_ports::{ChangeKind, TaskChange};
+
+use crate::{Service, new_task_id};
 
 /// Message stored on a row whose task could not be dispatched.
 pub(crate) const DISPATCH_FAILED: &str = "Falha ao enviar a tarefa para a fila";
@@ -233,11 +230,10 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     ) -> Option<T> {
         let (refusal, resource) = match &found {
             Some(t) if resource_of(t).owner() == caller.user_id => return found,
-            Some(t) => (Refusal::Foreign, Some(resource_of(t).key())),
-            None => (Refusal::Missing, requested),
+            Some(t) => (EventOutcome::NotOwner, Some(resource_of(t).key())),
+            None => (EventOutcome::NotFound, requested),
         };
-        self.refuse_read(caller, details, resource, None, refusal)
-            .await;
+        self.refuse_read(caller, details, resource, None, refusal);
         None
     }
 

@@ -25,7 +25,7 @@ mod worker_lost;
 pub mod testing;
 
 pub use alerts::AlertError;
-pub use backlog::Backlog;
+pub use backlog::{Backlog, Drain};
 pub use cancel::{
     CancelAllError, CancelBriefingError, CancelError, CancelVideoError, Cancelled,
     CancelledAllReport,
@@ -36,17 +36,19 @@ pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};
 pub use sinks::{AlertQueue, CleanupQueue, LogChanges, MAX_QUEUED_ALERTS, MAX_QUEUED_CLEANUPS};
-pub use stats::StatsError;
-pub use trail::REFUSAL_WINDOW;
+pub use stats::{Admin, AdminError};
+pub use trail::{REFUSAL_WINDOW, RefusalGate, SecurityTrail, TrailQueue};
 pub use unqueue::{UnqueueError, UnqueueReport};
 pub use worker_lost::WORKER_LOST;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ensinalab_domain::{AutoCancel, DEFAULT_TASK_TIME_LIMIT_SECS, TaskId};
 use time::OffsetDateTime;
 
-use ensinalab_ports::{ChangeSink, ResourceNames, RevokeReport, TaskChange};
+use ensinalab_ports::{ChangeSink, OwedCleanup, ResourceNames, RevokeReport, TaskChange};
+
+use crate::backlog::backlog;
 
 /// Settings of the use cases.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +76,9 @@ impl Default for Settings {
 }
 
 /// The application service: every use case, over one store and one broker, emitting its
-/// changes to its sinks.
+/// changes to its sinks. It keeps no state of its own: what its use cases owe background jobs
+/// leaves through the sending halves it holds, and the receiving halves ([`Drains`]) are handed
+/// out when it is built.
 pub struct Service<S, B> {
     store: S,
     broker: B,
@@ -82,13 +86,29 @@ pub struct Service<S, B> {
     sinks: Vec<Arc<dyn ChangeSink>>,
     /// The first consumer of every change, and the namer of the resources in every log line.
     log: LogChanges,
-    /// Revokes a cancel delivered itself, each batch with its delivery time, not yet marked in
-    /// the outbox: [`Service::record_deliveries`] marks them after the response.
-    delivered: Mutex<Vec<(OffsetDateTime, Vec<RevokeReport>)>>,
-    /// Which refused reads already have their row in this window (see [`trail`]).
-    refusals: trail::RefusalGate,
-    /// The cleanups the change stream owes, until [`Service::record_cleanups`] records them.
-    cleanups: CleanupQueue,
+    /// Revokes a cancel delivered itself, not yet marked in the outbox:
+    /// [`Service::record_deliveries`] marks them after the response.
+    deliveries: Backlog<Delivery>,
+    /// Security events whose row is written off the request path.
+    trail: SecurityTrail,
+}
+
+/// The receiving halves of what a [`Service`] owes background jobs, one job each.
+#[derive(Debug)]
+pub struct Drains {
+    /// For the revoke dispatcher ([`Service::record_deliveries`]).
+    pub deliveries: Drain<Delivery>,
+    /// For the cleanup dispatcher ([`Service::record_cleanups`]).
+    pub cleanups: Drain<OwedCleanup>,
+    /// For the trail writer ([`Service::write_security_event`]).
+    pub trail: TrailQueue,
+}
+
+/// Revokes a cancel delivered itself, with the time the broker took them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub at: OffsetDateTime,
+    pub reports: Vec<RevokeReport>,
 }
 
 impl<S, B> std::fmt::Debug for Service<S, B> {
@@ -100,22 +120,34 @@ impl<S, B> std::fmt::Debug for Service<S, B> {
     }
 }
 
+/// Revoke deliveries kept in memory at most until the dispatcher marks them; beyond it some are
+/// dropped, and the dispatcher delivers those again once their grace is over, which marks them.
+const MAX_QUEUED_DELIVERIES: usize = 10_000;
+
 impl<S, B> Service<S, B> {
     /// Wires a store and a broker; changes go to the logs ([`LogChanges`], naming resources by
     /// kind only until [`Service::with_resource_names`]) and to the cleanup queue
-    /// ([`CleanupQueue`]) until more sinks are added.
-    pub fn new(store: S, broker: B, settings: Settings) -> Self {
-        let cleanups = CleanupQueue::default();
-        Self {
+    /// ([`CleanupQueue`]) until more sinks are added. Returns the service and the receiving
+    /// halves its jobs drain.
+    pub fn new(store: S, broker: B, settings: Settings) -> (Self, Drains) {
+        let (deliveries, delivered) = backlog(MAX_QUEUED_DELIVERIES, "revoke deliveries");
+        let (cleanups, owed_cleanups) = backlog(MAX_QUEUED_CLEANUPS, "owed cleanups");
+        let (trail, trail_queue) = SecurityTrail::channel();
+        let service = Self {
             store,
             broker,
             settings,
-            sinks: vec![Arc::new(cleanups.clone())],
+            sinks: vec![Arc::new(CleanupQueue(cleanups))],
             log: LogChanges::default(),
-            delivered: Mutex::default(),
-            refusals: trail::RefusalGate::default(),
-            cleanups,
-        }
+            deliveries,
+            trail,
+        };
+        let drains = Drains {
+            deliveries: delivered,
+            cleanups: owed_cleanups,
+            trail: trail_queue,
+        };
+        (service, drains)
     }
 
     /// Names the resources of the service's log lines (changes, security events, overdue
@@ -146,6 +178,11 @@ impl<S, B> Service<S, B> {
     /// The settings.
     pub fn settings(&self) -> Settings {
         self.settings
+    }
+
+    /// Where the HTTP layer records its security events (failed authentication, rate limits).
+    pub fn trail(&self) -> &SecurityTrail {
+        &self.trail
     }
 
     /// Hands a committed change to every sink.

@@ -4,14 +4,12 @@ use ensinalab_domain::{CeleryState, Elapsed, TaskId};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::Service;
-use crate::trail::Refusal;
-use ensinalab_ports::Store;
-use ensinalab_ports::TaskBroker;
 use ensinalab_ports::{
-    ActivePage, ActivePosition, ActiveResource, ActiveRows, Caller, MAX_ACTIVE_PAGE, TaskSnapshot,
+    ActivePage, ActivePosition, ActiveResource, ActiveRows, BrokerError, Caller, EventOutcome,
+    MAX_ACTIVE_PAGE, Store, StoreError, TaskBroker, TaskSnapshot,
 };
-use ensinalab_ports::{BrokerError, StoreError};
+
+use crate::Service;
 
 /// One row of the active list.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,13 +130,12 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     ) -> Result<TaskSnapshot, TaskStatusError> {
         let (refusal, resource) = match self.store.resource_for_task(task_id).await? {
             Some(owner) if owner.user_id == caller.user_id => (None, None),
-            Some(owner) => (Some(Refusal::Foreign), Some((owner.kind, owner.id))),
-            None => (Some(Refusal::Missing), None),
+            Some(owner) => (Some(EventOutcome::NotOwner), Some((owner.kind, owner.id))),
+            None => (Some(EventOutcome::NotFound), None),
         };
         if let Some(refusal) = refusal {
             let details = json!({"action": "read_task"});
-            self.refuse_read(caller, details, resource, Some(task_id), refusal)
-                .await;
+            self.refuse_read(caller, details, resource, Some(task_id), refusal);
             return Err(TaskStatusError::NotFound);
         }
         let mut snapshot = self

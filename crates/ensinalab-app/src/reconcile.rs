@@ -10,15 +10,12 @@ use ensinalab_domain::{
 
 use time::OffsetDateTime;
 
-use crate::Service;
-use ensinalab_ports::ChangeKind;
-use ensinalab_ports::Store;
-use ensinalab_ports::TaskBroker;
 use ensinalab_ports::{
-    AnyStatus, BriefingUpdate, InFlightTask, ResourceRef, RevokeOutcome, RevokeReport,
-    TaskSnapshot, VideoUpdate,
+    AnyStatus, BriefingUpdate, BrokerError, ChangeKind, InFlightTask, ResourceRef, RevokeOutcome,
+    RevokeReport, Store, StoreError, TaskBroker, TaskSnapshot, VideoUpdate,
 };
-use ensinalab_ports::{BrokerError, StoreError};
+
+use crate::Service;
 
 /// What one reconciliation pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

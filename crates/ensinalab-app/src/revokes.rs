@@ -5,14 +5,12 @@
 use ensinalab_domain::{BriefingId, ResourceKind, TaskId, VideoId};
 use time::OffsetDateTime;
 
-use crate::Service;
-use ensinalab_ports::RevokeStatus;
-use ensinalab_ports::Store;
-use ensinalab_ports::TaskBroker;
-use ensinalab_ports::{BrokerError, StoreError};
-use ensinalab_ports::{ChangeKind, Overdue, TaskChange};
-use ensinalab_ports::{OwedRevoke, settles};
-use ensinalab_ports::{RevokeOutcome, RevokeReport};
+use ensinalab_ports::{
+    BrokerError, ChangeKind, Overdue, OwedRevoke, RevokeOutcome, RevokeReport, RevokeStatus, Store,
+    StoreError, TaskBroker, TaskChange, settles,
+};
+
+use crate::{Delivery, Drain, Service};
 
 /// Longest wait between two delivery attempts of one revoke.
 pub const MAX_RETRY_DELAY: time::Duration = time::Duration::seconds(30);
@@ -43,23 +41,22 @@ pub fn retry_delay(attempts: u32) -> time::Duration {
 
 impl<S: Store, B: TaskBroker> Service<S, B> {
     /// Marks in the outbox the revokes cancels delivered themselves since the last call (the
-    /// dispatcher calls it every tick, before looking for due revokes). Returns how many were
-    /// marked. On a store failure the rest are dropped, not kept: the dispatcher delivers those
-    /// again once their grace is over, which marks them.
+    /// dispatcher calls it every tick, before looking for due revokes, with the drain it was
+    /// handed). Returns how many were marked. On a store failure the rest are dropped, not
+    /// kept: the dispatcher delivers those again once their grace is over, which marks them.
     ///
     /// # Errors
     /// [`StoreError`] from the first write that failed.
-    pub async fn record_deliveries(&self) -> Result<usize, StoreError> {
-        let batches = std::mem::take(
-            &mut *self
-                .delivered
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+    pub async fn record_deliveries(
+        &self,
+        delivered: &mut Drain<Delivery>,
+    ) -> Result<usize, StoreError> {
         let mut marked = 0;
-        for (at, reports) in batches {
-            self.store.revokes_delivered(&reports, at).await?;
-            marked += reports.len();
+        for delivery in delivered.take() {
+            self.store
+                .revokes_delivered(&delivery.reports, delivery.at)
+                .await?;
+            marked += delivery.reports.len();
         }
         Ok(marked)
     }

@@ -2,10 +2,11 @@
 //! drain (owed cleanups, operator alerts).
 
 use ensinalab_domain::TaskId;
-use ensinalab_ports::ResourceNames;
-use ensinalab_ports::{ChangeKind, ChangeSink, CleanupReason, OwedCleanup, TaskChange, is_alert};
+use ensinalab_ports::{
+    ChangeKind, ChangeSink, CleanupReason, OwedCleanup, ResourceNames, TaskChange, is_alert,
+};
 
-use crate::backlog::Backlog;
+use crate::backlog::{Backlog, Drain, backlog};
 
 /// The consumer every service has: one log line per change (debug level, so that a cancel-all
 /// of many jobs costs no formatting unless asked for), the resource named as the service's log
@@ -44,16 +45,10 @@ impl ChangeSink for LogChanges {
 /// are dropped and the orphan sweep removes their files.
 pub const MAX_QUEUED_CLEANUPS: usize = 100_000;
 
-/// The change-stream consumer that collects owed cleanups until the cleanup job records them.
-/// Cheap to clone: clones share the queue.
+/// The change-stream consumer that collects owed cleanups until the cleanup job records them
+/// (every service has one; the cleanup job holds its drain).
 #[derive(Debug, Clone)]
 pub struct CleanupQueue(pub Backlog<OwedCleanup>);
-
-impl Default for CleanupQueue {
-    fn default() -> Self {
-        Self(Backlog::new(MAX_QUEUED_CLEANUPS, "owed cleanups"))
-    }
-}
 
 impl ChangeSink for CleanupQueue {
     fn publish(&self, change: &TaskChange) {
@@ -79,9 +74,11 @@ pub const MAX_QUEUED_ALERTS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct AlertQueue(pub Backlog<TaskChange>);
 
-impl Default for AlertQueue {
-    fn default() -> Self {
-        Self(Backlog::new(MAX_QUEUED_ALERTS, "operator alerts"))
+impl AlertQueue {
+    /// A queue, and the drain the mail job takes the alerts from.
+    pub fn new() -> (Self, Drain<TaskChange>) {
+        let (queue, drain) = backlog(MAX_QUEUED_ALERTS, "operator alerts");
+        (Self(queue), drain)
     }
 }
 
@@ -116,7 +113,8 @@ mod tests {
 
     #[test]
     fn the_queue_takes_cancels_and_failures_with_a_task_and_nothing_else() {
-        let queue = CleanupQueue::default();
+        let (queue, mut drain) = backlog(10, "owed cleanups");
+        let queue = CleanupQueue(queue);
         queue.publish(&change(
             ChangeKind::Cancelled(CancelReason::Timeout),
             Some(TASK),
@@ -126,10 +124,10 @@ mod tests {
         queue.publish(&change(ChangeKind::Completed, Some(TASK)));
         queue.publish(&change(ChangeKind::Started, Some(TASK)));
 
-        let owed = queue.0.take();
+        let owed = drain.take();
         let reasons: Vec<_> = owed.iter().map(|c| c.reason.as_str()).collect();
         assert_eq!(reasons, ["timeout", "failed"]);
         assert_eq!(owed[0].resource, (ResourceKind::Video, 7));
-        assert!(queue.0.take().is_empty(), "take empties the queue");
+        assert!(drain.take().is_empty(), "take empties the queue");
     }
 }

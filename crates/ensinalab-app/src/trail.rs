@@ -8,65 +8,82 @@
 //! a row each: the cancel quota already bounds them, and each names the resource attempted.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ensinalab_domain::{ResourceKind, TaskId, UserId};
+use ensinalab_ports::{Caller, EventOutcome, SecurityEvent, SecurityEventKind, SecurityLog};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::Service;
-use ensinalab_ports::Caller;
-use ensinalab_ports::SecurityLog;
-use ensinalab_ports::{SecurityEvent, SecurityEventKind};
 
 /// How long one refused-read (or refused admin) row stands for the caller's later refusals with
 /// the same outcome.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 /// Past this many remembered callers, expired entries are dropped before a new one is added.
 const GATE_SWEEP_AT: usize = 10_000;
+/// Events waiting to be written; beyond this, rows are dropped (the log line never is).
+const TRAIL_QUEUE: usize = 1024;
 
-/// Why a request on a resource was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Refusal {
-    /// No such resource.
-    Missing,
-    /// Someone else's: an attempt worth flagging, answered like [`Refusal::Missing`].
-    Foreign,
-    /// The resource's status does not allow it.
-    Status,
-    /// An admin route, and the caller is no admin.
-    NotAdmin,
+/// Where the HTTP layer and the use cases send the security events whose row is written off
+/// the request path: a flood of bad tokens or of refused reads must not hold a database
+/// connection per request. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SecurityTrail {
+    tx: mpsc::Sender<SecurityEvent>,
 }
 
-impl Refusal {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Missing => "not_found",
-            Self::Foreign => "not_owner",
-            Self::Status => "not_cancellable",
-            Self::NotAdmin => "not_admin",
+/// The events a [`SecurityTrail`] queued, for the trail writer.
+pub type TrailQueue = mpsc::Receiver<SecurityEvent>;
+
+impl SecurityTrail {
+    /// A trail and the queue its writer drains.
+    pub fn channel() -> (Self, TrailQueue) {
+        let (tx, rx) = mpsc::channel(TRAIL_QUEUE);
+        (Self { tx }, rx)
+    }
+
+    /// Logs the event and queues its row. Never blocks, never fails the request.
+    pub fn record(&self, event: SecurityEvent) {
+        event.log();
+        self.queue(event);
+    }
+
+    /// Queues the row of an event already logged.
+    fn queue(&self, event: SecurityEvent) {
+        if let Err(e) = self.tx.try_send(event) {
+            tracing::warn!(target: "security", error = %e, "security trail queue full or closed; row dropped");
         }
     }
 }
 
-/// Which refused reads already have their row in the current window.
+/// Which refused reads and refused admin accesses already have their row in the current
+/// window. The trail writer owns one.
 #[derive(Debug, Default)]
-pub(crate) struct RefusalGate {
-    seen: Mutex<HashMap<(UserId, Refusal), Instant>>,
+pub struct RefusalGate {
+    seen: HashMap<(UserId, SecurityEventKind, EventOutcome), Instant>,
 }
 
 impl RefusalGate {
-    /// Whether a refusal of `user` with `refusal` at `now` gets a row.
-    fn admit(&self, user: UserId, refusal: Refusal, now: Instant) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Whether `event`, at `now`, gets a row: always, unless it is a refused read or refused
+    /// admin access whose caller already has a row with this outcome in the window.
+    pub fn admit(&mut self, event: &SecurityEvent, now: Instant) -> bool {
+        let gated = matches!(
+            event.event,
+            SecurityEventKind::ReadRefused | SecurityEventKind::AdminRefused
+        );
+        let Some(user) = event.user_id.filter(|_| gated) else {
+            return true;
+        };
+        let key = (user, event.event, event.outcome);
         let fresh = |at: &Instant| now.saturating_duration_since(*at) < REFUSAL_WINDOW;
-        if seen.get(&(user, refusal)).is_some_and(fresh) {
+        if self.seen.get(&key).is_some_and(fresh) {
             return false;
         }
-        if seen.len() >= GATE_SWEEP_AT {
-            seen.retain(|_, at| fresh(at));
+        if self.seen.len() >= GATE_SWEEP_AT {
+            self.seen.retain(|_, at| fresh(at));
         }
-        seen.insert((user, refusal), now);
+        self.seen.insert(key, now);
         true
     }
 }
@@ -96,10 +113,22 @@ impl<S: SecurityLog, B> Service<S, B> {
         }
     }
 
+    /// Writes the row of an event the trail queued, unless `gate` says the caller's refusal
+    /// already has one in the window (the trail writer calls it for each, in order).
+    pub async fn write_security_event(&self, gate: &mut RefusalGate, event: SecurityEvent) {
+        if gate.admit(&event, Instant::now()) {
+            self.write_row(&event).await;
+        }
+    }
+
     /// Logs `event` and writes its row.
     pub(crate) async fn audit(&self, event: SecurityEvent) {
         event.log_named(&self.log.0);
-        if let Err(err) = self.store.record(&event).await {
+        self.write_row(&event).await;
+    }
+
+    async fn write_row(&self, event: &SecurityEvent) {
+        if let Err(err) = self.store.record(event).await {
             tracing::error!(target: "security", error = %err, event = event.event.as_str(), "security event not stored");
         }
     }
@@ -109,7 +138,7 @@ impl<S: SecurityLog, B> Service<S, B> {
         &self,
         caller: &Caller,
         resource: (ResourceKind, i64),
-        refusal: Refusal,
+        outcome: EventOutcome,
         status: Option<&str>,
     ) {
         let details = status.map_or_else(|| json!({}), |s| json!({ "status": s }));
@@ -118,44 +147,50 @@ impl<S: SecurityLog, B> Service<S, B> {
             caller,
             Some(resource),
             None,
-            refusal,
+            outcome,
             details,
         ))
         .await;
     }
+}
 
-    /// A refused read (`details` names it: `{"action": "read_briefing"}`, ...): always a log
-    /// line, a row when the caller has none with this outcome in the window.
-    pub(crate) async fn refuse_read(
+impl<S, B> Service<S, B> {
+    /// A refused read (`details` names it: `{"action": "read_briefing"}`, ...): a log line
+    /// now, and a row through the trail when the caller has none with this outcome in the
+    /// window.
+    pub(crate) fn refuse_read(
         &self,
         caller: &Caller,
         details: serde_json::Value,
         resource: Option<(ResourceKind, i64)>,
         task_id: Option<&TaskId>,
-        refusal: Refusal,
+        outcome: EventOutcome,
     ) {
-        let event = refused(
+        self.refuse(refused(
             SecurityEventKind::ReadRefused,
             caller,
             resource,
             task_id.cloned(),
-            refusal,
+            outcome,
             details,
-        );
-        if self.refusals.admit(caller.user_id, refusal, Instant::now()) {
-            self.audit(event).await;
-        } else {
-            event.log_named(&self.log.0);
-        }
+        ));
     }
-}
 
-impl<S, B> Service<S, B> {
-    /// Whether `user`'s refused admin access gets its `admin_refused` row: the first in the
-    /// window does, by the gate of refused reads. The HTTP layer writes the row (off the request
-    /// path) or, when this says no, only its log line.
-    pub fn admits_admin_refusal(&self, user: UserId) -> bool {
-        self.refusals.admit(user, Refusal::NotAdmin, Instant::now())
+    /// A refused admin access on `route`, recorded as a refused read is.
+    pub(crate) fn refuse_admin(&self, caller: &Caller, route: &str) {
+        self.refuse(refused(
+            SecurityEventKind::AdminRefused,
+            caller,
+            None,
+            None,
+            EventOutcome::NotAdmin,
+            json!({ "route": route }),
+        ));
+    }
+
+    fn refuse(&self, event: SecurityEvent) {
+        event.log_named(&self.log.0);
+        self.trail.queue(event);
     }
 }
 
@@ -164,7 +199,7 @@ fn refused(
     caller: &Caller,
     resource: Option<(ResourceKind, i64)>,
     task_id: Option<TaskId>,
-    refusal: Refusal,
+    outcome: EventOutcome,
     details: serde_json::Value,
 ) -> SecurityEvent {
     SecurityEvent {
@@ -172,7 +207,7 @@ fn refused(
         user_id: Some(caller.user_id),
         resource,
         task_id,
-        outcome: refusal.as_str().to_owned(),
+        outcome,
         client_ip: caller.client_ip.clone(),
         details,
     }
@@ -182,31 +217,51 @@ fn refused(
 mod tests {
     use super::*;
 
+    fn refusal(user: i64, event: SecurityEventKind, outcome: EventOutcome) -> SecurityEvent {
+        SecurityEvent {
+            event,
+            user_id: Some(UserId(user)),
+            resource: None,
+            task_id: None,
+            outcome,
+            client_ip: None,
+            details: json!({}),
+        }
+    }
+
+    fn read(user: i64, outcome: EventOutcome) -> SecurityEvent {
+        refusal(user, SecurityEventKind::ReadRefused, outcome)
+    }
+
     #[test]
     fn one_refused_read_row_per_caller_and_outcome_per_window() {
-        let gate = RefusalGate::default();
+        let mut gate = RefusalGate::default();
         let t0 = Instant::now();
-        let (alice, bob) = (UserId(1), UserId(2));
-        assert!(gate.admit(alice, Refusal::Missing, t0));
-        assert!(!gate.admit(alice, Refusal::Missing, t0 + Duration::from_secs(59)));
-        assert!(gate.admit(alice, Refusal::Foreign, t0));
-        assert!(gate.admit(bob, Refusal::Missing, t0));
-        assert!(gate.admit(alice, Refusal::Missing, t0 + REFUSAL_WINDOW));
+        let (missing, foreign) = (EventOutcome::NotFound, EventOutcome::NotOwner);
+        assert!(gate.admit(&read(1, missing), t0));
+        assert!(!gate.admit(&read(1, missing), t0 + Duration::from_secs(59)));
+        assert!(gate.admit(&read(1, foreign), t0));
+        assert!(gate.admit(&read(2, missing), t0));
+        assert!(gate.admit(&read(1, missing), t0 + REFUSAL_WINDOW));
         // A refused admin access is gated apart from refused reads.
-        assert!(gate.admit(alice, Refusal::NotAdmin, t0));
-        assert!(!gate.admit(alice, Refusal::NotAdmin, t0 + Duration::from_secs(1)));
+        let admin = refusal(1, SecurityEventKind::AdminRefused, EventOutcome::NotAdmin);
+        assert!(gate.admit(&admin, t0));
+        assert!(!gate.admit(&admin, t0 + Duration::from_secs(1)));
+        // Everything else gets its row.
+        let cancel = refusal(1, SecurityEventKind::CancelRefused, missing);
+        assert!(gate.admit(&cancel, t0));
+        assert!(gate.admit(&cancel, t0));
     }
 
     #[test]
     fn the_gate_forgets_expired_callers_instead_of_growing_without_end() {
-        let gate = RefusalGate::default();
+        let mut gate = RefusalGate::default();
         let t0 = Instant::now();
         for user in 0..GATE_SWEEP_AT as i64 {
-            assert!(gate.admit(UserId(user), Refusal::Missing, t0));
+            assert!(gate.admit(&read(user, EventOutcome::NotFound), t0));
         }
         let later = t0 + REFUSAL_WINDOW;
-        assert!(gate.admit(UserId(-1), Refusal::Missing, later));
-        let seen = gate.seen.lock().unwrap().len();
-        assert_eq!(seen, 1, "the expired entries were swept");
+        assert!(gate.admit(&read(-1, EventOutcome::NotFound), later));
+        assert_eq!(gate.seen.len(), 1, "the expired entries were swept");
     }
 }

@@ -4,11 +4,9 @@
 
 use time::OffsetDateTime;
 
+use ensinalab_ports::{BrokerError, RevokeOutcome, Store, StoreError, TaskBroker};
+
 use crate::Service;
-use ensinalab_ports::RevokeOutcome;
-use ensinalab_ports::Store;
-use ensinalab_ports::TaskBroker;
-use ensinalab_ports::{BrokerError, StoreError};
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

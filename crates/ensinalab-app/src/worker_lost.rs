@@ -9,12 +9,11 @@
 
 use ensinalab_domain::{BriefingId, TaskId, VideoId};
 
-use crate::Service;
-use crate::reconcile::ReconcileError;
-use ensinalab_ports::Store;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::TaskBroker;
-use ensinalab_ports::{AnyStatus, BriefingUpdate, InFlightTask, VideoUpdate};
+use ensinalab_ports::{
+    AnyStatus, BriefingUpdate, InFlightTask, Store, StoreError, TaskBroker, VideoUpdate,
+};
+
+use crate::{Service, reconcile::ReconcileError};
 
 /// The `error_message` of a row whose worker was lost.
 pub const WORKER_LOST: &str = "WorkerLostError: o worker que executava a tarefa desapareceu";

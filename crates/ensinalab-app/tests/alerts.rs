@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ensinalab_app::testing::{
-    InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task,
+    InMemoryStore, RecordingBroker, RecordingSink, caller, recorded_service, task, wired,
 };
 use ensinalab_app::{AlertQueue, OverdueReport, Service, Settings};
 use ensinalab_domain::{CancelReason, ResourceKind, UserId, VideoStatus};
@@ -64,13 +64,13 @@ async fn a_revoke_still_undelivered_past_its_grace_is_reported_once_to_its_owner
 
 #[tokio::test]
 async fn a_delivered_revoke_is_overdue_only_while_a_live_worker_still_runs_the_task() {
-    let (svc, sink) = service();
+    let (svc, mut drains, sink) = wired(Settings::default());
     let s = svc.store();
     let killed = s.insert_video(ALICE, VideoStatus::Processing, Some(task(2)));
     let survivor = s.insert_video(ALICE, VideoStatus::Processing, Some(task(3)));
     svc.cancel_video(&caller(ALICE), killed.id).await.unwrap();
     svc.cancel_video(&caller(ALICE), survivor.id).await.unwrap();
-    svc.record_deliveries().await.unwrap();
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
     let past = OffsetDateTime::now_utc() + Duration::seconds(61);
 
     // The broker cannot tell who runs what: nothing is claimed.
@@ -91,13 +91,13 @@ async fn a_delivered_revoke_is_overdue_only_while_a_live_worker_still_runs_the_t
 
 #[tokio::test]
 async fn a_settled_revoke_is_never_overdue() {
-    let (svc, sink) = service();
+    let (svc, mut drains, sink) = wired(Settings::default());
     *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::AlreadyFinished);
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(4)));
     svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
-    svc.record_deliveries().await.unwrap();
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
     *svc.broker().running.lock().unwrap() = Some(vec![task(4)]);
     let past = OffsetDateTime::now_utc() + Duration::hours(1);
     let report = svc.report_overdue_revokes(past, GRACE, 100).await.unwrap();
@@ -117,7 +117,7 @@ async fn the_alert_queue_takes_timeouts_and_overdue_revokes_only() {
         .await
         .unwrap();
 
-    let alerts = AlertQueue::default();
+    let (alerts, mut drain) = AlertQueue::new();
     for change in sink.changes() {
         alerts.publish(&change);
     }
@@ -125,7 +125,7 @@ async fn the_alert_queue_takes_timeouts_and_overdue_revokes_only() {
     timeout.kind = ChangeKind::Cancelled(CancelReason::Timeout);
     alerts.publish(&timeout);
 
-    let kinds: Vec<_> = alerts.0.take().iter().map(|c| c.kind).collect();
+    let kinds: Vec<_> = drain.take().iter().map(|c| c.kind).collect();
     assert_eq!(
         kinds,
         [
@@ -164,28 +164,32 @@ async fn alerts_go_as_one_digest_per_interval_and_a_failed_send_keeps_them() {
     svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     let mut timeout = sink.changes()[0].clone();
     timeout.kind = ChangeKind::Cancelled(CancelReason::Timeout);
-    let alerts = AlertQueue::default();
+    let (alerts, mut drain) = AlertQueue::new();
     let mailer = Outbox::default();
     let every = std::time::Duration::from_secs(300);
     let t0 = OffsetDateTime::now_utc();
 
     // Nothing to say: no e-mail, and the slot stays free.
     assert_eq!(
-        svc.mail_alerts(&alerts, &mailer, t0, every).await.unwrap(),
+        svc.mail_alerts(&mut drain, &mailer, t0, every)
+            .await
+            .unwrap(),
         0
     );
     for _ in 0..3 {
         alerts.publish(&timeout);
     }
     assert_eq!(
-        svc.mail_alerts(&alerts, &mailer, t0, every).await.unwrap(),
+        svc.mail_alerts(&mut drain, &mailer, t0, every)
+            .await
+            .unwrap(),
         3
     );
     // More within the interval: kept, not sent.
     alerts.publish(&timeout);
     let soon = t0 + Duration::seconds(10);
     assert_eq!(
-        svc.mail_alerts(&alerts, &mailer, soon, every)
+        svc.mail_alerts(&mut drain, &mailer, soon, every)
             .await
             .unwrap(),
         0
@@ -195,14 +199,14 @@ async fn alerts_go_as_one_digest_per_interval_and_a_failed_send_keeps_them() {
     mailer.down.store(true, Ordering::SeqCst);
     let next = t0 + Duration::seconds(300);
     assert!(
-        svc.mail_alerts(&alerts, &mailer, next, every)
+        svc.mail_alerts(&mut drain, &mailer, next, every)
             .await
             .is_err()
     );
     mailer.down.store(false, Ordering::SeqCst);
     let after = t0 + Duration::seconds(600);
     assert_eq!(
-        svc.mail_alerts(&alerts, &mailer, after, every)
+        svc.mail_alerts(&mut drain, &mailer, after, every)
             .await
             .unwrap(),
         1

@@ -4,7 +4,9 @@
 
 use ensinalab_app::testing::InMemoryStore;
 use ensinalab_domain::UserId;
-use ensinalab_ports::{SecurityEvent, SecurityEventKind, SecurityEventQuery, SecurityLog};
+use ensinalab_ports::{
+    EventOutcome, SecurityEvent, SecurityEventKind, SecurityEventQuery, SecurityLog,
+};
 
 const A: SecurityEventKind = SecurityEventKind::CancelRefused;
 const B: SecurityEventKind = SecurityEventKind::AuthFailed;
@@ -15,7 +17,7 @@ fn event(kind: SecurityEventKind, user: i64) -> SecurityEvent {
         user_id: Some(UserId(user)),
         resource: None,
         task_id: None,
-        outcome: "refused".to_owned(),
+        outcome: EventOutcome::Refused,
         client_ip: None,
         details: serde_json::Value::Null,
     }

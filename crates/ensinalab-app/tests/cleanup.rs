@@ -6,8 +6,8 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task};
-use ensinalab_app::{Service, retry_delay};
+use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task, wired};
+use ensinalab_app::{Drains, Service, Settings, retry_delay};
 use ensinalab_domain::{BriefingStatus, CeleryState, ResourceKind, UserId, VideoStatus};
 use ensinalab_ports::{
     CleanupReason, FIRST_ATTEMPT_GRACE, RevokeOutcome, RevokeStatus, TaskKind, TaskSnapshot,
@@ -19,8 +19,8 @@ const ALICE: UserId = UserId(1);
 type Svc = Service<InMemoryStore, RecordingBroker>;
 
 /// What the cleanup job does each tick: record what the stream owes, then dispatch.
-async fn tick(svc: &Svc, now: OffsetDateTime) -> usize {
-    svc.record_cleanups().await.unwrap();
+async fn tick(svc: &Svc, drains: &mut Drains, now: OffsetDateTime) -> usize {
+    svc.record_cleanups(&mut drains.cleanups).await.unwrap();
     svc.dispatch_cleanups(now, 100).await.unwrap().sent
 }
 
@@ -42,7 +42,7 @@ fn cleanups_sent(broker: &RecordingBroker) -> Vec<(String, (ResourceKind, i64), 
 
 #[tokio::test]
 async fn a_cancels_cleanup_waits_for_its_revoke_to_be_delivered_then_leaves_once() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
@@ -52,11 +52,11 @@ async fn a_cancels_cleanup_waits_for_its_revoke_to_be_delivered_then_leaves_once
 
     // The cancel sent the kill itself, but the outbox learns it at the dispatcher's next mark:
     // until then the cleanup is owed and held back.
-    assert_eq!(tick(&svc, now).await, 0);
+    assert_eq!(tick(&svc, &mut drains, now).await, 0);
     assert_eq!(svc.store().owed_cleanups().len(), 1);
 
-    svc.record_deliveries().await.unwrap();
-    assert_eq!(tick(&svc, now).await, 1);
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
+    assert_eq!(tick(&svc, &mut drains, now).await, 1);
     assert_eq!(
         cleanups_sent(svc.broker()),
         [(
@@ -66,12 +66,12 @@ async fn a_cancels_cleanup_waits_for_its_revoke_to_be_delivered_then_leaves_once
         )]
     );
     assert!(svc.store().owed_cleanups().is_empty());
-    assert_eq!(tick(&svc, now).await, 0, "sent once");
+    assert_eq!(tick(&svc, &mut drains, now).await, 0, "sent once");
 }
 
 #[tokio::test]
 async fn with_the_broker_down_a_cleanup_waits_for_the_delayed_revoke_and_is_not_lost() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let s = svc.store();
     let b = s.insert_briefing(ALICE, BriefingStatus::Processing, Some(task(2)));
     let v = s.insert_video(ALICE, VideoStatus::Queued, Some(task(3)));
@@ -84,12 +84,12 @@ async fn with_the_broker_down_a_cleanup_waits_for_the_delayed_revoke_and_is_not_
             .all(|(_, r)| *r == RevokeStatus::Pending)
     );
     let now = OffsetDateTime::now_utc();
-    assert_eq!(tick(&svc, now).await, 0, "no kill sent yet");
+    assert_eq!(tick(&svc, &mut drains, now).await, 0, "no kill sent yet");
 
     // The dispatcher delivers the revokes once the broker is back; the cleanups follow.
     let later = now + FIRST_ATTEMPT_GRACE + Duration::seconds(1);
     assert_eq!(svc.deliver_revokes(later, 10).await.unwrap().sent, 2);
-    assert_eq!(tick(&svc, later).await, 2);
+    assert_eq!(tick(&svc, &mut drains, later).await, 2);
     let mut sent = cleanups_sent(svc.broker());
     sent.sort_by_key(|(task, _, _)| task.clone());
     let mut expected = vec![
@@ -110,7 +110,7 @@ async fn with_the_broker_down_a_cleanup_waits_for_the_delayed_revoke_and_is_not_
 
 #[tokio::test]
 async fn a_failures_cleanup_leaves_at_once_and_an_outage_only_delays_it() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(4)));
@@ -126,7 +126,7 @@ async fn a_failures_cleanup_leaves_at_once_and_an_outage_only_delays_it() {
     );
 
     let now = OffsetDateTime::now_utc();
-    svc.record_cleanups().await.unwrap();
+    svc.record_cleanups(&mut drains.cleanups).await.unwrap();
     svc.broker().fail_next.store(1, Ordering::SeqCst);
     assert!(svc.dispatch_cleanups(now, 100).await.is_err());
     let owed = svc.store().owed_cleanups();
@@ -134,8 +134,8 @@ async fn a_failures_cleanup_leaves_at_once_and_an_outage_only_delays_it() {
     assert_eq!(owed[0].attempts, 1);
     assert_eq!(owed[0].reason, CleanupReason::Failed);
     // Backed off: not due at once, due after the delay.
-    assert_eq!(tick(&svc, now).await, 0);
-    assert_eq!(tick(&svc, now + retry_delay(0)).await, 1);
+    assert_eq!(tick(&svc, &mut drains, now).await, 0);
+    assert_eq!(tick(&svc, &mut drains, now + retry_delay(0)).await, 1);
     assert_eq!(
         cleanups_sent(svc.broker()),
         [(
@@ -148,15 +148,15 @@ async fn a_failures_cleanup_leaves_at_once_and_an_outage_only_delays_it() {
 
 #[tokio::test]
 async fn a_cleanup_the_database_could_not_take_is_kept_for_the_next_tick() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(5)));
     svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     svc.store().down.store(true, Ordering::SeqCst);
-    assert!(svc.record_cleanups().await.is_err());
+    assert!(svc.record_cleanups(&mut drains.cleanups).await.is_err());
     svc.store().down.store(false, Ordering::SeqCst);
-    assert_eq!(svc.record_cleanups().await.unwrap(), 1);
+    assert_eq!(svc.record_cleanups(&mut drains.cleanups).await.unwrap(), 1);
     assert_eq!(svc.store().owed_cleanups().len(), 1);
 }
 
@@ -192,16 +192,16 @@ async fn the_orphan_sweep_names_every_task_in_flight_and_spares_fresh_directorie
 
 #[tokio::test]
 async fn a_task_claimed_before_any_worker_is_owed_no_cleanup() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Queued, Some(task(5)));
     *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::Claimed);
     let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Claimed));
-    svc.record_deliveries().await.unwrap();
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
 
-    assert_eq!(tick(&svc, OffsetDateTime::now_utc()).await, 0);
+    assert_eq!(tick(&svc, &mut drains, OffsetDateTime::now_utc()).await, 0);
     assert!(cleanups_sent(svc.broker()).is_empty());
     assert!(
         svc.store().owed_cleanups().is_empty(),
@@ -211,7 +211,7 @@ async fn a_task_claimed_before_any_worker_is_owed_no_cleanup() {
 
 #[tokio::test]
 async fn a_task_that_finished_before_its_kill_is_owed_the_cleanup_of_its_output() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(6)));
@@ -222,9 +222,9 @@ async fn a_task_that_finished_before_its_kill_is_owed_the_cleanup_of_its_output(
         RevokeStatus::Done(RevokeOutcome::FinishedFirst)
     );
     assert!(!done.revoke.revoked());
-    svc.record_deliveries().await.unwrap();
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
 
-    assert_eq!(tick(&svc, OffsetDateTime::now_utc()).await, 1);
+    assert_eq!(tick(&svc, &mut drains, OffsetDateTime::now_utc()).await, 1);
     assert_eq!(
         cleanups_sent(svc.broker()),
         [(

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_app::testing::{caller, recorded_service, service, task};
+use ensinalab_app::testing::{caller, service, task, wired};
 use ensinalab_app::{CancelError, Settings, retry_delay};
 use ensinalab_domain::{BriefingStatus, CeleryState, ResourceKind, UserId, VideoStatus};
 use ensinalab_ports::{
@@ -20,7 +20,7 @@ fn later() -> OffsetDateTime {
 
 #[tokio::test]
 async fn a_cancel_delivered_at_once_is_marked_after_the_response_and_leaves_nothing_pending() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));
@@ -38,8 +38,14 @@ async fn a_cancel_delivered_at_once_is_marked_after_the_response_and_leaves_noth
             .is_empty()
     );
     // The dispatcher's next tick marks it, once.
-    assert_eq!(svc.record_deliveries().await.unwrap(), 1);
-    assert_eq!(svc.record_deliveries().await.unwrap(), 0);
+    assert_eq!(
+        svc.record_deliveries(&mut drains.deliveries).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        svc.record_deliveries(&mut drains.deliveries).await.unwrap(),
+        0
+    );
     let owed = svc.store().owed_revokes();
     assert!(owed[0].0.delivered_at.is_some());
     assert!(
@@ -139,7 +145,7 @@ async fn cancel_all_owes_one_revoke_per_task_and_delivers_them_in_one_call() {
 
 #[tokio::test]
 async fn an_unheard_revoke_is_broadcast_again_until_the_task_is_finished() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
     *svc.broker().revoke_outcome.lock().unwrap() = Some(RevokeOutcome::NoWorkerListening);
     let v = svc
         .store()
@@ -149,7 +155,7 @@ async fn an_unheard_revoke_is_broadcast_again_until_the_task_is_finished() {
         done.revoke,
         RevokeStatus::Done(RevokeOutcome::NoWorkerListening)
     );
-    svc.record_deliveries().await.unwrap();
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
     let since = OffsetDateTime::now_utc() - Duration::hours(24);
 
     // Still open: said again.
@@ -224,13 +230,13 @@ async fn a_cancel_of_a_task_whose_result_says_it_finished_is_refused_and_the_row
 
 #[tokio::test]
 async fn a_kill_confirmed_after_the_cancel_answered_settles_its_revoke_as_one_killed_change() {
-    let (svc, sink) = recorded_service(Settings::default());
+    let (svc, mut drains, sink) = wired(Settings::default());
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(7)));
     let done = svc.cancel_video(&caller(ALICE), v.id).await.unwrap();
     assert_eq!(done.revoke, RevokeStatus::Done(RevokeOutcome::Signalled));
-    svc.record_deliveries().await.unwrap();
+    svc.record_deliveries(&mut drains.deliveries).await.unwrap();
 
     svc.broker().set_state(TaskSnapshot {
         state: CeleryState::Revoked,

@@ -4,11 +4,26 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_app::StatsError;
-use ensinalab_app::testing::service;
+use ensinalab_app::AdminError;
+use ensinalab_app::testing::{service, wired, write_trail};
+use ensinalab_app::{Admin, RefusalGate, Service, Settings};
 use ensinalab_domain::{UserId, VideoStatus};
-use ensinalab_ports::{DayCounts, MAX_STATS_DAYS};
+use ensinalab_ports::{Caller, DayCounts, EventOutcome, MAX_STATS_DAYS, SecurityEventKind};
 use time::{Duration, OffsetDateTime};
+
+const ROUTE: &str = "/admin/stats";
+
+fn operator() -> Caller {
+    Caller {
+        user_id: UserId(99),
+        is_admin: true,
+        client_ip: None,
+    }
+}
+
+fn admin<S, B>(svc: &Service<S, B>) -> Admin {
+    svc.admin(&operator(), ROUTE).unwrap()
+}
 
 #[tokio::test]
 async fn every_day_of_the_window_has_an_entry_and_only_today_has_the_jobs() {
@@ -19,7 +34,7 @@ async fn every_day_of_the_window_has_an_entry_and_only_today_has_the_jobs() {
         .insert_video(UserId(1), VideoStatus::Failed, None);
     let today = OffsetDateTime::now_utc().date();
 
-    let days = svc.daily_stats(3, today).await.unwrap();
+    let days = svc.daily_stats(&admin(&svc), 3, today).await.unwrap();
     let dates: Vec<_> = days.iter().map(|d| d.date).collect();
     assert_eq!(
         dates,
@@ -29,9 +44,15 @@ async fn every_day_of_the_window_has_an_entry_and_only_today_has_the_jobs() {
     assert_eq!(days[1], DayCounts::empty(today - Duration::days(1)));
     assert_eq!((days[2].created, days[2].failed), (2, 1));
 
-    assert_eq!(svc.daily_stats(1, today).await.unwrap().len(), 1);
     assert_eq!(
-        svc.daily_stats(MAX_STATS_DAYS, today).await.unwrap().len(),
+        svc.daily_stats(&admin(&svc), 1, today).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        svc.daily_stats(&admin(&svc), MAX_STATS_DAYS, today)
+            .await
+            .unwrap()
+            .len(),
         90
     );
 }
@@ -43,14 +64,42 @@ async fn days_outside_one_to_ninety_are_refused_without_reading_the_store() {
     let today = OffsetDateTime::now_utc().date();
     for days in [0, MAX_STATS_DAYS + 1, u32::MAX] {
         assert!(matches!(
-            svc.daily_stats(days, today).await,
-            Err(StatsError::DaysOutOfRange { max: 90 })
+            svc.daily_stats(&admin(&svc), days, today).await,
+            Err(AdminError::DaysOutOfRange { max: 90 })
         ));
     }
     assert!(matches!(
-        svc.daily_stats(7, today).await,
-        Err(StatsError::Store(_))
+        svc.daily_stats(&admin(&svc), 7, today).await,
+        Err(AdminError::Store(_))
     ));
+}
+
+#[tokio::test]
+async fn anyone_but_an_admin_is_refused_and_leaves_one_row_per_window() {
+    let (svc, mut drains, _) = wired(Settings::default());
+    let user = Caller {
+        is_admin: false,
+        ..operator()
+    };
+    for route in [ROUTE, "/admin/security-events", ROUTE] {
+        assert!(matches!(svc.admin(&user, route), Err(AdminError::NotAdmin)));
+    }
+    write_trail(&svc, &mut drains, &mut RefusalGate::default()).await;
+    let events = svc.store().events();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.event, e.outcome, e.user_id, e.details["route"].as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(
+            SecurityEventKind::AdminRefused,
+            EventOutcome::NotAdmin,
+            Some(UserId(99)),
+            Some(ROUTE)
+        )],
+        "one row per caller per window, naming the first route"
+    );
 }
 
 #[test]

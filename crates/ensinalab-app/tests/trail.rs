@@ -4,12 +4,14 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task};
-use ensinalab_app::{Service, VideoStatusError};
+use ensinalab_app::testing::{
+    InMemoryStore, RecordingBroker, caller, service, task, wired, write_trail,
+};
+use ensinalab_app::{RefusalGate, Service, Settings, VideoStatusError};
 use ensinalab_domain::{
     BriefingId, BriefingStatus, OptionId, ResourceKind, UserId, VideoId, VideoStatus,
 };
-use ensinalab_ports::{SecurityEvent, SecurityEventKind as Kind};
+use ensinalab_ports::{EventOutcome, SecurityEvent, SecurityEventKind as Kind};
 use serde_json::json;
 
 const ALICE: UserId = UserId(1);
@@ -60,7 +62,7 @@ async fn each_kind_of_cancel_writes_its_own_event() {
     svc.cancel_all(&caller(ALICE)).await.unwrap();
     let e = only_event(&svc, ALICE);
     assert_eq!(e.event, Kind::TasksCancelledAll);
-    assert_eq!(e.outcome, "cancelled");
+    assert_eq!(e.outcome, EventOutcome::Cancelled);
     assert_eq!(e.details, json!({"briefings": 1, "videos": 1}));
 }
 
@@ -116,7 +118,8 @@ async fn every_refused_cancel_is_recorded_with_why() {
 
 #[tokio::test]
 async fn refused_reads_of_every_kind_are_recorded_as_refusals() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
+    let mut gate = RefusalGate::default();
     let s = svc.store();
     let b = s.insert_briefing(ALICE, BriefingStatus::OptionsReady, Some(task(1)));
     let o = s.insert_option(b.id);
@@ -128,6 +131,8 @@ async fn refused_reads_of_every_kind_are_recorded_as_refusals() {
     assert!(svc.video_status(&caller(bobs[1]), v.id).await.is_err());
     assert!(svc.select_option(&caller(bobs[2]), o.id).await.is_err());
     assert!(svc.task_status(&caller(bobs[3]), &task(2)).await.is_err());
+
+    write_trail(&svc, &mut drains, &mut gate).await;
 
     let events = s.events();
     let seen: Vec<_> = events
@@ -187,11 +192,13 @@ async fn refused_reads_of_every_kind_are_recorded_as_refusals() {
 
 #[tokio::test]
 async fn reading_a_missing_resource_is_a_not_found_refusal_naming_what_was_asked() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
+    let mut gate = RefusalGate::default();
     assert!(matches!(
         svc.video_status(&caller(BOB), VideoId(404)).await,
         Err(VideoStatusError::NotFound)
     ));
+    write_trail(&svc, &mut drains, &mut gate).await;
     let e = only_event(&svc, BOB);
     assert_eq!(
         (e.event, e.outcome.as_str(), e.resource),
@@ -205,14 +212,16 @@ async fn reading_a_missing_resource_is_a_not_found_refusal_naming_what_was_asked
 
 #[tokio::test]
 async fn a_scan_of_ids_writes_one_row_per_caller_and_outcome_not_one_per_id() {
-    let svc = service();
+    let (svc, mut drains, _) = wired(Settings::default());
+    let mut gate = RefusalGate::default();
     for id in 1..=50 {
         assert!(svc.briefing(&caller(BOB), BriefingId(id)).await.is_err());
         assert!(svc.select_option(&caller(BOB), OptionId(id)).await.is_err());
     }
+    write_trail(&svc, &mut drains, &mut gate).await;
     let events = svc.store().events();
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].outcome, "not_found");
+    assert_eq!(events[0].outcome, EventOutcome::NotFound);
 
     // Another caller, or another outcome, has its own row.
     let b = svc
@@ -224,7 +233,8 @@ async fn a_scan_of_ids_writes_one_row_per_caller_and_outcome_not_one_per_id() {
             .await
             .is_err()
     );
-    let outcomes: Vec<(Option<UserId>, String)> = svc
+    write_trail(&svc, &mut drains, &mut gate).await;
+    let outcomes: Vec<(Option<UserId>, EventOutcome)> = svc
         .store()
         .events()
         .into_iter()
@@ -233,9 +243,9 @@ async fn a_scan_of_ids_writes_one_row_per_caller_and_outcome_not_one_per_id() {
     assert_eq!(
         outcomes,
         vec![
-            (Some(BOB), "not_found".into()),
-            (Some(BOB), "not_owner".into()),
-            (Some(UserId(3)), "not_found".into())
+            (Some(BOB), EventOutcome::NotFound),
+            (Some(BOB), EventOutcome::NotOwner),
+            (Some(UserId(3)), EventOutcome::NotFound)
         ]
     );
 }

@@ -2,16 +2,17 @@
 
 use std::sync::atomic::Ordering;
 
-use ensinalab_app::testing::{InMemoryStore, RecordingBroker, caller, service, task};
+use ensinalab_app::testing::{caller, service, task, wired};
 use ensinalab_app::{
-    CancelBriefingError, CancelVideoError, SelectOptionError, Service, Settings, TaskStatusError,
+    CancelBriefingError, CancelVideoError, SelectOptionError, Settings, TaskStatusError,
 };
 use ensinalab_domain::{
     BriefingDraft, BriefingId, BriefingStatus, CANCELLED_BY_USER, CeleryState, OptionId,
     ResourceKind, UserId, VideoId, VideoStatus,
 };
 use ensinalab_ports::{
-    ActivePage, Caller, RevokeOutcome, RevokeStatus, SecurityEventKind, TaskKind, TaskSnapshot,
+    ActivePage, Caller, EventOutcome, RevokeOutcome, RevokeStatus, SecurityEventKind, TaskKind,
+    TaskSnapshot,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -39,7 +40,7 @@ async fn cancelling_your_processing_video_cancels_it_revokes_its_task_and_logs_i
     let events = svc.store().events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, SecurityEventKind::VideoCancelled);
-    assert_eq!(events[0].outcome, "cancelled");
+    assert_eq!(events[0].outcome, EventOutcome::Cancelled);
     assert_eq!(events[0].user_id, Some(ALICE));
     assert_eq!(
         events[0].resource,
@@ -80,7 +81,7 @@ async fn someone_elses_video_is_not_found_unchanged_and_logged_as_an_attempt() {
     let events = svc.store().events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, SecurityEventKind::CancelRefused);
-    assert_eq!(events[0].outcome, "not_owner");
+    assert_eq!(events[0].outcome, EventOutcome::NotOwner);
     assert_eq!(events[0].user_id, Some(BOB));
 }
 
@@ -92,7 +93,7 @@ async fn a_missing_video_is_not_found_and_logged() {
         .await
         .unwrap_err();
     assert!(matches!(err, CancelVideoError::NotFound));
-    assert_eq!(svc.store().events()[0].outcome, "not_found");
+    assert_eq!(svc.store().events()[0].outcome, EventOutcome::NotFound);
 }
 
 #[tokio::test]
@@ -113,7 +114,7 @@ async fn a_finished_video_is_refused_with_its_status_and_left_alone() {
         assert_eq!(svc.store().video_row(video.id).unwrap().status, status);
         assert!(svc.broker().revoke_calls().is_empty());
         let events = svc.store().events();
-        assert_eq!(events[0].outcome, "not_cancellable");
+        assert_eq!(events[0].outcome, EventOutcome::NotCancellable);
         assert_eq!(events[0].details, json!({"status": status.as_str()}));
     }
 }
@@ -339,14 +340,10 @@ async fn the_active_list_has_only_the_callers_active_rows_with_states_in_one_cal
 
 #[tokio::test]
 async fn a_job_is_stuck_only_past_the_configured_limit() {
-    let svc = Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings {
-            task_time_limit_secs: 60,
-            ..Settings::default()
-        },
-    );
+    let (svc, _, _) = wired(Settings {
+        task_time_limit_secs: 60,
+        ..Settings::default()
+    });
     let v = svc
         .store()
         .insert_video(ALICE, VideoStatus::Processing, Some(task(1)));

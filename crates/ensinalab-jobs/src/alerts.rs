@@ -6,8 +6,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_app::{AlertQueue, Service};
-use ensinalab_ports::{Mailer, Store, TaskBroker};
+use ensinalab_app::{Drain, Service};
+use ensinalab_ports::{Mailer, Store, TaskBroker, TaskChange};
 use time::OffsetDateTime;
 
 use crate::Job;
@@ -19,10 +19,11 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Overdue revokes reported per pass.
 const BATCH: u32 = 500;
 
-/// The operators' e-mail: the queue the service fills, who sends, and how often at most.
+/// The operators' e-mail: the drain of the alert queue the service feeds (an
+/// `ensinalab_app::AlertQueue` among its sinks), who sends, and how often at most.
 #[derive(Debug)]
 pub struct Mail<M> {
-    pub alerts: AlertQueue,
+    pub alerts: Drain<TaskChange>,
     pub mailer: M,
     pub min_interval: Duration,
 }
@@ -81,7 +82,7 @@ where
             alerts,
             mailer,
             min_interval,
-        } = &self.mail;
+        } = &mut self.mail;
         let now = OffsetDateTime::now_utc();
         if let Err(err) = self
             .service

@@ -7,8 +7,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_app::Service;
-use ensinalab_ports::{Store, TaskBroker};
+use ensinalab_app::{Drain, Service};
+use ensinalab_ports::{OwedCleanup, Store, TaskBroker};
 use time::OffsetDateTime;
 
 use crate::Job;
@@ -20,12 +20,13 @@ const BATCH: u32 = 500;
 /// the sweep read the jobs in flight, or a worker clock somewhat behind ours, keeps its files.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
-/// The periodic pass of the cleanup dispatcher.
-pub struct CleanupDispatch<S, B>(pub Arc<Service<S, B>>);
+/// The periodic pass of the cleanup dispatcher, with the drain of the cleanups the change
+/// stream owes.
+pub struct CleanupDispatch<S, B>(pub Arc<Service<S, B>>, pub Drain<OwedCleanup>);
 
 impl<S: Store + 'static, B: TaskBroker + 'static> Job for CleanupDispatch<S, B> {
     async fn run(&mut self) -> ControlFlow<()> {
-        if let Err(err) = self.0.record_cleanups().await {
+        if let Err(err) = self.0.record_cleanups(&mut self.1).await {
             tracing::warn!(error = %err, "owed cleanups not recorded; kept for the next pass");
         }
         // A full batch means more may be due: go on, within reason, before the next pass.

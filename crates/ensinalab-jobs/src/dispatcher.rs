@@ -19,7 +19,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ensinalab_app::Service;
+use ensinalab_app::{Delivery, Drain, Service};
 use ensinalab_ports::{Store, TaskBroker};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -84,6 +84,7 @@ impl Rebroadcasts {
 /// The periodic pass: marking, delivery, re-broadcast when due.
 pub struct Dispatcher<S, B> {
     service: Arc<Service<S, B>>,
+    delivered: Drain<Delivery>,
     settings: DispatcherSettings,
     soon: Rebroadcasts,
     next_rebroadcast: Instant,
@@ -92,11 +93,13 @@ pub struct Dispatcher<S, B> {
 impl<S, B> Dispatcher<S, B> {
     pub fn new(
         service: Arc<Service<S, B>>,
+        delivered: Drain<Delivery>,
         settings: DispatcherSettings,
         soon: Rebroadcasts,
     ) -> Self {
         Self {
             service,
+            delivered,
             next_rebroadcast: Instant::now() + settings.rebroadcast_every,
             settings,
             soon,
@@ -106,7 +109,7 @@ impl<S, B> Dispatcher<S, B> {
 
 impl<S: Store + 'static, B: TaskBroker + 'static> Job for Dispatcher<S, B> {
     async fn run(&mut self) -> ControlFlow<()> {
-        if let Err(err) = self.service.record_deliveries().await {
+        if let Err(err) = self.service.record_deliveries(&mut self.delivered).await {
             tracing::warn!(error = %err, "revokes delivered by cancels not marked; they will be delivered again");
         }
         self.deliver().await;

@@ -29,9 +29,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensinalab_app::Service;
+use ensinalab_app::{Drains, Service};
 use ensinalab_domain::TaskId;
-use ensinalab_ports::{CensusSink, Mailer, SecurityEvent, Store, TaskBroker};
+use ensinalab_ports::{CensusSink, Mailer, Store, TaskBroker};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -53,8 +53,8 @@ pub struct Feeds<W, M> {
     pub task_changes: Option<mpsc::Receiver<TaskId>>,
     /// Workers coming online, when the broker can tell.
     pub workers_online: Option<mpsc::Receiver<W>>,
-    /// The HTTP layer's security events ([`trail::SecurityTrail::channel`]).
-    pub trail: mpsc::Receiver<SecurityEvent>,
+    /// What the service owes its jobs ([`ensinalab_app::Service::new`]).
+    pub drains: Drains,
     /// The operators' e-mail, when the deployment has one: its queue must be one of the
     /// service's sinks.
     pub mail: Option<Mail<M>>,
@@ -111,10 +111,15 @@ where
     if let Some(online) = feeds.workers_online {
         jobs.on_each("workers online", online, OnWorkerOnline(soon.clone()));
     }
+    let Drains {
+        deliveries,
+        cleanups,
+        trail,
+    } = feeds.drains;
     jobs.on_each(
         "security trail",
-        feeds.trail,
-        TrailWriter(Arc::clone(&service)),
+        trail,
+        TrailWriter::new(Arc::clone(&service)),
     );
     if service.settings().auto_cancel.is_some() {
         jobs.every(
@@ -126,7 +131,7 @@ where
     jobs.every(
         "cleanup dispatcher",
         pacing.dispatcher.tick,
-        CleanupDispatch(Arc::clone(&service)),
+        CleanupDispatch(Arc::clone(&service), cleanups),
     );
     if let Some(every) = pacing.orphan_sweep_every {
         jobs.every("orphan sweep", every, OrphanSweep(Arc::clone(&service)));
@@ -163,7 +168,7 @@ where
     jobs.every(
         "revoke dispatcher",
         pacing.dispatcher.tick,
-        Dispatcher::new(service, pacing.dispatcher, soon),
+        Dispatcher::new(service, deliveries, pacing.dispatcher, soon),
     );
     jobs
 }

@@ -110,6 +110,88 @@ impl FromStr for SecurityEventKind {
     }
 }
 
+/// How an event ended, as the trail's `outcome` column and the log's `outcome` field name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventOutcome {
+    /// The cancel was carried out.
+    Cancelled,
+    /// No such resource.
+    NotFound,
+    /// Someone else's resource: an attempt worth flagging, answered like [`Self::NotFound`].
+    NotOwner,
+    /// The resource's status does not allow the cancel.
+    NotCancellable,
+    /// An admin route, and the caller is no admin.
+    NotAdmin,
+    /// Over a rate limit.
+    Refused,
+    /// No bearer token.
+    MissingToken,
+    /// A token longer than any the server accepts.
+    TokenTooLong,
+    /// A token that does not verify (details say which check failed).
+    InvalidToken,
+    /// A token whose subject is not a user id.
+    BadSubject,
+    /// A token valid for longer than the server allows.
+    LivesTooLong,
+}
+
+impl EventOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 11] = [
+        Self::Cancelled,
+        Self::NotFound,
+        Self::NotOwner,
+        Self::NotCancellable,
+        Self::NotAdmin,
+        Self::Refused,
+        Self::MissingToken,
+        Self::TokenTooLong,
+        Self::InvalidToken,
+        Self::BadSubject,
+        Self::LivesTooLong,
+    ];
+
+    /// The stored and logged name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancelled => "cancelled",
+            Self::NotFound => "not_found",
+            Self::NotOwner => "not_owner",
+            Self::NotCancellable => "not_cancellable",
+            Self::NotAdmin => "not_admin",
+            Self::Refused => "refused",
+            Self::MissingToken => "missing_token",
+            Self::TokenTooLong => "token_too_long",
+            Self::InvalidToken => "invalid_token",
+            Self::BadSubject => "bad_subject",
+            Self::LivesTooLong => "lives_too_long",
+        }
+    }
+}
+
+impl fmt::Display for EventOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An outcome name this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown security event outcome {0:?}")]
+pub struct UnknownOutcome(pub String);
+
+impl FromStr for EventOutcome {
+    type Err = UnknownOutcome;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| UnknownOutcome(s.chars().take(64).collect()))
+    }
+}
+
 /// A row of the security trail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityEvent {
@@ -118,8 +200,7 @@ pub struct SecurityEvent {
     pub user_id: Option<UserId>,
     pub resource: Option<(ResourceKind, i64)>,
     pub task_id: Option<TaskId>,
-    /// e.g. `cancelled`, `not_found`, `not_owner`, `not_cancellable`, `refused`.
-    pub outcome: String,
+    pub outcome: EventOutcome,
     pub client_ip: Option<String>,
     pub details: serde_json::Value,
 }
@@ -170,7 +251,7 @@ impl SecurityEvent {
                 tracing::$level!(
                     target: "security",
                     event = self.event.as_str(),
-                    outcome = %self.outcome,
+                    outcome = self.outcome.as_str(),
                     user_id = self.user_id.map(UserId::get),
                     resource_type = self.resource.map(|(kind, _)| kind.as_str()),
                     resource_id = resource_id.as_deref(),
@@ -273,6 +354,14 @@ mod tests {
             SecurityEventKind::cancelled(ResourceKind::Video).as_str(),
             "video_cancelled"
         );
+    }
+
+    #[test]
+    fn outcomes_round_trip_through_their_names() {
+        for outcome in EventOutcome::ALL {
+            assert_eq!(outcome.as_str().parse::<EventOutcome>(), Ok(outcome));
+        }
+        assert!("Not_Found".parse::<EventOutcome>().is_err());
     }
 
     #[test]

@@ -22,8 +22,8 @@ mod stats;
 
 pub use alerts::{MailSlots, Mailer, is_alert};
 pub use audit::{
-    MAX_SECURITY_EVENTS_PAGE, ResourceNames, SecurityEvent, SecurityEventKind, SecurityEventPage,
-    SecurityEventQuery, StoredSecurityEvent, UnknownEventKind,
+    EventOutcome, MAX_SECURITY_EVENTS_PAGE, ResourceNames, SecurityEvent, SecurityEventKind,
+    SecurityEventPage, SecurityEventQuery, StoredSecurityEvent, UnknownEventKind, UnknownOutcome,
 };
 pub use broker::{TakenOut, TaskBroker};
 pub use changes::{ChangeKind, ChangeSink, Overdue, TaskChange};

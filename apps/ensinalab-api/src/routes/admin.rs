@@ -2,10 +2,11 @@
 //! route, whatever the method or token, so they cannot be found by probing.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use ensinalab_app::Admin;
 use ensinalab_domain::UserId;
 use ensinalab_ports::{
-    DEFAULT_STATS_DAYS, DayCounts, MAX_SECURITY_EVENTS_PAGE, SecurityEvent, SecurityEventKind,
-    SecurityEventPage, SecurityEventQuery, Store, StoredSecurityEvent, TaskBroker,
+    DEFAULT_STATS_DAYS, DayCounts, MAX_SECURITY_EVENTS_PAGE, SecurityEventKind, SecurityEventPage,
+    SecurityEventQuery, Store, StoredSecurityEvent, TaskBroker,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -16,7 +17,6 @@ use crate::auth::identify;
 use crate::dto::rfc3339;
 use crate::error::ApiError;
 use crate::ids::Hashids;
-use ensinalab_jobs::trail::SecurityTrail;
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -91,7 +91,7 @@ impl SecurityEventItem {
         Self {
             id: stored.id,
             event: e.event.as_str().to_owned(),
-            outcome: e.outcome,
+            outcome: e.outcome.as_str().to_owned(),
             user_id: e.user_id.map(UserId::get),
             resource_type: e.resource.map(|(kind, _)| kind.as_str().to_owned()),
             resource_id: e.resource.map(|(_, id)| ids.encode(id)),
@@ -149,35 +149,18 @@ pub async fn security_events<S: Store, B: TaskBroker>(
     svc: Svc<S, B>,
     ids: web::Data<Hashids>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &svc)?;
-    let params = web::Query::<SecurityEventsParams>::from_query(req.query_string())
-        .map_err(|_| bad("query string"))?;
-    let page = svc.store().security_events(&params.query()?).await?;
+    let admin = admin(&req, &svc)?;
+    let params = web::Query::<SecurityEventsParams>::from_query(req.query_string());
+    let query = params.map_err(|_| bad("query string"))?.query()?;
+    let page = svc.security_events(&admin, &query).await?;
     Ok(HttpResponse::Ok().json(SecurityEventsResponse::new(page, &ids)))
 }
 
-/// The caller when it holds an admin token; the unknown-route 404 otherwise, with an
-/// `admin_refused` event when the token was valid: always a log line, a row when the service's
-/// refusal gate admits it (one per user per window, as refused reads).
-fn admin<S, B>(req: &HttpRequest, svc: &Svc<S, B>) -> Result<(), ApiError> {
+/// The use case's proof that the caller is an admin, before anything is parsed; the
+/// unknown-route 404 without a valid token (nothing recorded) or without an admin one.
+fn admin<S, B>(req: &HttpRequest, svc: &Svc<S, B>) -> Result<Admin, ApiError> {
     let caller = identify(req).ok_or(ApiError::NotFound(ROUTE_NOT_FOUND))?;
-    if caller.is_admin {
-        return Ok(());
-    }
-    let event = SecurityEvent {
-        event: SecurityEventKind::AdminRefused,
-        user_id: Some(caller.user_id),
-        resource: None,
-        task_id: None,
-        outcome: "not_admin".to_owned(),
-        client_ip: caller.client_ip,
-        details: serde_json::json!({"route": crate::client::route(req)}),
-    };
-    match req.app_data::<web::Data<SecurityTrail>>() {
-        Some(trail) if svc.admits_admin_refusal(caller.user_id) => trail.record(event),
-        _ => event.log(),
-    }
-    Err(ApiError::NotFound(ROUTE_NOT_FOUND))
+    Ok(svc.admin(&caller, &crate::client::route(req))?)
 }
 
 /// `GET /admin/stats`'s query.
@@ -240,13 +223,12 @@ pub async fn stats<S: Store, B: TaskBroker>(
     req: HttpRequest,
     svc: Svc<S, B>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &svc)?;
+    let admin = admin(&req, &svc)?;
     let params =
         web::Query::<StatsParams>::from_query(req.query_string()).map_err(|_| bad("days"))?;
     let days = params.days.unwrap_or(DEFAULT_STATS_DAYS);
-    let counted = svc
-        .daily_stats(days, OffsetDateTime::now_utc().date())
-        .await?;
+    let today = OffsetDateTime::now_utc().date();
+    let counted = svc.daily_stats(&admin, days, today).await?;
     Ok(HttpResponse::Ok().json(StatsResponse {
         days: counted.into_iter().map(DayStats::from).collect(),
     }))

@@ -197,7 +197,7 @@ async fn a_failed_authentication_stores_a_reason_code_never_the_clients_text() {
         .iter()
         .find(|e| e.event.as_str() == "auth_failed")
         .expect("the row");
-    assert_eq!(row.outcome, "invalid_token");
+    assert_eq!(row.outcome.as_str(), "invalid_token");
     assert_eq!(
         row.details,
         serde_json::json!({"reason": "malformed", "method": "POST", "route": "/videos/{video_hash}/cancel"})

@@ -237,12 +237,12 @@ async fn another_user_gets_the_same_404_as_for_a_random_id_on_every_route(app: &
     assert!(
         refused
             .iter()
-            .all(|e| e.outcome == "not_owner" || e.outcome == "not_found"),
+            .all(|e| e.outcome.as_str() == "not_owner" || e.outcome.as_str() == "not_found"),
         "{refused:?}"
     );
     let flagged: Vec<(ResourceKind, i64)> = refused
         .iter()
-        .filter(|e| e.outcome == "not_owner")
+        .filter(|e| e.outcome.as_str() == "not_owner")
         .filter_map(|e| e.resource)
         .collect();
     let expected = briefing_ids

@@ -344,7 +344,7 @@ async fn without_a_valid_token_requests_are_limited_per_client_ip(app: &TestApp)
     let failed = events_when(app, 3, |e| e.event.as_str() == "auth_failed").await;
     assert_eq!(failed.len(), 3);
     for e in &failed {
-        assert_eq!(e.outcome, "invalid_token");
+        assert_eq!(e.outcome.as_str(), "invalid_token");
         assert_eq!(e.user_id, None);
         assert_eq!(e.client_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(e.details["route"], "/tasks/active");
@@ -375,7 +375,7 @@ async fn a_flood_of_refusals_writes_one_rate_limited_event_per_key_and_window(ap
     let events = events_when(app, 2, |e| e.event.as_str() == "rate_limited").await;
     let users: Vec<_> = events.iter().map(|e| e.user_id).collect();
     assert_eq!(users, [Some(UserId(1)), Some(UserId(2))], "{events:?}");
-    assert_eq!(events[0].outcome, "refused");
+    assert_eq!(events[0].outcome.as_str(), "refused");
     assert_eq!(events[0].details["policy"], "general");
     assert_eq!(events[0].details["route"], "/tasks/active");
 }

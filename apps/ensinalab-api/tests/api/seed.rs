@@ -180,7 +180,7 @@ async fn cancelling_another_users_video_is_a_404_and_changes_nothing(app: &TestA
         .expect("events");
     let last = events.last().expect("the attempt is recorded");
     assert_eq!(last.event.as_str(), "cancel_refused");
-    assert_eq!(last.outcome, "not_owner");
+    assert_eq!(last.outcome.as_str(), "not_owner");
     assert_eq!(last.user_id, Some(UserId(2)));
 }
 both!(cancelling_another_users_video_is_a_404_and_changes_nothing);

@@ -6,9 +6,7 @@ use ensinalab_domain::{
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::Briefings;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::{Briefing, BriefingOption, BriefingUpdate};
+use ensinalab_ports::{Briefing, BriefingOption, BriefingUpdate, Briefings, StoreError};
 
 impl Briefings for InMemoryStore {
     async fn create_briefing(

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ensinalab_domain::TaskId;
 
-use ensinalab_ports::BrokerError;
-use ensinalab_ports::{RevokeOutcome, RevokeReport, TaskRequest, TaskSnapshot};
-use ensinalab_ports::{TakenOut, TaskBroker};
+use ensinalab_ports::{
+    BrokerError, RevokeOutcome, RevokeReport, TakenOut, TaskBroker, TaskRequest, TaskSnapshot,
+};
 
 /// A broker that records what it was asked and answers from a table of states.
 #[derive(Default)]

@@ -4,9 +4,9 @@ use ensinalab_domain::{BriefingStatus, Cancel, UserId, VideoStatus};
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::{Briefing, Resource, ResourceId, Transition, Video};
-use ensinalab_ports::{Cancels, Status};
+use ensinalab_ports::{
+    Briefing, Cancels, Resource, ResourceId, Status, StoreError, Transition, Video,
+};
 
 /// A row the fake can cancel: where its table is, and what `cancel` says, written into it.
 pub(super) trait Cancelable: Resource {

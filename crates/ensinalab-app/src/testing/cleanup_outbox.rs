@@ -4,8 +4,7 @@ use ensinalab_domain::TaskId;
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::{CleanupOutbox, OwedCleanup};
+use ensinalab_ports::{CleanupOutbox, OwedCleanup, StoreError};
 
 impl InMemoryStore {
     /// The cleanup outbox: every cleanup owed and not sent yet.

@@ -3,8 +3,7 @@
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::MailSlots;
-use ensinalab_ports::StoreError;
+use ensinalab_ports::{MailSlots, StoreError};
 
 impl MailSlots for InMemoryStore {
     async fn claim_mail_slot(

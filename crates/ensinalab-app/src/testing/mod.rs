@@ -9,11 +9,12 @@ use ensinalab_domain::{
 };
 use time::OffsetDateTime;
 
-use crate::{Service, Settings};
-use ensinalab_ports::OwedCleanup;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::{Briefing, BriefingOption, Caller, Video};
-use ensinalab_ports::{SecurityEvent, StoredSecurityEvent};
+use ensinalab_ports::{
+    Briefing, BriefingOption, Caller, OwedCleanup, SecurityEvent, SecurityLog, StoreError,
+    StoredSecurityEvent, Video,
+};
+
+use crate::{Drains, RefusalGate, Service, Settings};
 
 mod briefings;
 mod broker;
@@ -89,27 +90,48 @@ pub fn task(n: u32) -> TaskId {
     TaskId::parse(&format!("550e8400-e29b-41d4-a716-{n:012}")).expect("a valid uuid")
 }
 
-/// A service over fresh fakes, with the default settings.
+/// A service over fresh fakes, with the default settings. What it owes its jobs is dropped:
+/// see [`wired`] for a test that drains it.
 pub fn service() -> Service<InMemoryStore, RecordingBroker> {
-    Service::new(
-        InMemoryStore::default(),
-        RecordingBroker::default(),
-        Settings::default(),
-    )
+    wired(Settings::default()).0
 }
 
 /// A service over fresh fakes with `settings`, and the sink that records every change it emits.
+/// What it owes its jobs is dropped: see [`wired`].
 pub fn recorded_service(
     settings: Settings,
 ) -> (Service<InMemoryStore, RecordingBroker>, Arc<RecordingSink>) {
+    let (svc, _, sink) = wired(settings);
+    (svc, sink)
+}
+
+/// A service over fresh fakes with `settings`, the drains its jobs would hold, and the sink
+/// that records every change it emits.
+pub fn wired(
+    settings: Settings,
+) -> (
+    Service<InMemoryStore, RecordingBroker>,
+    Drains,
+    Arc<RecordingSink>,
+) {
     let sink = Arc::new(RecordingSink::default());
-    let svc = Service::new(
+    let (svc, drains) = Service::new(
         InMemoryStore::default(),
         RecordingBroker::default(),
         settings,
-    )
-    .with_sink(sink.clone());
-    (svc, sink)
+    );
+    (svc.with_sink(sink.clone()), drains, sink)
+}
+
+/// Writes the trail's queued events as the trail writer does, through `gate`.
+pub async fn write_trail<S: SecurityLog, B>(
+    svc: &Service<S, B>,
+    drains: &mut Drains,
+    gate: &mut RefusalGate,
+) {
+    while let Ok(event) = drains.trail.try_recv() {
+        svc.write_security_event(gate, event).await;
+    }
 }
 
 /// All repositories over vectors behind one mutex (never held across an await).

@@ -4,9 +4,9 @@ use ensinalab_domain::{ResourceKind, TaskId};
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::{FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, settles};
-use ensinalab_ports::{RevokeOutcome, RevokeReport};
+use ensinalab_ports::{
+    FIRST_ATTEMPT_GRACE, OwedRevoke, RevokeOutbox, RevokeOutcome, RevokeReport, StoreError, settles,
+};
 
 /// One row of the fake's revoke outbox.
 #[derive(Debug, Clone)]

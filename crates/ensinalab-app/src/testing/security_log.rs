@@ -3,9 +3,9 @@
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::SecurityLog;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::{SecurityEvent, SecurityEventPage, SecurityEventQuery};
+use ensinalab_ports::{
+    SecurityEvent, SecurityEventPage, SecurityEventQuery, SecurityLog, StoreError,
+};
 
 impl SecurityLog for InMemoryStore {
     async fn record(&self, event: &SecurityEvent) -> Result<(), StoreError> {

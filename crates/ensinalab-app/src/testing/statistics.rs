@@ -3,9 +3,7 @@
 use time::{Date, OffsetDateTime};
 
 use super::*;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::AnyStatus;
-use ensinalab_ports::{Census, DayCounts, Statistics};
+use ensinalab_ports::{AnyStatus, Census, DayCounts, Statistics, StoreError};
 
 /// The fake keeps no `finished_at` or cancel reason: a final row counts as finished at its
 /// `updated_at`, and its cancel reason is read from its message (so a cancel-all counts as

@@ -4,11 +4,9 @@ use ensinalab_domain::{BriefingStatus, Cancel, ResourceKind, TaskId, UserId, Vid
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::Tasks;
 use ensinalab_ports::{
     ActivePage, ActivePosition, ActiveResource, ActiveRows, AnyStatus, CancelledAll, ExpiredJob,
-    InFlightTask, Resource, ResourceRef,
+    InFlightTask, Resource, ResourceRef, StoreError, Tasks,
 };
 
 impl Tasks for InMemoryStore {

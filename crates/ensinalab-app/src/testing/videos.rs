@@ -4,9 +4,7 @@ use ensinalab_domain::{Cancel, CancelReason, VideoId, VideoStatus};
 use time::OffsetDateTime;
 
 use super::*;
-use ensinalab_ports::StoreError;
-use ensinalab_ports::Videos;
-use ensinalab_ports::{NewVideo, Video, VideoUpdate};
+use ensinalab_ports::{NewVideo, StoreError, Video, VideoUpdate, Videos};
 
 impl Videos for InMemoryStore {
     async fn create_video(&self, new: &NewVideo, slots: u32) -> Result<Option<Video>, StoreError> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ensinalab_domain::{ResourceKind, UserId};
-use ensinalab_ports::{SecurityEvent, SecurityEventQuery, SecurityLog};
+use ensinalab_ports::{EventOutcome, SecurityEvent, SecurityEventQuery, SecurityLog};
 
 use ensinalab_store::testing;
 
@@ -15,7 +15,7 @@ fn event(name: &str, user: Option<UserId>) -> SecurityEvent {
         user_id: user,
         resource: None,
         task_id: None,
-        outcome: "refused".to_owned(),
+        outcome: EventOutcome::Refused,
         client_ip: Some("10.0.0.1".to_owned()),
         details: serde_json::json!({"n": 1}),
     }
