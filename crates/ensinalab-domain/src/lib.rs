@@ -15,12 +15,10 @@ mod ids;
 mod status;
 mod timeout;
 
-pub use cancel::{
-    CANCELLED_BY_TIMEOUT, CANCELLED_BY_USER, Cancel, CancelReason, NotCancellable, decide_cancel,
-};
+pub use cancel::{CANCELLED_BY_TIMEOUT, CANCELLED_BY_USER, Cancel, CancelReason};
 pub use celery::{CeleryState, progress_fraction};
 pub use draft::{BriefingDraft, DraftError, GeneratedOption};
-pub use elapsed::{DEFAULT_TASK_TIME_LIMIT_SECS, Elapsed};
+pub use elapsed::{DEFAULT_TASK_TIME_LIMIT_SECS, Elapsed, lost_worker_grace};
 pub use ids::{BriefingId, IdError, OptionId, TaskId, UserId, VideoId};
 pub use status::{
     BriefingStatus, Lifecycle, ResourceKind, UnknownKind, UnknownStatus, VideoStatus,

@@ -4,7 +4,7 @@
 //! queries, the security trail, the revoke and cleanup outboxes, the operators' statistics) and [`TaskBroker`] (dispatch, observe,
 //! revoke), plus [`ChangeSink`], where the stream of task changes goes. Use cases are methods of
 //! [`Service`], generic over the store and the broker, each returning its own error enum; they
-//! carry out the domain's rules (the cancel: `ensinalab_domain::decide_cancel`), write every
+//! carry out the domain's rules (the cancel: `ensinalab_domain::Cancel::new`), write every
 //! security event of what they did or refused, and emit every change a user could see, once,
 //! after it committed. No
 //! infrastructure type (database, Redis, HTTP) appears here; adapters classify their failures
