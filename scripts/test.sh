@@ -25,6 +25,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The domain crate is a library other services read: its example must run and its docs must
+# build clean. nextest runs no doctests, so they run here, for this crate only.
+echo "== domain doctests and docs"
+cargo test --doc -p ensinalab-domain --locked
+RUSTDOCFLAGS="-D warnings" cargo doc -p ensinalab-domain --no-deps --locked
 # Checks that drive a running server from outside. Each scripts/check-*.sh is self-contained
 # (builds and starts what it needs, bounded in time, stops what it started). They run before
 # the test runner so that its summary closes the output.

@@ -2,11 +2,10 @@
 //! seed does not have are additions only. Each converts by hand from a use-case result, with
 //! keys turned into hashids here and nowhere else.
 
-use ensinalab_app::{ActiveList, ActiveTask, Cancelled, CancelledAllReport};
+use ensinalab_app::{ActiveList, ActiveTask};
 use ensinalab_domain::{BriefingDraft, CeleryState, DraftError, UserId};
 use ensinalab_ports::{
-    ActivePage, Briefing, BriefingOption, ChangeKind, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE,
-    TaskChange, TaskSnapshot, Video,
+    ActivePage, Briefing, BriefingOption, DEFAULT_ACTIVE_PAGE, MAX_ACTIVE_PAGE, TaskSnapshot, Video,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,6 +14,16 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::ids::Hashids;
+
+mod cancel;
+mod live;
+#[cfg(test)]
+mod tests;
+
+pub use cancel::{
+    CancelAllResponse, CancelBriefingResponse, CancelVideoResponse, CancelledLists, RevokeItem,
+};
+pub use live::{LiveChange, LiveEvent};
 
 /// RFC 3339 in UTC to the second, like the seed (`2025-11-13T10:30:00Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -253,112 +262,6 @@ impl From<TaskSnapshot> for TaskStatusResponse {
     }
 }
 
-/// `POST /videos/{video_hash}/cancel`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CancelVideoResponse {
-    pub video_id: String,
-    /// `Vídeo cancelado com sucesso`.
-    pub message: &'static str,
-    /// Whether the task is known to be stopped or stopping.
-    pub task_revoked: bool,
-    /// `cancelled`.
-    pub status: &'static str,
-    /// Added: what the revoke achieved: `claimed`, `removed_from_queue`, `signalled`, `killed`,
-    /// `no_worker_listening`, `already_finished`, `finished_first`, `no_task` or `pending` (the
-    /// broker could not be reached; the cancel stands and the server delivers the revoke when
-    /// it is back).
-    pub revoke: &'static str,
-}
-
-impl CancelVideoResponse {
-    /// From the use case's result.
-    pub fn new(c: &Cancelled<Video>, ids: &Hashids) -> Self {
-        Self {
-            video_id: ids.encode(c.resource.id.get()),
-            message: "Vídeo cancelado com sucesso",
-            task_revoked: c.revoke.revoked(),
-            status: c.resource.status.as_str(),
-            revoke: c.revoke.as_str(),
-        }
-    }
-}
-
-/// `POST /briefings/{briefing_hash}/cancel-generation`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CancelBriefingResponse {
-    pub briefing_id: String,
-    /// `Geração de opções cancelada com sucesso`.
-    pub message: &'static str,
-    pub task_revoked: bool,
-    pub status: &'static str,
-    /// Added: as in [`CancelVideoResponse::revoke`].
-    pub revoke: &'static str,
-}
-
-impl CancelBriefingResponse {
-    /// From the use case's result.
-    pub fn new(c: &Cancelled<Briefing>, ids: &Hashids) -> Self {
-        Self {
-            briefing_id: ids.encode(c.resource.id.get()),
-            message: "Geração de opções cancelada com sucesso",
-            task_revoked: c.revoke.revoked(),
-            status: c.resource.status.as_str(),
-            revoke: c.revoke.as_str(),
-        }
-    }
-}
-
-/// `POST /tasks/cancel-all`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CancelAllResponse {
-    /// `5 tasks canceladas com sucesso`.
-    pub message: String,
-    pub cancelled: CancelledLists,
-    /// Added: one entry per task id of the cancelled rows; `revoke` is `pending` for those the
-    /// broker could not take yet (the cancels stand; the server delivers them later).
-    pub revokes: Vec<RevokeItem>,
-}
-
-/// What cancel-all moved to `cancelled`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CancelledLists {
-    pub briefings: Vec<String>,
-    pub videos: Vec<String>,
-    pub total: usize,
-}
-
-/// The outcome of revoking one task.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RevokeItem {
-    pub task_id: String,
-    pub revoke: &'static str,
-    pub task_revoked: bool,
-}
-
-impl CancelAllResponse {
-    /// From the use case's report.
-    pub fn new(r: &CancelledAllReport, ids: &Hashids) -> Self {
-        let total = r.total();
-        Self {
-            message: format!("{total} tasks canceladas com sucesso"),
-            cancelled: CancelledLists {
-                briefings: r.briefings.iter().map(|b| ids.encode(b.get())).collect(),
-                videos: r.videos.iter().map(|v| ids.encode(v.get())).collect(),
-                total,
-            },
-            revokes: r
-                .revokes
-                .iter()
-                .map(|(task_id, status)| RevokeItem {
-                    task_id: task_id.to_string(),
-                    revoke: status.as_str(),
-                    task_revoked: status.revoked(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// `POST /briefings`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateBriefingRequest {
@@ -495,146 +398,4 @@ pub struct ReadyResponse {
     /// Present on 503: which dependency is down, in Portuguese.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ensinalab_domain::TaskId;
-    use serde_json::json;
-    use time::macros::datetime;
-
-    fn snapshot(state: &str) -> TaskSnapshot {
-        let failing = matches!(state, "FAILURE" | "RETRY");
-        TaskSnapshot {
-            state: CeleryState::parse(state),
-            info: match state {
-                "SUCCESS" => Some(json!({"video_id": 123, "status": "completed"})),
-                "PROGRESS" => Some(json!({"current": 50, "total": 100})),
-                _ => None,
-            },
-            error: failing.then(|| "ConnectionError: Failed to connect to OpenAI API".into()),
-            traceback: failing.then(|| "Traceback (most recent call last):\n  File...".into()),
-            progress: None,
-            ..TaskSnapshot::pending(TaskId::parse("550e8400-e29b-41d4-a716-446655440000").unwrap())
-        }
-    }
-
-    #[test]
-    fn task_status_bodies_have_the_seeds_fields_for_each_state() {
-        let id = "550e8400-e29b-41d4-a716-446655440000";
-        let table = [
-            (
-                "PROGRESS",
-                json!({"task_id": id, "state": "PROGRESS", "ready": false, "successful": null,
-                       "failed": null, "info": {"current": 50, "total": 100}}),
-            ),
-            (
-                "PENDING",
-                json!({"task_id": id, "state": "PENDING", "ready": false, "successful": null,
-                       "failed": null, "info": null}),
-            ),
-            (
-                "SUCCESS",
-                json!({"task_id": id, "state": "SUCCESS", "ready": true, "successful": true,
-                       "failed": false, "result": {"video_id": 123, "status": "completed"}}),
-            ),
-            (
-                "FAILURE",
-                json!({"task_id": id, "state": "FAILURE", "ready": true, "successful": false,
-                       "failed": true, "error": "ConnectionError: Failed to connect to OpenAI API",
-                       "traceback": "Traceback (most recent call last):\n  File..."}),
-            ),
-            (
-                "REVOKED",
-                json!({"task_id": id, "state": "REVOKED", "ready": false, "successful": null,
-                       "failed": null, "info": "Task foi cancelada"}),
-            ),
-        ];
-        for (state, expected) in table {
-            let body = serde_json::to_value(TaskStatusResponse::from(snapshot(state))).unwrap();
-            assert_eq!(body, expected, "{state}");
-        }
-    }
-
-    #[test]
-    fn times_are_rfc3339_utc_to_the_second() {
-        let t = datetime!(2025-11-13 07:30:00.123456 -3);
-        assert_eq!(rfc3339(t), "2025-11-13T10:30:00Z");
-    }
-}
-
-/// One event of `GET /tasks/events` as an SSE client reads it: the schema of the stream's items.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LiveEvent {
-    /// `snapshot` or `change`.
-    pub event: String,
-    /// Send it back as `Last-Event-ID` to resume after this event.
-    pub id: String,
-    /// JSON on one line: the body of `GET /tasks/active` for a `snapshot`, a [`LiveChange`] for
-    /// a `change`.
-    pub data: String,
-}
-
-/// The `data` of a `change` event of `GET /tasks/events`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LiveChange {
-    /// `created`, `started`, `progress`, `options_ready`, `completed`, `failed`,
-    /// `pending_approval`, `cancelled`, `revoke` or `revoke_overdue`.
-    pub change: &'static str,
-    /// `briefing` or `video`.
-    pub resource_type: &'static str,
-    /// The resource's hash.
-    pub resource_id: String,
-    pub task_id: Option<String>,
-    /// The resource's status after the change.
-    pub status: &'static str,
-    /// `0.0..=1.0`, videos only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub progress: Option<f64>,
-    /// Whether the job is still in its owner's `GET /tasks/active` after the change: a client
-    /// keeps it while `true` and drops it on the first `false`.
-    pub listed: bool,
-    /// `cancelled` only: `user`, `user_all`, `timeout` or `revoked`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    /// `revoke` only: what became of the kill, in the cancel responses' `revoke` words.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoke: Option<&'static str>,
-    /// `revoke_overdue` only: `undelivered` or `still_running`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<&'static str>,
-    /// When the change was made (RFC 3339, UTC).
-    pub at: String,
-}
-
-impl LiveChange {
-    pub fn new(change: &TaskChange, ids: &Hashids) -> Self {
-        let (mut reason, mut revoke, mut problem) = (None, None, None);
-        match change.kind {
-            ChangeKind::Cancelled(r) => reason = Some(r.as_str()),
-            ChangeKind::Revoke(status) => revoke = Some(status.as_str()),
-            ChangeKind::RevokeOverdue(p) => problem = Some(p.as_str()),
-            ChangeKind::Created
-            | ChangeKind::Started
-            | ChangeKind::Progress
-            | ChangeKind::OptionsReady
-            | ChangeKind::Completed
-            | ChangeKind::Failed
-            | ChangeKind::PendingApproval => {}
-        }
-        Self {
-            change: change.kind.as_str(),
-            resource_type: change.resource.0.as_str(),
-            resource_id: ids.encode(change.resource.1),
-            task_id: change.task_id.as_ref().map(|t| t.as_str().to_owned()),
-            status: change.status.as_str(),
-            progress: change.progress,
-            listed: change.status.is_listed(),
-            reason,
-            revoke,
-            problem,
-            at: rfc3339(change.at),
-        }
-    }
 }

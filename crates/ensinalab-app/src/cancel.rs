@@ -316,14 +316,13 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             return Ok(0);
         };
         let reason = CancelReason::Timeout;
-        let since = |kind| now - policy.limit(kind);
         let expired = self
             .store
             .cancel_expired(
                 &Cancel::new(reason),
-                since(ResourceKind::Briefing),
+                policy.cutoff(ResourceKind::Briefing, now),
                 &Cancel::new(reason),
-                since(ResourceKind::Video),
+                policy.cutoff(ResourceKind::Video, now),
             )
             .await?;
         let moved: Vec<Moved> = expired

@@ -1,9 +1,11 @@
 //! The cancel rule, whole: who may cancel what, and what a cancel writes.
 //!
-//! A cancel is decided here from a resource's status and a [`CancelReason`]; the stores execute
-//! the decided [`Cancel`] as one guarded write (`UPDATE … SET <write> WHERE status IN <from>`),
-//! so a cancel racing a completion ends in exactly one terminal state, and no adapter decides
-//! again in its own words.
+//! [`Cancel::new`] is the rule: for a [`CancelReason`] it says which statuses may be cancelled
+//! (the guard) and what the cancel writes. The stores carry out a `Cancel` as one guarded write
+//! (`UPDATE … SET <write> WHERE status IN <from>`), so a cancel racing a completion ends in
+//! exactly one terminal state; when that write moved nothing, [`Cancel::allows`] on the status
+//! read back decides between a refusal and another attempt. No adapter decides again in its
+//! own words.
 
 use std::fmt;
 
@@ -50,18 +52,10 @@ impl fmt::Display for CancelReason {
     }
 }
 
-/// A cancel refused because of the resource's current status; carries that status so the API
-/// can say "Status atual: completed".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("cannot cancel in status {current}")]
-pub struct NotCancellable<S: fmt::Display + fmt::Debug> {
-    /// The status the resource is in.
-    pub current: S,
-}
-
-/// A cancel the rule allows, as the one guarded write that carries it out.
+/// A cancel, as the one guarded write that carries it out: built by [`Cancel::new`], the rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cancel<S: 'static> {
+    /// Why: recorded with the row (`cancel_reason`) and in the change it makes.
     pub reason: CancelReason,
     /// The guard: the write happens only from one of these statuses.
     pub from: &'static [S],
@@ -74,8 +68,8 @@ pub struct Cancel<S: 'static> {
 }
 
 impl<S: Lifecycle> Cancel<S> {
-    /// The cancel for `reason`, whatever the row's status turns out to be: a store executes it
-    /// as one conditional write, without reading the status first.
+    /// THE cancel rule: the cancel for `reason`, whatever the row's status turns out to be. A
+    /// store executes it as one conditional write, without reading the status first.
     ///
     /// - The owner (one resource, or everything) may cancel what [`Lifecycle::CANCELLABLE`]
     ///   allows; the row says [`CANCELLED_BY_USER`] and a video's progress goes back to 0.
@@ -101,25 +95,12 @@ impl<S: Lifecycle> Cancel<S> {
         }
     }
 
-    /// Whether the guard lets a row in `current` move.
+    /// Whether the guard lets a row in `current` move. A store whose guarded write moved
+    /// nothing reads the row's status and asks this: `false` is the refusal (the use case's
+    /// `NotCancellable`, carrying `current`), `true` means the row changed in between and the
+    /// write is tried again.
     pub fn allows(&self, current: S) -> bool {
         self.from.contains(&current)
-    }
-}
-
-/// The rule for one row: a resource in `current` cancelled for `reason`.
-///
-/// # Errors
-/// [`NotCancellable`] with the current status when `reason` may not cancel from it.
-pub fn decide_cancel<S: Lifecycle>(
-    current: S,
-    reason: CancelReason,
-) -> Result<Cancel<S>, NotCancellable<S>> {
-    let cancel = Cancel::new(reason);
-    if cancel.allows(current) {
-        Ok(cancel)
-    } else {
-        Err(NotCancellable { current })
     }
 }
 
@@ -129,7 +110,7 @@ mod tests {
     use crate::{BriefingStatus as B, VideoStatus as V};
     use CancelReason::{Revoked, Timeout, User, UserAll};
 
-    /// Every status × reason: allowed or not, and what the allowed ones write.
+    /// Every status × reason: allowed or not, and where the cancel ends.
     #[test]
     fn every_briefing_status_and_reason_is_decided() {
         use B::*;
@@ -146,18 +127,11 @@ mod tests {
         assert_eq!(allowed.len(), B::ALL.len());
         for (status, row) in allowed {
             for (reason, expected) in CancelReason::ALL.into_iter().zip(row) {
-                match decide_cancel(status, reason) {
-                    Ok(cancel) => {
-                        assert!(expected, "{status} × {reason} allowed");
-                        assert_eq!(cancel.to, Cancelled);
-                        assert_eq!(cancel.progress, None, "briefings have no progress");
-                        assert_eq!(cancel.reason, reason);
-                    }
-                    Err(refused) => {
-                        assert!(!expected, "{status} × {reason} refused");
-                        assert_eq!(refused.current, status);
-                    }
-                }
+                let cancel = Cancel::new(reason);
+                assert_eq!(cancel.allows(status), expected, "{status} × {reason}");
+                assert_eq!(cancel.to, Cancelled);
+                assert_eq!(cancel.progress, None, "briefings have no progress");
+                assert_eq!(cancel.reason, reason);
             }
         }
     }
@@ -177,11 +151,10 @@ mod tests {
         assert_eq!(allowed.len(), V::ALL.len());
         for (status, row) in allowed {
             for (reason, expected) in CancelReason::ALL.into_iter().zip(row) {
-                let decided = decide_cancel(status, reason);
-                assert_eq!(decided.is_ok(), expected, "{status} × {reason}");
-                if let Err(refused) = decided {
-                    assert_eq!(refused.current, status);
-                }
+                let cancel = Cancel::new(reason);
+                assert_eq!(cancel.allows(status), expected, "{status} × {reason}");
+                assert_eq!(cancel.to, Cancelled);
+                assert_eq!(cancel.reason, reason);
             }
         }
     }
@@ -218,10 +191,10 @@ mod tests {
     fn nothing_cancels_a_terminal_row() {
         for reason in CancelReason::ALL {
             for &s in B::TERMINAL {
-                assert!(decide_cancel(s, reason).is_err(), "{s} {reason}");
+                assert!(!Cancel::new(reason).allows(s), "{s} {reason}");
             }
             for &s in V::TERMINAL {
-                assert!(decide_cancel(s, reason).is_err(), "{s} {reason}");
+                assert!(!Cancel::new(reason).allows(s), "{s} {reason}");
             }
         }
     }

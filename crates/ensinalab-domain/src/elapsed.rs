@@ -1,9 +1,19 @@
-//! How long a job has been running, and whether it is stuck.
+//! How long a job has been running, whether it is stuck, and when its worker counts as lost.
+
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
 /// Celery's `task_time_limit` in the seed deployment: a job running longer is flagged as stuck.
 pub const DEFAULT_TASK_TIME_LIMIT_SECS: u64 = 300;
+
+/// How long a task the result backend shows running may go without a live worker executing it
+/// before its worker counts as lost and its row is failed: twice the task time limit (a limit
+/// of zero counts as one second). Twice, so a job is first flagged stuck ([`Elapsed::is_stuck`])
+/// and stays cancellable by its owner a while before the rule fails it.
+pub fn lost_worker_grace(task_time_limit_secs: u64) -> Duration {
+    Duration::from_secs(task_time_limit_secs.max(1).saturating_mul(2))
+}
 
 /// Whole seconds since a resource was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,6 +88,22 @@ mod tests {
     fn a_creation_time_in_the_future_counts_as_zero() {
         let now = datetime!(2025-11-13 10:30:00 UTC);
         assert_eq!(Elapsed::between(now + Duration::minutes(5), now).seconds, 0);
+    }
+
+    #[test]
+    fn a_worker_is_lost_after_twice_the_time_limit_and_never_at_once() {
+        let table = [(300, 600), (60, 120), (1, 2), (0, 2)];
+        for (limit, grace) in table {
+            assert_eq!(
+                lost_worker_grace(limit),
+                std::time::Duration::from_secs(grace),
+                "{limit}"
+            );
+        }
+        assert_eq!(
+            lost_worker_grace(u64::MAX),
+            std::time::Duration::from_secs(u64::MAX)
+        );
     }
 
     #[test]

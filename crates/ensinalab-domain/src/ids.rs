@@ -16,7 +16,10 @@ macro_rules! int_id {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-        pub struct $name(pub i64);
+        pub struct $name(
+            /// The database key.
+            pub i64,
+        );
 
         impl $name {
             /// The database key.

@@ -44,7 +44,10 @@ impl fmt::Display for ResourceKind {
 /// A resource kind string this version does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown resource kind {0:?}")]
-pub struct UnknownKind(pub String);
+pub struct UnknownKind(
+    /// The offending string (truncated).
+    pub String,
+);
 
 impl FromStr for ResourceKind {
     type Err = UnknownKind;

@@ -2,8 +2,11 @@
 //! cancelled by the server itself (for [`CancelReason::Timeout`](crate::CancelReason::Timeout),
 //! whose cancel moves only running rows). Running time counts from the worker's first report
 //! (STARTED or PROGRESS), not from creation: a job waiting in the queue is not running late.
+//! [`AutoCancel::cutoff`] is the rule: a store cancels the running jobs that started before it.
 
 use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use crate::status::ResourceKind;
 
@@ -40,15 +43,21 @@ impl AutoCancel {
         }
     }
 
-    /// Whether a job of `kind` that has run `running` is past its limit.
-    pub fn is_late(&self, kind: ResourceKind, running: Duration) -> bool {
-        running > self.limit(kind)
+    /// When a running job of `kind` is late at `now`: it started before this, i.e. it has run
+    /// longer than [`Self::limit`]. A limit too long to subtract from `now` puts the cutoff at
+    /// the Unix epoch, before any job started.
+    pub fn cutoff(&self, kind: ResourceKind, now: OffsetDateTime) -> OffsetDateTime {
+        time::Duration::try_from(self.limit(kind))
+            .ok()
+            .and_then(|limit| now.checked_sub(limit))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
 
     const MIN: Duration = Duration::from_secs(60);
 
@@ -69,15 +78,41 @@ mod tests {
     }
 
     #[test]
-    fn a_job_is_late_only_past_its_limit() {
-        let policy = AutoCancel::new(2.0, 5 * MIN, 5 * MIN).unwrap();
+    fn a_job_is_late_once_it_started_before_its_kinds_cutoff() {
+        let now = datetime!(2025-11-13 10:30:00 UTC);
+        let policy = AutoCancel::new(2.0, 5 * MIN, 10 * MIN).unwrap();
+        assert_eq!(
+            policy.cutoff(ResourceKind::Briefing, now),
+            datetime!(2025-11-13 10:20:00 UTC)
+        );
+        assert_eq!(
+            policy.cutoff(ResourceKind::Video, now),
+            datetime!(2025-11-13 10:10:00 UTC)
+        );
+        // Started exactly at the cutoff: it has run its limit, not longer.
         let table = [
-            (ResourceKind::Video, 10 * MIN, false),
-            (ResourceKind::Video, 10 * MIN + Duration::from_secs(1), true),
+            (ResourceKind::Video, 20 * MIN, false),
+            (ResourceKind::Video, 20 * MIN + Duration::from_secs(1), true),
             (ResourceKind::Briefing, 9 * MIN, false),
+            (ResourceKind::Briefing, 11 * MIN, true),
         ];
         for (kind, running, late) in table {
-            assert_eq!(policy.is_late(kind, running), late, "{kind} {running:?}");
+            let started_at = now - running;
+            assert_eq!(
+                started_at < policy.cutoff(kind, now),
+                late,
+                "{kind} {running:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_limit_too_long_to_subtract_puts_the_cutoff_before_any_start() {
+        let now = datetime!(2025-11-13 10:30:00 UTC);
+        let policy = AutoCancel::new(f64::MAX, MIN, MIN).unwrap();
+        assert_eq!(
+            policy.cutoff(ResourceKind::Video, now),
+            OffsetDateTime::UNIX_EPOCH
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The lost-worker check (the rule: `ensinalab_ports`' `orphaned_tasks` and `fail_lost`): on
 //! every pass, the tasks the backend shows running that no live worker executes are noted; one
-//! that stays so on every pass for twice the task time limit has lost its worker (a worker
-//! killed whole never reports again), and its row is marked failed. A task seen running again,
+//! that stays so on every pass for the domain's `lost_worker_grace` has lost its worker (a
+//! worker killed whole never reports again), and its row is marked failed. A task seen running again,
 //! or gone from flight, is forgotten. A broker that cannot tell who runs what (the in-process
 //! one) ends the job.
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ensinalab_app::Service;
-use ensinalab_domain::TaskId;
+use ensinalab_domain::{TaskId, lost_worker_grace};
 use ensinalab_ports::{Store, TaskBroker};
 use tokio::time::Instant;
 
@@ -27,9 +27,7 @@ pub struct LostWorkers<S, B> {
 
 impl<S, B> LostWorkers<S, B> {
     pub fn new(service: Arc<Service<S, B>>) -> Self {
-        // Twice the time limit: a task is first flagged `is_stuck` (past the limit since its
-        // row was created) and stays cancellable for a while before the rule fails it.
-        let grace = Duration::from_secs(service.settings().task_time_limit_secs.max(1) * 2);
+        let grace = lost_worker_grace(service.settings().task_time_limit_secs);
         Self {
             service,
             grace,

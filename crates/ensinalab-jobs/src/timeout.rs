@@ -1,5 +1,5 @@
 //! The automatic timeout's sweep: every pass cancels the running jobs past their limit
-//! (`Service::cancel_expired`; the rule is the domain's `AutoCancel`).
+//! (`Service::cancel_expired`; the rule is the domain's `AutoCancel::cutoff`).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
