@@ -12,7 +12,13 @@ use ensinalab_ports::{BoxError, BrokerError, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ids::{BRIEFING_NOT_FOUND, OPTION_NOT_FOUND, TASK_NOT_FOUND, VIDEO_NOT_FOUND};
+/// 404 bodies of the seed, one per kind of resource.
+pub const VIDEO_NOT_FOUND: &str = "Vídeo não encontrado";
+pub const BRIEFING_NOT_FOUND: &str = "Briefing não encontrado";
+pub const OPTION_NOT_FOUND: &str = "Opção não encontrada";
+pub const TASK_NOT_FOUND: &str = "Task não encontrada";
+/// Detail of the unknown-route 404 (also what non-admins get from admin routes).
+pub const ROUTE_NOT_FOUND: &str = "Rota não encontrada";
 
 /// Every error body: `{"detail": "..."}`, as the seed shows them.
 #[derive(Debug, Serialize, ToSchema)]
@@ -284,7 +290,7 @@ impl From<AdminError> for ApiError {
     fn from(err: AdminError) -> Self {
         match err {
             // To anyone but an admin the admin routes do not exist.
-            AdminError::NotAdmin => Self::NotFound(crate::routes::ROUTE_NOT_FOUND),
+            AdminError::NotAdmin => Self::NotFound(ROUTE_NOT_FOUND),
             AdminError::DaysOutOfRange { max } => Self::BadRequest(format!(
                 "Parâmetro inválido: days deve estar entre 1 e {max}"
             )),

@@ -7,7 +7,7 @@ use harsh::Harsh;
 use time::OffsetDateTime;
 
 use crate::config::HashidsConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, BRIEFING_NOT_FOUND, OPTION_NOT_FOUND, VIDEO_NOT_FOUND};
 
 mod single;
 
@@ -23,12 +23,6 @@ pub struct Hashids {
     /// [`Self::encode`]'s fast path: the same hashes as `harsh`.
     single: single::SingleEncoder,
 }
-
-/// 404 bodies of the seed, one per kind of resource.
-pub const VIDEO_NOT_FOUND: &str = "Vídeo não encontrado";
-pub const BRIEFING_NOT_FOUND: &str = "Briefing não encontrado";
-pub const OPTION_NOT_FOUND: &str = "Opção não encontrada";
-pub const TASK_NOT_FOUND: &str = "Task não encontrada";
 
 impl Hashids {
     /// With the default alphabet.

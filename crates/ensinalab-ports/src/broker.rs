@@ -2,10 +2,12 @@
 
 use std::future::Future;
 
-use ensinalab_domain::{CeleryState, TaskId};
+use ensinalab_domain::{BriefingId, CeleryState, OptionId, ResourceKind, TaskId, VideoId};
+use time::OffsetDateTime;
 
+use crate::cleanup::CleanupReason;
 use crate::error::BrokerError;
-use crate::model::{RevokeReport, TaskRequest, TaskSnapshot};
+use crate::model::{RevokeReport, TaskSnapshot};
 
 /// Dispatches, observes and stops generation tasks. Batch-shaped on purpose: listing N tasks
 /// and cancelling N tasks each cost one round trip, not N.
@@ -107,4 +109,67 @@ pub struct TakenOut {
     /// Removals are still owed that this caller may carry out now: the next pass should follow
     /// at once rather than after an idle wait.
     pub more: bool,
+}
+
+/// A generation task to dispatch (see `docs/celery-contract.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    /// Chosen by the service before the row is written, so the row and the message agree.
+    pub id: TaskId,
+    pub kind: TaskKind,
+}
+
+/// The tasks of the contract, with their kwargs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskKind {
+    /// `ensinalab.generate_options`.
+    GenerateOptions {
+        briefing_id: BriefingId,
+        title: String,
+        description: String,
+        duration_minutes: u32,
+    },
+    /// `ensinalab.generate_video`.
+    GenerateVideo {
+        video_id: VideoId,
+        briefing_id: BriefingId,
+        option_id: OptionId,
+        title: String,
+        generator_type: String,
+        duration_minutes: u32,
+    },
+    /// `ensinalab.cleanup_partial_files`: deletes what the job's task left in the work dir.
+    CleanupPartialFiles {
+        resource: (ResourceKind, i64),
+        task_id: TaskId,
+        reason: CleanupReason,
+    },
+    /// `ensinalab.sweep_orphans`: deletes the work dir's partial directories of tasks not in
+    /// `in_flight` and last modified before `modified_before` (so a job dispatched after the
+    /// list was read keeps its directory).
+    SweepOrphans {
+        in_flight: Vec<TaskId>,
+        modified_before: OffsetDateTime,
+    },
+}
+
+impl TaskKind {
+    /// The Celery task name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::GenerateOptions { .. } => "ensinalab.generate_options",
+            Self::GenerateVideo { .. } => "ensinalab.generate_video",
+            Self::CleanupPartialFiles { .. } => "ensinalab.cleanup_partial_files",
+            Self::SweepOrphans { .. } => "ensinalab.sweep_orphans",
+        }
+    }
+
+    /// Whether the task generates something for a job (its result is the job's outcome and a
+    /// cancel may revoke it), rather than tidying up after jobs (no result is kept).
+    pub fn generates(&self) -> bool {
+        matches!(
+            self,
+            Self::GenerateOptions { .. } | Self::GenerateVideo { .. }
+        )
+    }
 }

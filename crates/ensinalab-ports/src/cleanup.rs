@@ -139,22 +139,3 @@ pub trait CleanupOutbox: Send + Sync {
         retry_at: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wire_strings_read_back_and_only_our_cancels_wait_for_their_revoke() {
-        for reason in CleanupReason::ALL {
-            assert_eq!(CleanupReason::parse(reason.as_str()), Some(reason));
-        }
-        assert_eq!(CleanupReason::parse("cancelled"), None);
-        let waiting: Vec<_> = CleanupReason::ALL
-            .into_iter()
-            .filter(|r| r.waits_for_revoke())
-            .map(CleanupReason::as_str)
-            .collect();
-        assert_eq!(waiting, ["user", "user_all", "timeout"]);
-    }
-}

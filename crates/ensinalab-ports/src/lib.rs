@@ -25,7 +25,7 @@ pub use audit::{
     EventOutcome, MAX_SECURITY_EVENTS_PAGE, ResourceNames, SecurityEvent, SecurityEventKind,
     SecurityEventPage, SecurityEventQuery, StoredSecurityEvent, UnknownEventKind, UnknownOutcome,
 };
-pub use broker::{TakenOut, TaskBroker};
+pub use broker::{TakenOut, TaskBroker, TaskKind, TaskRequest};
 pub use changes::{ChangeKind, ChangeSink, Overdue, TaskChange};
 pub use cleanup::{CleanupOutbox, CleanupReason, OwedCleanup};
 pub use error::{BoxError, BrokerError, MailError, StoreError};

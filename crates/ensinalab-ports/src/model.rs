@@ -8,7 +8,6 @@ use ensinalab_domain::{
 use time::OffsetDateTime;
 
 use crate::changes::ChangeKind;
-use crate::cleanup::CleanupReason;
 
 /// Who is asking, as established by authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,69 +383,6 @@ impl VideoUpdate {
             Self::Failed(_) => ChangeKind::Failed,
             Self::Revoked => ChangeKind::Cancelled(CancelReason::Revoked),
         }
-    }
-}
-
-/// A generation task to dispatch (see `docs/celery-contract.md`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskRequest {
-    /// Chosen by the service before the row is written, so the row and the message agree.
-    pub id: TaskId,
-    pub kind: TaskKind,
-}
-
-/// The tasks of the contract, with their kwargs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TaskKind {
-    /// `ensinalab.generate_options`.
-    GenerateOptions {
-        briefing_id: BriefingId,
-        title: String,
-        description: String,
-        duration_minutes: u32,
-    },
-    /// `ensinalab.generate_video`.
-    GenerateVideo {
-        video_id: VideoId,
-        briefing_id: BriefingId,
-        option_id: OptionId,
-        title: String,
-        generator_type: String,
-        duration_minutes: u32,
-    },
-    /// `ensinalab.cleanup_partial_files`: deletes what the job's task left in the work dir.
-    CleanupPartialFiles {
-        resource: (ResourceKind, i64),
-        task_id: TaskId,
-        reason: CleanupReason,
-    },
-    /// `ensinalab.sweep_orphans`: deletes the work dir's partial directories of tasks not in
-    /// `in_flight` and last modified before `modified_before` (so a job dispatched after the
-    /// list was read keeps its directory).
-    SweepOrphans {
-        in_flight: Vec<TaskId>,
-        modified_before: OffsetDateTime,
-    },
-}
-
-impl TaskKind {
-    /// The Celery task name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::GenerateOptions { .. } => "ensinalab.generate_options",
-            Self::GenerateVideo { .. } => "ensinalab.generate_video",
-            Self::CleanupPartialFiles { .. } => "ensinalab.cleanup_partial_files",
-            Self::SweepOrphans { .. } => "ensinalab.sweep_orphans",
-        }
-    }
-
-    /// Whether the task generates something for a job (its result is the job's outcome and a
-    /// cancel may revoke it), rather than tidying up after jobs (no result is kept).
-    pub fn generates(&self) -> bool {
-        matches!(
-            self,
-            Self::GenerateOptions { .. } | Self::GenerateVideo { .. }
-        )
     }
 }
 

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{ROUTE_NOT_FOUND, Svc};
+use super::Svc;
 use crate::auth::identify;
 use crate::dto::rfc3339;
-use crate::error::ApiError;
+use crate::error::{ApiError, ROUTE_NOT_FOUND};
 use crate::ids::Hashids;
 
 /// Page size when `limit` is not given.

@@ -20,7 +20,7 @@ use ensinalab_app::Service;
 use ensinalab_domain::DraftError;
 use ensinalab_ports::{Store, TaskBroker};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ROUTE_NOT_FOUND};
 use crate::probe::Probe;
 
 /// The service as handlers receive it.
@@ -81,9 +81,6 @@ where
             .default_service(web::to(not_found)),
     );
 }
-
-/// Detail of the unknown-route 404 (also what non-admins get from admin routes).
-pub const ROUTE_NOT_FOUND: &str = "Rota não encontrada";
 
 /// Any route that does not exist.
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

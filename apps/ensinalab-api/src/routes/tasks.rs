@@ -10,8 +10,9 @@ use crate::auth::{Auth, Authenticator, Session};
 use crate::dto::{
     ActivePageParams, ActiveTasksResponse, CancelAllResponse, LiveEvent, TaskStatusResponse,
 };
+use crate::error::TASK_NOT_FOUND;
 use crate::error::{ApiError, ErrorBody};
-use crate::ids::{Hashids, TASK_NOT_FOUND};
+use crate::ids::Hashids;
 use crate::live::{LastEventId, LiveStreams};
 
 /// A page of the caller's running briefings and videos with their Celery states, newest
