@@ -226,7 +226,7 @@ async fn security_events_past_their_retention_are_pruned_by_the_server() {
         .expect("insert");
     }
     // The default retention (90 days): the server prunes as it starts, and hourly after.
-    let app = TestApp::spawn_on(store, Settings::default()).await;
+    let app = TestApp::spawn_on(store, Settings::default());
     for _ in 0..200 {
         let events = ensinalab_store::testing::security_events(&app.store)
             .await

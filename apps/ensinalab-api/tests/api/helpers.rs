@@ -1,46 +1,27 @@
-//! Boots the real application on port 0, on SQLite or PostgreSQL, with the in-process broker,
-//! and talks HTTP to it.
+//! The api suite's knobs and fixtures over the shared test app: the settings its tests turn,
+//! rows in given states written through the store port, and `both!` (one scenario on SQLite
+//! and on PostgreSQL).
 
 use std::time::Duration;
 
-use ensinalab_api::Application;
-use ensinalab_api::auth::Authenticator;
 use ensinalab_api::config::{Config, JwtSecret, RateLimitBackend, RateLimitConfig, TrustedProxies};
-use ensinalab_api::ids::Hashids;
-use ensinalab_app::{Service, new_task_id};
+use ensinalab_app::new_task_id;
 use ensinalab_domain::{
     BriefingDraft, BriefingId, GeneratedOption, OptionId, TaskId, UserId, VideoId, VideoStatus,
 };
-use ensinalab_local::{LocalBroker, LocalConfig};
+use ensinalab_jobs::dispatcher::DispatcherSettings;
+use ensinalab_local::LocalConfig;
 use ensinalab_ports::{
     Briefing, BriefingUpdate, Briefings, NewVideo, TaskBroker, Video, VideoUpdate, Videos,
 };
 use ensinalab_store::SqlStore;
-use ensinalab_store::testing::{TestPostgres, sqlite_memory};
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::sync::mpsc::Receiver;
 
-#[path = "../common/http.rs"]
-mod http;
-pub use http::Http;
-#[path = "../common/sse.rs"]
-mod sse;
-pub use sse::Sse;
-#[path = "../common/ws.rs"]
-mod ws;
-pub use ws::Ws;
-
-/// A secret of the required length, for tests only.
-pub const SECRET: &str = "test-secret-test-secret-test-secret!";
-pub const SALT: &str = "ensinalab";
-
-/// Which database the app runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::common::app::{Backend, SECRET, TestApp};
+use crate::common::app::{Feeds, TestDb, config};
+use crate::common::sse::Sse;
+pub use crate::common::ws::Ws;
 
 /// Knobs a test may turn.
 #[derive(Debug, Clone)]
@@ -115,37 +96,9 @@ impl Default for Settings {
     }
 }
 
-pub struct TestApp {
-    pub http: Http,
-    pub store: SqlStore,
-    local: Option<LocalBroker>,
-    pub ids: Hashids,
-    pub auth: Authenticator,
-    postgres: Option<TestPostgres>,
-    /// The metrics listener's port (`METRICS_ADDR`, port 0 in tests).
-    pub metrics_port: u16,
-}
-
-/// The app's HTTP side: `app.get(..)`, `app.client`, `app.address`.
-impl std::ops::Deref for TestApp {
-    type Target = Http;
-    fn deref(&self) -> &Http {
-        &self.http
-    }
-}
-
 /// The configuration of a test server (no environment read).
 pub fn test_config(settings: &Settings) -> Config {
-    let mut config = Config::from_lookup(|key| match key {
-        "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
-        "JWT_SECRET" => Some(SECRET.to_owned()),
-        "HASHIDS_SALT" => Some(SALT.to_owned()),
-        "RECONCILE_INTERVAL_SECS" => Some("1".to_owned()),
-        "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
-        "METRICS_CENSUS_SECS" => Some("1".to_owned()),
-        _ => None,
-    })
-    .expect("test configuration is valid");
+    let mut config = config(&[("METRICS_CENSUS_SECS", "1")]);
     config.task_time_limit_secs = settings.task_time_limit_secs;
     config.json_limit_bytes = settings.json_limit_bytes;
     config.rate_limit = settings.rate_limit.clone();
@@ -168,146 +121,39 @@ pub fn test_config(settings: &Settings) -> Config {
 }
 
 impl TestApp {
+    /// The app on the in-process broker, on a fresh database.
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Self {
-        let broker = LocalBroker::new(settings.local);
-        let changes = broker.watch();
-        let mut app = Self::spawn_over(backend, &settings, broker.clone(), Some(changes)).await;
-        app.local = Some(broker);
-        app
+        Self::local(
+            TestDb::new(backend).await,
+            &test_config(&settings),
+            settings.local,
+        )
     }
 
-    /// The app over any broker (e.g. a Celery broker whose Redis is down).
+    /// The app over any broker (e.g. a Celery broker whose Redis is down), on a fresh database.
     pub async fn spawn_over<B: TaskBroker + 'static>(
         backend: Backend,
         settings: &Settings,
         broker: B,
         changes: Option<Receiver<TaskId>>,
     ) -> Self {
-        let (store, postgres) = match backend {
-            Backend::Sqlite => (sqlite_memory().await.expect("sqlite store"), None),
-            Backend::Postgres => {
-                let db = TestPostgres::new()
-                    .await
-                    .expect("PostgreSQL at 127.0.0.1:5432 (scripts/ensure-postgres.sh)");
-                (db.store().clone(), Some(db))
-            }
+        let feeds = Feeds {
+            changes,
+            online: None,
         };
-        Self::boot(store, postgres, settings, broker, changes)
+        Self::over(
+            TestDb::new(backend).await,
+            &test_config(settings),
+            broker,
+            feeds,
+            DispatcherSettings::default(),
+        )
     }
 
     /// The app on the local broker over a store the test prepared.
-    pub async fn spawn_on(store: SqlStore, settings: Settings) -> Self {
-        let broker = LocalBroker::new(settings.local);
-        let changes = broker.watch();
-        let mut app = Self::boot(store, None, &settings, broker.clone(), Some(changes));
-        app.local = Some(broker);
-        app
+    pub fn spawn_on(store: SqlStore, settings: Settings) -> Self {
+        Self::local(TestDb::of(store), &test_config(&settings), settings.local)
     }
-
-    fn boot<B: TaskBroker + 'static>(
-        store: SqlStore,
-        postgres: Option<TestPostgres>,
-        settings: &Settings,
-        broker: B,
-        changes: Option<Receiver<TaskId>>,
-    ) -> Self {
-        let config = test_config(settings);
-        let service = Service::new(
-            store.clone(),
-            broker,
-            ensinalab_api::startup::settings(&config),
-        );
-        let app = Application::from_parts(&config, service, changes).expect("app starts");
-        let http = Http::new(app.port(), reqwest::Client::new());
-        let metrics_port = app.metrics_port().expect("a metrics listener");
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            http,
-            metrics_port,
-            store,
-            local: None,
-            ids: Hashids::new(&config.hashids).expect("hashids"),
-            auth: Authenticator::new(&config.jwt),
-            postgres,
-        }
-    }
-
-    /// `GET /metrics` on the metrics listener: status and body.
-    pub async fn scrape(&self, path: &str) -> (reqwest::StatusCode, String) {
-        let res = self
-            .client
-            .get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
-            .send()
-            .await
-            .expect("the metrics listener answers");
-        let status = res.status();
-        (status, res.text().await.expect("a body"))
-    }
-
-    /// The in-process broker the app runs on.
-    pub fn broker(&self) -> &LocalBroker {
-        self.local
-            .as_ref()
-            .expect("this app runs on the local broker")
-    }
-
-    /// Drops the PostgreSQL database, if any.
-    pub async fn cleanup(self) {
-        if let Some(db) = self.postgres {
-            db.cleanup().await.expect("drop the test database");
-        }
-    }
-
-    pub fn token(&self, user: i64) -> String {
-        self.auth.mint(user, false, 600).expect("mint")
-    }
-
-    pub fn admin_token(&self, user: i64) -> String {
-        self.auth.mint(user, true, 600).expect("mint")
-    }
-
-    /// `POST /briefings` through HTTP; returns the body.
-    pub async fn create_briefing(&self, token: &str, title: &str) -> Value {
-        let (status, body) = self
-            .post_json(
-                "/briefings",
-                token,
-                &serde_json::json!({
-                    "title": title,
-                    "description": "...",
-                    "duration_minutes": 10
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
-    }
-
-    /// Polls `GET /briefings/{hash}` until `done` holds (10 s at most).
-    pub async fn wait_briefing(
-        &self,
-        token: &str,
-        hash: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
-        self.wait(&format!("/briefings/{hash}"), token, done).await
-    }
-
-    /// Polls a GET route until `done` holds on its body (10 s at most).
-    pub async fn wait(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..100 {
-            let (status, body) = self.get(path, token).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            if done(&body) {
-                return body;
-            }
-            last = body;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{path} never reached the expected state; last: {last}");
-    }
-
     /// A briefing of `user` in `processing` whose task never reports (written through the
     /// store port, as a worker that hangs would leave it).
     pub async fn stuck_briefing(&self, user: i64, title: &str) -> (Briefing, TaskId) {
@@ -407,15 +253,6 @@ impl TestApp {
         (video, task)
     }
 
-    /// `GET /tasks/events` for `token`, after `last` when given.
-    pub async fn stream(
-        &self,
-        token: &str,
-        last: Option<&str>,
-    ) -> Result<Sse, (StatusCode, Value)> {
-        Sse::open(&self.client, &self.address, token, last).await
-    }
-
     /// Opens a stream as soon as the server has a place for it, trying every 100 ms for up to
     /// `within`; `None` if it never had one.
     pub async fn stream_once_free(&self, token: &str, within: Duration) -> Option<Sse> {
@@ -427,10 +264,6 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         None
-    }
-
-    pub fn hash(&self, key: i64) -> String {
-        self.ids.encode(key)
     }
 
     /// The video as stored; `user` must own it.

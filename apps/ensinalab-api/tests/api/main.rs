@@ -1,9 +1,12 @@
 //! API tests: the real application on port 0, over HTTP, on SQLite and PostgreSQL. One binary
 //! (zero-to-production's layout), so it is linked once.
 
-#[path = "../common/contract.rs"]
-mod contract;
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
+
+use common::contract;
 
 mod admin;
 mod auth;

@@ -141,7 +141,7 @@ fn slow_options() -> Settings {
 async fn a_real_prometheus_fires_the_cancel_rate_alert_once_cancels_pass_ten_percent() {
     let app = TestApp::spawn_with(Backend::Sqlite, slow_options()).await;
     let prometheus = Prometheus::start(
-        &format!("127.0.0.1:{}", app.metrics_port),
+        &format!("127.0.0.1:{}", app.metrics_port()),
         &rules_for_a_test(&shipped_rules()),
     );
     let client = &app.client;

@@ -7,18 +7,13 @@ use ensinalab_domain::{BriefingStatus, UserId, VideoStatus};
 use ensinalab_local::LocalConfig;
 use ensinalab_ports::Briefings;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::both;
+use crate::common::http::str_of;
 use crate::helpers::{Settings, TestApp};
 
 use crate::contract;
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
-}
 
 // "Teste Manual - Cancelar Vídeo": create a briefing, wait for its options, select one, cancel
 // the video right after, and its status says cancelled.

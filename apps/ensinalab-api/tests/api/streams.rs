@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::both;
+use crate::common::app::eventually;
 use crate::helpers::{Settings, TestApp, Ws};
 
 /// The active list without its clock-dependent fields, to compare two reads of it.
@@ -27,22 +28,6 @@ async fn open_streams(app: &TestApp) -> f64 {
         .find_map(|l| l.strip_prefix("ensinalab_event_streams "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no ensinalab_event_streams in\n{text}"))
-}
-
-/// Polls `check` every 100 ms for up to `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < until {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within {within:?}");
 }
 
 async fn the_websocket_carries_the_same_snapshot_and_changes_as_the_sse_stream(app: &TestApp) {
@@ -203,7 +188,7 @@ async fn both_kinds_of_stream_end_when_their_token_expires() {
     eventually(
         Duration::from_secs(5),
         "both streams counted closed",
-        || async { open_streams(&app).await == 0.0 },
+        || async { (open_streams(&app).await == 0.0).then_some(()) },
     )
     .await;
 }
@@ -244,7 +229,7 @@ async fn past_max_streams_a_new_stream_gets_503_with_retry_after() {
     eventually(
         Duration::from_secs(5),
         "the WebSocket's slot given back",
-        || async { open_streams(&app).await == 1.0 },
+        || async { (open_streams(&app).await == 1.0).then_some(()) },
     )
     .await;
     let mut again = app

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::{
-    Backend, DeathWatch, Durations, Subscription, TestApp, Worker, backend_states, option_of,
+    Backend, CeleryApp, DeathWatch, Durations, Subscription, Worker, backend_states, option_of,
     parent_of, process_is_dead, redis_url, str_of, unique_queue,
 };
 
@@ -20,21 +20,21 @@ const DB: u8 = 6;
 const RAN: [&str; 3] = ["STARTED", "PROGRESS", "SUCCESS"];
 
 /// `POST /videos/{hash}/cancel`: 200 with the seed's body plus the revoke outcome.
-async fn cancel_video(app: &TestApp, token: &str, hash: &str, revoke: &str) {
+async fn cancel_video(app: &CeleryApp, token: &str, hash: &str, revoke: &str) {
     let (status, body) = app.post(&format!("/videos/{hash}/cancel"), token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, contract::video_cancelled(hash, true, revoke));
 }
 
 /// What `GET /tasks/{id}/status` says of a revoked task.
-async fn assert_revoked(app: &TestApp, token: &str, task: &str) {
+async fn assert_revoked(app: &CeleryApp, token: &str, task: &str) {
     let (status, body) = app.get(&format!("/tasks/{task}/status"), token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "REVOKED", "{body}");
     assert_eq!(body["info"], "Task foi cancelada");
 }
 
-async fn assert_video_cancelled(app: &TestApp, token: &str, hash: &str) {
+async fn assert_video_cancelled(app: &CeleryApp, token: &str, hash: &str) {
     let (status, body) = app.get(&format!("/videos/{hash}/status"), token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
@@ -66,7 +66,7 @@ async fn cancelling_a_running_video_kills_its_pool_process_and_it_never_complete
     };
     let queue = unique_queue("cancel-running");
     let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Cancelamento").await;
     let video = app.select(&token, option_of(&briefing, "simple")).await;
@@ -77,7 +77,7 @@ async fn cancelling_a_running_video_kills_its_pool_process_and_it_never_complete
     let pid = app.running_pid(&token, task).await;
     let running_since = Instant::now();
     // Mid-way, as the user sees it: progress reported and reconciled into the row.
-    app.wait(
+    app.wait_within(
         &format!("/videos/{hash}/status"),
         &token,
         Duration::from_secs(10),
@@ -130,7 +130,7 @@ async fn with_every_slot_busy_cancelling_a_queued_video_claims_it_and_it_never_r
     };
     let queue = unique_queue("cancel-queued");
     let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Fila cheia").await;
     let option = option_of(&briefing, "simple");
@@ -189,7 +189,7 @@ async fn with_every_slot_busy_cancelling_a_queued_video_claims_it_and_it_never_r
 async fn a_cancel_of_a_task_whose_result_already_says_it_finished_is_refused_and_the_job_takes_it()
 {
     let queue = unique_queue("cancel-finished");
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     // No worker: the task waits. Then a worker's SUCCESS lands in the backend without the
     // service hearing it (its PUBLISH missed, as across a reconnect): the row lags.

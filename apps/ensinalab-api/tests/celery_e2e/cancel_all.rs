@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
-    Backend, DeathWatch, Durations, Subscription, TestApp, Worker, backend_states, option_of,
+    Backend, CeleryApp, DeathWatch, Durations, Subscription, Worker, backend_states, option_of,
     redis_url, str_of, unique_queue,
 };
 
@@ -32,7 +32,7 @@ async fn cancel_all_sends_one_broadcast_and_leaves_nothing_running() {
     };
     let queue = unique_queue("cancel-all");
     let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let ready = app.briefing_with_options(&token, "Cancelar tudo").await;
     let option = option_of(&ready, "simple");

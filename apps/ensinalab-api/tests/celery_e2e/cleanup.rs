@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::StatusCode;
 
 use crate::support::{
-    Backend, Durations, TestApp, Worker, option_of, redis_url, str_of, unique_queue,
+    Backend, CeleryApp, Durations, Worker, option_of, redis_url, str_of, unique_queue,
 };
 
 const DB: u8 = 5;
@@ -44,7 +44,7 @@ async fn a_cancelled_videos_partial_directory_is_deleted_after_the_kill() {
     };
     let queue = unique_queue("cleanup-cancel");
     let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Limpeza").await;
     let video = app.select(&token, option_of(&briefing, "simple")).await;
@@ -91,7 +91,7 @@ async fn a_failed_jobs_partial_directory_is_deleted() {
     };
     let queue = unique_queue("cleanup-failed");
     let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Sqlite, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Sqlite, DB, &queue).await;
     let token = app.token(1);
     let created = app.create_briefing(&token, "[fail] Limpeza").await;
     let task = str_of(&created, "task_id").to_owned();
@@ -138,7 +138,8 @@ async fn the_orphan_sweep_deletes_what_no_job_in_flight_claims_and_nothing_else(
     let outside = work.with_file_name("precious.txt");
     std::fs::write(&outside, "keep me").unwrap();
 
-    let app = TestApp::spawn_with(Backend::Sqlite, DB, &queue, &[("ORPHAN_SWEEP_SECS", "1")]).await;
+    let app =
+        CeleryApp::spawn_with(Backend::Sqlite, DB, &queue, &[("ORPHAN_SWEEP_SECS", "1")]).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Varredura").await;
     let video = app.select(&token, option_of(&briefing, "simple")).await;

@@ -11,10 +11,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::app::authenticator;
+use crate::common::process::ServerProcess;
+use crate::common::servers::free_port;
 use crate::support::browser::Browser;
 use crate::support::{
-    Backend, DeathWatch, Durations, TestApp, Worker, option_of, parent_of, process_is_dead,
-    redis_url, str_of, unique_queue,
+    Backend, CeleryApp, DeathWatch, Durations, TestDb, Worker, option_of, parent_of,
+    process_is_dead, redis_url, str_of, unique_queue,
 };
 
 /// Redis DB of this test alone (see main.rs).
@@ -40,7 +43,7 @@ async fn the_dashboard_follows_jobs_live_and_its_buttons_kill_them() {
     };
     let queue = unique_queue("dashboard");
     let worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Painel ao vivo").await;
     let option = option_of(&briefing, "simple").to_owned();
@@ -225,7 +228,7 @@ async fn the_dashboard_says_why_each_job_left_and_keeps_what_the_server_lists() 
     };
     let queue = unique_queue("dashboard-history");
     let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Histórico").await;
     let browser = Browser::start(375).await;
@@ -326,7 +329,7 @@ async fn a_job_the_server_times_out_stays_in_the_history_with_the_servers_words(
     let queue = unique_queue("dashboard-timeout");
     let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     // Videos are timed out a second after they start; briefings are left alone.
-    let app = TestApp::spawn_with(
+    let app = CeleryApp::spawn_with(
         Backend::Postgres,
         DB,
         &queue,
@@ -368,99 +371,39 @@ async fn a_job_the_server_times_out_stays_in_the_history_with_the_servers_words(
     app.cleanup().await;
 }
 
-/// An `ensinalab-api` process on the zero-setup default (SQLite file, in-process broker),
-/// killed when dropped.
-struct Server(std::process::Child);
-
-const RESTART_SECRET: &str = "dashboard-restart-secret-of-32-bytes!";
-
-impl Server {
-    fn start(port: u16, database_url: &str) -> Self {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ensinalab-api"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("METRICS_ADDR", "")
-            .env("DATABASE_URL", database_url)
-            .env("JWT_SECRET", RESTART_SECRET)
+/// An `ensinalab-api` process on the zero-setup default (a SQLite file, the in-process
+/// broker) on `port`.
+fn server(port: u16, database_url: &str) -> ServerProcess {
+    ServerProcess::start_on(
+        port,
+        &[
+            ("DATABASE_URL", database_url),
             // Options that take long enough to stay in flight through the restart.
-            .env("LOCAL_OPTIONS_SECS", "600")
+            ("LOCAL_OPTIONS_SECS", "600"),
             // Stuck after a second, and never cancelled for it: the page must say "travado".
-            .env("TASK_TIME_LIMIT_SECS", "1")
-            .env("AUTO_CANCEL_FACTOR", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the server starts");
-        Self(child)
-    }
-
-    /// SIGTERM, then waits for it to exit.
-    fn stop(mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let status = self.0.wait().expect("wait");
-        assert!(status.success(), "{status:?}");
-    }
+            ("TASK_TIME_LIMIT_SECS", "1"),
+            ("AUTO_CANCEL_FACTOR", "0"),
+        ],
+    )
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn create(client: &reqwest::Client, base: &str, token: &str, title: &str) -> String {
-    let started = std::time::Instant::now();
-    loop {
-        let res = client
-            .post(format!("{base}/briefings"))
-            .bearer_auth(token)
-            .json(
-                &serde_json::json!({"title": title, "description": "...", "duration_minutes": 10}),
-            )
-            .send()
-            .await;
-        if let Ok(res) = res
-            && res.status() == reqwest::StatusCode::CREATED
-        {
-            let body: serde_json::Value = res.json().await.expect("json");
-            return str_of(&body, "task_id").to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server never took the job"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// `POST /briefings` once the server is up; the task id.
+async fn create(server: &ServerProcess, token: &str, title: &str) -> String {
+    server.ready().await;
+    let created = server.http.create_briefing(token, title).await;
+    str_of(&created, "task_id").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("dashboard-{}.db", uuid::Uuid::new_v4().simple()));
-    let db = format!("sqlite://{}?mode=rwc", file.display());
+    let port = free_port();
+    let db = TestDb::on_disk(Backend::Sqlite).await;
     let base = format!("http://127.0.0.1:{port}");
-    let config = ensinalab_api::Config::from_lookup(|key| match key {
-        "JWT_SECRET" => Some(RESTART_SECRET.to_owned()),
-        _ => None,
-    })
-    .expect("config");
-    let token = ensinalab_api::auth::Authenticator::new(&config.jwt)
-        .mint(1, false, 600)
-        .expect("token");
+    let token = authenticator().mint(1, false, 600).expect("token");
     let client = reqwest::Client::new();
 
-    let server = Server::start(port, &db);
-    let before = create(&client, &base, &token, "Antes do reinício").await;
+    let server = server(port, db.url());
+    let before = create(&server, &token, "Antes do reinício").await;
     // Without a token in the address, the page asks for one; pasted and sent with Enter.
     let browser = Browser::start(375).await;
     browser.goto(&format!("{base}/")).await;
@@ -497,8 +440,8 @@ async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
         })
         .await;
 
-    let _server = Server::start(port, &db);
-    let after = create(&client, &base, &token, "Depois do reinício").await;
+    let server = self::server(port, db.url());
+    let after = create(&server, &token, "Depois do reinício").await;
     // No reload: the page reconnected, got a snapshot and then the new job.
     browser
         .wait_for(&format!(r#"li[data-task-id="{after}"]"#))
@@ -514,7 +457,5 @@ async fn the_dashboard_reconnects_by_itself_after_the_server_restarts() {
         "stuck past TASK_TIME_LIMIT_SECS: {text}"
     );
     browser.quit().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
+    drop(server);
 }

@@ -9,7 +9,7 @@ use ensinalab_ports::{BriefingUpdate, Briefings, Videos};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Backend, Durations, TestApp, Worker, redis_url, str_of, unique_queue};
+use crate::support::{Backend, CeleryApp, Durations, Worker, redis_url, str_of, unique_queue};
 
 use crate::contract;
 
@@ -20,7 +20,7 @@ const ERROR: &str = "ConnectionError: Failed to connect to OpenAI API";
 
 /// `GET /tasks/{id}/status` of a failed task: the error for its owner, the traceback only for
 /// an admin token, and nothing at all for anyone else, admin or not.
-async fn assert_failure_is_reported(app: &TestApp, task: &str) {
+async fn assert_failure_is_reported(app: &CeleryApp, task: &str) {
     let path = format!("/tasks/{task}/status");
     let (status, body) = app.get(&path, &app.token(1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -51,7 +51,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
     };
     let queue = unique_queue("failure");
     let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let finished = |b: &serde_json::Value| b["status"] != "processing" && b["status"] != "queued";
 
@@ -60,7 +60,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
     let hash = str_of(&created, "briefing_id");
     let task = str_of(&created, "task_id");
     let briefing = app
-        .wait(
+        .wait_within(
             &format!("/briefings/{hash}"),
             &token,
             Duration::from_secs(20),
@@ -113,7 +113,7 @@ async fn a_failing_task_shows_failed_with_its_error_and_its_traceback_only_to_an
     let video_hash = str_of(&video, "video_id");
     let video_task = str_of(&video, "task_id");
     let failed = app
-        .wait(
+        .wait_within(
             &format!("/videos/{video_hash}/status"),
             &token,
             Duration::from_secs(20),

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::{
-    Backend, Durations, TestApp, Worker, option_of, redis_url, str_of, unique_queue,
+    Backend, CeleryApp, Durations, Worker, option_of, redis_url, str_of, unique_queue,
 };
 
 const DB: u8 = 5;
@@ -21,7 +21,7 @@ const DURATIONS: Durations = Durations {
 async fn options_then_progress_then_completion(backend: Backend) {
     let queue = unique_queue("flow");
     let worker = Worker::start(&redis_url(DB), &queue, DURATIONS, &[]).await;
-    let app = TestApp::spawn(backend, DB, &queue).await;
+    let app = CeleryApp::spawn(backend, DB, &queue).await;
     let token = app.token(1);
 
     let created = app.create_briefing(&token, "Fotossíntese").await;
@@ -29,7 +29,7 @@ async fn options_then_progress_then_completion(backend: Backend) {
     let briefing_task = str_of(&created, "task_id").to_owned();
     let hash = str_of(&created, "briefing_id");
     let ready = app
-        .wait(
+        .wait_within(
             &format!("/briefings/{hash}"),
             &token,
             Duration::from_secs(20),
@@ -66,7 +66,7 @@ async fn options_then_progress_then_completion(backend: Backend) {
     assert_eq!(video["briefing_id"], hash);
 
     let active = app
-        .wait("/tasks/active", &token, Duration::from_secs(20), |list| {
+        .wait_within("/tasks/active", &token, Duration::from_secs(20), |list| {
             list["tasks"].as_array().is_some_and(|tasks| {
                 tasks.iter().any(|t| {
                     t["task_id"] == video_task.as_str()
@@ -97,7 +97,7 @@ async fn options_then_progress_then_completion(backend: Backend) {
     assert_eq!(running["info"]["total"], DURATIONS.video_steps);
 
     let done = app
-        .wait(
+        .wait_within(
             &format!("/videos/{video_hash}/status"),
             &token,
             Duration::from_secs(20),

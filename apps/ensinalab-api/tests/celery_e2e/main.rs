@@ -9,11 +9,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/contract.rs"]
-mod contract;
-#[path = "../common/sse.rs"]
-mod sse;
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
 mod support;
+
+use common::contract;
 
 mod cancel;
 mod cancel_all;

@@ -14,10 +14,9 @@ use ensinalab_ports::{TaskBroker as _, TaskKind, TaskRequest};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::sse::Sse;
 use crate::support::redis_probe::delete_queue;
 use crate::support::{
-    Backend, Durations, Published, Subscription, TestApp, Worker, backend_states, option_of,
+    Backend, CeleryApp, Durations, Published, Subscription, Worker, backend_states, option_of,
     redis_url, str_of, unique_queue,
 };
 
@@ -56,7 +55,7 @@ fn assert_never_ran(seen: &[Published], task: &str, worker: &Worker, kind: Worke
 }
 
 /// Waits until none of `tasks` is queued any more (the removal pass took them out).
-async fn wait_taken_out(app: &TestApp, tasks: &[&str], within: Duration) {
+async fn wait_taken_out(app: &CeleryApp, tasks: &[&str], within: Duration) {
     let started = Instant::now();
     loop {
         let queued = app.queued();
@@ -76,8 +75,8 @@ async fn wait_taken_out(app: &TestApp, tasks: &[&str], within: Duration) {
 }
 
 /// Waits for the briefing `hash` to reach `options_ready` (its task ran to the end).
-async fn wait_ready(app: &TestApp, token: &str, hash: &str) {
-    app.wait(
+async fn wait_ready(app: &CeleryApp, token: &str, hash: &str) {
+    app.wait_within(
         &format!("/briefings/{hash}"),
         token,
         Duration::from_secs(30),
@@ -86,7 +85,7 @@ async fn wait_ready(app: &TestApp, token: &str, hash: &str) {
     .await;
 }
 
-async fn cancel_briefing(app: &TestApp, token: &str, hash: &str) {
+async fn cancel_briefing(app: &CeleryApp, token: &str, hash: &str) {
     let (status, body) = app
         .post(&format!("/briefings/{hash}/cancel-generation"), token)
         .await;
@@ -96,11 +95,9 @@ async fn cancel_briefing(app: &TestApp, token: &str, hash: &str) {
 
 async fn cancelled_while_no_worker_runs(kind: WorkerKind) {
     let queue = unique_queue("kinds-no-worker");
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
-    let mut live = Sse::open(&app.client, &app.address, &token, None)
-        .await
-        .unwrap();
+    let mut live = app.stream(&token, None).await.unwrap();
     let meta = Subscription::start("celery-task-meta-*");
     // No worker: both wait in the queue.
     let briefing = app.create_briefing(&token, "Sem worker").await;
@@ -182,7 +179,7 @@ async fn push_backlog(queue: &str, count: usize) {
 
 async fn cancel_all_under_a_backlog(kind: WorkerKind) {
     let queue = unique_queue("kinds-backlog");
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let (alice, bob) = (app.token(1), app.token(2));
     let meta = Subscription::start("celery-task-meta-*");
     let mut cancelled = Vec::new();
@@ -235,7 +232,7 @@ async fn restarted_between_the_cancel_and_the_delivery(kind: WorkerKind) {
         ..QUICK
     };
     let first = Worker::start_kind(&redis_url(DB), &queue, busy, &[], kind).await;
-    let app = TestApp::spawn(Backend::Postgres, DB, &queue).await;
+    let app = CeleryApp::spawn(Backend::Postgres, DB, &queue).await;
     let token = app.token(1);
     let ready = app.briefing_with_options(&token, "Reinício").await;
     let option = option_of(&ready, "simple");

@@ -1,6 +1,4 @@
-//! The seed's response bodies that several test binaries assert, written once (each binary
-//! includes this file with `#[path]` and uses a subset of it).
-#![allow(dead_code)]
+//! The seed's response bodies that several test binaries assert, written once.
 
 use serde_json::{Value, json};
 

@@ -1,6 +1,4 @@
-//! A Server-Sent Events reader of `GET /tasks/events` for the test binaries that include this
-//! file with `#[path]`.
-#![allow(dead_code)]
+//! A Server-Sent Events reader of `GET /tasks/events`.
 
 use std::time::Duration;
 

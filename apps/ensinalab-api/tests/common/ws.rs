@@ -1,6 +1,5 @@
-//! A WebSocket reader of `GET /tasks/ws` for the test binaries that include this file with
-//! `#[path]`: the token message, then the server's JSON messages, its pings and its close.
-#![allow(dead_code)]
+//! A WebSocket reader of `GET /tasks/ws`: the token message, then the server's JSON messages,
+//! its pings and its close.
 
 use std::time::Duration;
 

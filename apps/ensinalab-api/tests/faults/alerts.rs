@@ -4,51 +4,24 @@
 
 use std::time::Duration;
 
-use ensinalab_api::Application;
-use ensinalab_api::auth::Authenticator;
-use ensinalab_api::config::Config;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::*;
 
 const OPERATORS: [&str; 2] = ["ops@ensinalab.test", "oncall@ensinalab.test"];
 
 /// The real application built from `env` as `main` builds it (embedded default unless
-/// `REDIS_URL` is given), mailing `smtp`'s server.
-async fn spawn(
-    smtp: &SmtpServer,
-    db: &std::path::Path,
-    env: &[(&str, &str)],
-) -> (Http, Authenticator) {
-    let base = [
-        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", db.display()),
-        ),
-        ("JWT_SECRET", SECRET.to_owned()),
-        ("METRICS_ADDR", String::new()),
-        ("SMTP_URL", smtp.url()),
-        ("ALERT_EMAIL_TO", OPERATORS.join(", ")),
-        ("RATE_LIMIT_PER_MIN", "100000".to_owned()),
-        ("CANCEL_RATE_LIMIT_PER_MIN", "100000".to_owned()),
+/// `REDIS_URL` is given) on a SQLite file, mailing `smtp`'s server.
+async fn spawn(smtp: &SmtpServer, env: &[(&str, &str)]) -> TestApp {
+    let (smtp_url, to) = (smtp.url(), OPERATORS.join(", "));
+    let mailing = [
+        ("METRICS_ADDR", ""),
+        ("SMTP_URL", smtp_url.as_str()),
+        ("ALERT_EMAIL_TO", to.as_str()),
     ];
-    let config = Config::from_lookup(|key| {
-        env.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| (*v).to_owned())
-            .or_else(|| base.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
-    })
-    .expect("valid configuration");
-    let app = Application::build(&config).await.expect("app starts");
-    let http = Http::new(app.port(), reqwest::Client::new());
-    tokio::spawn(app.run_until_stopped());
-    (http, Authenticator::new(&config.jwt))
-}
-
-fn sqlite_file() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("alerts-{}.db", uuid::Uuid::new_v4().simple()))
+    let env: Vec<(&str, &str)> = env.iter().chain(&mailing).copied().collect();
+    TestApp::build(TestDb::on_disk(Backend::Sqlite).await, &env).await
 }
 
 fn assert_to_operators(mail: &Received) {
@@ -62,23 +35,19 @@ fn assert_to_operators(mail: &Received) {
 async fn a_cancel_whose_revoke_never_reached_the_broker_is_mailed_to_the_operators() {
     let smtp = SmtpServer::start();
     let mut redis = RedisServer::start();
-    let db = sqlite_file();
-    let redis_url = redis.url();
-    let (app, auth) = spawn(
+    let (redis_url, queue) = (redis.url(), unique_queue());
+    let app = spawn(
         &smtp,
-        &db,
         &[
             ("REDIS_URL", &redis_url),
-            ("CELERY_QUEUE", &unique_queue()),
+            ("CELERY_QUEUE", &queue),
             ("REVOKE_ALERT_AFTER_SECS", "1"),
             ("RECONCILE_INTERVAL_SECS", "3600"),
         ],
     )
     .await;
-    let token = auth.mint(1, false, 600).unwrap();
-    let body = json!({"title": "Sem broker", "description": "...", "duration_minutes": 10});
-    let (status, created) = app.post_json("/briefings", &token, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = app.token(1);
+    let created = app.create_briefing(&token, "Sem broker").await;
     let hash = created["briefing_id"].as_str().unwrap().to_owned();
     let task = created["task_id"].as_str().unwrap().to_owned();
 
@@ -101,16 +70,13 @@ async fn a_cancel_whose_revoke_never_reached_the_broker_is_mailed_to_the_operato
     );
     assert!(mail.body.contains(&format!("task {task}")), "{}", mail.body);
     assert!(mail.body.contains("revoke undelivered"), "{}", mail.body);
-    let _ = std::fs::remove_file(&db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automatic_timeouts_reach_the_operators_as_one_e_mail_per_interval() {
     let smtp = SmtpServer::start();
-    let db = sqlite_file();
-    let (app, auth) = spawn(
+    let app = spawn(
         &smtp,
-        &db,
         &[
             ("AUTO_CANCEL_FACTOR", "1"),
             ("EXPECTED_VIDEO_SECS", "1"),
@@ -122,21 +88,12 @@ async fn automatic_timeouts_reach_the_operators_as_one_e_mail_per_interval() {
         ],
     )
     .await;
-    let token = auth.mint(1, false, 600).unwrap();
-    let body = json!({"title": "Longo demais", "description": "...", "duration_minutes": 10});
-    let (status, created) = app.post_json("/briefings", &token, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let hash = created["briefing_id"].as_str().unwrap().to_owned();
-    let option = eventually(Duration::from_secs(20), "options", || async {
-        let (_, b) = app.get(&format!("/briefings/{hash}"), &token).await;
-        b["options"][0]["option_id"].as_str().map(str::to_owned)
-    })
-    .await;
+    let token = app.token(1);
+    let briefing = app.briefing_with_options(&token, "Longo demais").await;
+    let option = briefing["options"][0]["option_id"].as_str().unwrap();
     let mut videos = Vec::new();
     for _ in 0..3 {
-        let (status, video) = app.post(&format!("/options/{option}/select"), &token).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{video}");
-        videos.push(video);
+        videos.push(app.select(&token, option).await);
     }
     for video in &videos {
         let path = format!("/videos/{}/status", video["video_id"].as_str().unwrap());
@@ -170,5 +127,4 @@ async fn automatic_timeouts_reach_the_operators_as_one_e_mail_per_interval() {
         n => format!("[EnsinaLab] {n} jobs timed out"),
     };
     assert_eq!(subject, expected, "{}", first.body);
-    let _ = std::fs::remove_file(&db);
 }

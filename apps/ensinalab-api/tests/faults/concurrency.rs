@@ -86,7 +86,7 @@ async fn concurrent_cancels_cancel_alls_and_completions_end_in_one_terminal_stat
         options_duration: Duration::from_secs(600),
         video_duration: Duration::from_secs(600),
     });
-    let app = Arc::new(App::spawn(store.clone(), broker, None, None, AppSettings::default()).await);
+    let app = Arc::new(spawn(store.clone(), broker, Feeds::default(), &[]));
     let token = app.token(1);
     let user = UserId(1);
     // The briefings made for the videos are options_ready: cancel-all leaves them alone.

@@ -13,14 +13,8 @@ use crate::support::*;
 async fn a_late_success_after_a_cancel_never_resurrects_the_row() {
     let redis = RedisServer::start();
     let broker = celery(&redis.url(), &unique_queue());
-    let app = App::spawn(
-        sqlite_memory().await.unwrap(),
-        broker.clone(),
-        Some(broker.watch()),
-        None,
-        AppSettings::default(),
-    )
-    .await;
+    let changes = Feeds::changes(broker.watch());
+    let app = spawn(sqlite_memory().await.unwrap(), broker, changes, &[]);
     let token = app.token(1);
     // No worker: the task waits in the queue until the cancel removes it.
     let briefing = app.create_briefing(&token, "Gestão de Sala de Aula").await;

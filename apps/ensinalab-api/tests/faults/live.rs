@@ -4,121 +4,33 @@
 //! Redis with no warning; and a relay that lost its subscription resyncs every open stream
 //! in-band, with no change lost.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ensinalab_api::auth::Authenticator;
-use ensinalab_api::config::Config;
 use ensinalab_store::testing::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::common::ws::Ws;
 use crate::support::*;
 
-#[path = "../common/sse.rs"]
-mod sse;
-use sse::Sse;
-#[path = "../common/ws.rs"]
-mod ws;
-use ws::Ws;
-
-const LIVE_SECRET: &str = "live-test-secret-of-32-bytes-or-more!";
-
-/// An `ensinalab-api` process, killed when dropped; its JSON log lines go to a file.
-struct Server {
-    child: Child,
-    http: Http,
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    fn start(database_url: &str, redis_url: &str, queue: &str) -> Self {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("ensinalab-live-{queue}-{port}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ensinalab-api"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("METRICS_ADDR", "")
-            .env("DATABASE_URL", database_url)
-            .env("AUTO_MIGRATE", "false")
-            .env("REDIS_URL", redis_url)
-            .env("CELERY_QUEUE", queue)
-            .env("JWT_SECRET", LIVE_SECRET)
-            .env("RATE_LIMIT_PER_MIN", "100000")
-            .env("LOG_FORMAT", "json")
-            .stdout(Stdio::from(out.try_clone().expect("log file")))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("the server starts");
-        Self {
-            child,
-            http: Http::new(port, reqwest::Client::new()),
-            log,
-        }
+/// `n` server processes on one database and one Redis, sharing a fresh queue, each ready and
+/// its relay subscribed; their JSON log lines go to their files.
+async fn fleet(db: &TestPostgres, redis: &RedisServer, n: usize) -> Vec<ServerProcess> {
+    let (redis_url, queue) = (redis.url(), unique_queue());
+    let env = [
+        ("DATABASE_URL", db.url()),
+        ("AUTO_MIGRATE", "false"),
+        ("REDIS_URL", &redis_url),
+        ("CELERY_QUEUE", &queue),
+        ("RATE_LIMIT_PER_MIN", "100000"),
+        ("LOG_FORMAT", "json"),
+    ];
+    let servers: Vec<ServerProcess> = (0..n).map(|_| ServerProcess::start(&env)).collect();
+    for server in &servers {
+        server.ready().await;
     }
-
-    /// `n` servers on one database and one Redis, sharing a fresh queue, each ready and its
-    /// relay subscribed.
-    async fn fleet(db: &TestPostgres, redis: &RedisServer, n: usize) -> Vec<Self> {
-        let queue = unique_queue();
-        let servers: Vec<Self> = (0..n)
-            .map(|_| Self::start(db.url(), &redis.url(), &queue))
-            .collect();
-        for server in &servers {
-            server.ready().await;
-        }
-        relays_subscribed(&redis.url(), &queue, i64::try_from(n).unwrap()).await;
-        servers
-    }
-
-    /// The log lines at WARN or above written so far.
-    fn warnings(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .expect("the log")
-            .lines()
-            .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    async fn ready(&self) {
-        eventually(
-            Duration::from_secs(30),
-            "the server answers /readyz",
-            || async {
-                let res = self.http.client.get(self.http.url("/readyz")).send().await;
-                res.ok().filter(|r| r.status() == StatusCode::OK)
-            },
-        )
-        .await;
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-fn tokens() -> Authenticator {
-    let config = Config::from_lookup(|key| match key {
-        "JWT_SECRET" => Some(LIVE_SECRET.to_owned()),
-        _ => None,
-    })
-    .expect("config");
-    Authenticator::new(&config.jwt)
+    relays_subscribed(&redis_url, &queue, i64::try_from(n).unwrap()).await;
+    servers
 }
 
 /// Waits until `n` servers listen on the live channel of `queue`.
@@ -147,29 +59,23 @@ async fn relays_subscribed(redis_url: &str, queue: &str, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
-    let mut servers = Server::fleet(&db, &redis, 2).await;
+    let mut servers = fleet(&db, &redis, 2).await;
     let (b, a) = (servers.remove(1), servers.remove(0));
 
-    let auth = tokens();
+    let auth = authenticator();
     let (alice, bob) = (
         auth.mint(1, false, 600).unwrap(),
         auth.mint(2, false, 600).unwrap(),
     );
-    let mut alice_on_b = Sse::open(&b.http.client, &b.http.address, &alice, None)
-        .await
-        .unwrap();
-    let mut bob_on_b = Sse::open(&b.http.client, &b.http.address, &bob, None)
-        .await
-        .unwrap();
+    let mut alice_on_b = b.http.stream(&alice, None).await.unwrap();
+    let mut bob_on_b = b.http.stream(&bob, None).await.unwrap();
     let mut alice_ws_on_b = Ws::open(&b.http.address, &alice, None).await;
     assert_eq!(alice_on_b.expect().await.event, "snapshot");
     assert_eq!(bob_on_b.expect().await.event, "snapshot");
     assert_eq!(alice_ws_on_b.expect().await.event, "snapshot");
 
     // Through server A: no worker listens on this queue, so the briefing stays queued.
-    let body = json!({"title": "Em outro servidor", "description": "...", "duration_minutes": 10});
-    let (status, created) = a.http.post_json("/briefings", &alice, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = a.http.create_briefing(&alice, "Em outro servidor").await;
     let hash = created["briefing_id"].as_str().unwrap();
     let e = alice_on_b.until(|d| d["change"] == "created").await;
     assert_eq!(e.data["resource_id"], hash);
@@ -195,8 +101,7 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     assert_eq!(e.data["revoke"], cancel["revoke"]);
 
     // Bob's stream carried none of it: its first change is his own job's.
-    let (status, his) = a.http.post_json("/briefings", &bob, &body).await;
-    assert_eq!(status, StatusCode::CREATED);
+    let his = a.http.create_briefing(&bob, "Em outro servidor").await;
     let first = bob_on_b.expect().await;
     assert_eq!(first.event, "change");
     assert_eq!(
@@ -213,7 +118,7 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     assert_eq!(alice_ws_on_b.close_code().await, 1001);
     let mut b = b;
     let exited = eventually(Duration::from_secs(30), "server B exits", || {
-        let status = b.child.try_wait().unwrap();
+        let status = b.exited();
         async move { status }
     })
     .await;
@@ -225,21 +130,19 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_on_redis_stays_open_a_minute_with_one_snapshot_and_no_warning() {
     let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
-    let server = Server::fleet(&db, &redis, 1).await.remove(0);
-    let token = tokens().mint(1, false, 600).unwrap();
-    let mut sse = Sse::open(&server.http.client, &server.http.address, &token, None)
-        .await
-        .unwrap();
+    let server = fleet(&db, &redis, 1).await.remove(0);
+    let token = authenticator().mint(1, false, 600).unwrap();
+    let mut sse = server.http.stream(&token, None).await.unwrap();
     let mut ws = Ws::open(&server.http.address, &token, None).await;
     assert_eq!(sse.expect().await.event, "snapshot");
     assert_eq!(ws.expect().await.event, "snapshot");
 
     // Four keep-alives of the relay and of the Celery feeds (one every 15 s) fall in this minute.
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let body =
-        json!({"title": "Depois de um minuto", "description": "...", "duration_minutes": 10});
-    let (status, created) = server.http.post_json("/briefings", &token, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = server
+        .http
+        .create_briefing(&token, "Depois de um minuto")
+        .await;
     // The very next event of each stream is this change: no snapshot came in between, and the
     // streams were never ended.
     let e = sse.expect().await;
@@ -261,12 +164,10 @@ async fn an_idle_stream_on_redis_stays_open_a_minute_with_one_snapshot_and_no_wa
 async fn after_the_relays_subscription_is_killed_every_stream_gets_a_snapshot_and_no_change_is_lost()
  {
     let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
-    let mut servers = Server::fleet(&db, &redis, 2).await;
+    let mut servers = fleet(&db, &redis, 2).await;
     let (b, a) = (servers.remove(1), servers.remove(0));
-    let token = tokens().mint(1, false, 600).unwrap();
-    let mut sse = Sse::open(&b.http.client, &b.http.address, &token, None)
-        .await
-        .unwrap();
+    let token = authenticator().mint(1, false, 600).unwrap();
+    let mut sse = b.http.stream(&token, None).await.unwrap();
     let mut ws = Ws::open(&b.http.address, &token, None).await;
     let first = sse.expect().await;
     assert_eq!(first.event, "snapshot");
@@ -286,9 +187,7 @@ async fn after_the_relays_subscription_is_killed_every_stream_gets_a_snapshot_an
         .unwrap();
     assert!(killed >= 2, "{killed} subscriptions killed");
     // Made on A while B's relay may still be resubscribing: PUB/SUB keeps nothing for it.
-    let body = json!({"title": "Durante a queda", "description": "...", "duration_minutes": 10});
-    let (status, created) = a.http.post_json("/briefings", &token, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = a.http.create_briefing(&token, "Durante a queda").await;
     let hash = created["briefing_id"].as_str().unwrap();
 
     let resynced = tokio::time::timeout(Duration::from_secs(2), async {

@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../common/contract.rs"]
-mod contract;
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
 mod support;
+
+use common::contract;
 
 mod alerts;
 mod concurrency;

@@ -27,15 +27,8 @@ async fn with_postgres_down_requests_fail_fast_with_503_and_recover_by_themselve
         options_duration: Duration::from_secs(60),
         video_duration: Duration::from_secs(60),
     });
-    let changes = broker.watch();
-    let app = App::spawn(
-        store.clone(),
-        broker,
-        Some(changes),
-        None,
-        AppSettings::default(),
-    )
-    .await;
+    let changes = Feeds::changes(broker.watch());
+    let app = spawn(store.clone(), broker, changes, &[]);
     let token = app.token(1);
     let draft = BriefingDraft::new("Gestão de Sala de Aula", "...", 10).unwrap();
     let briefing = store
@@ -43,7 +36,7 @@ async fn with_postgres_down_requests_fail_fast_with_503_and_recover_by_themselve
         .await
         .unwrap()
         .expect("a free job slot");
-    let hash = app.ids.encode(briefing.id.get());
+    let hash = app.hash(briefing.id.get());
 
     pg.stop();
 

@@ -13,9 +13,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::support::*;
-
 use crate::contract;
+use crate::support::*;
 
 const DURATIONS: Durations = Durations {
     options_secs: 0.5,
@@ -29,7 +28,7 @@ async fn a_cancel_while_redis_is_down_is_pending_then_delivered_and_the_task_nev
     let queue = unique_queue();
     let broker = celery(&redis.url(), &queue);
     let store = sqlite_memory().await.unwrap();
-    let app = App::over_celery(store.clone(), &broker, AppSettings::default()).await;
+    let app = over_celery(store.clone(), &broker, &[]);
     let token = app.token(1);
 
     // No worker yet: the options task waits in the queue.
@@ -147,12 +146,7 @@ async fn a_running_video_cancelled_while_redis_is_down_is_killed_once_redis_retu
         video_steps: 1,
     };
     let worker = Worker::start(&redis.url(), &queue, long, &[]).await;
-    let app = App::over_celery(
-        sqlite_memory().await.unwrap(),
-        &broker,
-        AppSettings::default(),
-    )
-    .await;
+    let app = over_celery(sqlite_memory().await.unwrap(), &broker, &[]);
     let token = app.token(1);
     let (video, task) = crate::worker_killed::running_video(&app, &token).await;
     let task = TaskId::parse(&task).unwrap();

@@ -1,7 +1,6 @@
 //! The automatic timeout with two server processes sweeping one PostgreSQL at the same moment:
 //! each late job is cancelled once (one transition, one `auto_cancelled` event, one revoke).
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ensinalab_domain::{UserId, VideoStatus};
@@ -11,55 +10,27 @@ use ensinalab_store::testing::{self, TestPostgres};
 use crate::support::*;
 
 /// Jobs that ran past their limit before the servers started.
-const LATE: usize = 20;
+const LATE: i64 = 20;
 
-/// An `ensinalab-api` process, killed when dropped.
-struct Server(Child);
-
-impl Server {
-    fn start(database_url: &str, redis_url: &str, queue: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_ensinalab-api"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
-            .env("DATABASE_URL", database_url)
-            .env("REDIS_URL", redis_url)
-            .env("CELERY_QUEUE", queue)
-            .env("JWT_SECRET", "timeout-test-secret-of-32-bytes-or-more")
-            .env("METRICS_ADDR", "")
-            .env("AUTO_CANCEL_FACTOR", "1")
-            .env("EXPECTED_VIDEO_SECS", "1")
-            .env("EXPECTED_OPTIONS_SECS", "1")
-            .env("AUTO_CANCEL_SWEEP_SECS", "1")
-            .env("RECONCILE_INTERVAL_SECS", "3600")
-            // The removal pass's lease is a SET too; this test counts the claims' SETs.
-            .env("CELERY_UNQUEUE", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server starts");
-        Self(child)
-    }
+/// A server process sweeping for late jobs every second (the limit is 1 s).
+fn server(database_url: &str, redis_url: &str, queue: &str) -> ServerProcess {
+    ServerProcess::start(&[
+        ("DATABASE_URL", database_url),
+        ("REDIS_URL", redis_url),
+        ("CELERY_QUEUE", queue),
+        ("AUTO_CANCEL_FACTOR", "1"),
+        ("EXPECTED_VIDEO_SECS", "1"),
+        ("EXPECTED_OPTIONS_SECS", "1"),
+        ("AUTO_CANCEL_SWEEP_SECS", "1"),
+        ("RECONCILE_INTERVAL_SECS", "3600"),
+        // The removal pass's lease is a SET too; this test counts the claims' SETs.
+        ("CELERY_UNQUEUE", "off"),
+    ])
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// How many times Redis ran `command` so far.
-async fn calls(redis: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(redis)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
+/// How many times Redis ran `SET` so far.
+fn sets(redis: &RedisServer) -> i64 {
+    redis.commands().get("set").copied().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,23 +38,18 @@ async fn two_servers_sweeping_at_once_cancel_each_late_job_once() {
     let db = TestPostgres::new().await.unwrap();
     let store = db.store().clone();
     let redis = RedisServer::start();
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
 
     // Late jobs: running videos a worker started an hour ago (the limit is 1 s).
     let mut late = Vec::new();
     for _ in 0..LATE {
         late.push(running_video_started_long_ago(&store).await);
     }
-    let sets_before = calls(&mut conn, "set").await;
+    let sets_before = sets(&redis);
 
     let queue = unique_queue();
     let servers = [
-        Server::start(db.url(), &redis.url(), &queue),
-        Server::start(db.url(), &redis.url(), &queue),
+        server(db.url(), &redis.url(), &queue),
+        server(db.url(), &redis.url(), &queue),
     ];
     eventually(
         Duration::from_secs(60),
@@ -113,7 +79,7 @@ async fn two_servers_sweeping_at_once_cancel_each_late_job_once() {
     expected.sort_unstable();
     assert_eq!(auto, expected, "one auto_cancelled event per job");
     // One revoke per job: a revoke claims each task's result key with one SET.
-    assert_eq!(calls(&mut conn, "set").await - sets_before, LATE as u64);
+    assert_eq!(sets(&redis) - sets_before, LATE);
     for id in &late {
         let v = store.video(*id).await.unwrap().unwrap();
         assert_eq!(

@@ -26,16 +26,12 @@ const DURATIONS: Durations = Durations {
 
 /// Creates a briefing, waits for its options, selects the first; returns the video's hash
 /// and task id once the video is processing.
-pub(crate) async fn running_video(app: &App, token: &str) -> (String, String) {
-    let briefing = app.create_briefing(token, "Gestão de Sala de Aula").await;
-    let hash = briefing["briefing_id"].as_str().unwrap().to_owned();
-    let option = eventually(Duration::from_secs(20), "options", || async {
-        let (_, b) = app.get(&format!("/briefings/{hash}"), token).await;
-        b["options"][0]["option_id"].as_str().map(str::to_owned)
-    })
-    .await;
-    let (status, body) = app.post(&format!("/options/{option}/select"), token).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+pub(crate) async fn running_video(app: &TestApp, token: &str) -> (String, String) {
+    let briefing = app
+        .briefing_with_options(token, "Gestão de Sala de Aula")
+        .await;
+    let option = briefing["options"][0]["option_id"].as_str().unwrap();
+    let body = app.select(token, option).await;
     let video = body["video_id"].as_str().unwrap().to_owned();
     let task = eventually(Duration::from_secs(20), "video processing", || async {
         let (_, v) = app.get(&format!("/videos/{video}/status"), token).await;
@@ -45,7 +41,7 @@ pub(crate) async fn running_video(app: &App, token: &str) -> (String, String) {
     (video, task)
 }
 
-async fn active_row(app: &App, token: &str, video: &str) -> Option<Value> {
+async fn active_row(app: &TestApp, token: &str, video: &str) -> Option<Value> {
     let (_, list) = app.get("/tasks/active", token).await;
     list["tasks"]
         .as_array()?
@@ -54,16 +50,16 @@ async fn active_row(app: &App, token: &str, video: &str) -> Option<Value> {
         .cloned()
 }
 
-async fn spawn_app(broker: &CeleryBroker) -> App {
-    App::over_celery(
-        sqlite_memory().await.unwrap(),
-        broker,
-        AppSettings {
-            task_time_limit_secs: 2,
-            ..AppSettings::default()
-        },
-    )
-    .await
+async fn spawn_app(broker: &CeleryBroker) -> TestApp {
+    let store = sqlite_memory().await.unwrap();
+    // Stuck after 2 s; the automatic timeout keeps its default limits, which the time limit
+    // would otherwise shorten with it.
+    let env = [
+        ("TASK_TIME_LIMIT_SECS", "2"),
+        ("EXPECTED_OPTIONS_SECS", "300"),
+        ("EXPECTED_VIDEO_SECS", "300"),
+    ];
+    over_celery(store, broker, &env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,33 +4,28 @@
 //! Counts only: a test never asserts on time (`scripts/bench.sh` measures time).
 #![allow(clippy::unwrap_used)]
 
-mod servers;
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
+mod counts;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ensinalab_api::Application;
-use ensinalab_api::auth::Authenticator;
-use ensinalab_api::config::Config;
-use ensinalab_api::startup::settings;
-use ensinalab_app::Service;
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
 use ensinalab_jobs::dispatcher::DispatcherSettings;
 use ensinalab_store::SqlStore;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use servers::{OwnPostgres, OwnRedis, delta};
-
-const SECRET: &str = "roundtrips-secret-roundtrips-secret!";
+use common::app::{Feeds, TestApp, TestDb, config};
+use common::servers::{PgServer, RedisServer};
+use counts::{APP_DB, delta, statements};
 
 struct Rig {
-    pg: OwnPostgres,
-    redis: OwnRedis,
-    store: SqlStore,
-    address: String,
-    auth: Authenticator,
-    client: reqwest::Client,
+    pg: PgServer,
+    redis: RedisServer,
+    app: TestApp,
 }
 
 impl Rig {
@@ -39,48 +34,43 @@ impl Rig {
     /// the revoke dispatcher tick once an hour: their first ticks, at start, are waited out by
     /// [`Rig::quiet`]. A cancel's own revoke is still sent in its request.
     async fn start() -> Self {
-        let pg = OwnPostgres::start();
-        let redis = OwnRedis::start();
-        let config = Config::from_lookup(|key| match key {
-            "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
-            "METRICS_ADDR" => Some(String::new()),
-            "DATABASE_URL" => Some(pg.url()),
-            "REDIS_URL" => Some(redis.url()),
-            "JWT_SECRET" => Some(SECRET.to_owned()),
-            "HASHIDS_SALT" => Some("roundtrips".to_owned()),
-            "RECONCILE_INTERVAL_SECS" => Some("3600".to_owned()),
+        let pg = PgServer::counting();
+        pg.psql("postgres", &format!("CREATE DATABASE {APP_DB}"));
+        let redis = RedisServer::in_memory();
+        let (database_url, redis_url) = (pg.url_of(APP_DB), redis.url());
+        let config = config(&[
+            // No census: its reads would count with the request's own.
+            ("METRICS_ADDR", ""),
+            ("DATABASE_URL", &database_url),
+            ("REDIS_URL", &redis_url),
+            ("RECONCILE_INTERVAL_SECS", "3600"),
             // One server: the live relay's PUBLISHes (a batch per burst of changes) would count
             // with the revoke broadcast, which is what these tests count.
-            "LIVE_RELAY" => Some("false".to_owned()),
-            "RATE_LIMIT_PER_MIN" | "CANCEL_RATE_LIMIT_PER_MIN" => Some("1000000".to_owned()),
-            _ => None,
-        })
-        .unwrap();
-        let store = SqlStore::connect(&pg.url()).await.unwrap();
+            ("LIVE_RELAY", "false"),
+            ("RATE_LIMIT_PER_MIN", "1000000"),
+            ("CANCEL_RATE_LIMIT_PER_MIN", "1000000"),
+        ]);
+        let store = SqlStore::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
         // No removal pass: its idle check and its lease would count with the request's own
         // commands (the pass is measured in crates/ensinalab-celery/tests/backlog.rs).
-        let mut celery = CeleryConfig::new(redis.url());
+        let mut celery = CeleryConfig::new(redis_url);
         celery.unqueue = false;
         let broker = CeleryBroker::new(celery).unwrap();
-        let service = Service::new(store.clone(), broker, settings(&config));
         let hourly = Duration::from_secs(3600);
         let dispatch = DispatcherSettings {
             tick: hourly,
             rebroadcast_every: hourly,
             ..DispatcherSettings::default()
         };
-        let app = Application::from_parts_with(&config, service, None, None, dispatch).unwrap();
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            pg,
-            redis,
-            store,
-            address,
-            auth: Authenticator::new(&config.jwt),
-            client: reqwest::Client::new(),
-        }
+        let app = TestApp::over(
+            TestDb::of(store),
+            &config,
+            broker,
+            Feeds::default(),
+            dispatch,
+        );
+        Self { pg, redis, app }
     }
 
     /// Gives `user` `n` active jobs, alternating videos (`processing`) and briefings
@@ -121,7 +111,7 @@ impl Rig {
                  now() - t.n * interval '1 second', now() FROM (VALUES {briefings}) t(id, n);"
             ));
         }
-        ensinalab_store::testing::execute(&self.store, &sql)
+        ensinalab_store::testing::execute(&self.app.store, &sql)
             .await
             .unwrap();
         let mut mset = vec!["MSET".to_owned()];
@@ -168,29 +158,15 @@ impl Rig {
     }
 
     fn snapshot(&self) -> (BTreeMap<String, i64>, BTreeMap<String, i64>) {
-        (self.pg.statements(), self.redis.commands())
-    }
-
-    fn token(&self, user: i64) -> String {
-        self.auth.mint(user, false, 600).unwrap()
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        (statements(&self.pg), self.redis.commands())
     }
 
     async fn get(&self, path: &str, user: i64) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.address);
-        self.send(self.client.get(url).bearer_auth(self.token(user)))
-            .await
+        self.app.get(path, &self.app.token(user)).await
     }
 
     async fn post(&self, path: &str, user: i64) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.address);
-        self.send(self.client.post(url).bearer_auth(self.token(user)))
-            .await
+        self.app.post(path, &self.app.token(user)).await
     }
 
     /// The SQL statements and Redis commands `request` caused, and its answer.

@@ -1,13 +1,14 @@
 //! Headless Chromium driven over the W3C WebDriver protocol (Debian's `chromedriver`,
 //! scripts/ensure-chromium.sh installs it), with the HTTP client the tests already have.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+
+use crate::common::servers::free_port;
 
 /// The key WebDriver names an element by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -26,10 +27,7 @@ pub struct Element(String);
 impl Browser {
     /// Starts `chromedriver` on a free port and a headless Chromium `width` px wide.
     pub async fn start(width: u32) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
