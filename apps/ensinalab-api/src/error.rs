@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use ensinalab_app::{
     AdminError, BriefingError, CancelAllError, CancelBriefingError, CancelVideoError,
-    CreateBriefingError, ListActiveError, SelectOptionError, TaskStatusError, VideoStatusError,
+    CreateJobError, ListActiveError, SelectOptionError, TaskStatusError, VideoStatusError,
 };
 use ensinalab_ports::{BoxError, BrokerError, StoreError};
 use serde::Serialize;
@@ -244,12 +244,12 @@ impl From<TaskStatusError> for ApiError {
     }
 }
 
-impl From<CreateBriefingError> for ApiError {
-    fn from(err: CreateBriefingError) -> Self {
+impl From<CreateJobError> for ApiError {
+    fn from(err: CreateJobError) -> Self {
         match err {
-            CreateBriefingError::TooManyJobs { max } => Self::TooManyJobs { max },
-            CreateBriefingError::Store(e) => e.into(),
-            CreateBriefingError::Broker(e) => e.into(),
+            CreateJobError::TooManyJobs { max } => Self::TooManyJobs { max },
+            CreateJobError::Store(e) => e.into(),
+            CreateJobError::Broker(e) => e.into(),
         }
     }
 }
@@ -270,9 +270,7 @@ impl From<SelectOptionError> for ApiError {
             SelectOptionError::BriefingNotReady { status } => Self::BadRequest(format!(
                 "Briefing não está pronto para gerar vídeo. Status atual: {status}"
             )),
-            SelectOptionError::TooManyJobs { max } => Self::TooManyJobs { max },
-            SelectOptionError::Store(e) => e.into(),
-            SelectOptionError::Broker(e) => e.into(),
+            SelectOptionError::Create(e) => e.into(),
         }
     }
 }

@@ -24,9 +24,9 @@ use crate::{Service, new_task_id};
 /// Message stored on a row whose task could not be dispatched.
 pub(crate) const DISPATCH_FAILED: &str = "Falha ao enviar a tarefa para a fila";
 
-/// Why a briefing could not be created.
+/// Why a job (a briefing's option generation, or a video) could not be created.
 #[derive(Debug, thiserror::Error)]
-pub enum CreateBriefingError {
+pub enum CreateJobError {
     /// The caller already holds `max` jobs; nothing was created.
     #[error("{max} jobs in flight already")]
     TooManyJobs { max: u32 },
@@ -56,14 +56,15 @@ pub enum SelectOptionError {
     /// The briefing's options are not ready (or it was cancelled or failed).
     #[error("briefing is not ready for a video in status {status}")]
     BriefingNotReady { status: BriefingStatus },
-    /// The caller already holds `max` jobs; nothing was created.
-    #[error("{max} jobs in flight already")]
-    TooManyJobs { max: u32 },
+    /// The video could not be created.
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The video exists (as `failed`) but its task could not be dispatched.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
+    Create(#[from] CreateJobError),
+}
+
+impl From<StoreError> for SelectOptionError {
+    fn from(err: StoreError) -> Self {
+        Self::Create(err.into())
+    }
 }
 
 /// Why a video could not be read.
@@ -82,19 +83,19 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
     /// jobs.
     ///
     /// # Errors
-    /// [`CreateBriefingError`].
+    /// [`CreateJobError`].
     pub async fn create_briefing(
         &self,
         caller: &Caller,
         draft: &BriefingDraft,
-    ) -> Result<Briefing, CreateBriefingError> {
+    ) -> Result<Briefing, CreateJobError> {
         let task_id = new_task_id();
         let max = self.settings.max_active_jobs_per_user;
         let briefing = self
             .store
             .create_briefing(caller.user_id, draft, &task_id, max)
             .await?
-            .ok_or(CreateBriefingError::TooManyJobs { max })?;
+            .ok_or(CreateJobError::TooManyJobs { max })?;
         let task = TaskRequest {
             id: task_id,
             kind: TaskKind::GenerateOptions {
@@ -174,7 +175,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             .store
             .create_video(&new, max)
             .await?
-            .ok_or(SelectOptionError::TooManyJobs { max })?;
+            .ok_or(CreateJobError::TooManyJobs { max })?;
         let task = TaskRequest {
             id: task_id,
             kind: TaskKind::GenerateVideo {
@@ -190,7 +191,7 @@ impl<S: Store, B: TaskBroker> Service<S, B> {
             let failed = VideoUpdate::Failed(DISPATCH_FAILED.to_owned());
             self.update_video(video.id, &failed, failed.change())
                 .await?;
-            return Err(err.into());
+            return Err(CreateJobError::from(err).into());
         }
         self.emit_now(&video, ChangeKind::Created);
         Ok(video)

@@ -31,7 +31,7 @@ pub use cancel::{
     CancelledAllReport,
 };
 pub use cleanup::MAX_SWEEP_IN_FLIGHT;
-pub use flow::{BriefingError, CreateBriefingError, SelectOptionError, VideoStatusError};
+pub use flow::{BriefingError, CreateJobError, SelectOptionError, VideoStatusError};
 pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};

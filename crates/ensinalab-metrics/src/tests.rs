@@ -66,39 +66,21 @@ fn the_change_stream_counts_creations_cancellations_finishes_and_revokes() {
         metrics.publish(&c);
     }
     let text = metrics.encode().unwrap();
-    let expected = [
-        (r#"ensinalab_jobs_created_total{kind="video"}"#, 2.0),
-        (r#"ensinalab_jobs_created_total{kind="briefing"}"#, 1.0),
-        (
-            r#"ensinalab_cancellations_total{kind="video",reason="user"}"#,
-            1.0,
-        ),
-        (
-            r#"ensinalab_cancellations_total{kind="briefing",reason="timeout"}"#,
-            1.0,
-        ),
-        (
-            r#"ensinalab_jobs_finished_total{kind="video",status="cancelled"}"#,
-            1.0,
-        ),
-        (
-            r#"ensinalab_jobs_finished_total{kind="video",status="completed"}"#,
-            1.0,
-        ),
-        (
-            r#"ensinalab_jobs_finished_total{kind="briefing",status="failed"}"#,
-            1.0,
-        ),
-        (r#"ensinalab_revokes_total{outcome="pending"}"#, 1.0),
-        (r#"ensinalab_revokes_total{outcome="signalled"}"#, 1.0),
-        (
-            r#"ensinalab_revokes_overdue_total{problem="still_running"}"#,
-            1.0,
-        ),
-    ];
-    for (line, value) in expected {
-        assert_eq!(sample(&text, line), Some(value), "{line} in\n{text}");
-    }
+    assert_samples(
+        &text,
+        r#"
+        ensinalab_jobs_created_total{kind="video"} 2
+        ensinalab_jobs_created_total{kind="briefing"} 1
+        ensinalab_cancellations_total{kind="video",reason="user"} 1
+        ensinalab_cancellations_total{kind="briefing",reason="timeout"} 1
+        ensinalab_jobs_finished_total{kind="video",status="cancelled"} 1
+        ensinalab_jobs_finished_total{kind="video",status="completed"} 1
+        ensinalab_jobs_finished_total{kind="briefing",status="failed"} 1
+        ensinalab_revokes_total{outcome="pending"} 1
+        ensinalab_revokes_total{outcome="signalled"} 1
+        ensinalab_revokes_overdue_total{problem="still_running"} 1
+        "#,
+    );
     assert!(
         !text.contains(r#"status="pending_approval""#),
         "waiting for a human is not finished:\n{text}"
@@ -133,29 +115,17 @@ fn requests_are_counted_and_timed_by_route_template_method_and_status() {
     metrics.auth_failed();
     metrics.rate_limited("cancel");
     let text = metrics.encode().unwrap();
-    let expected = [
-        (
-            r#"ensinalab_http_requests_total{route="/videos/{video_hash}/cancel",method="POST",status="200"}"#,
-            2.0,
-        ),
-        (
-            r#"ensinalab_http_requests_total{route="unmatched",method="GET",status="404"}"#,
-            1.0,
-        ),
-        (
-            r#"ensinalab_http_request_duration_seconds_count{route="/videos/{video_hash}/cancel",method="POST"}"#,
-            2.0,
-        ),
-        (
-            r#"ensinalab_http_request_duration_seconds_bucket{le="0.005",route="/videos/{video_hash}/cancel",method="POST"}"#,
-            1.0,
-        ),
-        ("ensinalab_auth_failures_total", 1.0),
-        (r#"ensinalab_rate_limited_total{policy="cancel"}"#, 1.0),
-    ];
-    for (line, value) in expected {
-        assert_eq!(sample(&text, line), Some(value), "{line} in\n{text}");
-    }
+    assert_samples(
+        &text,
+        r#"
+        ensinalab_http_requests_total{route="/videos/{video_hash}/cancel",method="POST",status="200"} 2
+        ensinalab_http_requests_total{route="unmatched",method="GET",status="404"} 1
+        ensinalab_http_request_duration_seconds_count{route="/videos/{video_hash}/cancel",method="POST"} 2
+        ensinalab_http_request_duration_seconds_bucket{le="0.005",route="/videos/{video_hash}/cancel",method="POST"} 1
+        ensinalab_auth_failures_total 1
+        ensinalab_rate_limited_total{policy="cancel"} 1
+        "#,
+    );
 }
 
 #[test]
@@ -173,28 +143,16 @@ fn the_census_sets_every_in_flight_status_and_zeroes_the_emptied_ones() {
         revokes_pending: 0,
     });
     let text = metrics.encode().unwrap();
-    let expected = [
-        (
-            r#"ensinalab_jobs_in_flight{kind="video",status="queued"}"#,
-            5.0,
-        ),
-        (
-            r#"ensinalab_jobs_in_flight{kind="video",status="processing"}"#,
-            0.0,
-        ),
-        (
-            r#"ensinalab_jobs_in_flight{kind="briefing",status="pending"}"#,
-            0.0,
-        ),
-        (
-            r#"ensinalab_jobs_in_flight{kind="briefing",status="generating_options"}"#,
-            0.0,
-        ),
-        ("ensinalab_revoke_outbox_pending", 0.0),
-    ];
-    for (line, value) in expected {
-        assert_eq!(sample(&text, line), Some(value), "{line} in\n{text}");
-    }
+    assert_samples(
+        &text,
+        r#"
+        ensinalab_jobs_in_flight{kind="video",status="queued"} 5
+        ensinalab_jobs_in_flight{kind="video",status="processing"} 0
+        ensinalab_jobs_in_flight{kind="briefing",status="pending"} 0
+        ensinalab_jobs_in_flight{kind="briefing",status="generating_options"} 0
+        ensinalab_revoke_outbox_pending 0
+        "#,
+    );
 }
 
 #[test]
@@ -255,4 +213,13 @@ fn every_family_has_help_and_the_process_is_measured() {
     assert!(sample(&text, "process_resident_memory_bytes").is_some_and(|v| v > 0.0));
     assert!(sample(&text, "process_open_fds").is_some_and(|v| v >= 1.0));
     assert!(text.ends_with("# EOF\n"));
+}
+
+/// Asserts every `name value` line of `expected` is a sample of `text`.
+fn assert_samples(text: &str, expected: &str) {
+    for line in expected.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, value) = line.rsplit_once(' ').expect("a name and a value");
+        let value: f64 = value.parse().expect("a number");
+        assert_eq!(sample(text, name), Some(value), "{name} in\n{text}");
+    }
 }

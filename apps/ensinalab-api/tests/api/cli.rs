@@ -246,6 +246,11 @@ async fn serve_json_logs(rust_log: &str) -> (u16, tokio::process::Child) {
     (port, server)
 }
 
+/// `request` with `token`, sent.
+async fn authed(request: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
+    request.bearer_auth(token).send().await.expect("an answer")
+}
+
 fn token_for(user: i64) -> String {
     let out = succeeds(
         bin()
@@ -268,16 +273,9 @@ async fn json_logs_give_one_line_per_request_naming_its_user() {
     // Unauthenticated, as a readiness poll that knows no token.
     let res = client.get(&url).send().await.expect("an answer");
     assert_eq!(res.status(), 401);
-    let res = client
-        .get(&url)
-        .bearer_auth(token_for(42))
-        .send()
-        .await
-        .expect("an answer");
+    let res = authed(client.get(&url), &token_for(42)).await;
     assert_eq!(res.status(), 200);
-    let stdout = stop(server).await;
-
-    let lines = json_lines(&stdout);
+    let lines = json_lines(&stop(server).await);
     let requests: Vec<_> = lines
         .iter()
         .filter(|line| line["fields"]["message"] == "request")
@@ -308,30 +306,17 @@ async fn a_cancel_is_an_info_line_naming_its_resource_by_hashid() {
     let (port, server) = serve_json_logs("info,changes=debug").await;
     let (client, token) = (reqwest::Client::new(), token_for(7));
     let base = format!("http://127.0.0.1:{port}");
-    let briefing: serde_json::Value = client
+    let create = client
         .post(format!("{base}/briefings"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"title": "Logs", "duration_minutes": 10}))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("json");
+        .json(&serde_json::json!({"title": "Logs", "duration_minutes": 10}));
+    let briefing: serde_json::Value = authed(create, &token).await.json().await.expect("json");
     let hash = briefing["briefing_id"]
         .as_str()
         .expect("a hashid")
         .to_owned();
-    let res = client
-        .post(format!("{base}/briefings/{hash}/cancel-generation"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(res.status(), 200);
-    let stdout = stop(server).await;
-
-    let lines = json_lines(&stdout);
+    let cancel = client.post(format!("{base}/briefings/{hash}/cancel-generation"));
+    assert_eq!(authed(cancel, &token).await.status(), 200);
+    let lines = json_lines(&stop(server).await);
     let cancel = lines
         .iter()
         .find(|l| l["fields"]["event"] == "briefing_cancelled")
