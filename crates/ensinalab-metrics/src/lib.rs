@@ -89,20 +89,68 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
-/// Every metric family of the service.
-struct Families {
-    jobs_created: Family<KindLabels, Counter>,
-    cancellations: Family<CancelLabels, Counter>,
-    jobs_finished: Family<StatusLabels, Counter>,
-    revokes: Family<OutcomeLabels, Counter>,
-    revokes_overdue: Family<ProblemLabels, Counter>,
-    http_requests: Family<RequestLabels, Counter>,
-    http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    auth_failures: Counter,
-    rate_limited: Family<PolicyLabels, Counter>,
-    jobs_in_flight: Family<StatusLabels, Gauge>,
-    revoke_outbox_pending: Gauge,
-    event_streams: Gauge,
+/// Declares every metric family once: its field and type, how it starts, its name (a counter's
+/// without `_total`, which the encoder appends) and its help text.
+macro_rules! families {
+    ($($field:ident: $type:ty = $new:expr, $name:literal, $help:literal;)*) => {
+        /// Every metric family of the service.
+        struct Families {
+            $($field: $type,)*
+        }
+
+        impl Families {
+            fn new() -> Self {
+                Self { $($field: $new,)* }
+            }
+
+            fn register(&self, registry: &mut Registry) {
+                $(registry.register($name, $help, self.$field.clone());)*
+            }
+        }
+    };
+}
+
+families! {
+    jobs_created: Family<KindLabels, Counter> = Family::default(),
+        "ensinalab_jobs_created",
+        "Jobs created (briefings' option generation and videos), by kind";
+    cancellations: Family<CancelLabels, Counter> = Family::default(),
+        "ensinalab_cancellations",
+        "Jobs cancelled, by kind and reason (user: one job by its owner; user_all: its owner's \
+         cancel-all; timeout: the automatic timeout; revoked: by someone else at the broker)";
+    jobs_finished: Family<StatusLabels, Counter> = Family::default(),
+        "ensinalab_jobs_finished",
+        "Jobs that reached a final status, by kind and status (completed, failed, cancelled)";
+    revokes: Family<OutcomeLabels, Counter> = Family::default(),
+        "ensinalab_revokes",
+        "Revokes that follow cancels, by what became of them (the revoke field of a cancel's \
+         answer)";
+    revokes_overdue: Family<ProblemLabels, Counter> = Family::default(),
+        "ensinalab_revokes_overdue",
+        "Cancels whose kill did not land in time, by problem (undelivered, still_running)";
+    http_requests: Family<RequestLabels, Counter> = Family::default(),
+        "ensinalab_http_requests",
+        "HTTP requests answered, by route template, method and status";
+    http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>
+        = Family::new_with_constructor(duration_histogram),
+        "ensinalab_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template and method";
+    auth_failures: Counter = Counter::default(),
+        "ensinalab_auth_failures",
+        "Requests refused for a missing or invalid token";
+    rate_limited: Family<PolicyLabels, Counter> = Family::default(),
+        "ensinalab_rate_limited",
+        "Requests refused by a rate limit, by policy (general, cancel)";
+    jobs_in_flight: Family<StatusLabels, Gauge> = Family::default(),
+        "ensinalab_jobs_in_flight",
+        "Jobs in flight in the database, by kind and status (refreshed by a background census, \
+         not per scrape)";
+    revoke_outbox_pending: Gauge = Gauge::default(),
+        "ensinalab_revoke_outbox_pending",
+        "Revokes owed to the broker and not yet delivered (refreshed by the census)";
+    event_streams: Gauge = Gauge::default(),
+        "ensinalab_event_streams",
+        "Live event streams open on this server";
 }
 
 impl Families {
@@ -162,87 +210,9 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every family registered (and the process collector), all at zero.
     pub fn new() -> Self {
-        let families = Families {
-            jobs_created: Family::default(),
-            cancellations: Family::default(),
-            jobs_finished: Family::default(),
-            revokes: Family::default(),
-            revokes_overdue: Family::default(),
-            http_requests: Family::default(),
-            http_duration: Family::new_with_constructor(duration_histogram),
-            auth_failures: Counter::default(),
-            rate_limited: Family::default(),
-            jobs_in_flight: Family::default(),
-            revoke_outbox_pending: Gauge::default(),
-            event_streams: Gauge::default(),
-        };
+        let families = Families::new();
         let mut registry = Registry::default();
-        let f = &families;
-        // Counters are registered without `_total`: the encoder appends it.
-        registry.register(
-            "ensinalab_jobs_created",
-            "Jobs created (briefings' option generation and videos), by kind",
-            f.jobs_created.clone(),
-        );
-        registry.register(
-            "ensinalab_cancellations",
-            "Jobs cancelled, by kind and reason (user: one job by its owner; user_all: its \
-             owner's cancel-all; timeout: the automatic timeout; revoked: by someone else at \
-             the broker)",
-            f.cancellations.clone(),
-        );
-        registry.register(
-            "ensinalab_jobs_finished",
-            "Jobs that reached a final status, by kind and status (completed, failed, cancelled)",
-            f.jobs_finished.clone(),
-        );
-        registry.register(
-            "ensinalab_revokes",
-            "Revokes that follow cancels, by what became of them (the revoke field of a cancel's \
-             answer)",
-            f.revokes.clone(),
-        );
-        registry.register(
-            "ensinalab_revokes_overdue",
-            "Cancels whose kill did not land in time, by problem (undelivered, still_running)",
-            f.revokes_overdue.clone(),
-        );
-        registry.register(
-            "ensinalab_http_requests",
-            "HTTP requests answered, by route template, method and status",
-            f.http_requests.clone(),
-        );
-        registry.register(
-            "ensinalab_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template and method",
-            f.http_duration.clone(),
-        );
-        registry.register(
-            "ensinalab_auth_failures",
-            "Requests refused for a missing or invalid token",
-            f.auth_failures.clone(),
-        );
-        registry.register(
-            "ensinalab_rate_limited",
-            "Requests refused by a rate limit, by policy (general, cancel)",
-            f.rate_limited.clone(),
-        );
-        registry.register(
-            "ensinalab_jobs_in_flight",
-            "Jobs in flight in the database, by kind and status (refreshed by a background \
-             census, not per scrape)",
-            f.jobs_in_flight.clone(),
-        );
-        registry.register(
-            "ensinalab_revoke_outbox_pending",
-            "Revokes owed to the broker and not yet delivered (refreshed by the census)",
-            f.revoke_outbox_pending.clone(),
-        );
-        registry.register(
-            "ensinalab_event_streams",
-            "Live event streams open on this server",
-            f.event_streams.clone(),
-        );
+        families.register(&mut registry);
         registry.register_collector(Box::new(process::ProcessCollector));
         families.start_at_zero();
         Self {

@@ -222,7 +222,8 @@ pub trait SecurityLog: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// Everything a use case may need from storage.
+/// Everything a use case may need from storage; a store says it is one with an empty
+/// `impl Store for … {}`.
 pub trait Store:
     Briefings
     + Videos
@@ -234,18 +235,5 @@ pub trait Store:
     + CleanupOutbox
     + MailSlots
     + Statistics
-{
-}
-impl<T> Store for T where
-    T: Briefings
-        + Videos
-        + Cancels<BriefingId>
-        + Cancels<VideoId>
-        + Tasks
-        + SecurityLog
-        + RevokeOutbox
-        + CleanupOutbox
-        + MailSlots
-        + Statistics
 {
 }

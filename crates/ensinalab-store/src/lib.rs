@@ -75,6 +75,8 @@ pub struct SqlStore {
     db: DatabaseConnection,
 }
 
+impl ensinalab_ports::Store for SqlStore {}
+
 impl SqlStore {
     /// Connects to `url`: `postgres://user@host:port/db`, `sqlite://path.db?mode=rwc`, or
     /// `sqlite::memory:`. An in-memory SQLite database lives as long as its connection, so the

@@ -144,6 +144,8 @@ pub struct InMemoryStore {
     pub fail_after: AtomicUsize,
 }
 
+impl ensinalab_ports::Store for InMemoryStore {}
+
 fn down_error() -> StoreError {
     StoreError::Unavailable("in-memory store is down".into())
 }
