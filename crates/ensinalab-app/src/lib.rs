@@ -7,6 +7,7 @@
 //! after it committed. In-memory fakes of the ports live in [`testing`] behind the `testing`
 //! feature.
 
+mod admin;
 mod alerts;
 mod backlog;
 mod cancel;
@@ -16,7 +17,6 @@ mod list;
 mod reconcile;
 mod revokes;
 mod sinks;
-mod stats;
 mod trail;
 mod unqueue;
 mod worker_lost;
@@ -24,6 +24,7 @@ mod worker_lost;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use admin::{Admin, AdminError};
 pub use alerts::AlertError;
 pub use backlog::{Backlog, Drain};
 pub use cancel::{
@@ -36,7 +37,6 @@ pub use list::{ActiveList, ActiveTask, ListActiveError, TaskStatusError};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use revokes::{DispatchError, DispatchReport, MAX_RETRY_DELAY, OverdueReport, retry_delay};
 pub use sinks::{AlertQueue, CleanupQueue, LogChanges, MAX_QUEUED_ALERTS, MAX_QUEUED_CLEANUPS};
-pub use stats::{Admin, AdminError};
 pub use trail::{REFUSAL_WINDOW, RefusalGate, SecurityTrail, TrailQueue};
 pub use unqueue::{UnqueueError, UnqueueReport};
 pub use worker_lost::WORKER_LOST;
