@@ -274,7 +274,10 @@ async fn outbox_rows(db: &DatabaseConnection) -> Vec<String> {
             let next: String = r.try_get_by_index(5).unwrap();
             let delivered: Option<String> = r.try_get_by_index(6).unwrap();
             let outcome: Option<String> = r.try_get_by_index(7).unwrap();
-            format!("{task} {kind} {id} created {created} attempts {attempts} next {next} delivered {delivered:?} {outcome:?}")
+            format!(
+                "{task} {kind} {id} created {created} attempts {attempts} next {next} \
+                 delivered {delivered:?} {outcome:?}"
+            )
         })
         .collect()
 }

@@ -1,6 +1,8 @@
 //! The revokes a cancel owes, written inside the cancel's own transaction, so a committed cancel
 //! always has its revokes recorded: one `revoke_outbox` row per task, the row the dispatcher
-//! then delivers and marks (`outbox`). A task already owed keeps its row.
+//! then delivers and marks (`outbox`). A task already owed keeps its row. One stored shape, at
+//! the price of writing the rows before the cancel answers (docs/benchmarks.md, "the revoke
+//! outbox").
 
 use ensinalab_domain::{ResourceKind, TaskId};
 use ensinalab_ports::{FIRST_ATTEMPT_GRACE, StoreError};

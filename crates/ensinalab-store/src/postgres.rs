@@ -66,7 +66,8 @@ pub(crate) async fn active(
 
 /// Cancel-all's two guarded writes and the revokes they owe as ONE data-modifying `WITH`, so
 /// the moved rows never leave the database to be written back (SQLite has no `UPDATE` inside
-/// `WITH`; docs/benchmarks.md, "cancel-all"). Returns the moved briefings and videos, sorted by id.
+/// `WITH`; docs/benchmarks.md, "cancel-all"). Returns the moved briefings and videos, sorted
+/// by id.
 pub(crate) async fn cancel_all(
     txn: &DatabaseTransaction,
     user: i64,
