@@ -202,10 +202,10 @@ if has_case cancel; then
     pg_log_lines=$(wc -l <"$WORK/pg/log")
     p0=$(publishes) b0=$(broadcasts)
     curl_s=$(cancel_all "$u")
-    # Long enough for the dispatcher's spread and delivery mark of this cancel (an INSERT and
-    # an UPDATE of its 1,000 outbox rows, at its next tick, within 0.5 s) to finish before the
-    # next measured cancel (the mark overlapped it with 0.2 s); short enough that the five stay
-    # inside the 10 s after which the dispatcher re-broadcasts open revokes.
+    # Long enough for the dispatcher's delivery mark of this cancel (an UPDATE of its 1,000
+    # outbox rows, at its next tick, within 0.5 s) and the cleanup outbox's insert to finish
+    # before the next measured cancel (the mark overlapped it with 0.2 s); short enough that the
+    # five stay inside the 10 s after which the dispatcher re-broadcasts open revokes.
     sleep 0.7
     p1=$(publishes) b1=$(broadcasts)
     commandstats >"$WORK/cmd1.txt"
@@ -284,7 +284,7 @@ if has_case backlog; then
     rediscmds >"$WORK/bcmd0.txt"
     pg_log_lines=$(wc -l <"$WORK/pg/log")
     curl_s=$(post_as "$u" /tasks/cancel-all)
-    # as in the cancel case: the dispatcher's spread and mark of this cancel land before the next
+    # as in the cancel case: the dispatcher's mark of this cancel lands before the next
     sleep 0.7
     rediscmds >"$WORK/bcmd1.txt"
     cmds=$(awk 'NR == FNR { calls[$1] = $2; usec[$1] = $3; next }
@@ -308,7 +308,7 @@ if has_case backlog; then
   BACKLOG_LINES+=("- backlog: $BACKLOG messages of other users queued ahead of the cancelled jobs' own; $queued_before messages in the queue before the measured cancels, $(queue_len) after (a cancel never reads the queue; the removal passes take the cancelled messages out after the answers)")
   BACKLOG_LINES+=("- \`POST /briefings/{h}/cancel-generation\` of a queued briefing, $CANCELS users: server time median **${s_ms} ms** (all: $(all_of "$WORK/backlog-single.txt")); the median one ${s_curl} ms end to end (curl), outcome $s_out")
   BACKLOG_LINES+=("- \`POST /tasks/cancel-all\` of $CANCEL_JOBS queued jobs, $CANCELS users: server time median **${a_ms} ms** (all: $(all_of "$WORK/backlog-all.txt")); the median one: \"$a_message\", $a_out, ${a_curl} ms end to end (curl); in Redis: $a_cmds")
-  BACKLOG_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log; the spread and mark are the dispatcher's, after the response): $a_sql")
+  BACKLOG_LINES+=("- that cancel-all in PostgreSQL (statement durations from its log; the outbox marks and inserts of the background jobs come after the response): $a_sql")
   BACKLOG_LINES+=("- Redis SLOWLOG over those cancels and the 11 s after (threshold $SLOWLOG_US us, bound $SLOW_BOUND_US us; Redis $redis_sched): $(echo "$slowlog" | sed 's/^SLOWLOG //'); the machine's CPU pressure (PSI \`some avg10\`) $pressure_before before the cancels, $pressure_after after")
 fi
 

@@ -1,8 +1,8 @@
 //! EnsinaLab's database schema, as sea-orm migrations that run unchanged on PostgreSQL
 //! (production) and SQLite (the embedded default).
 //!
-//! This crate owns the tables (`briefings`, `options`, `videos`, `security_events`, and the
-//! revoke outbox's `revoke_outbox` and `revoke_batches`, the `cleanup_outbox`, `mail_slots`) and their indexes; `docs/schema.md`
+//! This crate owns the tables (`briefings`, `options`, `videos`, `security_events`, the
+//! `revoke_outbox`, the `cleanup_outbox`, `mail_slots`) and their indexes; `docs/schema.md`
 //! describes them. It imports none of our crates, so the schema can be applied or inspected by
 //! the `ensinalab-migration` binary alone. Migrations are append-only:
 //! a shipped migration is never edited, a change is a new one.
@@ -22,6 +22,7 @@ mod m20261203_000007_started_at;
 mod m20261203_000009_cleanup_outbox;
 mod m20261203_000010_overdue_and_mail;
 mod m20261203_000011_job_outcomes;
+mod m20261207_000012_revoke_outbox_only;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_cleanup_outbox::Migration),
             Box::new(m20261203_000010_overdue_and_mail::Migration),
             Box::new(m20261203_000011_job_outcomes::Migration),
+            Box::new(m20261207_000012_revoke_outbox_only::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The schema's migrations on real databases: up from empty, down to empty, up again, on
-//! PostgreSQL and SQLite; and the `ensinalab-migration status` command.
+//! PostgreSQL and SQLite, owed revokes kept through every change of the outbox's shape; and the
+//! `ensinalab-migration status` command.
 
 // Test code: a panic is how a failure is reported (helpers are not `#[test]` fns).
 #![allow(clippy::unwrap_used)]
@@ -9,19 +10,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ensinalab_migration::{Migrator, MigratorTrait};
 use sea_orm_migration::SchemaManager;
-use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 7] = [
     "briefings",
     "options",
     "videos",
     "security_events",
     "revoke_outbox",
-    "revoke_batches",
     "cleanup_outbox",
     "mail_slots",
 ];
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     "m20261128_000001_create_tables",
     "m20261128_000002_briefing_task_id",
     "m20261128_000003_revoke_outbox",
@@ -32,6 +34,7 @@ const MIGRATIONS: [&str; 10] = [
     "m20261203_000009_cleanup_outbox",
     "m20261203_000010_overdue_and_mail",
     "m20261203_000011_job_outcomes",
+    "m20261207_000012_revoke_outbox_only",
 ];
 
 fn unique(prefix: &str) -> String {
@@ -67,6 +70,9 @@ async fn up_down_up(db: &DatabaseConnection) {
         assert!(manager.has_column(table, "finished_at").await.unwrap());
         assert!(manager.has_column(table, "cancel_reason").await.unwrap());
     }
+    assert!(!manager.has_table("revoke_batches").await.unwrap());
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert!(manager.has_table("revoke_batches").await.unwrap());
     let finished = "idx_videos_finished";
     assert!(manager.has_index("videos", finished).await.unwrap());
     Migrator::down(db, Some(1)).await.unwrap();
@@ -115,6 +121,7 @@ async fn up_down_up(db: &DatabaseConnection) {
 
     Migrator::down(db, None).await.unwrap();
     assert_schema(db, false).await;
+    assert!(!manager.has_table("revoke_batches").await.unwrap());
     Migrator::up(db, None).await.unwrap();
     assert_schema(db, true).await;
     assert!(
@@ -151,7 +158,7 @@ async fn insert_owed(
 /// The outbox's rows as text, oldest first.
 async fn owed_rows(db: &DatabaseConnection) -> Vec<String> {
     let rows = db
-        .query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
+        .query_all_raw(Statement::from_string(
             db.get_database_backend(),
             "SELECT task_id, resource_kind, resource_id, attempts, outcome \
              FROM revoke_outbox ORDER BY created_at",
@@ -215,14 +222,156 @@ async fn pending_batches_survive_their_table_going_down(db: &DatabaseConnection)
     Migrator::down(db, None).await.unwrap();
 }
 
+/// How many migrations come before the one that moves the batches into the outbox (the last).
+fn before_the_move() -> Option<u32> {
+    Some(u32::try_from(MIGRATIONS.len() - 1).unwrap())
+}
+
+/// Inserts a batch in the shape cancels wrote before migration 12: `[[task, kind, id], ...]`.
+async fn insert_batch(
+    db: &DatabaseConnection,
+    created_at: &str,
+    next_attempt_at: &str,
+    tasks: &str,
+) {
+    db.execute_unprepared(&format!(
+        "INSERT INTO revoke_batches (created_at, next_attempt_at, tasks) \
+         VALUES ('{created_at}', '{next_attempt_at}', '{tasks}')"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Every field of the outbox's rows, times in UTC as text, by task id.
+async fn outbox_rows(db: &DatabaseConnection) -> Vec<String> {
+    let backend = db.get_database_backend();
+    let utc = |column: &str| match backend {
+        DbBackend::Postgres => {
+            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+        }
+        _ => format!("strftime('%Y-%m-%dT%H:%M:%SZ', {column})"),
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!(
+                "SELECT task_id, resource_kind, resource_id, {}, attempts, {}, {}, outcome \
+                 FROM revoke_outbox ORDER BY task_id",
+                utc("created_at"),
+                utc("next_attempt_at"),
+                utc("delivered_at")
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let task: String = r.try_get_by_index(0).unwrap();
+            let kind: String = r.try_get_by_index(1).unwrap();
+            let id: i64 = r.try_get_by_index(2).unwrap();
+            let created: String = r.try_get_by_index(3).unwrap();
+            let attempts: i32 = r.try_get_by_index(4).unwrap();
+            let next: String = r.try_get_by_index(5).unwrap();
+            let delivered: Option<String> = r.try_get_by_index(6).unwrap();
+            let outcome: Option<String> = r.try_get_by_index(7).unwrap();
+            format!(
+                "{task} {kind} {id} created {created} attempts {attempts} next {next} \
+                 delivered {delivered:?} {outcome:?}"
+            )
+        })
+        .collect()
+}
+
+/// Migration 12 makes every revoke owed in a batch a `revoke_outbox` row, as the dispatcher's
+/// spread did (the batch's times, no attempt yet; a task already owed keeps its row), and
+/// drops the batches: no owed revoke is lost to the change of shape.
+async fn owed_batches_become_outbox_rows(db: &DatabaseConnection) {
+    Migrator::up(db, before_the_move()).await.unwrap();
+    insert_owed(db, OWED[1]).await.unwrap();
+    insert_batch(
+        db,
+        "2026-11-28T10:00:00Z",
+        "2026-11-28T10:00:05Z",
+        "[[\"8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60\", \"video\", 7], \
+          [\"1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6\", \"briefing\", 3]]",
+    )
+    .await;
+    insert_batch(
+        db,
+        "2026-11-28T11:00:00Z",
+        "2026-11-28T11:00:05Z",
+        "[[\"0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9\", \"briefing\", 12]]",
+    )
+    .await;
+    Migrator::up(db, Some(1)).await.unwrap();
+    assert!(
+        !SchemaManager::new(db)
+            .has_table("revoke_batches")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        outbox_rows(db).await,
+        [
+            "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 briefing 12 created 2026-11-28T11:00:00Z \
+             attempts 0 next 2026-11-28T11:00:05Z delivered None None",
+            "1d7e3a2b-5c6f-4e8d-a9b0-c1d2e3f4a5b6 briefing 3 created 2026-11-28T09:00:00Z \
+             attempts 0 next 2026-11-28T09:00:05Z delivered Some(\"2026-11-28T09:00:01Z\") \
+             Some(\"signalled\")",
+            "8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60 video 7 created 2026-11-28T10:00:00Z \
+             attempts 0 next 2026-11-28T10:00:05Z delivered None None",
+        ],
+        "each batch's tasks with its times; the task already owed left as it was"
+    );
+    // Down and up again: the owed rows stay where they are.
+    let before = outbox_rows(db).await;
+    Migrator::down(db, Some(1)).await.unwrap();
+    Migrator::up(db, Some(1)).await.unwrap();
+    assert_eq!(outbox_rows(db).await, before);
+    Migrator::down(db, None).await.unwrap();
+}
+
+/// A server of the previous version cancelling while migration 12 runs on PostgreSQL: its
+/// batch, committed while the migration waits, is moved, not dropped with the table.
+async fn a_batch_committed_during_the_move_is_not_lost(db: &DatabaseConnection) {
+    Migrator::up(db, before_the_move()).await.unwrap();
+    let cancel = db.begin().await.unwrap();
+    cancel
+        .execute_unprepared(
+            "INSERT INTO revoke_batches (created_at, next_attempt_at, tasks) VALUES \
+             ('2026-11-28T10:00:00Z', '2026-11-28T10:00:05Z', \
+              '[[\"8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60\", \"video\", 7]]')",
+        )
+        .await
+        .unwrap();
+    let migration = tokio::spawn({
+        let db = db.clone();
+        async move { Migrator::up(&db, Some(1)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !migration.is_finished(),
+        "the migration waits for the cancel"
+    );
+    cancel.commit().await.unwrap();
+    migration.await.unwrap().unwrap();
+    let rows = outbox_rows(db).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0].starts_with("8c2f5d9e-0a4b-4c1e-9f3a-1b2c3d4e5f60 video 7"),
+        "{rows:?}"
+    );
+    Migrator::down(db, None).await.unwrap();
+}
+
 /// The outbox's constraint names on PostgreSQL, which names them after the table they were
 /// made with (the rebuild renames them). SQLite's are internal: nothing to check there.
 async fn assert_constraints(db: &DatabaseConnection, expected: &[&str]) {
-    if db.get_database_backend() != sea_orm_migration::sea_orm::DbBackend::Postgres {
+    if db.get_database_backend() != DbBackend::Postgres {
         return;
     }
     let rows = db
-        .query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
+        .query_all_raw(Statement::from_string(
             db.get_database_backend(),
             "SELECT conname::text FROM pg_constraint \
              WHERE conrelid = 'revoke_outbox'::regclass ORDER BY conname",
@@ -241,6 +390,7 @@ async fn migrations_go_up_down_and_up_again_on_sqlite() {
     let db = Database::connect("sqlite::memory:").await.unwrap();
     the_outbox_keeps_its_rows_through_its_rebuild(&db).await;
     pending_batches_survive_their_table_going_down(&db).await;
+    owed_batches_become_outbox_rows(&db).await;
     up_down_up(&db).await;
 }
 
@@ -266,6 +416,8 @@ async fn migrations_go_up_down_and_up_again_on_postgres() {
         async move {
             the_outbox_keeps_its_rows_through_its_rebuild(&db).await;
             pending_batches_survive_their_table_going_down(&db).await;
+            owed_batches_become_outbox_rows(&db).await;
+            a_batch_committed_during_the_move_is_not_lost(&db).await;
             up_down_up(&db).await;
         }
     })

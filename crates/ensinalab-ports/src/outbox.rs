@@ -35,9 +35,9 @@ pub struct OwedRevoke {
     pub delivered_at: Option<OffsetDateTime>,
 }
 
-/// Where the revokes owed by cancels are kept until delivered and settled. Every method sees
-/// every revoke a committed cancel owes, however the cancel wrote it (the SQL store writes one
-/// row per cancel and spreads it per task when one of these is called).
+/// Where the revokes owed by cancels are kept until delivered and settled: one record per task,
+/// written by the cancel in its own transaction (a task owed again keeps its record). Every
+/// method sees every revoke a committed cancel owes, from the moment it committed.
 pub trait RevokeOutbox: Send + Sync {
     /// Up to `limit` revokes not yet delivered whose next attempt is due at `now`, oldest first.
     ///

@@ -71,8 +71,7 @@ impl DayCounts {
 pub struct Census {
     /// Jobs per in-flight status (`Lifecycle::IN_FLIGHT`); a status with none may be missing.
     pub in_flight: Vec<(AnyStatus, u64)>,
-    /// Revokes owed and not yet taken by the broker, as the revoke outbox holds them (a
-    /// cancel's batch is spread into it at the dispatcher's next tick).
+    /// Revokes owed and not yet taken by the broker, as the revoke outbox holds them.
     pub revokes_pending: u64,
 }
 

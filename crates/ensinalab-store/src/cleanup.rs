@@ -7,58 +7,36 @@ use std::collections::HashMap;
 use ensinalab_domain::TaskId;
 use ensinalab_ports::{CleanupOutbox, CleanupReason, OwedCleanup, RevokeOutcome, StoreError};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Value};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::SqlStore;
 use crate::convert;
-use crate::error::classify;
-use crate::outbox::{ids_json, task_id_in};
-
-/// `cleanup_outbox`, one row per task owed a cleanup.
-pub(crate) mod cleanup_outbox {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "cleanup_outbox")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub task_id: String,
-        pub resource_kind: String,
-        pub resource_id: i64,
-        pub reason: String,
-        pub created_at: TimeDateTimeWithTimeZone,
-        pub attempts: i32,
-        pub next_attempt_at: TimeDateTimeWithTimeZone,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-use cleanup_outbox::{Column, Entity};
+use crate::entity::cleanup_outbox::{self, Column, Entity};
+use crate::owed::{JsonRows, Outbox, ids_json, json_bind, task_id_in};
 
 /// The cleanup's own task was cancelled by us and its revoke has gone out.
 const KILL_SENT: &str = "EXISTS (SELECT 1 FROM revoke_outbox r \
      WHERE r.task_id = cleanup_outbox.task_id AND r.delivered_at IS NOT NULL)";
 
-fn owed(m: cleanup_outbox::Model) -> Result<OwedCleanup, StoreError> {
-    let table = "cleanup_outbox";
-    let reason = CleanupReason::parse(&m.reason).ok_or_else(|| {
-        StoreError::Corrupt(format!("{table} {}: reason {:?}", m.task_id, m.reason))
-    })?;
-    Ok(OwedCleanup {
-        resource: convert::resource(table, &m.task_id, &m.resource_kind, m.resource_id)?,
-        task_id: convert::required_task_id(table, &m.task_id, &m.task_id)?,
-        reason,
-        created_at: convert::utc(m.created_at),
-        attempts: u32::try_from(m.attempts).unwrap_or(0),
-    })
+impl Outbox for Entity {
+    type Owed = OwedCleanup;
+    const TASK_ID: Column = Column::TaskId;
+
+    fn decode(m: cleanup_outbox::Model) -> Result<OwedCleanup, StoreError> {
+        let table = "cleanup_outbox";
+        let reason = CleanupReason::parse(&m.reason).ok_or_else(|| {
+            StoreError::Corrupt(format!("{table} {}: reason {:?}", m.task_id, m.reason))
+        })?;
+        Ok(OwedCleanup {
+            resource: convert::resource(table, &m.task_id, &m.resource_kind, m.resource_id)?,
+            task_id: convert::required_task_id(table, &m.task_id, &m.task_id)?,
+            reason,
+            created_at: convert::utc(m.created_at),
+            attempts: u32::try_from(m.attempts).unwrap_or(0),
+        })
+    }
 }
 
 impl CleanupOutbox for SqlStore {
@@ -86,37 +64,31 @@ impl CleanupOutbox for SqlStore {
             .filter(|r| r.supersedes())
             .map(|r| format!("'{}'", r.as_str()))
             .collect();
-        // One statement and one JSON bind whatever the count, like a cancel's revoke batch.
-        let rows: serde_json::Value = by_task
-            .iter()
-            .map(|c| {
+        let rows = JsonRows::new(self.db.get_database_backend(), 2);
+        let sql = format!(
+            "INSERT INTO cleanup_outbox \
+             (task_id, resource_kind, resource_id, reason, created_at, attempts, next_attempt_at) \
+             SELECT {}, {}, {}, {}, $1, 0, $1 {} \
+             ON CONFLICT (task_id) DO UPDATE SET reason = excluded.reason \
+             WHERE excluded.reason IN ({})",
+            rows.text(0),
+            rows.text(1),
+            rows.bigint(2),
+            rows.text(3),
+            rows.from(),
+            superseding.join(", ")
+        );
+        let values: [Value; 2] = [
+            convert::now().into(),
+            json_bind(by_task.iter().map(|c| {
                 json!([
                     c.task_id.as_str(),
                     c.resource.0.as_str(),
                     c.resource.1,
                     c.reason.as_str()
                 ])
-            })
-            .collect();
-        let backend = self.db.get_database_backend();
-        let source = match backend {
-            DbBackend::Postgres => {
-                "SELECT j ->> 0, j ->> 1, (j ->> 2)::bigint, j ->> 3, $1, 0, $1 \
-                 FROM json_array_elements($2::json) j"
-            }
-            _ => {
-                "SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, $1, 0, $1 \
-                 FROM json_each($2) j WHERE true"
-            }
-        };
-        let sql = format!(
-            "INSERT INTO cleanup_outbox \
-             (task_id, resource_kind, resource_id, reason, created_at, attempts, next_attempt_at) \
-             {source} ON CONFLICT (task_id) DO UPDATE SET reason = excluded.reason \
-             WHERE excluded.reason IN ({})",
-            superseding.join(", ")
-        );
-        let values: [Value; 2] = [convert::now().into(), rows.to_string().into()];
+            })),
+        ];
         self.execute(sql, values).await?;
         Ok(())
     }
@@ -127,8 +99,6 @@ impl CleanupOutbox for SqlStore {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<OwedCleanup>, StoreError> {
-        // A cancel's revoke may still be in its batch: spread it, so a delivered one is seen.
-        self.spread_batches().await?;
         let waiting: Vec<&str> = CleanupReason::ALL
             .into_iter()
             .filter(|r| r.waits_for_revoke())
@@ -152,22 +122,15 @@ impl CleanupOutbox for SqlStore {
             Vec::<Value>::new(),
         )
         .await?;
-        Entity::find()
+        let due = Entity::find()
             .filter(Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
                     .add(Column::Reason.is_not_in(waiting))
                     .add(Expr::cust(KILL_SENT)),
             )
-            .order_by_asc(Column::NextAttemptAt)
-            .order_by_asc(Column::TaskId)
-            .limit(u64::from(limit))
-            .all(&self.db)
-            .await
-            .map_err(classify)?
-            .into_iter()
-            .map(owed)
-            .collect()
+            .order_by_asc(Column::NextAttemptAt);
+        self.owed(due, limit).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, ids), fields(cleanups = ids.len()), err)]
@@ -191,16 +154,7 @@ impl CleanupOutbox for SqlStore {
         ids: &[TaskId],
         retry_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let backend = self.db.get_database_backend();
-        let sql = format!(
-            "UPDATE cleanup_outbox SET attempts = attempts + 1, next_attempt_at = $1 WHERE {}",
-            task_id_in(backend, 2)
-        );
-        let values: [Value; 2] = [retry_at.into(), ids_json(ids.iter())];
-        self.execute(sql, values).await?;
-        Ok(())
+        self.attempts_failed("cleanup_outbox", "true", ids, retry_at)
+            .await
     }
 }

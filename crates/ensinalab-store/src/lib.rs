@@ -16,7 +16,7 @@
 //!
 //! One file, one concern: `briefings`, `videos` and `tasks` implement the repository ports,
 //! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
-//! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `stats` the operators' figures
+//! cleanup outbox, `owed` what the two outboxes share, `mail` the alert e-mail slots, `audit` the security trail, `stats` the operators' figures
 //! (jobs per day, the census in flight), `convert` every
 //! decoder of a row shape, and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
@@ -39,6 +39,7 @@ mod guarded;
 mod mail;
 mod outbox;
 mod owe;
+mod owed;
 mod postgres;
 mod slots;
 mod stats;

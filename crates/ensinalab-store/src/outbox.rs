@@ -1,137 +1,35 @@
-//! The dispatcher's side of the revoke outbox: the [`RevokeOutbox`] port, one `revoke_outbox`
-//! row per owed task, spread first from the batches cancels wrote (`owe`). Every mark is an
-//! idempotent conditional update: delivering twice (the cancel's own attempt racing the
+//! The dispatcher's side of the revoke outbox: the [`RevokeOutbox`] port over `revoke_outbox`,
+//! one row per owed task, which the cancel wrote in its own transaction (`owe`). Every mark is
+//! an idempotent conditional update: delivering twice (the cancel's own attempt racing the
 //! dispatcher) changes nothing the first delivery did not.
 
 use ensinalab_domain::TaskId;
 use ensinalab_ports::{OwedRevoke, RevokeOutbox, RevokeOutcome, RevokeReport, StoreError, settles};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement, TransactionTrait, Value,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement, Value,
 };
 use time::OffsetDateTime;
 
 use crate::SqlStore;
 use crate::convert;
+use crate::entity::revoke_outbox::{self, Column, Entity};
 use crate::error::classify;
-use crate::postgres;
+use crate::owed::{Outbox, ids_json, task_id_in};
 
-/// `revoke_outbox`, one row per cancelled task.
-pub(crate) mod revoke_outbox {
-    use sea_orm::entity::prelude::*;
+impl Outbox for Entity {
+    type Owed = OwedRevoke;
+    const TASK_ID: Column = Column::TaskId;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "revoke_outbox")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub task_id: String,
-        pub resource_kind: String,
-        pub resource_id: i64,
-        pub created_at: TimeDateTimeWithTimeZone,
-        pub attempts: i32,
-        pub next_attempt_at: TimeDateTimeWithTimeZone,
-        pub delivered_at: Option<TimeDateTimeWithTimeZone>,
-        pub outcome: Option<String>,
-        pub last_broadcast_at: Option<TimeDateTimeWithTimeZone>,
-        pub settled_at: Option<TimeDateTimeWithTimeZone>,
-        pub overdue_at: Option<TimeDateTimeWithTimeZone>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-use revoke_outbox::{Column, Entity};
-
-/// The head of the spread's `INSERT`: each backend's statement follows it with the rows of
-/// `revoke_batches b` joined with its elements, one per task, and `ON CONFLICT DO NOTHING` (a
-/// task already owed keeps its row).
-const SPREAD: &str = "INSERT INTO revoke_outbox \
-     (task_id, resource_kind, resource_id, created_at, attempts, next_attempt_at)";
-
-impl SqlStore {
-    /// Moves the batches cancels wrote (`owe`) into `revoke_outbox`: every method that reads or
-    /// marks that table calls this first, so a committed cancel's revokes are there (its own
-    /// delivery's mark included).
-    pub(crate) async fn spread_batches(&self) -> Result<(), StoreError> {
-        match self.db.get_database_backend() {
-            DbBackend::Postgres => {
-                self.db
-                    .execute_unprepared(&postgres::spread_batches(SPREAD))
-                    .await
-                    .map_err(classify)?;
-            }
-            // SQLite has no `DELETE` inside `WITH`; it has one writer at a time, and the
-            // transaction is the writer from its first statement, so no cancel commits a batch
-            // between the two.
-            _ => {
-                let txn = self.db.begin().await.map_err(classify)?;
-                txn.execute_unprepared(&format!(
-                    "{SPREAD} SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, b.created_at, \
-                     0, b.next_attempt_at FROM revoke_batches b, json_each(b.tasks) j \
-                     WHERE true ON CONFLICT (task_id) DO NOTHING"
-                ))
-                .await
-                .map_err(classify)?;
-                txn.execute_unprepared("DELETE FROM revoke_batches")
-                    .await
-                    .map_err(classify)?;
-                txn.commit().await.map_err(classify)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `task_id IN (...)` of `task_ids` as one JSON bind, parameter `$n` (one bind whatever the
-/// count, like the batch a cancel writes).
-pub(crate) fn task_id_in(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("task_id IN (SELECT json_array_elements_text(${n}::json))"),
-        _ => format!("task_id IN (SELECT value FROM json_each(${n}))"),
-    }
-}
-
-/// A JSON array of the task ids, as a bind.
-pub(crate) fn ids_json<'a>(task_ids: impl Iterator<Item = &'a TaskId>) -> Value {
-    task_ids
-        .map(|t| t.as_str())
-        .collect::<serde_json::Value>()
-        .to_string()
-        .into()
-}
-
-fn owed(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
-    let table = "revoke_outbox";
-    let task_id = convert::required_task_id(table, &m.task_id, &m.task_id)?;
-    Ok(OwedRevoke {
-        resource: convert::resource(table, &m.task_id, &m.resource_kind, m.resource_id)?,
-        task_id,
-        created_at: convert::utc(m.created_at),
-        attempts: u32::try_from(m.attempts).unwrap_or(0),
-        delivered_at: m.delivered_at.map(convert::utc),
-    })
-}
-
-impl SqlStore {
-    /// The first `limit` rows of `select` (ties broken by task id), spread batches included.
-    async fn owed(
-        &self,
-        select: Select<Entity>,
-        limit: u32,
-    ) -> Result<Vec<OwedRevoke>, StoreError> {
-        self.spread_batches().await?;
-        select
-            .order_by_asc(Column::TaskId)
-            .limit(u64::from(limit))
-            .all(&self.db)
-            .await
-            .map_err(classify)?
-            .into_iter()
-            .map(owed)
-            .collect()
+    fn decode(m: revoke_outbox::Model) -> Result<OwedRevoke, StoreError> {
+        let table = "revoke_outbox";
+        let task_id = convert::required_task_id(table, &m.task_id, &m.task_id)?;
+        Ok(OwedRevoke {
+            resource: convert::resource(table, &m.task_id, &m.resource_kind, m.resource_id)?,
+            task_id,
+            created_at: convert::utc(m.created_at),
+            attempts: u32::try_from(m.attempts).unwrap_or(0),
+            delivered_at: m.delivered_at.map(convert::utc),
+        })
     }
 }
 
@@ -158,7 +56,6 @@ impl RevokeOutbox for SqlStore {
         if reports.is_empty() {
             return Ok(());
         }
-        self.spread_batches().await?;
         let outcomes = outcomes_of(reports);
         let backend = self.db.get_database_backend();
         // One statement per outcome (usually one or two): delivery, settlement and the
@@ -225,19 +122,9 @@ impl RevokeOutbox for SqlStore {
         task_ids: &[TaskId],
         retry_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if task_ids.is_empty() {
-            return Ok(());
-        }
-        self.spread_batches().await?;
-        let backend = self.db.get_database_backend();
-        let sql = format!(
-            "UPDATE revoke_outbox SET attempts = attempts + 1, next_attempt_at = $1 \
-             WHERE delivered_at IS NULL AND {}",
-            task_id_in(backend, 2)
-        );
-        let values: [Value; 2] = [retry_at.into(), ids_json(task_ids.iter())];
-        self.execute(sql, values).await?;
-        Ok(())
+        // A revoke delivered meanwhile keeps its delivery.
+        self.attempts_failed("revoke_outbox", "delivered_at IS NULL", task_ids, retry_at)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self), err)]

@@ -1,16 +1,29 @@
 //! The revokes a cancel owes, written inside the cancel's own transaction, so a committed cancel
-//! always has its revokes recorded: ONE `revoke_batches` row per cancel, `[[task_id, kind, id],
-//! ...]`. The dispatcher's side of the outbox (`outbox`) spreads each batch into one
-//! `revoke_outbox` row per task after the response, so that per-task write is not the cancel's
-//! (docs/benchmarks.md, "the revoke batch").
+//! always has its revokes recorded: one `revoke_outbox` row per task, the row the dispatcher
+//! then delivers and marks (`outbox`). A task already owed keeps its row. One stored shape, at
+//! the price of writing the rows before the cancel answers (docs/benchmarks.md, "the revoke
+//! outbox").
 
 use ensinalab_domain::{ResourceKind, TaskId};
 use ensinalab_ports::{FIRST_ATTEMPT_GRACE, StoreError};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, IdenStatic, Statement, Value};
 use serde_json::json;
 
 use crate::convert::now;
+use crate::entity::revoke_outbox::Column;
 use crate::error::classify;
+use crate::owed::{JsonRows, json_bind};
+
+/// The columns a cancel writes, in the order of every owing `INSERT`'s `SELECT`: the task, its
+/// row's kind and id, the cancel's time, no attempt yet, the first attempt's time.
+pub(crate) const OWED_COLUMNS: [Column; 6] = [
+    Column::TaskId,
+    Column::ResourceKind,
+    Column::ResourceId,
+    Column::CreatedAt,
+    Column::Attempts,
+    Column::NextAttemptAt,
+];
 
 /// A revoke to record with a cancel.
 #[derive(Debug, Clone)]
@@ -25,10 +38,8 @@ impl Owe {
     }
 }
 
-/// Records the revokes `owed` on `db`, which is the cancel's own transaction, as one batch row.
-/// The tasks travel as one JSON bind, whatever their number: a bind per value made a
-/// cancel-all of thousands of tasks slow to parse, and past 32,766 binds SQLite refuses the
-/// statement.
+/// Records the revokes `owed` on `db`, which is the cancel's own transaction: one statement and
+/// one JSON bind, whatever their number.
 pub(crate) async fn owe_revokes<C: ConnectionTrait>(
     db: &C,
     owed: &[Owe],
@@ -36,24 +47,26 @@ pub(crate) async fn owe_revokes<C: ConnectionTrait>(
     if owed.is_empty() {
         return Ok(());
     }
-    let tasks: serde_json::Value = owed
-        .iter()
-        .map(|o| json!([o.task_id.as_str(), o.resource.0.as_str(), o.resource.1]))
-        .collect();
     let backend = db.get_database_backend();
-    let tasks_bind = match backend {
-        DbBackend::Postgres => "$3::json",
-        _ => "$3",
-    };
+    let rows = JsonRows::new(backend, 3);
+    let columns: Vec<&str> = OWED_COLUMNS.iter().map(IdenStatic::as_str).collect();
     let sql = format!(
-        "INSERT INTO revoke_batches (created_at, next_attempt_at, tasks) \
-         VALUES ($1, $2, {tasks_bind})"
+        "INSERT INTO revoke_outbox ({}) SELECT {}, {}, {}, $1, 0, $2 {} \
+         ON CONFLICT (task_id) DO NOTHING",
+        columns.join(", "),
+        rows.text(0),
+        rows.text(1),
+        rows.bigint(2),
+        rows.from()
     );
     let now = now();
     let values: [Value; 3] = [
         now.into(),
         (now + FIRST_ATTEMPT_GRACE).into(),
-        tasks.to_string().into(),
+        json_bind(
+            owed.iter()
+                .map(|o| json!([o.task_id.as_str(), o.resource.0.as_str(), o.resource.1])),
+        ),
     ];
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await

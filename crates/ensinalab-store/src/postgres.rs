@@ -5,8 +5,8 @@
 use ensinalab_domain::{BriefingStatus, Cancel, ResourceKind, UserId, VideoStatus};
 use ensinalab_ports::{ActivePage, ActiveRows, FIRST_ATTEMPT_GRACE, StoreError};
 use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, ExprTrait, InsertStatement, Query, SelectStatement,
-    SubQueryStatement, UnionType, WithClause,
+    Alias, CommonTableExpression, Expr, ExprTrait, InsertStatement, OnConflict, Query,
+    SelectStatement, SubQueryStatement, UnionType, WithClause,
 };
 use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{
@@ -14,9 +14,10 @@ use sea_orm::{
 };
 
 use crate::convert::{self, Moved, UnionRow};
-use crate::entity::{briefing, video};
+use crate::entity::{briefing, revoke_outbox, video};
 use crate::error::{classify, classify_sqlx};
 use crate::guarded::{Table, cancel_write};
+use crate::owe::OWED_COLUMNS;
 use crate::tasks::{active_sql, count, page_binds};
 
 /// The active list through sqlx itself, its text columns read borrowed: sea-orm's per-column
@@ -63,9 +64,10 @@ pub(crate) async fn active(
     Ok(out)
 }
 
-/// Cancel-all's two guarded writes and the revoke batch they owe as ONE data-modifying `WITH`,
-/// so the moved rows never leave the database to be written back (SQLite has no `UPDATE`
-/// inside `WITH`). Returns the moved briefings and videos, sorted by id.
+/// Cancel-all's two guarded writes and the revokes they owe as ONE data-modifying `WITH`, so
+/// the moved rows never leave the database to be written back (SQLite has no `UPDATE` inside
+/// `WITH`; docs/benchmarks.md, "cancel-all"). Returns the moved briefings and videos, sorted
+/// by id.
 pub(crate) async fn cancel_all(
     txn: &DatabaseTransaction,
     user: i64,
@@ -127,16 +129,19 @@ fn returning_moved<T: Table>(
     query
 }
 
-/// The revoke batch owed for the rows the cancels `moved` return, for a data-modifying `WITH`
-/// in which each `(name, kind)` names a cancel's `RETURNING id, task_id` (the form
-/// `owe::owe_revokes` writes, built inside the statement). No row when nothing with a task
-/// moved.
+/// The revokes owed for the rows the cancels `moved` return, for a data-modifying `WITH` in
+/// which each `(name, kind)` names a cancel's `RETURNING id, task_id`: one `revoke_outbox` row
+/// per task, as `owe::owe_revokes` writes them, fed straight from the `RETURNING`.
 fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertStatement, StoreError> {
+    let now = convert::now();
     let mut rows = moved.iter().map(|(name, kind)| -> SelectStatement {
         Query::select()
             .column(Alias::new("task_id"))
-            .expr_as(Expr::val(kind.as_str()), Alias::new("kind"))
+            .expr(Expr::val(kind.as_str()))
             .column(Alias::new("id"))
+            .expr(Expr::val(now))
+            .expr(Expr::val(0))
+            .expr(Expr::val(now + FIRST_ATTEMPT_GRACE))
             .from(Alias::new(*name))
             .and_where(Expr::col(Alias::new("task_id")).is_not_null())
             .to_owned()
@@ -147,36 +152,17 @@ fn owe_returned(moved: &[(&str, ResourceKind)]) -> Result<InsertStatement, Store
     for other in rows {
         owed.union(UnionType::All, other);
     }
-    let now = convert::now();
-    let batch = Query::select()
-        .expr(Expr::val(now))
-        .expr(Expr::val(now + FIRST_ATTEMPT_GRACE))
-        .expr(Expr::cust("json_agg(json_build_array(task_id, kind, id))"))
-        .from_subquery(owed, Alias::new("owed"))
-        .and_having(Expr::cust("count(*) > 0"))
-        .to_owned();
     let mut insert = Query::insert();
     insert
-        .into_table(Alias::new("revoke_batches"))
-        .columns([
-            Alias::new("created_at"),
-            Alias::new("next_attempt_at"),
-            Alias::new("tasks"),
-        ])
-        .select_from(batch)
-        .map_err(|e| StoreError::Other(e.into()))?;
+        .into_table(revoke_outbox::Entity)
+        .columns(OWED_COLUMNS)
+        .select_from(owed)
+        .map_err(|e| StoreError::Other(e.into()))?
+        // A task owed twice (two rows naming it, or owed before) keeps one row.
+        .on_conflict(
+            OnConflict::column(revoke_outbox::Column::TaskId)
+                .do_nothing()
+                .to_owned(),
+        );
     Ok(insert)
-}
-
-/// Spreads the revoke batches into `revoke_outbox` in one statement: the batches it deletes are
-/// exactly those it spreads, even while cancels commit new ones (SQLite has no `DELETE` inside
-/// `WITH`: `outbox` does it in a transaction there).
-pub(crate) fn spread_batches(insert_head: &str) -> String {
-    format!(
-        "WITH spread AS (DELETE FROM revoke_batches \
-         RETURNING created_at, next_attempt_at, tasks) \
-         {insert_head} SELECT r->>0, r->>1, (r->>2)::bigint, b.created_at, 0, \
-         b.next_attempt_at FROM spread b, json_array_elements(b.tasks) r \
-         ON CONFLICT (task_id) DO NOTHING"
-    )
 }

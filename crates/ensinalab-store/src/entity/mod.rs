@@ -4,6 +4,8 @@
 //! `StoreError::Corrupt` rather than a panic.
 
 pub mod briefing;
+pub mod cleanup_outbox;
 pub mod option;
+pub mod revoke_outbox;
 pub mod security_event;
 pub mod video;

@@ -119,6 +119,6 @@ on_both_backends! {
         }
         // Swept again: nothing moves twice.
         assert!(store.cancel_expired(&b_timeout, cutoff, &timeout, cutoff).await.unwrap().is_empty());
-        assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 1, "owed once");
+        assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 2, "one row per task, owed once");
     }
 }

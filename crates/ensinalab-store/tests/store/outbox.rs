@@ -96,24 +96,29 @@ on_both_backends! {
 }
 
 on_both_backends! {
-    async fn a_cancel_all_writes_one_row_for_its_revokes_and_the_dispatcher_spreads_it(store: Store) {
+    async fn a_cancel_all_commits_one_outbox_row_per_task_before_anything_reads_them(store: Store) {
         for _ in 0..3 {
             video_in(&store, ALICE, VideoStatus::Processing).await;
         }
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        let before = OffsetDateTime::now_utc() - Duration::seconds(1);
         cancel_all(&store, &caller).await.unwrap();
-        assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 1);
-        assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 0);
-        assert_eq!(due_after_grace(&store).await.len(), 3);
-        assert_eq!(testing::row_count(&store, "revoke_batches").await.unwrap(), 0);
         assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 3);
+        let due = store.due_revokes(after_grace(), 10).await.unwrap();
+        assert_eq!(due.len(), 3);
+        for owed in &due {
+            assert!(owed.created_at >= before, "{owed:?}");
+            assert_eq!((owed.attempts, owed.delivered_at), (0, None), "{owed:?}");
+        }
+        // Left to the cancel's own attempt first.
+        assert!(store.due_revokes(OffsetDateTime::now_utc(), 10).await.unwrap().is_empty());
     }
 }
 
 on_both_backends! {
     async fn a_cancels_own_delivery_is_marked_before_anything_read_its_revoke(store: Store) {
         // The dispatcher's tick marks what cancels delivered themselves before it reads what is
-        // due: the mark must find the revoke the cancel wrote as a batch.
+        // due: the mark must find the row the cancel wrote.
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
         store.cancel(ALICE, v.id, &by_user()).await.unwrap();
         let task_id = v.task_id.unwrap();
@@ -130,7 +135,7 @@ on_both_backends! {
 on_both_backends! {
     async fn a_cancel_whose_revoke_cannot_be_recorded_changes_nothing(store: Store) {
         let v = video_in(&store, ALICE, VideoStatus::Processing).await;
-        testing::execute(&store, "DROP TABLE revoke_batches").await.unwrap();
+        testing::execute(&store, "DROP TABLE revoke_outbox").await.unwrap();
         assert!(store.cancel(ALICE, v.id, &by_user()).await.is_err());
         let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
         assert!(cancel_all(&store, &caller).await.is_err());
@@ -246,5 +251,29 @@ on_both_backends! {
         // An outcome that settles nothing is not recorded as settling.
         let still = [RevokeReport { task_id: p.clone(), outcome: RevokeOutcome::Signalled }];
         assert!(store.settle_revokes(&still, now).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    async fn a_task_owed_again_keeps_its_row_and_its_delivery(store: Store) {
+        let v = video_in(&store, ALICE, VideoStatus::Processing).await;
+        let w = video_in(&store, ALICE, VideoStatus::Processing).await;
+        store.cancel(ALICE, v.id, &by_user()).await.unwrap();
+        let task_id = v.task_id.unwrap();
+        let report = RevokeReport { task_id: task_id.clone(), outcome: RevokeOutcome::Signalled };
+        store.revokes_delivered(&[report], OffsetDateTime::now_utc()).await.unwrap();
+        // The row back in flight (nothing in the service does this), then cancelled again,
+        // alone and with another.
+        let back = format!("UPDATE videos SET status = 'processing' WHERE id = {}", v.id);
+        testing::execute(&store, &back).await.unwrap();
+        assert!(matches!(store.cancel(ALICE, v.id, &by_user()).await.unwrap(), Transition::Done(_)));
+        testing::execute(&store, &back).await.unwrap();
+        let caller = Caller { user_id: ALICE, is_admin: false, client_ip: None };
+        assert_eq!(cancel_all(&store, &caller).await.unwrap().videos.len(), 2);
+
+        assert_eq!(testing::row_count(&store, "revoke_outbox").await.unwrap(), 2);
+        assert_eq!(due_after_grace(&store).await, [w.task_id.unwrap()]);
+        let open = store.open_revokes(day_ago(), 10).await.unwrap();
+        assert_eq!(open.iter().map(|o| &o.task_id).collect::<Vec<_>>(), [&task_id]);
     }
 }
