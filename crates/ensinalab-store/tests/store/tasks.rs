@@ -245,7 +245,9 @@ on_both_backends! {
         assert_eq!(seen, everything, "every row once, in the one order");
 
         // After the last row: no rows, the counts still there.
-        let last = store.active(ALICE, &ActivePage::default()).await.unwrap().rows;
+        let whole = store.active(ALICE, &ActivePage::default()).await.unwrap();
+        assert_eq!((whole.briefings, whole.videos), (3, 4), "a page that holds it all counts it");
+        let last = whole.rows;
         let past = ActivePage { limit: 3, after: last.last().map(ensinalab_ports::ActivePosition::of) };
         let got = store.active(ALICE, &past).await.unwrap();
         assert!(got.rows.is_empty());
