@@ -56,12 +56,23 @@ pub fn count_sql() -> &'static str {
 
 /// A few connections, each shared by every request that lands on it: tokio-postgres pipelines
 /// the statements of concurrent requests on one connection, so a request takes no connection
-/// out of a pool and gives none back (no checkout, no ping on return); requests are spread over
-/// the connections in turn. A connection is opened at its first use and again after it closed.
+/// out of a pool and gives none back (no checkout, no ping on return). Each thread keeps to one
+/// connection, opened from that thread at its first use (and again after it closed), so the
+/// connection's task runs on the thread whose requests it carries and a reply wakes no other
+/// thread (as the Redis reads: docs/benchmarks.md, "per-thread read connections"); threads past
+/// the number of connections share them.
 pub(crate) struct ActiveReads {
     config: Config,
     slots: Box<[Slot]>,
-    next: AtomicUsize,
+}
+
+/// This thread's place among the threads that read the list, in order of their first read.
+fn home() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HOME: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    HOME.with(|home| *home)
 }
 
 /// A connection's place: the open session, and a lock taken only to open it, so requests
@@ -105,7 +116,6 @@ impl ActiveReads {
         Some(Self {
             config,
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
-            next: AtomicUsize::new(0),
         })
     }
 
@@ -170,10 +180,9 @@ impl ActiveReads {
         Ok(out)
     }
 
-    /// The next connection in turn, opened (again) if it is not open.
+    /// This thread's connection, opened (again) if it is not open.
     async fn session(&self) -> Result<Arc<Session>, StoreError> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let slot = &self.slots[n];
+        let slot = &self.slots[home() % self.slots.len()];
         if let Some(session) = slot.get() {
             return Ok(session);
         }
