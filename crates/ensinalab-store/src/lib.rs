@@ -18,7 +18,8 @@
 //! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
 //! cleanup outbox, `mail` the alert e-mail slots, `audit` the security trail, `stats` the operators' figures
 //! (jobs per day, the census in flight), `convert` every
-//! decoder of a row shape, and `postgres` the statements that
+//! decoder of a row shape, `active` the active list's read on PostgreSQL (through
+//! tokio-postgres, the one read not through sea-orm), and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
 //!
 //! ```no_run
