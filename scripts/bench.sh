@@ -7,6 +7,7 @@
 #   BENCH_DURATION=15 BENCH_WARMUP=3 BENCH_CONNECTIONS=64 BENCH_CANCELS=5 bash scripts/bench.sh
 #   BENCH_CASES="cancel" bash scripts/bench.sh   # any of: list status cancel backlog (default: all)
 #   BENCH_BACKLOG=100000                            # other users' messages queued for the backlog case
+#   BENCH_SQLX_FLOORS=1                             # also the no-HTTP floors of the keyset statement through sqlx
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,10 @@ SLOWLOG_US=200
 # FLOOR_BEST_POOL too and the table shows the server against both.
 POOL=20
 FLOOR_BEST_POOL=10
+# The active list's own connections (ACTIVE_CONNECTIONS in crates/ensinalab-store/src/lib.rs):
+# the full-body floor keeps as many, one per worker thread.
+ACTIVE_POOL=4
+SQLX_FLOORS=${BENCH_SQLX_FLOORS:-}
 
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk"
@@ -121,7 +126,7 @@ start_server "$DATABASE_URL"
 if has_case list; then
   # the full-body floor: the same targets, served by nothing but what the route cannot skip
   HPORT=$(free_port)
-  "$BENCH" http-floor --port "$HPORT" --pool "$POOL" \
+  "$BENCH" http-floor --port "$HPORT" --pool "$ACTIVE_POOL" \
     >>"$WORK/http-floor.log" 2>&1 &
   HTTP_FLOOR_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$HPORT/tasks/active" && break; sleep 0.1; done
@@ -148,24 +153,29 @@ if has_case list; then
     S[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION")
     run_wrk "$WORK/targets-active-$n.txt" "$WARMUP" "$HPORT" >/dev/null
     H[$n]=$(run_wrk "$WORK/targets-active-$n.txt" "$DURATION" "$HPORT")
-    # the store's sessions use force_generic_plan (crates/ensinalab-store/src/lib.rs); the other
-    # two show what PostgreSQL's default and re-planning every request would cost
-    F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
-    A[$n]=$(run_floor "$(first_user "$n")" "$DURATION" auto)
-    C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
-    B[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan "$FLOOR_BEST_POOL")
     echo "   server: ${S[$n]}" >&2
     echo "   full-body HTTP floor: ${H[$n]}" >&2
-    echo "   floor:  ${F[$n]}" >&2
-    echo "   floor (auto): ${A[$n]}" >&2
-    echo "   floor (force_custom_plan): ${C[$n]}" >&2
-    echo "   floor (pool $FLOOR_BEST_POOL): ${B[$n]}" >&2
+    if [ -n "$SQLX_FLOORS" ]; then
+      # The keyset statement (a later page's) through sqlx, as the list was read before it had
+      # connections of its own: the store's sessions use force_generic_plan
+      # (crates/ensinalab-store/src/lib.rs); the other two show what PostgreSQL's default and
+      # re-planning every request would cost
+      F[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan)
+      A[$n]=$(run_floor "$(first_user "$n")" "$DURATION" auto)
+      C[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_custom_plan)
+      B[$n]=$(run_floor "$(first_user "$n")" "$DURATION" force_generic_plan "$FLOOR_BEST_POOL")
+      echo "   floor:  ${F[$n]}" >&2
+      echo "   floor (auto): ${A[$n]}" >&2
+      echo "   floor (force_custom_plan): ${C[$n]}" >&2
+      echo "   floor (pool $FLOOR_BEST_POOL): ${B[$n]}" >&2
+    fi
     # the two bodies should be about the same size: the floor writes the seed's whole body
     read -r token path < "$WORK/targets-active-$n.txt"
     body_bytes() { curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$1$path" | wc -c; }
     BYTES[$n]="$(body_bytes "$APORT") / $(body_bytes "$HPORT")"
     HTTP_ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${H[$n]}" | field rps) | $(echo "${H[$n]}" | field p50_ms) | $(echo "${H[$n]}" | field p99_ms) | **$(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${H[$n]}" | field rps)")** | ${BYTES[$n]} | $(echo "${H[$n]}" | field non2xx)+$(echo "${H[$n]}" | field errors) |")
-    ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${B[$n]}" | field rps) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${B[$n]}" | field rps)") | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
+    [ -z "$SQLX_FLOORS" ] ||
+      ROWS+=("| \`GET /tasks/active\`, N=$n | $(echo "${S[$n]}" | field rps) | $(echo "${S[$n]}" | field p50_ms) | $(echo "${S[$n]}" | field p99_ms) | $(echo "${F[$n]}" | field rps) | $(echo "${F[$n]}" | field p50_ms) | $(echo "${F[$n]}" | field p99_ms) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${F[$n]}" | field rps)") | $(echo "${A[$n]}" | field rps) | $(echo "${C[$n]}" | field rps) | $(echo "${B[$n]}" | field rps) | $(ratio "$(echo "${S[$n]}" | field rps)" "$(echo "${B[$n]}" | field rps)") | $(echo "${S[$n]}" | field non2xx)+$(echo "${S[$n]}" | field errors) |")
   done
 fi
 
@@ -328,14 +338,14 @@ $(printf '%s\n' "${ROWS[@]}")
 TABLE
 if has_case list; then
   cat <<HTTP_TABLE
-Against the full-body floor (\`ensinalab-bench http-floor\`: an actix-web server that verifies the token, runs the same statement and MGET, encodes hashids and writes the seed's whole body, nothing else; the same wrk targets):
+Against the full-body floor (\`ensinalab-bench http-floor\`: an actix-web server that verifies the token, runs the plain statement through tokio-postgres (one connection per worker thread, at most $ACTIVE_POOL) and the MGET, encodes hashids and writes the seed's whole body, nothing else; the same wrk targets):
 
 | case | server req/s | p50 ms | p99 ms | full-body floor req/s | p50 ms | p99 ms | server/full-body floor | body bytes, server / floor | floor non-2xx+errors |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${HTTP_ROWS[@]}")
 
 HTTP_TABLE
-  echo "- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; floor: $(ratio "$(echo "${F[1]}" | field rps)" "$(echo "${F[50]}" | field rps)")x"
+  echo "- \`GET /tasks/active\` throughput N=1 -> N=50: $(ratio "$(echo "${S[1]}" | field rps)" "$(echo "${S[50]}" | field rps)")x lower; full-body floor: $(ratio "$(echo "${H[1]}" | field rps)" "$(echo "${H[50]}" | field rps)")x"
 fi
 if [ ${#CANCEL_LINES[@]} -gt 0 ]; then printf '%s\n' "${CANCEL_LINES[@]}"; fi
 if [ ${#BACKLOG_LINES[@]} -gt 0 ]; then printf '%s\n' "${BACKLOG_LINES[@]}"; fi

@@ -7,6 +7,8 @@
 #
 #   PROFILE_JOBS="1 50" PROFILE_REQUESTS=300 bash scripts/profile.sh
 #   PROFILE_OUT=target/profile     # where the profiles are kept (default)
+#   PROFILE_SQLX_LIST=1            # the server reads the list through sqlx and the keyset statement,
+#                                  # as before it had connections of its own (a URL only sqlx reads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,13 +78,14 @@ for n in $JOBS; do
 
   port=$(free_port)
   # as scripts/bench.sh runs it, with the other periodic jobs spaced out of the counted window
-  BIND_ADDR=127.0.0.1:$port METRICS_ADDR=127.0.0.1:$(free_port) \
+  server_url=$DATABASE_URL${PROFILE_SQLX_LIST:+?statement-cache-capacity=100}
+  DATABASE_URL=$server_url BIND_ADDR=127.0.0.1:$port METRICS_ADDR=127.0.0.1:$(free_port) \
     AUTO_CANCEL_SWEEP_SECS=3600 METRICS_CENSUS_SECS=3600 \
     under_callgrind "server-$n" "$port" "$API"
   server=$(measure "server-$n" "$port" "$token")
 
   port=$(free_port)
-  under_callgrind "floor-$n" "$port" "$BENCH" http-floor --port "$port" --pool 20
+  under_callgrind "floor-$n" "$port" "$BENCH" http-floor --port "$port" --pool 4
   floor=$(measure "floor-$n" "$port" "$token")
 
   echo "| $n | $server | $floor | $(ratio "$floor" "$server") |"

@@ -18,7 +18,8 @@
 //! `guarded` the transitions they share, `owe` and `outbox` the revoke outbox, `cleanup` the
 //! cleanup outbox, `owed` what the two outboxes share, `mail` the alert e-mail slots, `audit` the security trail, `stats` the operators' figures
 //! (jobs per day, the census in flight), `convert` every
-//! decoder of a row shape, and `postgres` the statements that
+//! decoder of a row shape, `active` the active list's read on PostgreSQL (through
+//! tokio-postgres, the one read not through sea-orm), and `postgres` the statements that
 //! PostgreSQL runs its own faster way (each tested on both backends against the same cases).
 //!
 //! ```no_run
@@ -29,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod active;
 mod audit;
 mod briefings;
 mod cleanup;
@@ -49,6 +51,7 @@ mod videos;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ensinalab_migration::{Migrator, MigratorTrait};
@@ -57,6 +60,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection
 
 use crate::error::classify;
 
+pub use active::{count_sql, first_page_sql};
 pub use tasks::active_sql;
 
 /// How long a request waits for a connection (or for a new one to open) before the store
@@ -69,11 +73,16 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 /// trips; a pool of 10 left the CPU waiting for connections under load (docs/benchmarks.md,
 /// "pool size"). Five API instances fit PostgreSQL's default `max_connections` of 100.
 const MAX_CONNECTIONS: u32 = 20;
+/// Connections of the active list's own reads on PostgreSQL, each shared by the requests that
+/// land on it (docs/benchmarks.md, "the active list's driver").
+const ACTIVE_CONNECTIONS: usize = 4;
 
 /// All repositories on one connection pool. Cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    /// The active list's reads on PostgreSQL; `None` on SQLite, and for a URL only sqlx reads.
+    active: Option<Arc<active::ActiveReads>>,
 }
 
 impl ensinalab_ports::Store for SqlStore {}
@@ -110,7 +119,11 @@ impl SqlStore {
             options.max_connections(MAX_CONNECTIONS).min_connections(0);
         }
         let db = Database::connect(options).await.map_err(classify)?;
-        Ok(Self { db })
+        let active = (db.get_database_backend() == sea_orm::DbBackend::Postgres)
+            .then(|| active::ActiveReads::new(url, ACTIVE_CONNECTIONS, ACQUIRE_TIMEOUT))
+            .flatten()
+            .map(Arc::new);
+        Ok(Self { db, active })
     }
 
     /// Applies every pending migration of `ensinalab-migration`.

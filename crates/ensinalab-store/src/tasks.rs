@@ -288,6 +288,9 @@ fn started_before<T: Table>(backend: DbBackend, before: OffsetDateTime) -> Condi
 impl Tasks for SqlStore {
     #[tracing::instrument(level = "debug", skip(self), err)]
     async fn active(&self, user: UserId, page: &ActivePage) -> Result<ActiveRows, StoreError> {
+        if let Some(reads) = &self.active {
+            return reads.page(user, page).await;
+        }
         let backend = self.db.get_database_backend();
         if backend == DbBackend::Postgres {
             return postgres::active(self.db.get_postgres_connection_pool(), user, page).await;

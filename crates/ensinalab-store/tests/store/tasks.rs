@@ -245,7 +245,9 @@ on_both_backends! {
         assert_eq!(seen, everything, "every row once, in the one order");
 
         // After the last row: no rows, the counts still there.
-        let last = store.active(ALICE, &ActivePage::default()).await.unwrap().rows;
+        let whole = store.active(ALICE, &ActivePage::default()).await.unwrap();
+        assert_eq!((whole.briefings, whole.videos), (3, 4), "a page that holds it all counts it");
+        let last = whole.rows;
         let past = ActivePage { limit: 3, after: last.last().map(ensinalab_ports::ActivePosition::of) };
         let got = store.active(ALICE, &past).await.unwrap();
         assert!(got.rows.is_empty());
@@ -279,4 +281,37 @@ on_both_backends! {
         let rows = store.active(ALICE, &ActivePage::default()).await.unwrap();
         assert_eq!((rows.briefings, rows.videos), (2, 1), "nothing past the slots: {done:?}");
     }
+}
+
+/// A URL only sqlx reads leaves the active list to sqlx; the two paths give the same pages.
+#[tokio::test]
+async fn the_active_list_through_sqlx_reads_the_same_pages_as_through_tokio_postgres() {
+    let db = testing::TestPostgres::new().await.unwrap();
+    let store = db.store();
+    for status in [VideoStatus::Processing, VideoStatus::Queued] {
+        video_in(store, ALICE, status).await;
+    }
+    briefing_in(store, ALICE, BriefingStatus::Processing).await;
+    let through_sqlx =
+        ensinalab_store::SqlStore::connect(&format!("{}?statement-cache-capacity=100", db.url()))
+            .await
+            .unwrap();
+    let first = ActivePage {
+        limit: 2,
+        after: None,
+    };
+    for page in [ActivePage::default(), first] {
+        let ours = store.active(ALICE, &page).await.unwrap();
+        assert_eq!(through_sqlx.active(ALICE, &page).await.unwrap(), ours);
+        let after = ActivePage {
+            limit: 1,
+            after: ours.rows.first().map(ensinalab_ports::ActivePosition::of),
+        };
+        assert_eq!(
+            through_sqlx.active(ALICE, &after).await.unwrap(),
+            store.active(ALICE, &after).await.unwrap()
+        );
+    }
+    drop(through_sqlx);
+    db.cleanup().await.unwrap();
 }
