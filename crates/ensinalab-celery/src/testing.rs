@@ -51,6 +51,9 @@ pub struct Worker {
     log: PathBuf,
     /// Its own `ENSINALAB_WORK_DIR` and `ENSINALAB_OUTPUT_DIR` live here.
     files: PathBuf,
+    /// RabbitMQ and the queue declared there, when it is the broker (`CELERY_BROKER_URL` in
+    /// the environment given): the queue and its exchange are deleted with the worker.
+    amqp: Option<(String, String)>,
 }
 
 /// The workspace root (this crate lives two levels below it).
@@ -70,7 +73,9 @@ impl Worker {
         Self::start_kind(redis_url, queue, durations, env, WorkerKind::Claiming).await
     }
 
-    /// Same, of the given kind (which wins over an `ENSINALAB_CLAIM` in `env`).
+    /// Same, of the given kind (which wins over an `ENSINALAB_CLAIM` in `env`). With
+    /// `CELERY_BROKER_URL` in `env`, RabbitMQ there is the worker's broker (and the readiness
+    /// check's), Redis its result backend.
     pub async fn start_kind(
         redis_url: &str,
         queue: &str,
@@ -118,14 +123,20 @@ impl Worker {
             .process_group(0)
             .spawn()
             .expect("celery worker starts");
+        let broker_url = env
+            .iter()
+            .find(|(k, _)| *k == "CELERY_BROKER_URL")
+            .map(|(_, v)| (*v).to_owned());
         let worker = Self {
             child,
             node,
             log,
             files,
+            amqp: broker_url.clone().map(|url| (url, queue.to_owned())),
         };
 
         let mut config = CeleryConfig::new(redis_url).with_queue(queue);
+        config.broker_url = broker_url;
         config.command_timeout = Duration::from_secs(5);
         let broker = CeleryBroker::new(config).expect("celery config");
         let started = Instant::now();
@@ -198,6 +209,10 @@ impl Drop for Worker {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+        if let Some((url, queue)) = self.amqp.take() {
+            // A thread of its own: a runtime cannot be started inside the test's.
+            let _ = std::thread::spawn(move || delete_amqp_queue(&url, &queue)).join();
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
             let _ = std::fs::remove_dir_all(&self.files);
@@ -214,4 +229,35 @@ pub fn process_is_dead(pid: u32) -> bool {
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .is_some_and(|state| state == "Z" || state == "X"),
     }
+}
+
+/// Deletes `queue` and its exchange from the RabbitMQ at `url` (best effort).
+fn delete_amqp_queue(url: &str, queue: &str) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        let Ok(uri) = crate::parse_broker_url(url) else {
+            return;
+        };
+        let connect = lapin::Connection::connect_uri(uri, lapin::ConnectionProperties::default());
+        let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
+            return;
+        };
+        if let Ok(channel) = conn.create_channel().await {
+            let _ = channel
+                .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+                .await;
+            let _ = channel
+                .exchange_delete(
+                    queue.into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+        let _ = conn.close(200, "done".into()).await;
+    });
 }
