@@ -11,10 +11,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ensinalab_celery::testing::{Worker, WorkerKind};
+use ensinalab_celery::testing::{Rabbit, Worker, WorkerKind};
 use ensinalab_celery::{CeleryBroker, CeleryConfig, WorkerOnline};
 use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker};
-use support::rabbit::Rabbit;
 use support::*;
 
 const DB: u8 = 2;

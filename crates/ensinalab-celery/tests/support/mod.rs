@@ -5,7 +5,6 @@
 // Test support: a failed setup step should panic with its cause, like in a #[test].
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-pub mod rabbit;
 pub mod server;
 
 use std::path::{Path, PathBuf};
