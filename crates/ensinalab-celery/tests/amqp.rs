@@ -228,6 +228,32 @@ async fn a_task_cancelled_while_no_worker_ran_is_discarded_by_a_claiming_worker_
     assert!(!worker.succeeded(task.id.as_str()));
 }
 
+/// The limit of a stock worker on RabbitMQ: no message can be taken out of the queue, so a
+/// stock worker that heard no broadcast (started after the cancel, with no peer to sync the
+/// revoked ids from) runs a task the cancel claimed. docs/celery-contract.md says so.
+#[tokio::test]
+async fn a_task_cancelled_while_no_worker_ran_still_runs_on_a_stock_worker_started_afterwards_on_rabbitmq()
+ {
+    let queue = unique_queue("amqp-stock-late");
+    let broker = amqp_broker(&queue);
+    let task = options("Antes do worker");
+    broker.publish(&task).await.unwrap();
+    let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
+    assert_eq!(report[0].outcome, RevokeOutcome::Claimed);
+
+    let worker = start(&queue, QUICK, WorkerKind::Stock).await;
+    let t0 = Instant::now();
+    while !worker.succeeded(task.id.as_str()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the stock worker did not run it; log:\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!worker.discarded(task.id.as_str()));
+}
+
 #[tokio::test]
 async fn cancel_all_on_rabbitmq_kills_the_running_and_discards_the_queued() {
     let queue = unique_queue("amqp-all");
