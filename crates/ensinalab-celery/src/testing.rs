@@ -231,8 +231,9 @@ pub fn process_is_dead(pid: u32) -> bool {
     }
 }
 
-/// Deletes `queue` and its exchange from the RabbitMQ at `url` (best effort).
-fn delete_amqp_queue(url: &str, queue: &str) {
+/// Deletes `queue` and its exchange from the RabbitMQ at `url` (best effort; blocking, and
+/// never inside a runtime: from a test's async code, call it on a thread of its own).
+pub fn delete_amqp_queue(url: &str, queue: &str) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
