@@ -58,6 +58,9 @@ pub(crate) async fn follow<T: Clone>(
                 }
             }
         }
+        // A consumer can end with its connection still open (its channel closed by the
+        // broker): close it, so every subscription holds one connection at most.
+        let _ = bounded(link.limit(), conn.close(200, "resubscribing".into())).await;
         tracing::warn!("{name}: connection lost, resubscribing");
         tokio::time::sleep(backoff).await;
     }
