@@ -40,6 +40,11 @@ bench-live:
 # The Celery cancel per kind of worker: revoke-to-confirmed kill, removal under a backlog (a few minutes; not part of `test`).
 bench-celery:
     bash scripts/bench-celery.sh
+
+# The Celery cancel with RabbitMQ as the broker beside Redis: revoke-to-killed, one revoke of 1,000 queued (a few minutes; not part of `test`).
+bench-rabbitmq:
+    bash scripts/bench-rabbitmq.sh
+
 # Run a Prometheus scraping the local server (METRICS_ADDR's default) with the shipped alert rules.
 prometheus:
     bash scripts/ensure-prometheus.sh

@@ -7,7 +7,10 @@ Start (from the repo root, after scripts/ensure-redis.sh and scripts/ensure-cele
     .venv/worker/bin/celery --workdir apps/worker -A ensinalab_worker worker -P prefork -c 2 -l INFO
 
 Environment:
-    REDIS_URL              broker and result backend (default redis://127.0.0.1:6379/0)
+    REDIS_URL              result backend, and the broker unless CELERY_BROKER_URL is set
+                           (default redis://127.0.0.1:6379/0)
+    CELERY_BROKER_URL      the broker when it is not REDIS_URL, e.g. RabbitMQ:
+                           amqp://guest:guest@127.0.0.1:5672//
     CELERY_QUEUE           queue to consume (default celery)
     ENSINALAB_OPTIONS_SECS simulated duration of generate_options (default 2)
     ENSINALAB_VIDEO_SECS   simulated duration of generate_video (default 10)
@@ -51,6 +54,7 @@ import ensinalab_claim
 from celery import Celery
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 OPTIONS_SECS = float(os.environ.get("ENSINALAB_OPTIONS_SECS", "2"))
 VIDEO_SECS = float(os.environ.get("ENSINALAB_VIDEO_SECS", "10"))
@@ -72,7 +76,7 @@ TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 logger = logging.getLogger(__name__)
 
 
-app = Celery("ensinalab", broker=REDIS_URL, backend=REDIS_URL)
+app = Celery("ensinalab", broker=BROKER_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue=QUEUE,
     task_serializer="json",

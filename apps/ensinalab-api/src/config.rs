@@ -29,9 +29,13 @@ pub struct ConfigError {
 /// Which task broker runs the generation tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerChoice {
-    /// Celery over Redis (`REDIS_URL` set).
+    /// Celery (`REDIS_URL` set): Redis is the result backend, and the broker too unless
+    /// `broker_url` names RabbitMQ.
     Celery {
         redis_url: String,
+        /// `CELERY_BROKER_URL` (`amqp://user:pass@host:port/vhost`): RabbitMQ as the broker.
+        /// Unset: the broker is `REDIS_URL`.
+        broker_url: Option<String>,
         /// `CELERY_QUEUE`, default `celery`.
         queue: String,
         /// `REVOKE_CONFIRM_MS` (default 250): how long a revoke waits for a worker to confirm
@@ -260,13 +264,24 @@ impl Config {
         };
         let revoke_confirm = revoke_confirm(&get)?;
         let unqueue = parse_bool(&get, "CELERY_UNQUEUE", true)?;
+        let broker_url = broker_url(&get)?;
         let broker = match get("REDIS_URL") {
             Some(redis_url) => BrokerChoice::Celery {
                 redis_url,
+                broker_url,
                 queue: get("CELERY_QUEUE").unwrap_or_else(|| "celery".to_owned()),
                 revoke_confirm,
                 unqueue,
             },
+            // A broker without a result backend would run tasks nobody can follow.
+            None if broker_url.is_some() => {
+                return Err(ConfigError {
+                    var: "CELERY_BROKER_URL",
+                    message: "needs REDIS_URL, the result backend (the claims, the results, \
+                              the live relay)"
+                        .to_owned(),
+                });
+            }
             None => BrokerChoice::Local {
                 options_secs: parse(&get, "LOCAL_OPTIONS_SECS", Some(3))?,
                 video_secs: parse(&get, "LOCAL_VIDEO_SECS", Some(30))?,
@@ -386,3 +401,20 @@ impl Config {
 
 /// Default `RATE_LIMIT_PREFIX`.
 pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "ensinalab:ratelimit:";
+
+/// `CELERY_BROKER_URL`, checked as the adapter will read it: a bad URL stops startup here.
+fn broker_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = get("CELERY_BROKER_URL") else {
+        return Ok(None);
+    };
+    match ensinalab_celery::parse_broker_url(url.trim()) {
+        Ok(_) => Ok(Some(url.trim().to_owned())),
+        Err(why) => Err(ConfigError {
+            var: "CELERY_BROKER_URL",
+            message: format!(
+                "must be an amqp://user:pass@host:port/vhost URL (unset: the broker is \
+                 REDIS_URL): {why}"
+            ),
+        }),
+    }
+}

@@ -105,6 +105,7 @@ impl Application {
             }
             BrokerChoice::Celery {
                 redis_url,
+                broker_url,
                 queue,
                 revoke_confirm,
                 unqueue,
@@ -114,6 +115,7 @@ impl Application {
                 let mut celery = CeleryConfig::new(redis_url.clone()).with_queue(queue);
                 celery.revoke_confirm = *revoke_confirm;
                 celery.unqueue = *unqueue;
+                celery.broker_url.clone_from(broker_url);
                 let broker =
                     CeleryBroker::new(celery).map_err(|e| StartupError::Broker(e.into()))?;
                 let changes = broker.watch();

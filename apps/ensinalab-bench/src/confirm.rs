@@ -15,6 +15,9 @@ use crate::AnyError;
 pub struct ConfirmArgs {
     #[arg(long, env = "REDIS_URL")]
     redis_url: String,
+    /// RabbitMQ as the broker (`CELERY_BROKER_URL`); unset, Redis is.
+    #[arg(long, env = "CELERY_BROKER_URL")]
+    broker_url: Option<String>,
     /// The queue the worker consumes.
     #[arg(long, default_value = "celery")]
     queue: String,
@@ -28,31 +31,67 @@ pub struct ConfirmArgs {
     /// while the worker may still be replacing the process the previous kill took).
     #[arg(long, default_value_t = 0)]
     running_ms: u64,
+    /// Then: this many videos published to a queue no worker consumes and revoked in one call,
+    /// as a cancel-all of that many queued jobs revokes them (0: skipped).
+    #[arg(long, default_value_t = 0)]
+    queued: usize,
+}
+
+fn video(n: usize) -> Result<TaskRequest, AnyError> {
+    let key = i64::try_from(n)?;
+    Ok(TaskRequest {
+        id: TaskId::parse(&uuid::Uuid::new_v4().to_string())?,
+        kind: TaskKind::GenerateVideo {
+            video_id: VideoId(key),
+            briefing_id: BriefingId(key),
+            option_id: OptionId(key),
+            title: format!("Confirmação {n}"),
+            generator_type: "simple".to_owned(),
+            duration_minutes: 10,
+        },
+    })
+}
+
+/// Publishes `count` videos to `queue`-idle, which no worker consumes, and times the one
+/// revoke of them all.
+async fn queued(args: &ConfirmArgs) -> Result<(), AnyError> {
+    let idle = format!("{}-idle", args.queue);
+    let mut config = CeleryConfig::new(args.redis_url.as_str()).with_queue(&idle);
+    config.broker_url.clone_from(&args.broker_url);
+    let broker = CeleryBroker::connect(config).await?;
+    let mut ids = Vec::with_capacity(args.queued);
+    for n in 0..args.queued {
+        let task = video(n)?;
+        broker.publish(&task).await?;
+        ids.push(task.id);
+    }
+    let t0 = Instant::now();
+    let report = broker.revoke(&ids).await?;
+    let took = t0.elapsed();
+    let claimed = report
+        .iter()
+        .filter(|r| r.outcome == RevokeOutcome::Claimed)
+        .count();
+    println!(
+        "QUEUED count={} claimed={claimed} revoke_ms={:.1}",
+        ids.len(),
+        took.as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
 
 pub async fn run(args: ConfirmArgs) -> Result<(), AnyError> {
     let mut config = CeleryConfig::new(args.redis_url.as_str()).with_queue(&args.queue);
+    config.broker_url.clone_from(&args.broker_url);
     config.revoke_confirm = Duration::from_millis(args.confirm_ms);
     let broker = CeleryBroker::connect(config).await?;
     let mut times = Vec::with_capacity(args.count);
     let mut killed = 0_usize;
     let mut other: Vec<RevokeOutcome> = Vec::new();
     for n in 0..args.count {
-        let id = TaskId::parse(&uuid::Uuid::new_v4().to_string())?;
-        let key = i64::try_from(n)?;
-        broker
-            .publish(&TaskRequest {
-                id: id.clone(),
-                kind: TaskKind::GenerateVideo {
-                    video_id: VideoId(key),
-                    briefing_id: BriefingId(key),
-                    option_id: OptionId(key),
-                    title: format!("Confirmação {n}"),
-                    generator_type: "simple".to_owned(),
-                    duration_minutes: 10,
-                },
-            })
-            .await?;
+        let task = video(n)?;
+        let id = task.id.clone();
+        broker.publish(&task).await?;
         let waited = Instant::now();
         loop {
             let state = broker.states_only(&[&id]).await?.remove(0);
@@ -92,5 +131,8 @@ pub async fn run(args: ConfirmArgs) -> Result<(), AnyError> {
         at(0.99),
         at(1.0)
     );
+    if args.queued > 0 {
+        queued(&args).await?;
+    }
     Ok(())
 }

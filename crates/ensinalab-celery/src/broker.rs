@@ -14,6 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::mpsc;
 
+use crate::amqp::{Link, parse_broker_url, wire};
 use crate::config::CeleryConfig;
 use crate::error::{classify, pool_error, timed_out};
 use crate::feed::{self, Subscription};
@@ -46,6 +47,8 @@ struct Inner {
     /// `/<db>.celery.pidbox`: PUB/SUB ignores SELECT, so kombu puts the DB in the name.
     pidbox_channel: String,
     queue_keys: [String; 4],
+    /// RabbitMQ, when it is the broker (`CeleryConfig::broker_url`).
+    amqp: Option<Link>,
 }
 
 impl std::fmt::Debug for CeleryBroker {
@@ -94,6 +97,15 @@ impl CeleryBroker {
                 config.queue
             )));
         }
+        let amqp = match &config.broker_url {
+            Some(url) => Some(Link::new(
+                parse_broker_url(url)
+                    .map_err(|e| BrokerError::Protocol(format!("invalid broker url: {e}")))?,
+                &config.queue,
+                config.command_timeout,
+            )),
+            None => None,
+        };
         let client = Client::open(config.redis_url.as_str())
             .map_err(|e| BrokerError::Protocol(format!("invalid redis url: {e}")))?;
         let db = client.get_connection_info().redis_settings().db();
@@ -121,6 +133,7 @@ impl CeleryBroker {
                 client,
                 pool,
                 shared: Mutex::default(),
+                amqp,
                 config,
             }),
         })
@@ -144,6 +157,17 @@ impl CeleryBroker {
     /// The configuration it was built with.
     pub fn config(&self) -> &CeleryConfig {
         &self.inner.config
+    }
+
+    /// RabbitMQ, when it is the broker.
+    pub(crate) fn amqp(&self) -> Option<&Link> {
+        self.inner.amqp.as_ref()
+    }
+
+    /// Whether claimed tasks' messages are taken out of the queue: configured, and the queue is
+    /// a Redis list (RabbitMQ cannot take one message out of a queue).
+    pub(crate) fn unqueues(&self) -> bool {
+        self.inner.config.unqueue && self.inner.amqp.is_none()
     }
 
     /// The pidbox channel control messages go to (`/<db>.celery.pidbox`).
@@ -260,6 +284,18 @@ impl TaskBroker for CeleryBroker {
         let tag = uuid::Uuid::new_v4().to_string();
         let envelope = task_envelope(task, &cfg.queue, &cfg.origin, &tag);
         validate_task_message(&envelope).map_err(BrokerError::Protocol)?;
+        if let Some(link) = self.amqp() {
+            let message = wire::task(&envelope, &cfg.queue).map_err(BrokerError::Protocol)?;
+            // Dispatched only once RabbitMQ confirmed it; the queue is declared on connect, so
+            // a message it returned as unroutable means the topology is not Celery's.
+            return match link.publish(message).await? {
+                true => Ok(()),
+                false => Err(BrokerError::Protocol(format!(
+                    "rabbitmq could not route the task to queue {:?}",
+                    cfg.queue
+                ))),
+            };
+        }
         let payload = envelope.to_string();
         let key = self.inner.queue_keys[0].clone();
         self.on_shared(|mut conn| async move {
@@ -305,7 +341,7 @@ impl TaskBroker for CeleryBroker {
     }
 
     async fn take_out_cancelled(&self) -> Result<Option<TakenOut>, BrokerError> {
-        if !self.inner.config.unqueue {
+        if !self.unqueues() {
             return Ok(None);
         }
         self.unqueue_pass().await.map(Some)
@@ -315,6 +351,9 @@ impl TaskBroker for CeleryBroker {
         let pong: String = self
             .on_shared(|mut conn| async move { redis::cmd("PING").query_async(&mut conn).await })
             .await?;
+        if let Some(link) = self.amqp() {
+            link.ping().await?;
+        }
         if pong == "PONG" {
             Ok(())
         } else {

@@ -8,6 +8,10 @@ pub struct CeleryConfig {
     /// Broker and result backend (the workers must use the same URL, DB number included: the
     /// pidbox channel is `/<db>.celery.pidbox`).
     pub redis_url: String,
+    /// RabbitMQ as the broker (`CELERY_BROKER_URL`, `amqp://user:pass@host:port/vhost`): task
+    /// messages, control broadcasts and worker events go there, the result backend (and every
+    /// claim) stays at `redis_url`. `None`: Redis is the broker too.
+    pub broker_url: Option<String>,
     /// The queue the workers consume (`task_default_queue`, `-Q`). `CELERY_QUEUE`.
     pub queue: String,
     /// How long the REVOKED value a cancel writes for a task no worker had claimed lives. That
@@ -21,7 +25,8 @@ pub struct CeleryConfig {
     /// `signalled`. Zero: never wait.
     pub revoke_confirm: Duration,
     /// Whether claimed tasks' messages are taken out of the queue (`crate::unqueue`), for
-    /// workers that do not claim (`CELERY_UNQUEUE`). Off only when every worker claims.
+    /// workers that do not claim (`CELERY_UNQUEUE`). Off only when every worker claims. Never
+    /// with RabbitMQ, which cannot take one message out of a queue.
     pub unqueue: bool,
     /// Upper bound of every Redis call (connect included), so a dead Redis fails fast.
     pub command_timeout: Duration,
@@ -40,6 +45,7 @@ impl CeleryConfig {
             .unwrap_or_default();
         Self {
             redis_url: redis_url.into(),
+            broker_url: None,
             queue: "celery".to_owned(),
             revoked_ttl: Duration::from_secs(7 * 86_400),
             revoke_confirm: Duration::from_millis(250),
@@ -51,6 +57,13 @@ impl CeleryConfig {
                 if host.is_empty() { "localhost" } else { &host }
             ),
         }
+    }
+
+    /// Same, with RabbitMQ at `url` as the broker.
+    #[must_use]
+    pub fn with_broker(mut self, url: impl Into<String>) -> Self {
+        self.broker_url = Some(url.into());
+        self
     }
 
     /// Same, consuming queue `queue`.

@@ -3,7 +3,8 @@
 //! Every Celery worker PUBLISHes `worker-online` on `/<db>.celeryev/worker.online` when it
 //! starts (even without `-E`). A new worker knows none of the revokes sent before it started
 //! (revoked ids live in worker memory only), so the service re-broadcasts its open revokes when
-//! this feed fires. The feed also fires when its own subscription is (re)established: workers
+//! this feed fires. On RabbitMQ the same event comes from the `celeryev` topic exchange with
+//! the routing key `worker.online` (`crate::amqp::events`). The feed also fires when its own subscription is (re)established: workers
 //! that came online while it was disconnected (a Redis restart) would otherwise go unseen.
 
 use serde_json::Value;
@@ -39,6 +40,30 @@ impl CeleryBroker {
     /// [`WorkerOnline::Subscribed`]); stops when the receiver is dropped. Needs a tokio runtime.
     pub fn workers_online(&self) -> mpsc::Receiver<WorkerOnline> {
         let (tx, rx) = mpsc::channel(64);
+        if self.amqp().is_some() {
+            let broker = self.clone();
+            let online = |body: &Value| {
+                Some(WorkerOnline::Worker(
+                    body.get("hostname")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                ))
+            };
+            tokio::spawn(async move {
+                if let Some(link) = broker.amqp() {
+                    crate::amqp::events::follow(
+                        link,
+                        "worker.online",
+                        "worker events",
+                        WorkerOnline::Subscribed,
+                        online,
+                        tx,
+                    )
+                    .await;
+                }
+            });
+            return rx;
+        }
         let online =
             |msg: &redis::Msg| Some(WorkerOnline::Worker(hostname(msg.get_payload_bytes())));
         tokio::spawn(feed::follow(

@@ -13,12 +13,18 @@
 //! the backend's PUBLISH. It knows nothing of briefings or videos beyond the task contract in
 //! `docs/celery-contract.md`, which also states what a worker must do for a cancel to hold.
 //!
+//! With `CeleryConfig::broker_url`, RabbitMQ is the broker (`amqp.rs`): task messages are
+//! published with publisher confirms to the queue's exchange, the revoke broadcast and
+//! `inspect` go through the `celery.pidbox` fanout, worker events come from the `celeryev`
+//! topic exchange; the claims and results stay on Redis, and there is no removal pass.
+//!
 //! Connections: hot-path commands (GET/MGET, LPUSH, PING) go through a multiplexed connection
 //! per calling thread, made on that thread; the deadpool pool serves the revoke's claims and broadcast and the blocking reply reads; the
 //! change feed has its own pub/sub connection. Every call is bounded by
 //! [`CeleryConfig::command_timeout`], so a dead Redis is a fast
 //! [`BrokerError::Unavailable`](ensinalab_ports::BrokerError::Unavailable), not a hang.
 
+mod amqp;
 mod broker;
 mod config;
 mod error;
@@ -31,6 +37,7 @@ mod unqueue;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use amqp::parse_broker_url;
 pub use broker::{CeleryBroker, WorkerActivity, WorkerTask};
 pub use config::CeleryConfig;
 pub use events::WorkerOnline;

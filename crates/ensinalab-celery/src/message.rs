@@ -198,6 +198,25 @@ pub(crate) fn control_envelope(
     expires_at: f64,
     delivery_tag: &str,
 ) -> Value {
+    let body = control_body(method, arguments, reply);
+    json!({
+        "body": B64.encode(body.to_string()),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"clock": 1, "expires": expires_at},
+        "properties": {
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "celery.pidbox", "routing_key": ""},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": delivery_tag,
+        },
+    })
+}
+
+/// The body of a pidbox control request, whatever the transport: the method, its arguments,
+/// and where to reply when `reply` = `(ticket, oid)`.
+pub(crate) fn control_body(method: &str, arguments: Value, reply: Option<(&str, &str)>) -> Value {
     let mut body = json!({
         "method": method,
         "arguments": arguments,
@@ -212,19 +231,7 @@ pub(crate) fn control_envelope(
             json!({"exchange": "reply.celery.pidbox", "routing_key": oid}),
         );
     }
-    json!({
-        "body": B64.encode(body.to_string()),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {"clock": 1, "expires": expires_at},
-        "properties": {
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "celery.pidbox", "routing_key": ""},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": delivery_tag,
-        },
-    })
+    body
 }
 
 /// The decoded body of a kombu envelope (base64 or plain), as JSON.

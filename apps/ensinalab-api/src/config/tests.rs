@@ -35,11 +35,53 @@ fn a_redis_url_selects_celery() {
         c.broker,
         BrokerChoice::Celery {
             redis_url: "redis://127.0.0.1:6379/0".into(),
+            broker_url: None,
             queue: "celery".into(),
             revoke_confirm: Duration::from_millis(250),
             unqueue: true,
         }
     );
+}
+
+#[test]
+fn a_celery_broker_url_selects_rabbitmq_as_the_broker_and_keeps_redis_for_results() {
+    let c = config(&[
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+    ])
+    .unwrap();
+    let BrokerChoice::Celery {
+        redis_url,
+        broker_url,
+        ..
+    } = c.broker
+    else {
+        panic!("Celery expected: {:?}", c.broker);
+    };
+    assert_eq!(redis_url, "redis://127.0.0.1:6379/0");
+    assert_eq!(
+        broker_url.as_deref(),
+        Some("amqp://guest:guest@127.0.0.1:5672//")
+    );
+}
+
+#[test]
+fn a_bad_celery_broker_url_or_one_without_a_result_backend_stops_startup_naming_it() {
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "amqp//nohost",
+        "amqps://rabbit:5671/",
+    ] {
+        let err = config(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("CELERY_BROKER_URL", url),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "CELERY_BROKER_URL", "{url}: {err}");
+    }
+    let err = config(&[("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")]).unwrap_err();
+    assert_eq!(err.var, "CELERY_BROKER_URL");
+    assert!(err.message.contains("REDIS_URL"), "{err}");
 }
 
 #[test]

@@ -22,4 +22,5 @@ mod cleanup;
 mod dashboard;
 mod failure;
 mod flow;
+mod rabbitmq;
 mod worker_kinds;

@@ -16,20 +16,34 @@ use crate::support::*;
 /// `n` server processes on one database and one Redis, sharing a fresh queue, each ready and
 /// its relay subscribed; their JSON log lines go to their files.
 async fn fleet(db: &TestPostgres, redis: &RedisServer, n: usize) -> Vec<ServerProcess> {
-    let (redis_url, queue) = (redis.url(), unique_queue());
-    let env = [
+    fleet_on(db, redis, None, &unique_queue(), n).await
+}
+
+/// [`fleet`], with RabbitMQ at `broker_url` as the Celery broker when given, on `queue`.
+async fn fleet_on(
+    db: &TestPostgres,
+    redis: &RedisServer,
+    broker_url: Option<&str>,
+    queue: &str,
+    n: usize,
+) -> Vec<ServerProcess> {
+    let redis_url = redis.url();
+    let mut env = vec![
         ("DATABASE_URL", db.url()),
         ("AUTO_MIGRATE", "false"),
         ("REDIS_URL", &redis_url),
-        ("CELERY_QUEUE", &queue),
+        ("CELERY_QUEUE", queue),
         ("RATE_LIMIT_PER_MIN", "100000"),
         ("LOG_FORMAT", "json"),
     ];
+    if let Some(url) = broker_url {
+        env.push(("CELERY_BROKER_URL", url));
+    }
     let servers: Vec<ServerProcess> = (0..n).map(|_| ServerProcess::start(&env)).collect();
     for server in &servers {
         server.ready().await;
     }
-    relays_subscribed(&redis_url, &queue, i64::try_from(n).unwrap()).await;
+    relays_subscribed(&redis_url, queue, i64::try_from(n).unwrap()).await;
     servers
 }
 
@@ -58,8 +72,21 @@ async fn relays_subscribed(redis_url: &str, queue: &str, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
+    change_on_one_server_reaches_another(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another_with_rabbitmq_as_the_broker()
+ {
+    change_on_one_server_reaches_another(Some("amqp://guest:guest@127.0.0.1:5672//")).await;
+}
+
+/// Two servers (on RabbitMQ as the Celery broker when `broker_url` is given: the relay stays
+/// on Redis either way).
+async fn change_on_one_server_reaches_another(broker_url: Option<&str>) {
     let (db, redis) = (TestPostgres::new().await.unwrap(), RedisServer::start());
-    let mut servers = fleet(&db, &redis, 2).await;
+    let queue = unique_queue();
+    let mut servers = fleet_on(&db, &redis, broker_url, &queue, 2).await;
     let (b, a) = (servers.remove(1), servers.remove(0));
 
     let auth = authenticator();
@@ -124,6 +151,13 @@ async fn a_change_made_on_one_server_reaches_its_owners_stream_on_another() {
     .await;
     assert!(exited.success(), "{exited:?}");
     drop(a);
+    if let Some(url) = broker_url.map(str::to_owned) {
+        let queue = queue.clone();
+        // A thread of its own: it runs a runtime of its own.
+        std::thread::spawn(move || ensinalab_celery::testing::delete_amqp_queue(&url, &queue))
+            .join()
+            .unwrap();
+    }
     db.cleanup().await.unwrap();
 }
 

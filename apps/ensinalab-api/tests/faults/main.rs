@@ -16,6 +16,7 @@ mod concurrency;
 mod late_success;
 mod live;
 mod postgres_down;
+mod rabbitmq_down;
 mod redis_down;
 mod timeout;
 mod worker_killed;

@@ -8,7 +8,7 @@ use ensinalab_ports::BrokerError;
 use serde_json::{Value, json};
 
 use super::{CeleryBroker, epoch_secs};
-use crate::message::{SEP, control_envelope, envelope_body, queue_keys};
+use crate::message::{SEP, control_body, control_envelope, envelope_body, queue_keys};
 
 /// The reply exchange's routing table: without our member in it, replies are dropped.
 const REPLY_BINDING: &str = "_kombu.binding.reply.celery.pidbox";
@@ -42,14 +42,25 @@ impl CeleryBroker {
     /// `timeout` (returning earlier once every worker that heard the request has answered).
     /// For health checks and the reconciler; too slow for a user request.
     ///
+    /// On RabbitMQ, which does not say how many workers heard the request, the whole `timeout`
+    /// is waited.
+    ///
     /// # Errors
-    /// `Unavailable` when Redis cannot be reached.
+    /// `Unavailable` when Redis (or RabbitMQ, when it is the broker) cannot be reached.
     pub async fn inspect_active(
         &self,
         timeout: Duration,
     ) -> Result<Vec<WorkerActivity>, BrokerError> {
         let oid = uuid::Uuid::new_v4().to_string();
         let ticket = uuid::Uuid::new_v4().to_string();
+        if let Some(link) = self.amqp() {
+            let body = control_body("active", json!({"safe": null}), Some((&ticket, &oid)));
+            let expires_at = epoch_secs() + timeout.as_secs_f64();
+            let replies =
+                crate::amqp::inspect::collect(link, &body, expires_at, &oid, &ticket, timeout)
+                    .await?;
+            return Ok(replies.into_iter().flat_map(activities).collect());
+        }
         let reply_queue = format!("{oid}.reply.celery.pidbox");
         let reply_keys = queue_keys(&reply_queue);
         let member = format!("{oid}{SEP}{SEP}{reply_queue}");
@@ -140,15 +151,25 @@ impl CeleryBroker {
             if envelope["headers"]["ticket"].as_str() != Some(ticket) {
                 continue;
             }
-            if let Some(Value::Object(body)) = envelope_body(&envelope) {
-                workers.extend(body.into_iter().map(|(worker, reply)| WorkerActivity {
-                    worker,
-                    active: active_tasks(&reply),
-                }));
+            if let Some(body) = envelope_body(&envelope) {
+                workers.extend(activities(body));
             }
         }
         Ok(workers)
     }
+}
+
+/// The workers' `active` replies in one reply body (`{"<worker>": [<task>, ...]}`).
+fn activities(body: Value) -> Vec<WorkerActivity> {
+    let Value::Object(body) = body else {
+        return Vec::new();
+    };
+    body.into_iter()
+        .map(|(worker, reply)| WorkerActivity {
+            worker,
+            active: active_tasks(&reply),
+        })
+        .collect()
 }
 
 /// The tasks of one worker's `active` reply.

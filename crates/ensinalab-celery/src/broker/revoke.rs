@@ -9,7 +9,8 @@ use ensinalab_ports::{BrokerError, RevokeOutcome, RevokeReport};
 use serde_json::json;
 
 use super::{CeleryBroker, epoch_secs};
-use crate::message::control_envelope;
+use crate::amqp::wire;
+use crate::message::{control_body, control_envelope};
 use crate::result::{decode, meta_key, revoked_value};
 
 /// How often a kill's confirmation is read at first, and for how long: most kills are
@@ -70,11 +71,30 @@ impl CeleryBroker {
                 }
                 Claim::Finished(outcome) => {
                     outcome_of.insert(id.as_str(), *outcome);
+                    // On RabbitMQ the broadcast is all a stock worker ever learns of a cancel
+                    // (no message can be taken out of the queue), so a revoke delivered again
+                    // after a failed broadcast names the tasks its first delivery claimed.
+                    if self.amqp().is_some() && *outcome == RevokeOutcome::AlreadyFinished {
+                        to_signal.push(id.as_str());
+                    }
                 }
             }
         }
         let listeners: i64 = if to_signal.is_empty() {
             0
+        } else if let Some(link) = self.amqp() {
+            drop(conn);
+            let body = control_body(
+                "revoke",
+                json!({"task_id": to_signal, "terminate": true, "signal": "SIGKILL"}),
+                None,
+            );
+            // The claims are written; a broadcast RabbitMQ did not confirm is owed again (the
+            // error leaves the revoke pending), since nothing else reaches a stock worker.
+            i64::from(
+                link.publish(wire::control(&body, epoch_secs() + 10.0))
+                    .await?,
+            )
         } else {
             let request = control_envelope(
                 "revoke",
@@ -94,12 +114,12 @@ impl CeleryBroker {
                 .await;
             // The claims are already written: report them, and report the rest as unheard
             // (which is the truth) rather than failing the whole call.
+            drop(conn);
             published.unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "revoke broadcast failed after the claims");
                 0
             })
         };
-        drop(conn);
 
         if listeners > 0 && !held.is_empty() {
             for (id, outcome) in self.confirmations(&held).await {
@@ -146,7 +166,7 @@ impl CeleryBroker {
         }
         // Every id is owed a removal of its message from the queue (crate::unqueue), in the
         // same round trip; the unqueue pass drops those whose claim the cancel did not win.
-        if cfg.unqueue {
+        if self.unqueues() {
             let owed = crate::unqueue::owed_key(&cfg.queue);
             for batch in ids.chunks(crate::unqueue::SET_CHUNK) {
                 pipe.cmd("SADD")

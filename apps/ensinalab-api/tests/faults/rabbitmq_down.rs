@@ -1,0 +1,102 @@
+//! RabbitMQ down under the real application (a private rabbitmq-server; Redis, the result
+//! backend, stays up): a cancel still answers (cancelled, revoke pending, owed in the
+//! database), a creation fails the job with a 503 as a Redis outage does; when RabbitMQ is
+//! back, the server reconnects by itself and the dispatcher delivers the owed revoke, which
+//! kills the task a stock worker kept running.
+
+use std::time::Duration;
+
+use ensinalab_celery::testing::{Durations, Rabbit, Worker, WorkerKind};
+use ensinalab_celery::{CeleryBroker, CeleryConfig};
+use ensinalab_domain::{CeleryState, TaskId};
+use ensinalab_ports::TaskBroker;
+use ensinalab_store::testing::sqlite_memory;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::*;
+
+const RESULTS: &str = "redis://127.0.0.1:6379/2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_video_cancelled_while_rabbitmq_is_down_is_killed_once_it_returns() {
+    let mut rabbit = Rabbit::start();
+    let queue = unique_queue();
+    let mut config = CeleryConfig::new(RESULTS)
+        .with_queue(&queue)
+        .with_broker(rabbit.url());
+    config.command_timeout = Duration::from_secs(1);
+    let broker = CeleryBroker::new(config).expect("celery config");
+    let long = Durations {
+        options_secs: 0.3,
+        video_secs: 120.0,
+        video_steps: 1,
+    };
+    let worker = Worker::start_kind(
+        RESULTS,
+        &queue,
+        long,
+        &[("CELERY_BROKER_URL", rabbit.url().as_str())],
+        WorkerKind::Stock,
+    )
+    .await;
+    let app = over_celery(sqlite_memory().await.unwrap(), &broker, &[]);
+    let token = app.token(1);
+    let (video, task) = crate::worker_killed::running_video(&app, &token).await;
+    let task = TaskId::parse(&task).unwrap();
+    let pid = eventually(
+        Duration::from_secs(10),
+        "the child's pid in PROGRESS",
+        || async {
+            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
+            s[0].info.as_ref()?.get("pid")?.as_u64()
+        },
+    )
+    .await;
+    // The worker's ack of the message, before the broker goes (a message whose ack RabbitMQ
+    // never got is delivered again, docs/celery-contract.md).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    rabbit.stop();
+    let (status, body) = app.post(&format!("/videos/{video}/cancel"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["revoke"], &body["task_revoked"]),
+        (&json!("pending"), &json!(false))
+    );
+    let (status, body) = app
+        .post_json(
+            "/briefings",
+            &token,
+            &json!({"title": "t", "description": "", "duration_minutes": 5}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["broker"], "unavailable");
+
+    rabbit.restart();
+    // Delivered (and said again until a worker hears it) without a restart of the server.
+    eventually(Duration::from_secs(60), "the pool child killed", || async {
+        ensinalab_celery::testing::process_is_dead(u32::try_from(pid).unwrap()).then_some(())
+    })
+    .await;
+    let state = eventually(
+        Duration::from_secs(20),
+        "REVOKED in the backend",
+        || async {
+            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
+            (s[0].state.is_final()).then(|| s[0].state.clone())
+        },
+    )
+    .await;
+    assert_eq!(state, CeleryState::Revoked);
+    assert!(!worker.succeeded(task.as_str()), "{}", worker.log_text());
+    let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
+    assert_eq!(v["status"], "cancelled");
+    // And new work is dispatched again through the same server.
+    let (status, _) = app.readyz().await;
+    assert_eq!(status, StatusCode::OK);
+    app.create_briefing(&token, "Depois").await;
+}
