@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use ensinalab_ports::BrokerError;
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPScheme, AMQPUri};
@@ -261,6 +261,35 @@ pub(crate) async fn declare_exchange(
             },
             FieldTable::default(),
         )
+        .await
+}
+
+/// Declares a queue of the service's own (exclusive and auto-delete: it goes away with the
+/// connection, with `args`), binds it to `exchange` with `key`, and consumes it without acks.
+pub(crate) async fn consume_own_queue(
+    channel: &Channel,
+    queue: &str,
+    args: FieldTable,
+    exchange: &str,
+    key: &str,
+) -> Result<lapin::Consumer, lapin::Error> {
+    let own = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel.queue_declare(queue.into(), own, args).await?;
+    let bind = QueueBindOptions::default();
+    let no_args = FieldTable::default;
+    channel
+        .queue_bind(queue.into(), exchange.into(), key.into(), bind, no_args())
+        .await?;
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    channel
+        .basic_consume(queue.into(), "".into(), no_ack, no_args())
         .await
 }
 

@@ -23,17 +23,6 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672//";
 /// The result backend's DB.
 const DB: u8 = 2;
 
-const QUICK: Durations = Durations {
-    options_secs: 0.3,
-    video_secs: 3.0,
-    video_steps: 6,
-};
-const SLOW: Durations = Durations {
-    options_secs: 0.2,
-    video_secs: 120.0,
-    video_steps: 120,
-};
-
 fn results() -> String {
     format!("{REDIS}/{DB}")
 }
@@ -107,12 +96,7 @@ async fn cancelling_a_running_video_kills_its_pool_process(kind: WorkerKind) {
     let worker = start(&queue, SLOW, kind).await;
     let broker = amqp_broker(&queue);
     let task = video("Longo", "simple");
-    broker.publish(&task).await.unwrap();
-    let running = wait_for(&broker, &task.id, Duration::from_secs(30), "running", |s| {
-        running_pid(s).is_some()
-    })
-    .await;
-    let pid = running_pid(&running).unwrap();
+    let pid = publish_running(&broker, &task).await;
 
     let t0 = Instant::now();
     let report = broker.revoke(std::slice::from_ref(&task.id)).await.unwrap();
@@ -177,16 +161,7 @@ async fn a_cancelled_queued_video_never_runs(kind: WorkerKind) {
         "{kills:?}"
     );
 
-    let t0 = Instant::now();
-    while !worker.discarded(queued.id.as_str()) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "not discarded; log:\n{}",
-            worker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!worker.succeeded(queued.id.as_str()));
+    wait_discarded(&worker, &[&queued.id], Duration::from_secs(20)).await;
     let state = broker
         .states(std::slice::from_ref(&queued.id))
         .await
@@ -216,16 +191,7 @@ async fn a_task_cancelled_while_no_worker_ran_is_discarded_by_a_claiming_worker_
     assert_eq!(report[0].outcome, RevokeOutcome::Claimed);
 
     let worker = start(&queue, QUICK, WorkerKind::Claiming).await;
-    let t0 = Instant::now();
-    while !worker.discarded(task.id.as_str()) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "not discarded; log:\n{}",
-            worker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!worker.succeeded(task.id.as_str()));
+    wait_discarded(&worker, &[&task.id], Duration::from_secs(20)).await;
 }
 
 /// The limit of a stock worker on RabbitMQ: no message can be taken out of the queue, so a

@@ -17,11 +17,6 @@ use ensinalab_ports::{BrokerError, RevokeOutcome, TaskBroker};
 use support::*;
 
 const DB: u8 = 2;
-const SLOW: Durations = Durations {
-    options_secs: 0.2,
-    video_secs: 300.0,
-    video_steps: 300,
-};
 
 #[tokio::test]
 async fn after_a_rabbitmq_restart_the_adapter_reconnects_and_the_owed_revoke_kills_the_task() {
@@ -46,12 +41,7 @@ async fn after_a_rabbitmq_restart_the_adapter_reconnects_and_the_owed_revoke_kil
     )
     .await;
     let task = video("Longo", "simple");
-    broker.publish(&task).await.unwrap();
-    let running = wait_for(&broker, &task.id, Duration::from_secs(30), "running", |s| {
-        running_pid(s).is_some()
-    })
-    .await;
-    let pid = running_pid(&running).unwrap();
+    let pid = publish_running(&broker, &task).await;
     // The worker acks a message when a pool process accepts it; one whose ack RabbitMQ never
     // got is delivered again after the restart and runs a second time (docs/celery-contract.md,
     // "RabbitMQ"). Give the ack its moment, so this test is about the revoke alone.

@@ -19,17 +19,6 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 use support::*;
 
-const QUICK: Durations = Durations {
-    options_secs: 0.3,
-    video_secs: 3.0,
-    video_steps: 6,
-};
-const SLOW: Durations = Durations {
-    options_secs: 0.2,
-    video_secs: 120.0,
-    video_steps: 120,
-};
-
 /// Messages waiting in `queue`.
 /// The one task's snapshot, as a list of one.
 async fn state_of(broker: &CeleryBroker, id: &TaskId) -> Vec<ensinalab_ports::TaskSnapshot> {
@@ -340,16 +329,7 @@ async fn a_task_cancelled_while_no_worker_ran_is_discarded_by_a_claiming_worker_
 
     let cancelled = cancel_while_no_worker_runs("Cancelado").await;
     let claiming = AnyWorker::start_kind(&url, &queue, QUICK, &[], WorkerKind::Claiming).await;
-    let started = Instant::now();
-    while !claiming.discarded(cancelled.id.as_str()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not discarded; log:\n{}",
-            claiming.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!claiming.succeeded(cancelled.id.as_str()));
+    wait_discarded(&claiming, &[&cancelled.id], Duration::from_secs(10)).await;
     assert_eq!(
         state_of(&broker, &cancelled.id).await[0].state,
         CeleryState::Revoked

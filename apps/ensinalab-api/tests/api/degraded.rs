@@ -52,13 +52,7 @@ async fn with_the_broker_down_reads_and_cancels_still_work(backend: Backend) {
         )
     );
 
-    let (status, body) = app
-        .post_json(
-            "/briefings",
-            &token,
-            &json!({"title": "t", "description": "", "duration_minutes": 5}),
-        )
-        .await;
+    let (status, body) = app.try_create_briefing(&token).await;
     assert_eq!(
         (status, body),
         (

@@ -77,13 +77,7 @@ async fn cancelling_a_running_video_kills_its_pool_process_and_it_never_complete
     let pid = app.running_pid(&token, task).await;
     let running_since = Instant::now();
     // Mid-way, as the user sees it: progress reported and reconciled into the row.
-    app.wait_within(
-        &format!("/videos/{hash}/status"),
-        &token,
-        Duration::from_secs(10),
-        |v| v["status"] == "processing" && v["progress"].as_f64().is_some_and(|p| p > 0.0),
-    )
-    .await;
+    app.wait_progressing(hash, &token).await;
     assert_eq!(
         parent_of(pid),
         Some(worker.pid()),

@@ -16,8 +16,8 @@ use crate::common::process::ServerProcess;
 use crate::common::servers::free_port;
 use crate::support::browser::Browser;
 use crate::support::{
-    Backend, CeleryApp, DeathWatch, Durations, TestDb, Worker, option_of, parent_of,
-    process_is_dead, redis_url, str_of, unique_queue,
+    Backend, CeleryApp, DeathWatch, Durations, TestDb, VIDEO_TIMES_OUT, Worker, option_of,
+    parent_of, process_is_dead, redis_url, str_of, unique_queue,
 };
 
 /// Redis DB of this test alone (see main.rs).
@@ -329,18 +329,7 @@ async fn a_job_the_server_times_out_stays_in_the_history_with_the_servers_words(
     let queue = unique_queue("dashboard-timeout");
     let _worker = Worker::start(&redis_url(DB), &queue, durations, &[]).await;
     // Videos are timed out a second after they start; briefings are left alone.
-    let app = CeleryApp::spawn_with(
-        Backend::Postgres,
-        DB,
-        &queue,
-        &[
-            ("AUTO_CANCEL_FACTOR", "1"),
-            ("EXPECTED_VIDEO_SECS", "1"),
-            ("EXPECTED_OPTIONS_SECS", "60"),
-            ("AUTO_CANCEL_SWEEP_SECS", "1"),
-        ],
-    )
-    .await;
+    let app = CeleryApp::spawn_with(Backend::Postgres, DB, &queue, &VIDEO_TIMES_OUT).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Longo demais").await;
     let browser = Browser::start(375).await;

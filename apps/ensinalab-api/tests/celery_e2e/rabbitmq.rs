@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::contract;
 use crate::support::{
-    Backend, CeleryApp, DeathWatch, Durations, Worker, option_of, redis_url, str_of, unique_queue,
+    Backend, CeleryApp, DeathWatch, Durations, VIDEO_TIMES_OUT, Worker, option_of, redis_url,
+    str_of, unique_queue,
 };
 
 /// The happy paths' DB: results only (no queue lives in Redis here).
@@ -67,13 +68,7 @@ async fn flow_then_a_running_video_cancelled(kind: WorkerKind) {
     let video = app.select(&token, option_of(&briefing, "simple")).await;
     let (hash, task) = (str_of(&video, "video_id"), str_of(&video, "task_id"));
     let pid = app.running_pid(&token, task).await;
-    app.wait_within(
-        &format!("/videos/{hash}/status"),
-        &token,
-        Duration::from_secs(10),
-        |v| v["status"] == "processing" && v["progress"].as_f64().is_some_and(|p| p > 0.0),
-    )
-    .await;
+    app.wait_progressing(hash, &token).await;
     let partial = worker.partial_dir(task);
     eventually(&worker, Duration::from_secs(10), "partial output", || {
         partial.join("video.part").is_file()
@@ -200,16 +195,7 @@ async fn on_rabbitmq_a_video_past_its_time_is_cancelled_by_the_server_and_its_pr
     };
     let queue = unique_queue("amqp-timeout");
     let _worker = worker(&queue, durations, WorkerKind::Stock).await;
-    let app = app(
-        &queue,
-        &[
-            ("AUTO_CANCEL_FACTOR", "1"),
-            ("EXPECTED_VIDEO_SECS", "1"),
-            ("EXPECTED_OPTIONS_SECS", "60"),
-            ("AUTO_CANCEL_SWEEP_SECS", "1"),
-        ],
-    )
-    .await;
+    let app = app(&queue, &VIDEO_TIMES_OUT).await;
     let token = app.token(1);
     let briefing = app.briefing_with_options(&token, "Longo demais").await;
     let video = app.select(&token, option_of(&briefing, "simple")).await;

@@ -141,6 +141,21 @@ impl Http {
         }
     }
 
+    /// `POST /briefings` of a small briefing, whatever the answer.
+    pub async fn try_create_briefing(&self, token: &str) -> (StatusCode, Value) {
+        let body = json!({"title": "t", "description": "", "duration_minutes": 5});
+        self.post_json("/briefings", token, &body).await
+    }
+
+    /// Waits (10 s at most) until video `hash` is processing with progress reported.
+    pub async fn wait_progressing(&self, hash: &str, token: &str) -> Value {
+        let path = format!("/videos/{hash}/status");
+        self.wait_within(&path, token, Duration::from_secs(10), |v| {
+            v["status"] == "processing" && v["progress"].as_f64().is_some_and(|p| p > 0.0)
+        })
+        .await
+    }
+
     /// `GET /tasks/events` for `token`, after `last` when given.
     pub async fn stream(
         &self,

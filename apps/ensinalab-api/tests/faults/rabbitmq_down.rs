@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use ensinalab_celery::testing::{Durations, Rabbit, Worker, WorkerKind};
 use ensinalab_celery::{CeleryBroker, CeleryConfig};
-use ensinalab_domain::{CeleryState, TaskId};
-use ensinalab_ports::TaskBroker;
+use ensinalab_domain::TaskId;
 use ensinalab_store::testing::sqlite_memory;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -44,15 +43,7 @@ async fn a_running_video_cancelled_while_rabbitmq_is_down_is_killed_once_it_retu
     let token = app.token(1);
     let (video, task) = crate::worker_killed::running_video(&app, &token).await;
     let task = TaskId::parse(&task).unwrap();
-    let pid = eventually(
-        Duration::from_secs(10),
-        "the child's pid in PROGRESS",
-        || async {
-            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
-            s[0].info.as_ref()?.get("pid")?.as_u64()
-        },
-    )
-    .await;
+    let pid = pool_child_of(&broker, &task).await;
     // The worker's ack of the message, before the broker goes (a message whose ack RabbitMQ
     // never got is delivered again, docs/celery-contract.md).
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -64,13 +55,7 @@ async fn a_running_video_cancelled_while_rabbitmq_is_down_is_killed_once_it_retu
         (&body["revoke"], &body["task_revoked"]),
         (&json!("pending"), &json!(false))
     );
-    let (status, body) = app
-        .post_json(
-            "/briefings",
-            &token,
-            &json!({"title": "t", "description": "", "duration_minutes": 5}),
-        )
-        .await;
+    let (status, body) = app.try_create_briefing(&token).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let (status, body) = app.readyz().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -78,23 +63,7 @@ async fn a_running_video_cancelled_while_rabbitmq_is_down_is_killed_once_it_retu
 
     rabbit.restart();
     // Delivered (and said again until a worker hears it) without a restart of the server.
-    eventually(Duration::from_secs(60), "the pool child killed", || async {
-        ensinalab_celery::testing::process_is_dead(u32::try_from(pid).unwrap()).then_some(())
-    })
-    .await;
-    let state = eventually(
-        Duration::from_secs(20),
-        "REVOKED in the backend",
-        || async {
-            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
-            (s[0].state.is_final()).then(|| s[0].state.clone())
-        },
-    )
-    .await;
-    assert_eq!(state, CeleryState::Revoked);
-    assert!(!worker.succeeded(task.as_str()), "{}", worker.log_text());
-    let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
-    assert_eq!(v["status"], "cancelled");
+    the_owed_kill_lands(&app, &broker, &worker, &task, pid, &video, &token).await;
     // And new work is dispatched again through the same server.
     let (status, _) = app.readyz().await;
     assert_eq!(status, StatusCode::OK);

@@ -151,15 +151,7 @@ async fn a_running_video_cancelled_while_redis_is_down_is_killed_once_redis_retu
     let token = app.token(1);
     let (video, task) = crate::worker_killed::running_video(&app, &token).await;
     let task = TaskId::parse(&task).unwrap();
-    let pid = eventually(
-        Duration::from_secs(10),
-        "the child's pid in PROGRESS",
-        || async {
-            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
-            s[0].info.as_ref()?.get("pid")?.as_u64()
-        },
-    )
-    .await;
+    let pid = pool_child_of(&broker, &task).await;
 
     redis.stop();
     let (status, body) = app.post(&format!("/videos/{video}/cancel"), &token).await;
@@ -172,21 +164,5 @@ async fn a_running_video_cancelled_while_redis_is_down_is_killed_once_redis_retu
 
     // Delivered (and said again until a worker hears it): the child is killed, the task never
     // completes, the row stays cancelled.
-    eventually(Duration::from_secs(60), "the pool child killed", || async {
-        ensinalab_celery::testing::process_is_dead(u32::try_from(pid).unwrap()).then_some(())
-    })
-    .await;
-    let state = eventually(
-        Duration::from_secs(20),
-        "REVOKED in the backend",
-        || async {
-            let s = broker.states(std::slice::from_ref(&task)).await.ok()?;
-            (s[0].state.is_final()).then(|| s[0].state.clone())
-        },
-    )
-    .await;
-    assert_eq!(state, CeleryState::Revoked);
-    assert!(!worker.succeeded(task.as_str()), "{}", worker.log_text());
-    let (_, v) = app.get(&format!("/videos/{video}/status"), &token).await;
-    assert_eq!(v["status"], "cancelled");
+    the_owed_kill_lands(&app, &broker, &worker, &task, pid, &video, &token).await;
 }

@@ -46,3 +46,47 @@ pub fn spawn<B: TaskBroker + 'static>(
 pub fn over_celery(store: SqlStore, broker: &CeleryBroker, env: &[(&str, &str)]) -> TestApp {
     spawn(store, broker.clone(), Feeds::celery(broker), env)
 }
+
+/// Once the broker is back, the revoke a cancel owed is delivered by the server itself (and said
+/// again until a worker hears it): the pool child `pid` is killed, the task ends REVOKED without
+/// succeeding, and video `video` stays cancelled.
+pub async fn the_owed_kill_lands(
+    app: &TestApp,
+    broker: &CeleryBroker,
+    worker: &ensinalab_celery::testing::Worker,
+    task: &ensinalab_domain::TaskId,
+    pid: u64,
+    video: &str,
+    token: &str,
+) {
+    eventually(Duration::from_secs(60), "the pool child killed", || async {
+        ensinalab_celery::testing::process_is_dead(u32::try_from(pid).unwrap()).then_some(())
+    })
+    .await;
+    let state = eventually(
+        Duration::from_secs(20),
+        "REVOKED in the backend",
+        || async {
+            let s = broker.states(std::slice::from_ref(task)).await.ok()?;
+            (s[0].state.is_final()).then(|| s[0].state.clone())
+        },
+    )
+    .await;
+    assert_eq!(state, ensinalab_domain::CeleryState::Revoked);
+    assert!(!worker.succeeded(task.as_str()), "{}", worker.log_text());
+    let (_, v) = app.get(&format!("/videos/{video}/status"), token).await;
+    assert_eq!(v["status"], "cancelled");
+}
+
+/// The pid of the pool process running `task`, from its PROGRESS (10 s at most).
+pub async fn pool_child_of(broker: &CeleryBroker, task: &ensinalab_domain::TaskId) -> u64 {
+    eventually(
+        Duration::from_secs(10),
+        "the child's pid in PROGRESS",
+        || async {
+            let s = broker.states(std::slice::from_ref(task)).await.ok()?;
+            s[0].info.as_ref()?.get("pid")?.as_u64()
+        },
+    )
+    .await
+}

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ExchangeKind};
 use serde_json::Value;
@@ -79,37 +78,7 @@ async fn subscribe(
         // Events are only worth their moment: a backlog of them is dropped, not replayed.
         let mut args = FieldTable::default();
         args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(5_000));
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                args,
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                CELERYEV.into(),
-                binding.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
+        super::consume_own_queue(&channel, &queue, args, CELERYEV, binding).await
     })
     .await?;
     Ok((conn, consumer))

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::ExchangeKind;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::Value;
 
@@ -33,37 +32,7 @@ pub(crate) async fn collect(
     let consumer = bounded(link.limit(), async {
         let channel = conn.create_channel().await?;
         declare_exchange(&channel, REPLY_PIDBOX, ExchangeKind::Direct, false).await?;
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                REPLY_PIDBOX.into(),
-                oid.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
+        super::consume_own_queue(&channel, &queue, FieldTable::default(), REPLY_PIDBOX, oid).await
     })
     .await;
     let collected = match consumer {

@@ -115,18 +115,7 @@ impl Worker {
     /// Waits until the worker has discarded every one of `ids` (panics after `within`), then
     /// checks that none of them succeeded.
     pub async fn wait_discarded(&self, ids: &[&TaskId], within: Duration) {
-        let started = Instant::now();
-        while !ids.iter().all(|id| self.discarded(id)) {
-            assert!(
-                started.elapsed() < within,
-                "not all of {ids:?} discarded within {within:?}; log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        for id in ids {
-            assert!(!self.succeeded(id), "{id} ran; log:\n{}", self.log_text());
-        }
+        wait_discarded(&self.inner, ids, within).await;
     }
 }
 
@@ -220,3 +209,51 @@ pub async fn llen(conn: &mut redis::aio::MultiplexedConnection, queue: &str) -> 
         .await
         .expect("LLEN answers")
 }
+
+/// Waits until `worker` discarded every one of `ids` (each claimed by a cancel), and checks it
+/// ran none of them.
+pub async fn wait_discarded(
+    worker: &ensinalab_celery::testing::Worker,
+    ids: &[&TaskId],
+    within: Duration,
+) {
+    let started = Instant::now();
+    while !ids.iter().all(|id| worker.discarded(id.as_str())) {
+        assert!(
+            started.elapsed() < within,
+            "not all of {ids:?} discarded within {within:?}; log:\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in ids {
+        assert!(
+            !worker.succeeded(id.as_str()),
+            "{id} ran; log:\n{}",
+            worker.log_text()
+        );
+    }
+}
+
+/// Publishes `task` and waits until a pool process runs it: that process's pid.
+pub async fn publish_running(broker: &CeleryBroker, task: &TaskRequest) -> u32 {
+    broker.publish(task).await.unwrap();
+    let running = wait_for(broker, &task.id, Duration::from_secs(30), "running", |s| {
+        running_pid(s).is_some()
+    })
+    .await;
+    running_pid(&running).unwrap()
+}
+
+/// A worker whose jobs finish in moments (a suite may shadow it with its own).
+pub const QUICK: Durations = Durations {
+    options_secs: 0.3,
+    video_secs: 3.0,
+    video_steps: 6,
+};
+/// A worker whose videos run two minutes: long enough to be cancelled while running.
+pub const SLOW: Durations = Durations {
+    options_secs: 0.2,
+    video_secs: 120.0,
+    video_steps: 120,
+};

@@ -108,6 +108,15 @@ impl CeleryApp {
     }
 }
 
+/// A video runs out of time after one second; options have a minute; the sweep looks every
+/// second.
+pub const VIDEO_TIMES_OUT: [(&str, &str); 4] = [
+    ("AUTO_CANCEL_FACTOR", "1"),
+    ("EXPECTED_VIDEO_SECS", "1"),
+    ("EXPECTED_OPTIONS_SECS", "60"),
+    ("AUTO_CANCEL_SWEEP_SECS", "1"),
+];
+
 /// The option of `briefing` with this `generator_type`.
 pub fn option_of<'a>(briefing: &'a Value, generator_type: &str) -> &'a str {
     briefing["options"]
